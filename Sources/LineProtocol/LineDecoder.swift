@@ -1,0 +1,349 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Decodes InfluxDB line protocol with the grammar of lp-v2 (influxdata/line-protocol v2,
+/// which ClusterCockpit uses), line by line, without allocating per line.
+///
+/// Every line is either a point or an error; a bad line never stops the lines after it.
+/// Deliberate differences from lp-v2, each a rejection where lp-v2 is looser than its own
+/// grammar: hex floats and `_` digit separators (accepted by Go's ParseFloat) are invalid,
+/// and a duplicate tag key rejects the line (as InfluxDB itself does).
+///
+/// A decoder owns reusable storage for tags and fields; it is not thread-safe: use one per
+/// thread or task.
+public final class LineDecoder {
+    /// Timestamp precision of the buffers this decoder reads.
+    public let precision: Precision
+
+    private var tagStorage: UnsafeMutablePointer<TagView>
+    private var tagCapacity: Int
+    private var fieldStorage: UnsafeMutablePointer<FieldView>
+    private var fieldCapacity: Int
+
+    /// Creates a decoder for timestamps in `precision`.
+    public init(precision: Precision = .nanoseconds) {
+        self.precision = precision
+        tagCapacity = 16
+        fieldCapacity = 16
+        tagStorage = .allocate(capacity: tagCapacity)
+        fieldStorage = .allocate(capacity: fieldCapacity)
+    }
+
+    deinit {
+        tagStorage.deallocate()
+        fieldStorage.deallocate()
+    }
+
+    /// Decodes every line of `buffer` and calls `body` once per point or bad line, in order.
+    /// Blank and comment lines produce nothing. Views passed to `body` are valid only
+    /// during that call.
+    public func forEachLine(in buffer: UnsafeRawBufferPointer, _ body: (LineEntry) throws -> Void) rethrows {
+        guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
+        var s = Scanner(start: UnsafePointer(base), end: UnsafePointer(base) + buffer.count)
+        while s.p < s.end {
+            let entryStart = s.p
+            while s.p < s.end && s.p[0] == Byte.space { s.p += 1 }
+            if s.p == s.end { break }
+            let c = s.p[0]
+            var failure: DecodeError?
+            if c == Byte.lf {
+                s.p += 1
+                s.newLine()
+                continue
+            } else if c == Byte.cr {
+                if s.p + 1 == s.end { s.p += 1; break }
+                if s.p[1] == Byte.lf { s.p += 2; s.newLine(); continue }
+                failure = s.error(at: s.p, .loneCarriageReturn)
+            } else if c == Byte.hash {
+                failure = s.skipComment()
+                if failure == nil { continue }
+            } else {
+                let result: PointView
+                do {
+                    result = try parseLine(&s, entryStart: entryStart)
+                } catch {
+                    let raw = s.skipRestOfLine(from: entryStart)
+                    try body(.error(error, raw: raw))
+                    continue
+                }
+                try body(.point(result))
+                continue
+            }
+            if let failure {
+                let raw = s.skipRestOfLine(from: entryStart)
+                try body(.error(failure, raw: raw))
+            }
+        }
+    }
+
+    /// Decodes every line of `bytes`, as the raw-buffer variant does.
+    public func forEachLine(in bytes: [UInt8], _ body: (LineEntry) throws -> Void) rethrows {
+        try bytes.withUnsafeBytes { try forEachLine(in: $0, body) }
+    }
+
+    /// Decodes a whole buffer into owned values: points and errors in line order.
+    public func decode(_ bytes: [UInt8]) -> [Result<Point, DecodeError>] {
+        var out: [Result<Point, DecodeError>] = []
+        forEachLine(in: bytes) { entry in
+            switch entry {
+            case .point(let view): out.append(.success(view.makePoint()))
+            case .error(let error, _): out.append(.failure(error))
+            }
+        }
+        return out
+    }
+
+    /// Decodes a string's UTF-8 bytes into owned values.
+    public func decode(_ text: String) -> [Result<Point, DecodeError>] {
+        decode(Array(text.utf8))
+    }
+
+    // MARK: - One line
+
+    private func growTags() {
+        let bigger = UnsafeMutablePointer<TagView>.allocate(capacity: tagCapacity * 2)
+        bigger.moveInitialize(from: tagStorage, count: tagCapacity)
+        tagStorage.deallocate()
+        tagStorage = bigger
+        tagCapacity *= 2
+    }
+
+    private func growFields() {
+        let bigger = UnsafeMutablePointer<FieldView>.allocate(capacity: fieldCapacity * 2)
+        bigger.moveInitialize(from: fieldStorage, count: fieldCapacity)
+        fieldStorage.deallocate()
+        fieldStorage = bigger
+        fieldCapacity *= 2
+    }
+
+    // The grammar: measurement{,tagkey=tagval} SP+ fieldkey=fieldval{,fieldkey=fieldval} [SP+ timestamp] SP* EOL
+    private func parseLine(_ s: inout Scanner, entryStart: UnsafePointer<UInt8>) throws(DecodeError) -> PointView {
+        let end = s.end
+        let firstLine = s.line
+        var q = s.p
+
+        // Measurement.
+        let mStart = q
+        let mEscaped = try s.scanName(&q, stop: ByteClass.measurementStop, escapes: .measurement, element: .measurement)
+        if q == mStart {
+            let found: UInt8? = q < end ? q[0] : nil
+            if let found, isControl(found) { throw s.error(at: q, .controlCharacter(found, in: .measurement)) }
+            throw s.error(at: q, .emptyMeasurement(found: found))
+        }
+        let measurement = TokenView(start: mStart, count: q - mStart, escapes: mEscaped ? .measurement : .none)
+
+        // Tags.
+        var tagCount = 0
+        if q < end && q[0] == Byte.comma {
+            while true {
+                q += 1
+                let kStart = q
+                let kEscaped = try s.scanName(&q, stop: ByteClass.keyStop, escapes: .key, element: .tagKey)
+                let found: UInt8? = q < end ? q[0] : nil
+                if q == kStart {
+                    if let found, isControl(found) { throw s.error(at: q, .controlCharacter(found, in: .tagKey)) }
+                    throw s.error(at: q, .expectedTagKey(found: found))
+                }
+                let key = TokenView(start: kStart, count: q - kStart, escapes: kEscaped ? .key : .none)
+                guard found == Byte.equals else {
+                    if let found, isControl(found) { throw s.error(at: q, .controlCharacter(found, in: .tagKey)) }
+                    throw s.error(at: q, .expectedTagEquals(key: key.string, found: found))
+                }
+                q += 1
+                let vStart = q
+                let vEscaped = try s.scanName(&q, stop: ByteClass.keyStop, escapes: .key, element: .tagValue)
+                let stop: UInt8? = q < end ? q[0] : nil
+                if let stop, isControl(stop) && stop != Byte.lf && stop != Byte.cr {
+                    throw s.error(at: q, .controlCharacter(stop, in: .tagValue))
+                }
+                if q == vStart { throw s.error(at: q, .emptyTagValue(key: key.string)) }
+                if stop == Byte.equals { throw s.error(at: q, .unescapedEqualsInTagValue(key: key.string)) }
+                // Keys are compared as written: each of `,` `=` space must be escaped, so the
+                // escaped form of a key is unique and raw equality is key equality.
+                for j in 0..<tagCount {
+                    let other = tagStorage[j].key
+                    if other.count == key.count && memcmp(other.start, key.start, key.count) == 0 {
+                        throw s.error(at: kStart, .duplicateTagKey(key.string))
+                    }
+                }
+                if tagCount == tagCapacity { growTags() }
+                (tagStorage + tagCount).initialize(
+                    to: TagView(key: key, value: TokenView(start: vStart, count: q - vStart, escapes: vEscaped ? .key : .none)))
+                tagCount += 1
+                if stop == Byte.comma { continue }
+                if stop == Byte.space { break }
+                throw s.error(at: q, .missingFields)
+            }
+        } else if q == end || q[0] == Byte.lf || q[0] == Byte.cr {
+            throw s.error(at: q, .missingFields)
+        } else if q[0] != Byte.space {
+            throw s.error(at: q, .controlCharacter(q[0], in: .measurement))
+        }
+
+        // Fields.
+        while q < end && q[0] == Byte.space { q += 1 }
+        if q == end || q[0] == Byte.lf || q[0] == Byte.cr { throw s.error(at: q, .missingFields) }
+        var fieldCount = 0
+        var hasTimestampSection = false
+        fields: while true {
+            let kStart = q
+            let kEscaped = try s.scanName(&q, stop: ByteClass.keyStop, escapes: .key, element: .fieldKey)
+            let found: UInt8? = q < end ? q[0] : nil
+            if q == kStart {
+                if let found, isControl(found) && found != Byte.lf && found != Byte.cr {
+                    throw s.error(at: q, .controlCharacter(found, in: .fieldKey))
+                }
+                throw s.error(at: q, .expectedFieldKey(found: found))
+            }
+            let key = TokenView(start: kStart, count: q - kStart, escapes: kEscaped ? .key : .none)
+            guard found == Byte.equals else {
+                if let found, isControl(found) && found != Byte.lf && found != Byte.cr {
+                    throw s.error(at: q, .controlCharacter(found, in: .fieldKey))
+                }
+                throw s.error(at: q, .expectedFieldEquals(key: key.string, found: found))
+            }
+            q += 1
+            guard q < end else { throw s.error(at: q, .missingFieldValue(key: key.string)) }
+            let vStart = q
+            let value: FieldValueView
+            switch q[0] {
+            case Byte.quote:
+                value = .string(try s.scanString(&q, key: key))
+            case UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"):
+                let vEnd = s.scanValueToken(from: q)
+                guard let b = parseBool(q, vEnd) else {
+                    throw s.error(at: vStart, .invalidBoolean(key: key.string, text: text(q, vEnd)))
+                }
+                value = .bool(b)
+                q = vEnd
+            case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let vEnd = s.scanValueToken(from: q)
+                value = try parseNumber(&s, q, vEnd, key: key)
+                q = vEnd
+            case Byte.space, Byte.comma, Byte.lf, Byte.cr:
+                throw s.error(at: q, .missingFieldValue(key: key.string))
+            default:
+                throw s.error(at: q, .unrecognizedFieldType(key: key.string, found: q[0]))
+            }
+            if fieldCount == fieldCapacity { growFields() }
+            (fieldStorage + fieldCount).initialize(to: FieldView(key: key, value: value))
+            fieldCount += 1
+            guard q < end else { break fields }
+            switch q[0] {
+            case Byte.comma:
+                q += 1
+                continue fields
+            case Byte.space:
+                hasTimestampSection = true
+                break fields
+            case Byte.lf, Byte.cr:
+                break fields
+            default:
+                throw s.error(at: q, .unexpectedAfterField(found: q[0]))
+            }
+        }
+
+        // Timestamp.
+        var timestamp: Int64?
+        if hasTimestampSection {
+            while q < end && q[0] == Byte.space { q += 1 }
+            if q < end && q[0] != Byte.lf && q[0] != Byte.cr {
+                let tStart = q
+                while q < end && q[0] != Byte.space && q[0] != Byte.lf && q[0] != Byte.cr { q += 1 }
+                switch parseInt(tStart, q) {
+                case .value(let v):
+                    guard let ns = precision.nanoseconds(v) else {
+                        throw s.error(at: tStart, .timestampOutOfRange(text: text(tStart, q), precision: precision))
+                    }
+                    timestamp = ns
+                case .outOfRange:
+                    throw s.error(at: tStart, .timestampOutOfRange(text: text(tStart, q), precision: precision))
+                case .invalid:
+                    throw s.error(at: tStart, .invalidTimestamp(text: text(tStart, q)))
+                }
+                while q < end && q[0] == Byte.space { q += 1 }
+                if q < end && q[0] != Byte.lf && q[0] != Byte.cr {
+                    throw s.error(at: q, .unexpectedAfterTimestamp(found: q[0]))
+                }
+            }
+        }
+
+        // End of line: LF, CRLF, or CR/nothing at the end of the input.
+        let contentEnd = q
+        if q < end {
+            if q[0] == Byte.lf {
+                q += 1
+                s.p = q
+                s.newLine()
+            } else if q + 1 == end {
+                s.p = end
+            } else if q[1] == Byte.lf {
+                q += 2
+                s.p = q
+                s.newLine()
+            } else {
+                throw s.error(at: q, .loneCarriageReturn)
+            }
+        } else {
+            s.p = end
+        }
+        return PointView(
+            measurement: measurement,
+            tags: UnsafeBufferPointer(start: tagStorage, count: tagCount),
+            fields: UnsafeBufferPointer(start: fieldStorage, count: fieldCount),
+            timestamp: timestamp,
+            line: firstLine,
+            raw: UnsafeBufferPointer(start: entryStart, count: contentEnd - entryStart)
+        )
+    }
+
+    private func parseNumber(
+        _ s: inout Scanner, _ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, key: TokenView
+    ) throws(DecodeError) -> FieldValueView {
+        switch end[-1] {
+        case UInt8(ascii: "i"):
+            switch parseInt(start, end - 1) {
+            case .value(let v): return .int(v)
+            case .invalid: throw s.error(at: start, .invalidNumber(key: key.string, text: text(start, end), type: .int))
+            case .outOfRange: throw s.error(at: start, .numberOutOfRange(key: key.string, text: text(start, end), type: .int))
+            }
+        case UInt8(ascii: "u"):
+            switch parseUInt(start, end - 1) {
+            case .value(let v): return .uint(v)
+            case .invalid: throw s.error(at: start, .invalidNumber(key: key.string, text: text(start, end), type: .uint))
+            case .outOfRange: throw s.error(at: start, .numberOutOfRange(key: key.string, text: text(start, end), type: .uint))
+            }
+        default:
+            switch parseFloat(start, end) {
+            case .value(let v): return .float(v)
+            case .invalid: throw s.error(at: start, .invalidNumber(key: key.string, text: text(start, end), type: .float))
+            case .outOfRange: throw s.error(at: start, .numberOutOfRange(key: key.string, text: text(start, end), type: .float))
+            }
+        }
+    }
+}
+
+/// Bytes with a meaning in the grammar.
+enum Byte {
+    static let space = UInt8(ascii: " ")
+    static let comma = UInt8(ascii: ",")
+    static let equals = UInt8(ascii: "=")
+    static let quote = UInt8(ascii: "\"")
+    static let backslash = UInt8(ascii: "\\")
+    static let hash = UInt8(ascii: "#")
+    static let lf = UInt8(ascii: "\n")
+    static let cr = UInt8(ascii: "\r")
+}
+
+@inline(__always)
+private func isControl(_ b: UInt8) -> Bool { b < 0x20 || b == 0x7F }
+
+/// Text of a token for an error message (lossy for invalid UTF-8, which is fine there).
+private func text(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> String {
+    String(decoding: UnsafeBufferPointer(start: start, count: end - start), as: UTF8.self)
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The clusterd command line: the daemon and the operator tools around it.
+@main
+struct Clusterd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clusterd",
+        abstract: "Message-driven event processor for HPC and datacenter operations.",
+        subcommands: [LineProtocolCommand.self]
+    )
+}

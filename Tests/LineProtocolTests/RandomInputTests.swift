@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LineProtocol
+import Testing
+
+/// A small deterministic generator (SplitMix64) so a failing input can be reproduced from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Bytes that matter to the grammar, drawn often; any other byte is drawn sometimes.
+private let interesting: [UInt8] = Array(" ,=\"\\\n\r\t#-.0123456789eEiutTfFabc".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xA9, 0xED, 0xF0, 0xFF]
+private let seedLines: [[UInt8]] = [
+    "cpu_load,cluster=fritz,hostname=f0726,type=node value=35.2 1718001260\n",
+    #"job,function=start_job event="{\"jobId\":1,\"user\":\"u\"}" 1718004000000000000"# + "\n",
+    "m,a\\ b=c\\,d f\\=1=1i,s=\"x\\\"y\\\\\",b=TRUE,u=18446744073709551615u -9223372036854775808\r\n",
+    "# comment\n  \nx,t=y y=1 1602841605822791506\n",
+].map { Array($0.utf8) }
+
+/// One random buffer: pure noise, grammar-heavy noise, or a valid batch with mutations.
+func randomBuffer(_ rng: inout SplitMix64) -> [UInt8] {
+    let length = Int(rng.next() % 200)
+    switch rng.next() % 3 {
+    case 0:
+        return (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    case 1:
+        return (0..<length).map { _ in
+            rng.next() % 8 == 0 ? UInt8(truncatingIfNeeded: rng.next()) : interesting[Int(rng.next() % UInt64(interesting.count))]
+        }
+    default:
+        var bytes = (0..<(1 + rng.next() % 4)).flatMap { _ in seedLines[Int(rng.next() % UInt64(seedLines.count))] }
+        for _ in 0..<(1 + rng.next() % 4) where !bytes.isEmpty {
+            let i = Int(rng.next() % UInt64(bytes.count))
+            switch rng.next() % 3 {
+            case 0: bytes[i] = interesting[Int(rng.next() % UInt64(interesting.count))]
+            case 1: bytes.remove(at: i)
+            default: bytes.insert(UInt8(truncatingIfNeeded: rng.next()), at: i)
+            }
+        }
+        return bytes
+    }
+}
+
+/// Decodes `bytes` and checks the decoder's invariants; returns a description of the first
+/// violation, or nil.
+func checkInvariants(_ bytes: [UInt8]) -> String? {
+    let lineCount = bytes.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+    var problem: String?
+    var previousLine = 0
+    LineDecoder().forEachLine(in: bytes) { entry in
+        guard problem == nil else { return }
+        switch entry {
+        case .error(let e, _):
+            if e.line < 1 || e.line > lineCount || e.column < 1 { problem = "bad position \(e)" }
+            if e.line < previousLine { problem = "lines out of order at \(e)" }
+            previousLine = e.line
+        case .point(let view):
+            if view.line < previousLine { problem = "lines out of order at line \(view.line)" }
+            previousLine = view.line
+            // Whatever decodes must encode and decode to the same point.
+            let p = view.makePoint()
+            guard let encoded = try? LineEncoder().encode(p) else { problem = "decoded point not encodable: \(p)"; return }
+            let again = LineDecoder().decode(encoded)
+            if again.count != 1 || (try? again[0].get()) != p { problem = "re-encoding changed \(p) into \(again)" }
+        }
+    }
+    return problem
+}
+
+@Suite("Random input")
+struct RandomInputTests {
+    @Test("random and mutated bytes never crash, errors carry positions, points re-encode exactly")
+    func randomBytes() {
+        var rng = SplitMix64(state: 0xC1D5_7E2D)
+        for iteration in 0..<20_000 {
+            let bytes = randomBuffer(&rng)
+            if let problem = checkInvariants(bytes) {
+                Issue.record("iteration \(iteration), input \(bytes): \(problem)")
+                return
+            }
+        }
+    }
+
+    /// The long fuzz run: `LP_FUZZ_SECONDS=600 swift test -c release --filter fuzz`.
+    @Test("fuzz for LP_FUZZ_SECONDS seconds (skipped unless set)",
+          .enabled(if: getenv("LP_FUZZ_SECONDS") != nil))
+    func fuzz() {
+        let seconds = Double(String(cString: getenv("LP_FUZZ_SECONDS"))) ?? 60
+        var seed = UInt64(time(nil))
+        var rng = SplitMix64(state: seed)
+        let deadline = clock_seconds() + seconds
+        var runs = 0
+        while clock_seconds() < deadline {
+            for _ in 0..<1000 {
+                let bytes = randomBuffer(&rng)
+                if let problem = checkInvariants(bytes) {
+                    Issue.record("seed \(seed), run \(runs), input \(bytes): \(problem)")
+                    return
+                }
+                runs += 1
+            }
+            seed = rng.state
+        }
+        print("fuzz: \(runs) inputs in \(seconds) s, no failure")
+    }
+}
+
+private func clock_seconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
