@@ -14,11 +14,20 @@ enum NumberParse<T> {
     case outOfRange
 }
 
-/// Exact powers of ten representable in binary64 (10^0 ... 10^22), for the fast path.
-private let exactPowersOfTen: [Double] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-]
+/// Exact powers of ten representable in binary64 (10^0 ... 10^22), for the fast path;
+/// allocated once and handed to the parser as a pointer (a global array would cost a lazy
+/// initialisation check and a bounds check per value).
+enum PowersOfTen {
+    nonisolated(unsafe) static let table: UnsafePointer<Double> = {
+        let t = UnsafeMutablePointer<Double>.allocate(capacity: 23)
+        var v = 1.0
+        for i in 0...22 {
+            t[i] = v
+            v *= 10
+        }
+        return UnsafePointer(t)
+    }()
+}
 
 @inline(__always)
 private func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
@@ -30,7 +39,8 @@ private func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
 /// mantissa with a small exponent take Clinger's exact fast path (one correctly rounded
 /// multiplication or division); everything else goes to `strtod`, which glibc rounds
 /// correctly. Overflow to infinity is out of range; underflow gives zero, as in lp-v2.
-func parseFloat(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> NumberParse<Double> {
+@inline(__always)
+func parseFloat(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, powersOfTen: UnsafePointer<Double>) -> NumberParse<Double> {
     var p = start
     var negative = false
     if p < end && p[0] == UInt8(ascii: "-") {
@@ -78,7 +88,7 @@ func parseFloat(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> N
     if mantissa == 0 && !truncated { return .value(negative ? -0.0 : 0.0) }
     if !truncated && mantissa < (1 << 53) && exponent >= -22 && exponent <= 22 {
         var value = Double(mantissa)
-        value = exponent >= 0 ? value * exactPowersOfTen[exponent] : value / exactPowersOfTen[-exponent]
+        value = exponent >= 0 ? value * powersOfTen[exponent] : value / powersOfTen[-exponent]
         return .value(negative ? -value : value)
     }
     return parseFloatSlow(start, end)
@@ -96,7 +106,59 @@ private func parseFloatSlow(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<
     }
 }
 
-/// Parses the digits of an `i` value (suffix already removed): `[-]d+`, full int64 range.
+/// Whether the 8 bytes (little-endian in `v`) are all ASCII digits.
+@inline(__always)
+private func allEightAreDigits(_ v: UInt64) -> Bool {
+    ((v &+ 0x4646_4646_4646_4646) | (v &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080 == 0
+}
+
+/// The value of 8 ASCII digits (first digit in the lowest byte), with three multiplications
+/// instead of eight dependent multiply-adds.
+@inline(__always)
+private func valueOfEightDigits(_ v: UInt64) -> UInt64 {
+    var v = v &- 0x3030_3030_3030_3030
+    v = (v &* 10) &+ (v >> 8)
+    return (((v & 0x0000_00FF_0000_00FF) &* 0x000F_4240_0000_0064)
+        &+ (((v >> 16) & 0x0000_00FF_0000_00FF) &* 0x0000_2710_0000_0001)) >> 32
+}
+
+/// Reads the run of ASCII digits at `p`: returns their value (exact while there are at most
+/// 19 digits, which always fit a UInt64), how many there were, and where they end.
+@inline(__always)
+func scanDigits(_ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> (value: UInt64, count: Int, end: UnsafePointer<UInt8>) {
+    var q = p
+    var value: UInt64 = 0
+    while end - q >= 8 {
+        let chunk = UnsafeRawPointer(q).loadUnaligned(as: UInt64.self).littleEndian
+        guard allEightAreDigits(chunk) else { break }
+        value = value &* 100_000_000 &+ valueOfEightDigits(chunk)
+        q += 8
+    }
+    while q < end && isDigit(q[0]) {
+        value = value &* 10 &+ UInt64(q[0] &- 0x30)
+        q += 1
+    }
+    return (value, q - p, q)
+}
+
+/// Exact value of a run of more than 19 digits, or nil when it exceeds UInt64 (rare path:
+/// leading zeros or out-of-range numbers).
+private func longDigitsValue(_ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> UInt64? {
+    var value: UInt64 = 0
+    var q = p
+    while q < end {
+        let (m, o1) = value.multipliedReportingOverflow(by: 10)
+        let (s, o2) = m.addingReportingOverflow(UInt64(q[0] &- 0x30))
+        if o1 || o2 { return nil }
+        value = s
+        q += 1
+    }
+    return value
+}
+
+/// Parses the digits of an `i` value (suffix already removed) or a timestamp: `[-]d+`,
+/// full int64 range.
+@inline(__always)
 func parseInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> NumberParse<Int64> {
     var p = start
     var negative = false
@@ -104,18 +166,13 @@ func parseInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Num
         negative = true
         p += 1
     }
-    if p == end { return .invalid }
-    var magnitude: UInt64 = 0
-    var overflow = false
-    while p < end {
-        guard isDigit(p[0]) else { return .invalid }
-        let (m, o1) = magnitude.multipliedReportingOverflow(by: 10)
-        let (s, o2) = m.addingReportingOverflow(UInt64(p[0] &- 0x30))
-        if o1 || o2 { overflow = true }
-        magnitude = s
-        p += 1
+    let digits = scanDigits(p, end)
+    if digits.count == 0 || digits.end != end { return .invalid }
+    var magnitude = digits.value
+    if digits.count > 19 {
+        guard let exact = longDigitsValue(p, end) else { return .outOfRange }
+        magnitude = exact
     }
-    if overflow { return .outOfRange }
     if negative {
         if magnitude > UInt64(Int64.max) + 1 { return .outOfRange }
         return .value(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude))
@@ -126,19 +183,13 @@ func parseInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Num
 
 /// Parses the digits of a `u` value (suffix already removed): `d+`, full uint64 range.
 func parseUInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> NumberParse<UInt64> {
-    if start == end { return .invalid }
-    var p = start
-    var value: UInt64 = 0
-    var overflow = false
-    while p < end {
-        guard isDigit(p[0]) else { return .invalid }
-        let (m, o1) = value.multipliedReportingOverflow(by: 10)
-        let (s, o2) = m.addingReportingOverflow(UInt64(p[0] &- 0x30))
-        if o1 || o2 { overflow = true }
-        value = s
-        p += 1
+    let digits = scanDigits(start, end)
+    if digits.count == 0 || digits.end != end { return .invalid }
+    if digits.count > 19 {
+        guard let exact = longDigitsValue(start, end) else { return .outOfRange }
+        return .value(exact)
     }
-    return overflow ? .outOfRange : .value(value)
+    return .value(digits.value)
 }
 
 /// Parses one of the ten boolean spellings.

@@ -17,6 +17,7 @@ struct Scanner {
     /// First byte of the current physical line, for columns.
     var lineStart: UnsafePointer<UInt8>
     let table = ByteClass.table
+    let powersOfTen = PowersOfTen.table
 
     init(start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) {
         p = start
@@ -74,8 +75,26 @@ struct Scanner {
 
     /// Scans a measurement, key or tag value from `q` up to its first unescaped delimiter
     /// (a byte of class `stop`). Returns whether an escape sequence occurred.
+    ///
+    /// The common case (plain ASCII) is a tight table loop inlined into the caller; a
+    /// backslash or a non-ASCII byte continues out of line.
     @inline(__always)
     func scanName(
+        _ q: inout UnsafePointer<UInt8>, stop: UInt8, escapes: EscapeSet, element: DecodeError.Reason.Element
+    ) throws(DecodeError) -> Bool {
+        var r = q
+        while r < end && table[Int(r[0])] & stop == 0 { r += 1 }
+        if r == end || (r[0] != Byte.backslash && r[0] < 0x80) {
+            q = r
+            return false
+        }
+        q = r
+        return try scanNameSlow(&q, stop: stop, escapes: escapes, element: element)
+    }
+
+    /// The rest of ``scanName(_:stop:escapes:element:)`` after an escape or a non-ASCII byte.
+    @inline(never)
+    func scanNameSlow(
         _ q: inout UnsafePointer<UInt8>, stop: UInt8, escapes: EscapeSet, element: DecodeError.Reason.Element
     ) throws(DecodeError) -> Bool {
         var escaped = false
