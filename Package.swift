@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "clusterd", targets: ["clusterd"]),
         .library(name: "LineProtocol", targets: ["LineProtocol"]),
+        .library(name: "Bus", targets: ["Bus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -15,6 +16,12 @@ let package = Package(
     targets: [
         // Pure line-protocol decoder/encoder: no dependencies, the hot path of every message.
         .target(name: "LineProtocol"),
+        // libnats (NATS C client 3.4.1, Debian libnats-dev), imported only by Bus.
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        // The one thin wrapper over libnats: connection, subscriptions, JetStream, KV.
+        .target(name: "Bus", dependencies: ["CNats"]),
+        // Starts a real nats-server per test suite.
+        .target(name: "BusTestSupport", path: "Sources/BusTestSupport"),
         .executableTarget(
             name: "clusterd",
             dependencies: [
@@ -28,6 +35,10 @@ let package = Package(
                 "LineProtocol",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        .testTarget(
+            name: "BusTests",
+            dependencies: ["Bus", "BusTestSupport"]
         ),
         .testTarget(
             name: "ClusterdCLITests",

@@ -1,0 +1,253 @@
+import CNats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// JetStream over one connection: streams, durable pull consumers, publishing with message
+/// ids, and key-value buckets. Calls block until the server answers: run them on a
+/// dedicated thread, not on the cooperative pool.
+public final class JetStream: @unchecked Sendable {
+    let js: OpaquePointer
+    /// Kept so the connection outlives this context (jsCtx_Destroy must run first).
+    public let connection: BusConnection
+
+    /// Creates the JetStream context; `timeout` bounds each API call.
+    public init(_ connection: BusConnection, timeout: Duration = .seconds(5)) throws(BusError) {
+        var opts = jsOptions()
+        try check(jsOptions_Init(&opts), "init JetStream options")
+        opts.Wait = timeout.milliseconds
+        var ctx: OpaquePointer?
+        try check(natsConnection_JetStream(&ctx, connection.nc, &opts), "create JetStream context")
+        guard let ctx else { throw BusError.closed }
+        js = ctx
+        self.connection = connection
+    }
+
+    deinit { jsCtx_Destroy(js) }
+
+    /// Creates the stream, or updates it when it exists with another configuration.
+    public func ensureStream(_ config: StreamConfig) throws(BusError) {
+        let strings = CStrings()
+        var cfg = jsStreamConfig()
+        try check(jsStreamConfig_Init(&cfg), "init stream config")
+        cfg.Name = strings.copy(config.name)
+        cfg.Description = strings.copy(config.description)
+        cfg.Subjects = strings.array(config.subjects)
+        cfg.SubjectsLen = Int32(config.subjects.count)
+        cfg.Storage = config.fileStorage ? js_FileStorage : js_MemoryStorage
+        cfg.Duplicates = config.duplicateWindow.nanoseconds
+        cfg.MaxAge = config.maxAge.nanoseconds
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var jerr = jsErrCode(0)
+        var status = js_AddStream(&info, js, &cfg, nil, &jerr)
+        if status != NATS_OK && jerr == JSStreamNameExistErr {
+            jerr = jsErrCode(0)
+            status = js_UpdateStream(&info, js, &cfg, nil, &jerr)
+        }
+        if let info { jsStreamInfo_Destroy(info) }
+        try check(status, "ensure stream \(config.name)", jsErr: jerr)
+    }
+
+    /// Messages currently stored in a stream.
+    public func streamMessageCount(_ stream: String) throws(BusError) -> UInt64 {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var jerr = jsErrCode(0)
+        try check(js_GetStreamInfo(&info, js, stream, nil, &jerr), "stream info \(stream)", jsErr: jerr)
+        defer { jsStreamInfo_Destroy(info) }
+        return info!.pointee.State.Msgs
+    }
+
+    /// Creates the durable consumer if it does not exist (an existing one is kept as is,
+    /// with its position).
+    public func ensureConsumer(stream: String, _ config: ConsumerConfig) throws(BusError) {
+        var existing: UnsafeMutablePointer<jsConsumerInfo>?
+        var jerr = jsErrCode(0)
+        if js_GetConsumerInfo(&existing, js, stream, config.durable, nil, &jerr) == NATS_OK {
+            jsConsumerInfo_Destroy(existing)
+            return
+        }
+        let strings = CStrings()
+        var cfg = jsConsumerConfig()
+        try check(jsConsumerConfig_Init(&cfg), "init consumer config")
+        cfg.Durable = strings.copy(config.durable)
+        cfg.Description = strings.copy(config.description)
+        cfg.AckPolicy = js_AckExplicit
+        cfg.AckWait = config.ackWait.nanoseconds
+        cfg.MaxDeliver = Int64(config.maxDeliver)
+        cfg.MaxAckPending = Int64(config.maxAckPending)
+        if !config.filterSubject.isEmpty { cfg.FilterSubject = strings.copy(config.filterSubject) }
+        var info: UnsafeMutablePointer<jsConsumerInfo>?
+        jerr = jsErrCode(0)
+        let status = js_AddConsumer(&info, js, stream, &cfg, nil, &jerr)
+        if let info { jsConsumerInfo_Destroy(info) }
+        try check(status, "create consumer \(config.durable) on \(stream)", jsErr: jerr)
+    }
+
+    /// Binds to an existing durable pull consumer. Releasing the subscription never deletes
+    /// the consumer (libnats deletes durables it created itself on unsubscribe; binding avoids that).
+    public func pullSubscription(stream: String, consumer: String) throws(BusError) -> PullSubscription {
+        let strings = CStrings()
+        var subOpts = jsSubOptions()
+        try check(jsSubOptions_Init(&subOpts), "init subscribe options")
+        subOpts.Stream = strings.copy(stream)
+        subOpts.Consumer = strings.copy(consumer)
+        var sub: OpaquePointer?
+        var jerr = jsErrCode(0)
+        try check(js_PullSubscribe(&sub, js, "", consumer, nil, &subOpts, &jerr), "bind consumer \(consumer) on \(stream)", jsErr: jerr)
+        return PullSubscription(sub: sub!, jetStream: self)
+    }
+
+    /// Publishes and waits for the stream's acknowledgement. A `messageID` makes retries of
+    /// the same message idempotent within the stream's duplicate window.
+    public func publish(_ message: BusMessage, messageID: String? = nil, timeout: Duration = .seconds(5)) throws(BusError) -> PublishAck {
+        let msg = try message.makeNatsMsg()
+        defer { natsMsg_Destroy(msg) }
+        let strings = CStrings()
+        var opts = jsPubOptions()
+        try check(jsPubOptions_Init(&opts), "init publish options")
+        opts.MaxWait = timeout.milliseconds
+        opts.MsgId = strings.copy(messageID)
+        var ack: UnsafeMutablePointer<jsPubAck>?
+        var jerr = jsErrCode(0)
+        try check(js_PublishMsg(&ack, js, msg, &opts, &jerr), "JetStream publish on \(message.subject)", subject: message.subject, jsErr: jerr)
+        defer { jsPubAck_Destroy(ack) }
+        return PublishAck(stream: String(cString: ack!.pointee.Stream), sequence: ack!.pointee.Sequence, duplicate: ack!.pointee.Duplicate)
+    }
+
+    /// Opens a key-value bucket, creating it when `create` is set and it does not exist.
+    public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, create: Bool = true) throws(BusError) -> KeyValueBucket {
+        var kv: OpaquePointer?
+        if js_KeyValue(&kv, js, bucket) == NATS_OK, let kv { return KeyValueBucket(kv: kv, jetStream: self, name: bucket) }
+        guard create else { throw BusError.notFound(operation: "open bucket \(bucket)") }
+        let strings = CStrings()
+        var cfg = kvConfig()
+        try check(kvConfig_Init(&cfg), "init bucket config")
+        cfg.Bucket = strings.copy(bucket)
+        cfg.Description = strings.copy(description)
+        cfg.History = history
+        cfg.StorageType = js_FileStorage
+        try check(js_CreateKeyValue(&kv, js, &cfg), "create bucket \(bucket)")
+        return KeyValueBucket(kv: kv!, jetStream: self, name: bucket)
+    }
+}
+
+/// A bound durable pull consumer: fetch batches, then ack, nak or term each message.
+public final class PullSubscription: @unchecked Sendable {
+    let sub: OpaquePointer
+    let jetStream: JetStream
+
+    init(sub: OpaquePointer, jetStream: JetStream) {
+        self.sub = sub
+        self.jetStream = jetStream
+    }
+
+    /// Fetches up to `batch` messages, waiting at most `timeout` for the first; returns an
+    /// empty array when there is nothing to fetch. Blocks the calling thread.
+    public func fetch(batch: Int, timeout: Duration) throws(BusError) -> [JetStreamMessage] {
+        var list = natsMsgList()
+        var jerr = jsErrCode(0)
+        let status = natsSubscription_Fetch(&list, sub, Int32(batch), timeout.milliseconds, &jerr)
+        if status == NATS_TIMEOUT { return [] }
+        try check(status, "fetch", jsErr: jerr)
+        var out: [JetStreamMessage] = []
+        out.reserveCapacity(Int(list.Count))
+        for i in 0..<Int(list.Count) {
+            if let msg = list.Msgs[i] {
+                out.append(JetStreamMessage(msg: msg))
+                list.Msgs[i] = nil  // now owned by the JetStreamMessage
+            }
+        }
+        natsMsgList_Destroy(&list)
+        return out
+    }
+
+    deinit {
+        // Destroy only: a bound durable consumer is kept by the server.
+        natsSubscription_Destroy(sub)
+    }
+}
+
+/// A message fetched from a pull consumer; acknowledge it exactly once.
+public final class JetStreamMessage: @unchecked Sendable {
+    private let msg: OpaquePointer
+    /// The message itself.
+    public let message: BusMessage
+    /// Stream sequence and delivery count.
+    public let delivery: DeliveryInfo
+
+    init(msg: OpaquePointer) {
+        self.msg = msg
+        message = BusMessage(copying: msg)
+        var meta: UnsafeMutablePointer<jsMsgMetaData>?
+        if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
+            delivery = DeliveryInfo(streamSequence: meta.pointee.Sequence.Stream, deliveries: meta.pointee.NumDelivered,
+                                    pending: meta.pointee.NumPending, timestamp: meta.pointee.Timestamp)
+            jsMsgMetaData_Destroy(meta)
+        } else {
+            delivery = DeliveryInfo(streamSequence: 0, deliveries: 1, pending: 0, timestamp: 0)
+        }
+    }
+
+    deinit { natsMsg_Destroy(msg) }
+
+    /// Acknowledges (fire and forget; flush the connection or use ``ackSync()`` to be sure).
+    public func ack() throws(BusError) { try check(natsMsg_Ack(msg, nil), "ack") }
+
+    /// Acknowledges and waits for the server to confirm.
+    public func ackSync() throws(BusError) {
+        var jerr = jsErrCode(0)
+        try check(natsMsg_AckSync(msg, nil, &jerr), "ack", jsErr: jerr)
+    }
+
+    /// Asks for redelivery after `delay` (transient failure).
+    public func nak(delay: Duration = .zero) throws(BusError) {
+        try check(delay == .zero ? natsMsg_Nak(msg, nil) : natsMsg_NakWithDelay(msg, delay.milliseconds, nil), "nak")
+    }
+
+    /// Tells the server never to redeliver (the failure is recorded elsewhere).
+    public func term() throws(BusError) { try check(natsMsg_Term(msg, nil), "term") }
+}
+
+/// A JetStream key-value bucket.
+public final class KeyValueBucket: @unchecked Sendable {
+    let kv: OpaquePointer
+    let jetStream: JetStream
+    /// The bucket name.
+    public let name: String
+
+    init(kv: OpaquePointer, jetStream: JetStream, name: String) {
+        self.kv = kv
+        self.jetStream = jetStream
+        self.name = name
+    }
+
+    deinit { kvStore_Destroy(kv) }
+
+    /// Stores `value` under `key` and returns the new revision.
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8]) throws(BusError) -> UInt64 {
+        var revision: UInt64 = 0
+        let status = value.withUnsafeBytes { kvStore_Put(&revision, kv, key, $0.baseAddress, Int32($0.count)) }
+        try check(status, "put \(name)/\(key)")
+        return revision
+    }
+
+    /// The current value of `key`, or nil when it does not exist or was deleted.
+    public func get(_ key: String) throws(BusError) -> (value: [UInt8], revision: UInt64)? {
+        var entry: OpaquePointer?
+        let status = kvStore_Get(&entry, kv, key)
+        if status == NATS_NOT_FOUND { return nil }
+        try check(status, "get \(name)/\(key)")
+        defer { kvEntry_Destroy(entry) }
+        let length = Int(kvEntry_ValueLen(entry))
+        let bytes = length > 0 ? Array(UnsafeRawBufferPointer(start: kvEntry_Value(entry), count: length)) : []
+        return (bytes, kvEntry_Revision(entry))
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, for JetStream configuration fields.
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
