@@ -47,8 +47,7 @@ public final class BusConnection: @unchecked Sendable {
             }
         }
         try check(natsOptions_SetMaxReconnect(opts, -1), "set reconnect forever")
-        try check(natsOptions_SetReconnectWait(opts, Int64(options.reconnectWait.components.seconds * 1000
-            + options.reconnectWait.components.attoseconds / 1_000_000_000_000_000)), "set reconnect wait")
+        try check(natsOptions_SetReconnectWait(opts, options.reconnectWait.milliseconds), "set reconnect wait")
         try check(natsOptions_SetReconnectBufSize(opts, Int32(options.reconnectBufferBytes)), "set reconnect buffer")
         try check(natsOptions_SetSendAsap(opts, options.sendAsap), "set send-asap")
         try check(natsOptions_SetRetryOnFailedConnect(opts, true, connectedTrampoline, sinkPointer), "set retry on failed connect")
@@ -185,12 +184,5 @@ public final class BusSubscription: @unchecked Sendable {
     deinit {
         natsSubscription_Unsubscribe(sub)
         natsSubscription_Destroy(sub)
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, for libnats timeouts.
-    var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -244,10 +244,3 @@ public final class KeyValueBucket: @unchecked Sendable {
         return (bytes, kvEntry_Revision(entry))
     }
 }
-
-extension Duration {
-    /// Whole nanoseconds, for JetStream configuration fields.
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-    }
-}
