@@ -105,24 +105,20 @@ public final class LineDecoder {
 
     // MARK: - One line
 
-    // Growth is rare (more than 16 tags or fields); the hot loop works on local copies of the
-    // pointers because every access to a class `var` costs a dynamic exclusivity check.
-    private func growTags() -> (UnsafeMutablePointer<TagView>, Int) {
+    private func growTags() {
         let bigger = UnsafeMutablePointer<TagView>.allocate(capacity: tagCapacity * 2)
         bigger.moveInitialize(from: tagStorage, count: tagCapacity)
         tagStorage.deallocate()
         tagStorage = bigger
         tagCapacity *= 2
-        return (bigger, tagCapacity)
     }
 
-    private func growFields() -> (UnsafeMutablePointer<FieldView>, Int) {
+    private func growFields() {
         let bigger = UnsafeMutablePointer<FieldView>.allocate(capacity: fieldCapacity * 2)
         bigger.moveInitialize(from: fieldStorage, count: fieldCapacity)
         fieldStorage.deallocate()
         fieldStorage = bigger
         fieldCapacity *= 2
-        return (bigger, fieldCapacity)
     }
 
     // The grammar: measurement{,tagkey=tagval} SP+ fieldkey=fieldval{,fieldkey=fieldval} [SP+ timestamp] SP* EOL
@@ -130,10 +126,6 @@ public final class LineDecoder {
         let end = s.end
         let firstLine = s.line
         var q = s.p
-        var tagStorage = self.tagStorage
-        var tagCapacity = self.tagCapacity
-        var fieldStorage = self.fieldStorage
-        var fieldCapacity = self.fieldCapacity
 
         // Measurement.
         let mStart = q
@@ -179,7 +171,7 @@ public final class LineDecoder {
                         throw s.error(at: kStart, .duplicateTagKey(key.string))
                     }
                 }
-                if tagCount == tagCapacity { (tagStorage, tagCapacity) = growTags() }
+                if tagCount == tagCapacity { growTags() }
                 (tagStorage + tagCount).initialize(
                     to: TagView(key: key, value: TokenView(start: vStart, count: q - vStart, escapes: vEscaped ? .key : .none)))
                 tagCount += 1
@@ -231,14 +223,14 @@ public final class LineDecoder {
                 q = vEnd
             case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "0")...UInt8(ascii: "9"):
                 let vEnd = s.scanValueToken(from: q)
-                value = try parseNumber(&s, q, vEnd, key: key, powersOfTen: s.powersOfTen)
+                value = try parseNumber(&s, q, vEnd, key: key)
                 q = vEnd
             case Byte.space, Byte.comma, Byte.lf, Byte.cr:
                 throw s.error(at: q, .missingFieldValue(key: key.string))
             default:
                 throw s.error(at: q, .unrecognizedFieldType(key: key.string, found: q[0]))
             }
-            if fieldCount == fieldCapacity { (fieldStorage, fieldCapacity) = growFields() }
+            if fieldCount == fieldCapacity { growFields() }
             (fieldStorage + fieldCount).initialize(to: FieldView(key: key, value: value))
             fieldCount += 1
             guard q < end else { break fields }
@@ -262,32 +254,25 @@ public final class LineDecoder {
             while q < end && q[0] == Byte.space { q += 1 }
             if q < end && q[0] != Byte.lf && q[0] != Byte.cr {
                 let tStart = q
-                // One pass: sign, digits (8 at a time), then the byte after them must end the token.
+                // One pass: sign and digits (8 at a time); the byte after them must end the token.
                 let negative = q[0] == UInt8(ascii: "-")
-                let digits = scanDigits(negative ? q + 1 : q, end)
+                let digitStart = negative ? q + 1 : q
+                let digits = scanDigits(digitStart, end)
                 q = digits.end
-                let clean = digits.count > 0 && digits.count <= 19
-                    && (q == end || q[0] == Byte.space || q[0] == Byte.lf || q[0] == Byte.cr)
-                if clean && (digits.value <= UInt64(Int64.max) || (negative && digits.value == UInt64(Int64.max) + 1)) {
-                    let v = negative ? Int64(truncatingIfNeeded: 0 &- digits.value) : Int64(digits.value)
+                if q < end && q[0] != Byte.space && q[0] != Byte.lf && q[0] != Byte.cr {
+                    while q < end && q[0] != Byte.space && q[0] != Byte.lf && q[0] != Byte.cr { q += 1 }
+                    throw s.error(at: tStart, .invalidTimestamp(text: text(tStart, q)))
+                }
+                switch int64Value(negative: negative, digitStart: digitStart, digits: digits) {
+                case .value(let v):
                     guard let ns = precision.nanoseconds(v) else {
                         throw s.error(at: tStart, .timestampOutOfRange(text: text(tStart, q), precision: precision))
                     }
                     timestamp = ns
-                } else {
-                    // Rare: the exact checks and messages of the general integer parser.
-                    while q < end && q[0] != Byte.space && q[0] != Byte.lf && q[0] != Byte.cr { q += 1 }
-                    switch parseInt(tStart, q) {
-                    case .value(let v):
-                        guard let ns = precision.nanoseconds(v) else {
-                            throw s.error(at: tStart, .timestampOutOfRange(text: text(tStart, q), precision: precision))
-                        }
-                        timestamp = ns
-                    case .outOfRange:
-                        throw s.error(at: tStart, .timestampOutOfRange(text: text(tStart, q), precision: precision))
-                    case .invalid:
-                        throw s.error(at: tStart, .invalidTimestamp(text: text(tStart, q)))
-                    }
+                case .outOfRange:
+                    throw s.error(at: tStart, .timestampOutOfRange(text: text(tStart, q), precision: precision))
+                case .invalid:
+                    throw s.error(at: tStart, .invalidTimestamp(text: text(tStart, q)))
                 }
                 while q < end && q[0] == Byte.space { q += 1 }
                 if q < end && q[0] != Byte.lf && q[0] != Byte.cr {
@@ -327,8 +312,7 @@ public final class LineDecoder {
 
     @inline(__always)
     private func parseNumber(
-        _ s: inout Scanner, _ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, key: TokenView,
-        powersOfTen: UnsafePointer<Double>
+        _ s: inout Scanner, _ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, key: TokenView
     ) throws(DecodeError) -> FieldValueView {
         switch end[-1] {
         case UInt8(ascii: "i"):
@@ -344,7 +328,7 @@ public final class LineDecoder {
             case .outOfRange: throw s.error(at: start, .numberOutOfRange(key: key.string, text: text(start, end), type: .uint))
             }
         default:
-            switch parseFloat(start, end, powersOfTen: powersOfTen) {
+            switch parseFloat(start, end, powersOfTen: s.powersOfTen) {
             case .value(let v): return .float(v)
             case .invalid: throw s.error(at: start, .invalidNumber(key: key.string, text: text(start, end), type: .float))
             case .outOfRange: throw s.error(at: start, .numberOutOfRange(key: key.string, text: text(start, end), type: .float))

@@ -156,21 +156,15 @@ private func longDigitsValue(_ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UIn
     return value
 }
 
-/// Parses the digits of an `i` value (suffix already removed) or a timestamp: `[-]d+`,
-/// full int64 range.
+/// The Int64 for a digit run already scanned by ``scanDigits(_:_:)`` starting at `digitStart`,
+/// with its sign: exact for any number of digits, out of range beyond int64.
 @inline(__always)
-func parseInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> NumberParse<Int64> {
-    var p = start
-    var negative = false
-    if p < end && p[0] == UInt8(ascii: "-") {
-        negative = true
-        p += 1
-    }
-    let digits = scanDigits(p, end)
-    if digits.count == 0 || digits.end != end { return .invalid }
+func int64Value(negative: Bool, digitStart: UnsafePointer<UInt8>,
+                digits: (value: UInt64, count: Int, end: UnsafePointer<UInt8>)) -> NumberParse<Int64> {
+    if digits.count == 0 { return .invalid }
     var magnitude = digits.value
     if digits.count > 19 {
-        guard let exact = longDigitsValue(p, end) else { return .outOfRange }
+        guard let exact = longDigitsValue(digitStart, digits.end) else { return .outOfRange }
         magnitude = exact
     }
     if negative {
@@ -179,6 +173,16 @@ func parseInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Num
     }
     if magnitude > UInt64(Int64.max) { return .outOfRange }
     return .value(Int64(magnitude))
+}
+
+/// Parses the digits of an `i` value (suffix already removed): `[-]d+`, full int64 range.
+@inline(__always)
+func parseInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> NumberParse<Int64> {
+    let negative = start < end && start[0] == UInt8(ascii: "-")
+    let digitStart = negative ? start + 1 : start
+    let digits = scanDigits(digitStart, end)
+    if digits.end != end { return .invalid }
+    return int64Value(negative: negative, digitStart: digitStart, digits: digits)
 }
 
 /// Parses the digits of a `u` value (suffix already removed): `d+`, full uint64 range.
