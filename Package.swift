@@ -8,10 +8,14 @@ let package = Package(
         .executable(name: "clusterd", targets: ["clusterd"]),
         .library(name: "LineProtocol", targets: ["LineProtocol"]),
         .library(name: "Bus", targets: ["Bus"]),
+        .library(name: "Store", targets: ["Store"]),
+        .library(name: "Jobs", targets: ["Jobs"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // Pure line-protocol decoder/encoder: no dependencies, the hot path of every message.
@@ -20,13 +24,30 @@ let package = Package(
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // The one thin wrapper over libnats: connection, subscriptions, JetStream, KV.
         .target(name: "Bus", dependencies: ["CNats"]),
+        // SQLite (Debian libsqlite3-dev), imported only by Store.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // SQLite wrapper: connections, prepared statements, migrations, the outbox.
+        .target(name: "Store", dependencies: ["CSQLite"]),
+        // Shared value types: JSON with Go-compatible decoding rules.
+        .target(name: "Model"),
+        // The job stage: start/stop events, validation, job tables, the archive.
+        .target(name: "Jobs", dependencies: ["LineProtocol", "Model", "Store"]),
+        // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
+        .target(name: "Pipeline", dependencies: [
+            "Bus", "Store", "Jobs", "LineProtocol", "Model", "NATSServerProcess",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // A nats-server child process: the embedded default of `clusterd run`, and tests.
+        .target(name: "NATSServerProcess"),
         // Starts a real nats-server per test suite.
-        .target(name: "BusTestSupport", path: "Sources/BusTestSupport"),
+        .target(name: "BusTestSupport", dependencies: ["NATSServerProcess"]),
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol",
+                "LineProtocol", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

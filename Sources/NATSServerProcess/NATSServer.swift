@@ -1,11 +1,14 @@
 import Foundation
 
-/// A real `nats-server` for tests: JetStream on, loopback only, a free port, its own store
-/// directory, and killed with the test process (setpriv's parent-death signal) so a crashed
-/// test never leaves it running.
+/// A `nats-server` child process: JetStream on, loopback only, its own store directory, and
+/// killed with its parent (setpriv's parent-death signal) so a crash never leaves it
+/// running. Tests start one per suite; `clusterd run` starts one when no NATS URL is
+/// configured (the embedded default).
 public final class NATSServer: @unchecked Sendable {
-    /// Store and ports-file directory, removed when the server object goes away.
+    /// Store and ports-file directory.
     public let directory: URL
+    /// Whether ``directory`` is removed when the object goes away (temporary servers).
+    private let temporary: Bool
     /// The port, stable across ``restart()``.
     public private(set) var port: Int = 0
     private var process: Process?
@@ -15,10 +18,14 @@ public final class NATSServer: @unchecked Sendable {
     public var url: String { "nats://127.0.0.1:\(port)" }
 
     /// Starts a server; `arguments` are added to the command line (e.g. `["-c", file]`).
-    public init(arguments: [String] = []) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-nats-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    /// Without `directory` it lives in a temporary directory removed afterwards; `port` 0
+    /// picks a free port.
+    public init(arguments: [String] = [], directory: URL? = nil, port: Int = 0) throws {
+        temporary = directory == nil
+        self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-nats-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         extraArguments = arguments
+        self.port = port
         try start()
     }
 
@@ -79,6 +86,6 @@ public final class NATSServer: @unchecked Sendable {
 
     deinit {
         stop()
-        try? FileManager.default.removeItem(at: directory)
+        if temporary { try? FileManager.default.removeItem(at: directory) }
     }
 }

@@ -1,0 +1,201 @@
+import Model
+
+/// One host of a job.
+public struct JobResource: Sendable, Equatable {
+    /// Host name.
+    public var hostname: String
+    /// Hardware thread ids used on the host.
+    public var hwthreads: [Int64]?
+    /// Accelerator ids (PCI addresses) used on the host.
+    public var accelerators: [String]?
+    /// Free-form configuration.
+    public var configuration: String?
+
+    /// A resource on `hostname`.
+    public init(hostname: String, hwthreads: [Int64]? = nil, accelerators: [String]? = nil, configuration: String? = nil) {
+        self.hostname = hostname
+        self.hwthreads = hwthreads
+        self.accelerators = accelerators
+        self.configuration = configuration
+    }
+}
+
+/// A job tag (`type`, `name`, optional `scope`).
+public struct JobTag: Sendable, Equatable, Hashable {
+    /// Tag type, e.g. `app`.
+    public var type: String
+    /// Tag name, e.g. `lammps`.
+    public var name: String
+    /// `global`, `admin` or a user name; default `global`.
+    public var scope: String
+
+    /// A tag.
+    public init(type: String, name: String, scope: String = "global") {
+        self.type = type
+        self.name = name
+        self.scope = scope
+    }
+}
+
+/// A `start_job` event: cc-backend's `schema.Job` as it arrives on the bus.
+public struct JobStart: Sendable, Equatable {
+    public var jobId: Int64
+    public var cluster: String
+    public var subCluster = ""
+    public var partition = ""
+    public var project = ""
+    public var user = ""
+    public var shared = SharedMode.none
+    public var resources: [JobResource] = []
+    public var numNodes: Int64 = 0
+    public var numHwthreads: Int64 = 0
+    public var numAcc: Int64 = 0
+    public var smt: Int64 = 1
+    public var startTime: Int64 = 0
+    public var submitTime: Int64 = 0
+    public var walltime: Int64 = 0
+    public var arrayJobId: Int64 = 0
+    public var monitoringStatus: Int64 = 1
+    public var metaData: [String: String]?
+    public var tags: [JobTag] = []
+    public var energy: Double = 0
+    public var footprint: [String: Double]?
+    public var energyFootprint: [String: Double]?
+    public var requestedMemory: Int64 = 0
+
+    /// A start for `jobId` on `cluster`; everything else has cc-backend's defaults.
+    public init(jobId: Int64, cluster: String) {
+        self.jobId = jobId
+        self.cluster = cluster
+    }
+
+    /// Every key cc-backend's decoder accepts, plus the legacy `exclusive`.
+    static let keys = ["jobId", "cluster", "subCluster", "partition", "project", "user", "shared", "jobState", "resources",
+                       "numNodes", "numHwthreads", "numAcc", "smt", "startTime", "submitTime", "walltime", "duration",
+                       "arrayJobId", "monitoringStatus", "metaData", "tags", "energy", "footprint", "requestedMemory",
+                       "energyFootprint", "statistics", "concurrentJobs", "id", "exclusive"]
+
+    /// Decodes the event JSON with cc-backend's rules (defaults `shared=none`,
+    /// `monitoringStatus=1`; `jobState` is ignored — a start is always running). The legacy
+    /// `exclusive` (0/1/2) is mapped to `shared`; both given and disagreeing is an error.
+    public init(json: JSONValue) throws(JobRejection) {
+        do {
+            let o = try StrictObject(json, allowed: Self.keys)
+            guard let jobId = try o.int("jobId") else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
+            self.init(jobId: jobId, cluster: try o.string("cluster") ?? "")
+            subCluster = try o.string("subCluster") ?? ""
+            partition = try o.string("partition") ?? ""
+            project = try o.string("project") ?? ""
+            user = try o.string("user") ?? ""
+            if let s = try o.string("shared") {
+                guard let mode = SharedMode(rawValue: s) else {
+                    throw JobRejection.invalidValue("shared: \"\(s)\" is not one of none, single_user, multi_user")
+                }
+                shared = mode
+            }
+            if let e = try o.int("exclusive") {
+                guard let mode = SharedMode(exclusive: e) else { throw JobRejection.invalidValue("exclusive: \(e) is not 0, 1 or 2") }
+                if o.has("shared"), mode != shared {
+                    throw JobRejection.invalidValue("exclusive: \(e) (\(mode.rawValue)) contradicts shared \"\(shared.rawValue)\"")
+                }
+                shared = mode
+            }
+            numNodes = try o.int32("numNodes") ?? 0
+            numHwthreads = try o.int32("numHwthreads") ?? 0
+            numAcc = try o.int32("numAcc") ?? 0
+            smt = try o.int32("smt") ?? 1
+            startTime = try o.int("startTime") ?? 0
+            submitTime = try o.int("submitTime") ?? 0
+            walltime = try o.int("walltime") ?? 0
+            _ = try o.int32("duration")
+            arrayJobId = try o.int("arrayJobId") ?? 0
+            monitoringStatus = try o.int("monitoringStatus", 0...3) ?? 1
+            metaData = try o.stringMap("metaData")
+            energy = try o.double("energy") ?? 0
+            footprint = try o.numberMap("footprint")
+            energyFootprint = try o.numberMap("energyFootprint")
+            requestedMemory = try o.int("requestedMemory") ?? 0
+            _ = try o.int("id")
+            for (i, r) in (try o.array("resources") ?? []).enumerated() {
+                let ro = try StrictObject(r, allowed: ["hostname", "hwthreads", "accelerators", "configuration"], path: "resources[\(i)]")
+                var resource = JobResource(hostname: try ro.string("hostname") ?? "")
+                resource.configuration = try ro.string("configuration")
+                if let threads = try ro.array("hwthreads") {
+                    resource.hwthreads = try threads.enumerated().map { (k, v) throws(JSONFieldError) in
+                        guard case .integer(let t) = v else { throw JSONFieldError(path: ro.path(of: "hwthreads[\(k)]"), reason: "expected an integer", code: "wrong_type") }
+                        return t
+                    }
+                }
+                if let accs = try ro.array("accelerators") {
+                    resource.accelerators = try accs.enumerated().map { (k, v) throws(JSONFieldError) in
+                        guard case .string(let a) = v else { throw JSONFieldError(path: ro.path(of: "accelerators[\(k)]"), reason: "expected a string", code: "wrong_type") }
+                        return a
+                    }
+                }
+                resources.append(resource)
+            }
+            for (i, t) in (try o.array("tags") ?? []).enumerated() {
+                let to = try StrictObject(t, allowed: ["type", "name", "scope", "id"], path: "tags[\(i)]")
+                _ = try to.int("id")
+                guard let type = try to.string("type"), !type.isEmpty, let name = try to.string("name"), !name.isEmpty else {
+                    throw JSONFieldError(path: "tags[\(i)]", reason: "a tag needs a non-empty type and name", code: "missing_field")
+                }
+                let scope = try to.string("scope") ?? ""
+                tags.append(JobTag(type: type, name: name, scope: scope.isEmpty ? "global" : scope))
+            }
+        } catch let e as JSONFieldError {
+            throw .badField(path: e.path, reason: e.reason, code: e.code)
+        } catch let e as JobRejection {
+            throw e
+        } catch {
+            throw .invalidJSON("\(error)")
+        }
+    }
+
+    /// The job as ClusterCockpit's meta.json / `schema.Job` JSON, in a fixed key order (also
+    /// the canonical form compared for idempotent redelivery).
+    public func json(state: JobState = .running, duration: Int64 = 0, subCluster assigned: String? = nil) -> JSONValue {
+        var b = JSONObjectBuilder()
+        b.add("jobId", jobId)
+        b.add("user", user)
+        b.add("project", project)
+        b.add("cluster", cluster)
+        b.add("subCluster", assigned ?? subCluster)
+        b.add("partition", partition)
+        if arrayJobId != 0 { b.add("arrayJobId", arrayJobId) }
+        b.add("numNodes", numNodes)
+        if numHwthreads > 0 { b.add("numHwthreads", numHwthreads) }
+        if numAcc > 0 { b.add("numAcc", numAcc) }
+        b.add("shared", shared.rawValue)
+        b.add("monitoringStatus", monitoringStatus)
+        b.add("smt", smt)
+        b.add("jobState", state.rawValue)
+        b.add("startTime", startTime)
+        b.add("duration", duration)
+        if walltime > 0 { b.add("walltime", walltime) }
+        if submitTime != 0 { b.add("submitTime", submitTime) }
+        if requestedMemory > 0 { b.add("requestedMemory", requestedMemory) }
+        b.add("resources", .array(resources.map(Self.resourceJSON)))
+        if let metaData { b.add("metaData", Self.sortedObject(metaData.mapValues(JSONValue.string))) }
+        if !tags.isEmpty {
+            b.add("tags", .array(tags.map { .object([("type", .string($0.type)), ("name", .string($0.name)), ("scope", .string($0.scope))]) }))
+        }
+        b.add("energy", .double(energy))
+        if let footprint { b.add("footprint", Self.sortedObject(footprint.mapValues(JSONValue.double))) }
+        if let energyFootprint { b.add("energyFootprint", Self.sortedObject(energyFootprint.mapValues(JSONValue.double))) }
+        return b.value
+    }
+
+    static func resourceJSON(_ r: JobResource) -> JSONValue {
+        var b = JSONObjectBuilder()
+        b.add("hostname", r.hostname)
+        if let h = r.hwthreads { b.add("hwthreads", .array(h.map(JSONValue.integer))) }
+        if let a = r.accelerators { b.add("accelerators", .array(a.map(JSONValue.string))) }
+        if let c = r.configuration { b.add("configuration", c) }
+        return b.value
+    }
+
+    static func sortedObject(_ map: [String: JSONValue]) -> JSONValue {
+        .object(map.keys.sorted().map { ($0, map[$0]!) })
+    }
+}

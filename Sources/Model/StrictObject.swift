@@ -1,0 +1,129 @@
+/// Why a JSON member was refused, naming the member.
+public struct JSONFieldError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Dotted path of the member (`resources[1].hostname`).
+    public let path: String
+    /// What was wrong.
+    public let reason: String
+    /// A stable machine-readable code (`unknown_key`, `wrong_type`, ...).
+    public let code: String
+    public var description: String { "\(path): \(reason)" }
+
+    /// Creates an error.
+    public init(path: String, reason: String, code: String) {
+        self.path = path
+        self.reason = reason
+        self.code = code
+    }
+}
+
+/// Reads a JSON object the way Go's `encoding/json` with `DisallowUnknownFields` decodes a
+/// struct, which is what cc-backend does: keys match case-insensitively, the last duplicate
+/// wins, `null` leaves the default, an unknown key is an error that names it.
+public struct StrictObject {
+    private var values: [String: (key: String, value: JSONValue)] = [:]
+    /// Path prefix for error messages.
+    public let path: String
+
+    /// Reads `value`, which must be an object whose keys are all in `allowed`.
+    public init(_ value: JSONValue, allowed: [String], path: String = "") throws(JSONFieldError) {
+        self.path = path
+        guard case .object(let members) = value else {
+            throw JSONFieldError(path: path.isEmpty ? "event" : path, reason: "expected a JSON object, found \(value.typeName)", code: "wrong_type")
+        }
+        var canonical: [String: String] = [:]
+        for name in allowed { canonical[name.lowercased()] = name }
+        for m in members {
+            guard let name = canonical[m.key.lowercased()] else {
+                throw JSONFieldError(path: Self.join(path, m.key), reason: "unknown key \"\(m.key)\"", code: "unknown_key")
+            }
+            values[name] = (m.key, m.value)
+        }
+    }
+
+    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// Whether `name` was given with a non-null value.
+    public func has(_ name: String) -> Bool {
+        if let v = values[name]?.value, v != .null { return true }
+        return false
+    }
+
+    /// The raw value of `name`, nil when absent or null.
+    public func raw(_ name: String) -> JSONValue? {
+        guard let v = values[name]?.value, v != .null else { return nil }
+        return v
+    }
+
+    func mismatch(_ name: String, _ expected: String, _ found: JSONValue) -> JSONFieldError {
+        JSONFieldError(path: Self.join(path, name), reason: "expected \(expected), found \(found.typeName) \(found.jsonText.prefix(40))", code: "wrong_type")
+    }
+
+    /// An integer member in `range`; nil when absent or null.
+    public func int(_ name: String, _ range: ClosedRange<Int64> = Int64.min...Int64.max) throws(JSONFieldError) -> Int64? {
+        guard let v = raw(name) else { return nil }
+        guard case .integer(let i) = v else { throw mismatch(name, "an integer", v) }
+        guard range.contains(i) else {
+            throw JSONFieldError(path: Self.join(path, name), reason: "\(i) is out of range \(range.lowerBound)...\(range.upperBound)", code: "out_of_range")
+        }
+        return i
+    }
+
+    /// A 32-bit integer member (Go `int32`).
+    public func int32(_ name: String) throws(JSONFieldError) -> Int64? { try int(name, Int64(Int32.min)...Int64(Int32.max)) }
+
+    /// A number member.
+    public func double(_ name: String) throws(JSONFieldError) -> Double? {
+        guard let v = raw(name) else { return nil }
+        switch v {
+        case .integer(let i): return Double(i)
+        case .double(let d): return d
+        default: throw mismatch(name, "a number", v)
+        }
+    }
+
+    /// A string member.
+    public func string(_ name: String) throws(JSONFieldError) -> String? {
+        guard let v = raw(name) else { return nil }
+        guard case .string(let s) = v else { throw mismatch(name, "a string", v) }
+        return s
+    }
+
+    /// An array member.
+    public func array(_ name: String) throws(JSONFieldError) -> [JSONValue]? {
+        guard let v = raw(name) else { return nil }
+        guard case .array(let a) = v else { throw mismatch(name, "an array", v) }
+        return a
+    }
+
+    /// An object member whose values all are strings (Go `map[string]string`).
+    public func stringMap(_ name: String) throws(JSONFieldError) -> [String: String]? {
+        guard let v = raw(name) else { return nil }
+        guard case .object(let members) = v else { throw mismatch(name, "an object", v) }
+        var out: [String: String] = [:]
+        for m in members {
+            if m.value == .null { out[m.key] = ""; continue }
+            guard case .string(let s) = m.value else { throw mismatch("\(name).\(m.key)", "a string", m.value) }
+            out[m.key] = s
+        }
+        return out
+    }
+
+    /// An object member whose values all are numbers (Go `map[string]float64`).
+    public func numberMap(_ name: String) throws(JSONFieldError) -> [String: Double]? {
+        guard let v = raw(name) else { return nil }
+        guard case .object(let members) = v else { throw mismatch(name, "an object", v) }
+        var out: [String: Double] = [:]
+        for m in members {
+            switch m.value {
+            case .integer(let i): out[m.key] = Double(i)
+            case .double(let d): out[m.key] = d
+            case .null: out[m.key] = 0
+            default: throw mismatch("\(name).\(m.key)", "a number", m.value)
+            }
+        }
+        return out
+    }
+
+    /// The member's path, for errors raised by callers.
+    public func path(of name: String) -> String { Self.join(path, name) }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Yams
+
+/// clusterd's configuration (`config/clusterd.yaml`). Every key is optional; the defaults
+/// are what a single-node installation needs. Command-line flags override the file.
+public struct ClusterdConfig: Sendable, Equatable, Decodable {
+    /// How to reach NATS.
+    public struct NATS: Sendable, Equatable, Decodable {
+        /// Server URLs; empty means "start a local nats-server" (embedded default).
+        public var servers: [String] = []
+        public var name = "clusterd"
+        public var user: String?
+        public var password: String?
+        public var token: String?
+        public var credentialsFile: String?
+        public var nkeyPublicKey: String?
+        public var nkeySeedFile: String?
+        public var tlsCA: String?
+        public var tlsCertificate: String?
+        public var tlsKey: String?
+        /// Port of the embedded nats-server (0 = 4222 when free, else any free port).
+        public var embeddedPort = 0
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            servers = try c.decodeIfPresent(type(of: servers).self, forKey: .servers) ?? servers
+            name = try c.decodeIfPresent(type(of: name).self, forKey: .name) ?? name
+            user = try c.decodeIfPresent(String.self, forKey: .user)
+            password = try c.decodeIfPresent(String.self, forKey: .password)
+            token = try c.decodeIfPresent(String.self, forKey: .token)
+            credentialsFile = try c.decodeIfPresent(String.self, forKey: .credentialsFile)
+            nkeyPublicKey = try c.decodeIfPresent(String.self, forKey: .nkeyPublicKey)
+            nkeySeedFile = try c.decodeIfPresent(String.self, forKey: .nkeySeedFile)
+            tlsCA = try c.decodeIfPresent(String.self, forKey: .tlsCA)
+            tlsCertificate = try c.decodeIfPresent(String.self, forKey: .tlsCertificate)
+            tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
+            embeddedPort = try c.decodeIfPresent(type(of: embeddedPort).self, forKey: .embeddedPort) ?? embeddedPort
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case servers, name, user, password, token, embeddedPort = "embedded_port"
+            case credentialsFile = "credentials_file", nkeyPublicKey = "nkey_public_key", nkeySeedFile = "nkey_seed_file"
+            case tlsCA = "tls_ca", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
+        }
+    }
+
+    /// Where events come from and how delivery is guaranteed.
+    public struct Intake: Sendable, Equatable, Decodable {
+        /// `jetstream` (durable, ack after commit) or `core` (at-most-once, for brokers
+        /// without JetStream).
+        public var mode = "jetstream"
+        public var jobSubject = "cc.job.event"
+        public var nodeStateSubject = "cc.node.state"
+        public var stream = "CC_EVENTS"
+        public var consumer = "clusterd_jobs"
+        /// Messages fetched and committed together.
+        public var batch = 256
+        /// The stream's duplicate window for `Nats-Msg-Id` (seconds).
+        public var duplicateWindowSeconds = 600
+        /// How long the broker waits for an ack before redelivering (seconds).
+        public var ackWaitSeconds = 60
+        /// Stream retention (days).
+        public var maxAgeDays = 30
+        /// Queue group in core mode, so several instances share the events.
+        public var queueGroup = "clusterd"
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            mode = try c.decodeIfPresent(type(of: mode).self, forKey: .mode) ?? mode
+            jobSubject = try c.decodeIfPresent(type(of: jobSubject).self, forKey: .jobSubject) ?? jobSubject
+            nodeStateSubject = try c.decodeIfPresent(type(of: nodeStateSubject).self, forKey: .nodeStateSubject) ?? nodeStateSubject
+            stream = try c.decodeIfPresent(type(of: stream).self, forKey: .stream) ?? stream
+            consumer = try c.decodeIfPresent(type(of: consumer).self, forKey: .consumer) ?? consumer
+            batch = try c.decodeIfPresent(type(of: batch).self, forKey: .batch) ?? batch
+            duplicateWindowSeconds = try c.decodeIfPresent(type(of: duplicateWindowSeconds).self, forKey: .duplicateWindowSeconds) ?? duplicateWindowSeconds
+            ackWaitSeconds = try c.decodeIfPresent(type(of: ackWaitSeconds).self, forKey: .ackWaitSeconds) ?? ackWaitSeconds
+            maxAgeDays = try c.decodeIfPresent(type(of: maxAgeDays).self, forKey: .maxAgeDays) ?? maxAgeDays
+            queueGroup = try c.decodeIfPresent(type(of: queueGroup).self, forKey: .queueGroup) ?? queueGroup
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case mode, stream, consumer, batch
+            case jobSubject = "job_subject", nodeStateSubject = "node_state_subject"
+            case duplicateWindowSeconds = "duplicate_window_seconds", ackWaitSeconds = "ack_wait_seconds"
+            case maxAgeDays = "max_age_days", queueGroup = "queue_group"
+        }
+    }
+
+    /// Files on disk.
+    public struct Storage: Sendable, Equatable, Decodable {
+        /// Data directory; the database and archive default to paths inside it.
+        public var dataDir = "./clusterd-data"
+        /// SQLite file (default `<data_dir>/clusterd.db`).
+        public var database: String?
+        /// Job-archive root (default `<data_dir>/archive`).
+        public var archive: String?
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            dataDir = try c.decodeIfPresent(type(of: dataDir).self, forKey: .dataDir) ?? dataDir
+            database = try c.decodeIfPresent(String.self, forKey: .database)
+            archive = try c.decodeIfPresent(String.self, forKey: .archive)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case dataDir = "data_dir", database, archive
+        }
+    }
+
+    /// The job stage.
+    public struct Jobs: Sendable, Equatable, Decodable {
+        /// cluster.json files installed into the archive at start (besides those already there).
+        public var clusterFiles: [String] = []
+        /// How long a stop waits for its start before it is dead-lettered (seconds).
+        public var heldStopTimeoutSeconds = 3600
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            clusterFiles = try c.decodeIfPresent(type(of: clusterFiles).self, forKey: .clusterFiles) ?? clusterFiles
+            heldStopTimeoutSeconds = try c.decodeIfPresent(type(of: heldStopTimeoutSeconds).self, forKey: .heldStopTimeoutSeconds) ?? heldStopTimeoutSeconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case clusterFiles = "cluster_files", heldStopTimeoutSeconds = "held_stop_timeout_seconds"
+        }
+    }
+
+    /// Subjects clusterd publishes on.
+    public struct Publish: Sendable, Equatable, Decodable {
+        /// Dead letters go to `<prefix>.<stage>`.
+        public var deadLetterPrefix = "clusterd.dlq"
+        /// Results go to `<prefix>.<stage>.<message-id>`.
+        public var resultPrefix = "clusterd.result"
+        /// Stream keeping dead letters for inspection.
+        public var deadLetterStream = "CLUSTERD_DLQ"
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            deadLetterPrefix = try c.decodeIfPresent(type(of: deadLetterPrefix).self, forKey: .deadLetterPrefix) ?? deadLetterPrefix
+            resultPrefix = try c.decodeIfPresent(type(of: resultPrefix).self, forKey: .resultPrefix) ?? resultPrefix
+            deadLetterStream = try c.decodeIfPresent(type(of: deadLetterStream).self, forKey: .deadLetterStream) ?? deadLetterStream
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case deadLetterPrefix = "dead_letter_prefix", resultPrefix = "result_prefix", deadLetterStream = "dead_letter_stream"
+        }
+    }
+
+    public var nats = NATS()
+    public var intake = Intake()
+    public var storage = Storage()
+    public var jobs = Jobs()
+    public var publish = Publish()
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
+    public var logLevel = "info"
+
+    enum CodingKeys: String, CodingKey {
+        case nats, intake, storage, jobs, publish, logLevel = "log_level"
+    }
+
+    /// The defaults.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        nats = try c.decodeIfPresent(NATS.self, forKey: .nats) ?? nats
+        intake = try c.decodeIfPresent(Intake.self, forKey: .intake) ?? intake
+        storage = try c.decodeIfPresent(Storage.self, forKey: .storage) ?? storage
+        jobs = try c.decodeIfPresent(Jobs.self, forKey: .jobs) ?? jobs
+        publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
+    }
+
+
+    /// A configuration file that cannot be used, with the reason.
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Loads a YAML file; unknown keys are errors (a typo must not silently fall back to a
+    /// default).
+    public static func load(path: String) throws(LoadError) -> ClusterdConfig {
+        guard let data = FileManager.default.contents(atPath: path) else { throw LoadError(description: "\(path): cannot read the file") }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    /// Parses YAML text; `file` names it in errors.
+    public static func parse(_ yaml: String, file: String) throws(LoadError) -> ClusterdConfig {
+        do {
+            if let node = try Yams.compose(yaml: yaml) { try checkKeys(node, schema: Self.schema, path: "") }
+            if yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return ClusterdConfig() }
+            let config = try YAMLDecoder().decode(ClusterdConfig.self, from: yaml)
+            try config.validate()
+            return config
+        } catch let e as LoadError {
+            throw LoadError(description: "\(file): \(e.description)")
+        } catch let e as DecodingError {
+            throw LoadError(description: "\(file): \(Self.describe(e))")
+        } catch {
+            throw LoadError(description: "\(file): \(error)")
+        }
+    }
+
+    func validate() throws(LoadError) {
+        if intake.mode != "jetstream" && intake.mode != "core" {
+            throw LoadError(description: "intake.mode: \"\(intake.mode)\" is not jetstream or core")
+        }
+        if intake.batch < 1 { throw LoadError(description: "intake.batch: must be at least 1") }
+    }
+
+    static let schema: [String: [String]] = [
+        "": ["nats", "intake", "storage", "jobs", "publish", "log_level"],
+        "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
+                 "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
+        "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "batch", "duplicate_window_seconds",
+                   "ack_wait_seconds", "max_age_days", "queue_group"],
+        "storage": ["data_dir", "database", "archive"],
+        "jobs": ["cluster_files", "held_stop_timeout_seconds"],
+        "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream"],
+    ]
+
+    static func checkKeys(_ node: Node, schema: [String: [String]], path: String) throws(LoadError) {
+        guard case .mapping(let mapping) = node else { return }
+        guard let allowed = schema[path] else { return }
+        for (key, value) in mapping {
+            let name = key.string ?? ""
+            guard allowed.contains(name) else {
+                throw LoadError(description: "line \(key.mark?.line ?? 0): unknown key \"\(path.isEmpty ? name : path + "." + name)\" (allowed: \(allowed.joined(separator: ", ")))")
+            }
+            if path.isEmpty { try checkKeys(value, schema: schema, path: name) }
+        }
+    }
+
+    static func describe(_ e: DecodingError) -> String {
+        func path(_ c: [CodingKey]) -> String { c.map(\.stringValue).joined(separator: ".") }
+        switch e {
+        case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(type)"
+        case .valueNotFound(let type, let c): return "\(path(c.codingPath)): missing \(type)"
+        case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])): missing"
+        case .dataCorrupted(let c): return "\(path(c.codingPath)): \(c.debugDescription)"
+        @unknown default: return "\(e)"
+        }
+    }
+
+    /// The SQLite file.
+    public var databasePath: String { storage.database ?? "\(storage.dataDir)/clusterd.db" }
+    /// The archive root.
+    public var archivePath: String { storage.archive ?? "\(storage.dataDir)/archive" }
+}

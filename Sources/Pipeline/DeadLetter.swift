@@ -1,0 +1,84 @@
+import Model
+import Store
+
+/// A rejected line: what came in, where, and why. Published on `clusterd.dlq.<stage>` and
+/// kept in table `dead_letter` until it is replayed or pruned.
+public struct DeadLetter: Sendable, Equatable {
+    /// The stage that refused it (`jobs`).
+    public var stage: String
+    /// The subject it arrived on.
+    public var subject: String
+    /// The publisher's `Nats-Msg-Id`, if any.
+    public var messageID: String?
+    /// Where it came from (`CC_EVENTS:42` = stream and sequence).
+    public var origin: String
+    /// 1-based line and column in the message.
+    public var line: Int
+    public var column: Int
+    /// Stable reason code (`unknown_cluster`, `syntax`, ...).
+    public var code: String
+    /// The reason, for people.
+    public var reason: String
+    /// The offending line as received.
+    public var raw: String
+    /// Epoch seconds.
+    public var receivedAt: Int64
+
+    /// The JSON published on the dead-letter subject.
+    public var json: JSONValue {
+        var b = JSONObjectBuilder()
+        b.add("stage", stage)
+        b.add("subject", subject)
+        b.addIfPresent("messageId", messageID.map(JSONValue.string))
+        b.add("origin", origin)
+        b.add("line", line)
+        b.add("column", column)
+        b.add("code", code)
+        b.add("reason", reason)
+        b.add("raw", raw)
+        b.add("receivedAt", receivedAt)
+        return b.value
+    }
+
+    /// `line L, column C: reason`.
+    public var summary: String { "line \(line), column \(column): \(reason)" }
+}
+
+/// The pipeline's own tables: dead letters and the deliveries already applied.
+public enum PipelineSchema {
+    /// Migrations of module "pipeline".
+    public static let migrations = [
+        Migration(module: "pipeline", version: 1, sql: """
+            CREATE TABLE dead_letter (
+                id INTEGER PRIMARY KEY,
+                stage TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                message_id TEXT,
+                origin TEXT NOT NULL,
+                line INTEGER NOT NULL,
+                col INTEGER NOT NULL,
+                code TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                raw TEXT NOT NULL,
+                received_at INTEGER NOT NULL);
+            CREATE INDEX dead_letter_stage_code ON dead_letter (stage, code);
+            CREATE INDEX dead_letter_received ON dead_letter (received_at);
+            -- Stream sequences whose effects are committed: a redelivery after a crash
+            -- between commit and ack is recognised and only acknowledged.
+            CREATE TABLE applied_message (
+                origin TEXT PRIMARY KEY,
+                applied_at INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE INDEX applied_message_age ON applied_message (applied_at);
+            """),
+    ]
+
+    /// Stores a dead letter.
+    static func insert(_ letter: DeadLetter, into database: Database) throws(StoreError) {
+        try database.prepare("""
+            INSERT INTO dead_letter (stage, subject, message_id, origin, line, col, code, reason, raw, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).run([.text(letter.stage), .text(letter.subject), letter.messageID.map(SQLValue.text) ?? .null, .text(letter.origin),
+                      .integer(Int64(letter.line)), .integer(Int64(letter.column)), .text(letter.code), .text(letter.reason),
+                      .text(letter.raw), .integer(letter.receivedAt)])
+    }
+}

@@ -1,0 +1,26 @@
+/// A message handed to a processor, whatever the intake mode.
+public struct IncomingMessage: Sendable {
+    /// Subject it arrived on.
+    public var subject: String
+    /// The body (line protocol).
+    public var data: [UInt8]
+    /// The publisher's `Nats-Msg-Id`, if any: results are published under it.
+    public var messageID: String?
+    /// Unique delivery identity: `<stream>:<sequence>` with JetStream; the message id or a
+    /// random id in core mode.
+    public var origin: String
+    /// Reply subject (core mode: the result is sent there).
+    public var reply: String?
+    /// Epoch seconds when received.
+    public var receivedAt: Int64
+
+    /// Creates an incoming message.
+    public init(subject: String, data: [UInt8], messageID: String?, origin: String, reply: String? = nil, receivedAt: Int64) {
+        self.subject = subject
+        self.data = data
+        self.messageID = messageID
+        self.origin = origin
+        self.reply = reply
+        self.receivedAt = receivedAt
+    }
+}

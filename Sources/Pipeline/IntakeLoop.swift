@@ -1,0 +1,121 @@
+import Bus
+import Foundation
+import Logging
+import Synchronization
+
+/// The single writer: fetches a batch, applies it in one transaction, settles every message
+/// with the broker only after the commit, publishes the outbox, writes archive entries, and
+/// runs the periodic chores (held-stop expiry, pruning). Runs on its own thread because
+/// every step blocks.
+public final class IntakeLoop: @unchecked Sendable {
+    let source: any MessageSource
+    let processor: JobProcessor
+    let publisher: OutboxPublisher
+    let connection: BusConnection
+    let batch: Int
+    let logger: Logger
+    let counters: PipelineCounters
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+
+    /// A loop over `source`.
+    public init(source: any MessageSource, processor: JobProcessor, publisher: OutboxPublisher, connection: BusConnection,
+                batch: Int, counters: PipelineCounters, logger: Logger) {
+        self.source = source
+        self.processor = processor
+        self.publisher = publisher
+        self.connection = connection
+        self.batch = batch
+        self.counters = counters
+        self.logger = logger
+    }
+
+    /// Starts the loop thread.
+    public func start() {
+        let t = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        t.name = "clusterd-intake"
+        thread = t
+        t.start()
+    }
+
+    /// Asks the loop to stop after the batch in flight and waits until it has.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        if thread != nil { finished.wait() }
+        thread = nil
+    }
+
+    private func run() {
+        var failures = 0
+        var lastChores = Date.distantPast
+        // Whatever a previous run committed but did not finish: outbox and archive.
+        settleLeftovers()
+        while !stopping.load(ordering: .relaxed) {
+            if Date().timeIntervalSince(lastChores) >= 10 {
+                lastChores = Date()
+                chores()
+            }
+            let deliveries: [Delivery]
+            do {
+                deliveries = try source.next(batch: batch, timeout: .milliseconds(500))
+            } catch {
+                counters.add("intake.fetch_errors")
+                logger.warning("fetch failed; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            if deliveries.isEmpty { continue }
+            do {
+                let dispositions = try processor.process(deliveries.map(\.message))
+                failures = 0
+                for (delivery, disposition) in zip(deliveries, dispositions) {
+                    if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
+                    if disposition == .alreadyApplied, let reply = delivery.message.reply {
+                        try? connection.publish(reply, Array(#"{"ok":true,"duplicate":true}"#.utf8))
+                    }
+                }
+                settleLeftovers()
+            } catch {
+                // Nothing of the batch was committed: redeliver it after a growing delay.
+                failures += 1
+                let delay = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
+                counters.add("intake.batch_retries")
+                logger.error("batch not committed; redelivering", metadata: ["error": "\(error)", "messages": "\(deliveries.count)", "delay": "\(delay)"])
+                for delivery in deliveries { delivery.nak(delay) }
+                Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            }
+        }
+        settleLeftovers()
+    }
+
+    /// Publishes the outbox and writes pending archive entries.
+    private func settleLeftovers() {
+        do {
+            try publisher.drain()
+        } catch {
+            counters.add("outbox.publish_errors")
+            logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
+        }
+        do {
+            try processor.archivePending()
+        } catch {
+            logger.error("archive pass failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func chores() {
+        let now = Int64(Date().timeIntervalSince1970)
+        do {
+            let expired = try processor.expireHeldStops(now: now)
+            if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
+            try processor.pruneApplied(before: now - 14 * 86_400)
+        } catch {
+            logger.error("periodic chores failed", metadata: ["error": "\(error)"])
+        }
+        settleLeftovers()
+    }
+}

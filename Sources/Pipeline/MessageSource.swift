@@ -1,0 +1,113 @@
+import Bus
+import Foundation
+import Synchronization
+
+/// A received message and how to settle it with the broker.
+public struct Delivery: Sendable {
+    /// The message.
+    public var message: IncomingMessage
+    /// Acknowledge: its effects are committed.
+    public var ack: @Sendable () -> Void
+    /// Redeliver later: a transient failure.
+    public var nak: @Sendable (Duration) -> Void
+    /// Never redeliver: it was dead-lettered.
+    public var term: @Sendable () -> Void
+}
+
+/// Where the intake loop gets its messages: a JetStream pull consumer or a core subscription.
+public protocol MessageSource: Sendable {
+    /// Up to `batch` messages, waiting at most `timeout` for the first. Blocks.
+    func next(batch: Int, timeout: Duration) throws -> [Delivery]
+    /// Whether the source gives at-least-once delivery.
+    var isDurable: Bool { get }
+}
+
+/// Durable intake: a bound pull consumer (created with add-consumer, never deleted).
+public final class JetStreamSource: MessageSource, @unchecked Sendable {
+    let subscription: PullSubscription
+    let stream: String
+    public var isDurable: Bool { true }
+
+    /// Ensures the stream and the durable consumer described by `config`, then binds.
+    public init(connection: BusConnection, config: ClusterdConfig) throws {
+        let js = try JetStream(connection)
+        let intake = config.intake
+        try js.ensureStream(StreamConfig(
+            name: intake.stream,
+            description: "ClusterCockpit job and node-state events consumed by clusterd",
+            subjects: [intake.jobSubject, intake.nodeStateSubject],
+            duplicateWindow: .seconds(intake.duplicateWindowSeconds),
+            maxAge: .seconds(intake.maxAgeDays * 86_400)))
+        // Acks wait for the commit of a whole batch; at most one batch is outstanding, so a
+        // nak'ed batch is redelivered before anything newer is fetched (per-job order).
+        try js.ensureConsumer(stream: intake.stream, ConsumerConfig(
+            durable: intake.consumer,
+            description: "clusterd job stage: ack after the SQLite commit",
+            ackWait: .seconds(intake.ackWaitSeconds),
+            maxAckPending: intake.batch,
+            filterSubject: intake.jobSubject))
+        subscription = try js.pullSubscription(stream: intake.stream, consumer: intake.consumer)
+        stream = intake.stream
+    }
+
+    public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
+        let now = Int64(Date().timeIntervalSince1970)
+        return try subscription.fetch(batch: batch, timeout: timeout).map { m in
+            Delivery(
+                message: IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
+                                         origin: "\(stream):\(m.delivery.streamSequence)", receivedAt: now),
+                ack: { try? m.ack() },
+                nak: { try? m.nak(delay: $0) },
+                term: { try? m.term() })
+        }
+    }
+}
+
+/// At-most-once intake for brokers without JetStream: a queue subscription whose messages
+/// wait in memory for the loop.
+public final class CoreSource: MessageSource, @unchecked Sendable {
+    /// Messages received and not yet taken by the loop.
+    final class Inbox: Sendable {
+        let queue = Mutex<[BusMessage]>([])
+        let signal = DispatchSemaphore(value: 0)
+
+        func push(_ m: BusMessage, front: Bool = false) {
+            queue.withLock { front ? $0.insert(m, at: 0) : $0.append(m) }
+            signal.signal()
+        }
+    }
+
+    private let inbox = Inbox()
+    private var subscription: BusSubscription?
+    public var isDurable: Bool { false }
+
+    /// Subscribes to the job subject in the configured queue group.
+    public init(connection: BusConnection, config: ClusterdConfig) throws {
+        subscription = try connection.subscribe(config.intake.jobSubject, queue: config.intake.queueGroup) { [inbox] message in inbox.push(message) }
+        try subscription?.removePendingLimits()
+    }
+
+    public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
+        if inbox.queue.withLock({ $0.isEmpty }) {
+            let (seconds, attoseconds) = timeout.components
+            _ = inbox.signal.wait(timeout: .now() + .milliseconds(Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)))
+        }
+        let taken: [BusMessage] = inbox.queue.withLock { q in
+            let n = min(batch, q.count)
+            let head = Array(q.prefix(n))
+            q.removeFirst(n)
+            return head
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        return taken.map { m in
+            let id = m.header("Nats-Msg-Id")
+            return Delivery(
+                message: IncomingMessage(subject: m.subject, data: m.data, messageID: id,
+                                         origin: "core:\(id ?? UUID().uuidString)", reply: m.reply, receivedAt: now),
+                ack: {},
+                // No broker redelivery in core mode: put it back for the next batch.
+                nak: { [inbox] _ in inbox.push(m, front: true) },
+                term: {})
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import CSQLite
+
+/// One SQLite connection (WAL mode). Not thread-safe: each connection belongs to one thread
+/// (clusterd has a single writer; readers open their own connections).
+public final class Database: @unchecked Sendable {
+    let db: OpaquePointer
+    /// The file path.
+    public let path: String
+    private var statements: [String: Statement] = [:]
+
+    /// Opens (creating if needed) the database at `path`, in WAL mode with
+    /// `synchronous=NORMAL`, foreign keys on and a busy timeout.
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false) throws(StoreError) {
+        var handle: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let handle { sqlite3_close_v2(handle) }
+            throw StoreError(code: rc, message: message, context: "open \(path)")
+        }
+        db = handle
+        self.path = path
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        if !readOnly {
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=NORMAL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
+    }
+
+    deinit {
+        statements.removeAll()
+        sqlite3_close_v2(db)
+    }
+
+    /// Runs one or more statements without results.
+    public func execute(_ sql: String) throws(StoreError) {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let message = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(err)
+            throw StoreError(code: rc, message: message, context: String(sql.prefix(80)))
+        }
+    }
+
+    /// A prepared statement for `sql`, cached per connection and reset for reuse.
+    public func prepare(_ sql: String) throws(StoreError) -> Statement {
+        if let cached = statements[sql] {
+            cached.reset()
+            return cached
+        }
+        let statement = try Statement(database: self, sql: sql)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction; commits when it returns, rolls back
+    /// when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs `body` inside a savepoint: when it throws, only its own changes are undone and
+    /// the enclosing transaction goes on (one bad event never undoes the rest of a batch).
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try execute("SAVEPOINT event")
+        do {
+            let value = try body()
+            try execute("RELEASE event")
+            return value
+        } catch {
+            try? execute("ROLLBACK TO event")
+            try? execute("RELEASE event")
+            throw error
+        }
+    }
+
+    /// The rowid of the last insert.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+
+    /// Rows changed by the last statement.
+    public var changes: Int { Int(sqlite3_changes(db)) }
+
+    func error(_ rc: Int32, _ context: String) -> StoreError {
+        StoreError(code: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)), context: context)
+    }
+}

@@ -1,0 +1,58 @@
+/// A message a stage wants published, written in the same transaction as the state change
+/// that caused it and published after the commit.
+public struct OutboxMessage: Sendable, Equatable {
+    /// Row id (0 before it is stored).
+    public var id: Int64
+    /// NATS subject.
+    public var subject: String
+    /// Deterministic `Nats-Msg-Id`, so a re-publish after a crash is dropped by JetStream's
+    /// duplicate window.
+    public var messageID: String
+    /// The body.
+    public var payload: [UInt8]
+
+    /// Creates a message to publish.
+    public init(id: Int64 = 0, subject: String, messageID: String, payload: [UInt8]) {
+        self.id = id
+        self.subject = subject
+        self.messageID = messageID
+        self.payload = payload
+    }
+}
+
+/// The transactional outbox table.
+public struct Outbox {
+    /// The table.
+    public static let migrations = [
+        Migration(module: "outbox", version: 1, sql: """
+            CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY,
+                subject TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                payload BLOB NOT NULL,
+                created_at INTEGER NOT NULL DEFAULT (unixepoch()));
+            """),
+    ]
+
+    let database: Database
+
+    /// An outbox over `database` (migrated with ``migrations``).
+    public init(_ database: Database) { self.database = database }
+
+    /// Adds a message; call inside the transaction that makes the change.
+    public func append(_ message: OutboxMessage) throws(StoreError) {
+        try database.prepare("INSERT INTO outbox (subject, message_id, payload) VALUES (?, ?, ?)")
+            .run([.text(message.subject), .text(message.messageID), .blob(message.payload)])
+    }
+
+    /// The oldest `limit` messages not yet published.
+    public func pending(limit: Int = 1000) throws(StoreError) -> [OutboxMessage] {
+        try database.prepare("SELECT id, subject, message_id, payload FROM outbox ORDER BY id LIMIT ?")
+            .rows([.integer(Int64(limit))]) { OutboxMessage(id: $0.int(0), subject: $0.text(1), messageID: $0.text(2), payload: $0.blob(3)) }
+    }
+
+    /// Removes messages that were published.
+    public func remove(upTo id: Int64) throws(StoreError) {
+        try database.prepare("DELETE FROM outbox WHERE id <= ?").run([.integer(id)])
+    }
+}
