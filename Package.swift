@@ -62,6 +62,11 @@ let package = Package(
             dependencies: ["Bus", "BusTestSupport"]
         ),
         .testTarget(
+            name: "PipelineTests",
+            dependencies: ["Pipeline", "Jobs", "Store", "Model", "Bus", "BusTestSupport",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "ClusterdCLITests",
             dependencies: ["LineProtocol"]
         ),

@@ -24,8 +24,9 @@ public enum JobEvent: Sendable, Equatable {
 
     /// Decodes one line as cc-backend does: measurement `job`, tag `function`, string field
     /// `event` with JSON; other tags and the timestamp are ignored (a missing timestamp is
-    /// accepted). On failure, also returns the 1-based column to blame.
-    public static func decode(_ view: PointView) -> Result<JobEvent, Located<JobRejection>> {
+    /// accepted). Also returns the 1-based column to blame: of the `event` field, or of
+    /// the problem.
+    public static func decode(_ view: PointView) -> Result<(event: JobEvent, column: Int), Located<JobRejection>> {
         guard view.measurement.equals("job") else {
             return .failure(Located(column: 1, .notAnEvent("measurement is \"\(view.measurement.string)\", expected \"job\"")))
         }
@@ -54,7 +55,7 @@ public enum JobEvent: Sendable, Equatable {
             return .failure(Located(column: eventColumn, .invalidJSON("event: \(error)")))
         }
         do {
-            return .success(isStart ? .start(try JobStart(json: json)) : .stop(try JobStop(json: json)))
+            return .success((isStart ? .start(try JobStart(json: json)) : .stop(try JobStop(json: json)), eventColumn))
         } catch {
             return .failure(Located(column: eventColumn, error))
         }

@@ -78,15 +78,15 @@ public final class JobProcessor: @unchecked Sendable {
                 raw = String(decoding: view.raw, as: UTF8.self)
                 switch JobEvent.decode(view) {
                 case .failure(let located): outcome = .failure(located)
-                case .success(let event):
+                case .success(let (event, column)):
                     do {
                         let result = try database.savepoint { try stage.apply(event, now: message.receivedAt, origin: message.origin, raw: raw) }
                         outcome = .success((event, result))
                     } catch let rejection as JobRejection {
-                        outcome = .failure(Located(column: 1, rejection))
+                        outcome = .failure(Located(column: column, rejection))
                     } catch let error as StoreError where !error.isTransient {
                         // A constraint the stage did not foresee: this event can never succeed.
-                        outcome = .failure(Located(column: 1, .invalidValue("rejected by the database: \(error.message)")))
+                        outcome = .failure(Located(column: column, .invalidValue("rejected by the database: \(error.message)")))
                     }
                 }
             }

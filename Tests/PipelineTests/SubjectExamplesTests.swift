@@ -1,0 +1,78 @@
+import Foundation
+import Model
+import Testing
+
+/// Every example in `subjects/` is exercised: line-protocol examples are processed in file
+/// order and must give the outcome written after `expect=`; JSON examples must match what
+/// clusterd really publishes.
+@Suite struct SubjectExamplesTests {
+    struct Example {
+        let file: String
+        let info: String
+        let body: String
+    }
+
+    static func examples() throws -> [Example] {
+        let dir = Repository.path("subjects")
+        var out: [Example] = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir).sorted() where file.hasSuffix(".md") {
+            let text = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
+            var info: String?
+            var body: [Substring] = []
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("```") {
+                    if let i = info {
+                        out.append(Example(file: file, info: i, body: body.joined(separator: "\n")))
+                        info = nil
+                    } else {
+                        info = String(line.dropFirst(3))
+                        body = []
+                    }
+                } else if info != nil {
+                    body.append(line)
+                }
+            }
+        }
+        return out
+    }
+
+    @Test func jobEventExamplesGiveTheDocumentedOutcome() throws {
+        let env = try TestEnvironment()
+        let examples = try Self.examples().filter { $0.file == "cc.job.event.md" && $0.info.hasPrefix("lp expect=") }
+        #expect(examples.count >= 25)
+        for (i, example) in examples.enumerated() {
+            let expected = example.info.dropFirst("lp expect=".count).split(separator: ",").map(String.init)
+            let result = try env.send(example.body, messageID: "ex\(i)")
+            #expect(TestEnvironment.statuses(result) == expected, "example \(i + 1): \(example.body.prefix(100))")
+        }
+        // The stop before its start ended in a completed job; the legacy stop cancelled.
+        let states = try env.query("SELECT job_id, job_state, duration FROM job ORDER BY job_id")
+        #expect(states.contains(["2001", "completed", "600", "", "", "", "", ""]))
+        #expect(states.contains(["2002", "cancelled", "100", "", "", "", "", ""]))
+        #expect(states.contains(["1001", "failed", "100", "", "", "", "", ""]))
+        // Every example that could be decoded as LP is valid per the decoder, i.e. the docs stay honest.
+        #expect(env.counters["jobs.messages"] == examples.count)
+    }
+
+    @Test func deadLetterAndResultExamplesMatchWhatIsPublished() throws {
+        let env = try TestEnvironment()
+        let all = try Self.examples()
+        // unknown_cluster example → the dead letter documented in clusterd.dlq.jobs.md
+        let unknown = try #require(all.first { $0.info == "lp expect=rejected:unknown_cluster" })
+        try env.send(unknown.body, messageID: "hook-3001")
+        let published = try #require(try env.deadLetters().last)
+        let documented = try JSONValue.parse(try #require(all.first { $0.info == "json example=dead-letter" }).body)
+        #expect(Self.withoutVolatile(published) == Self.withoutVolatile(documented))
+        // the three-line example → the result documented in clusterd.result.jobs.md
+        let mixed = try #require(all.first { $0.info == "lp expect=started,rejected:invalid_json,stopped" })
+        let result = try env.send(mixed.body, messageID: "hook-3007")
+        let documentedResult = try JSONValue.parse(try #require(all.first { $0.info == "json example=result" }).body)
+        #expect(Self.withoutVolatile(result) == Self.withoutVolatile(documentedResult))
+    }
+
+    /// Drops origin and receipt time, which differ per delivery.
+    static func withoutVolatile(_ v: JSONValue) -> JSONValue {
+        guard case .object(let members) = v else { return v }
+        return .object(members.filter { $0.key != "origin" && $0.key != "receivedAt" })
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Jobs
+import Logging
+import Model
+@testable import Pipeline
+import Store
+
+/// Paths of the repository, for config files and subject docs.
+enum Repository {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+}
+
+/// A temporary data directory with a migrated database and the example clusters installed.
+final class TestEnvironment {
+    let directory: URL
+    var config: ClusterdConfig
+    let processor: JobProcessor
+    let counters = PipelineCounters()
+
+    init(configure: (inout ClusterdConfig) -> Void = { _ in }) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        config = ClusterdConfig()
+        config.storage.dataDir = directory.path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+        configure(&config)
+        let database = try Database(path: config.databasePath)
+        try database.migrate(JobProcessor.migrations)
+        let archive = try ArchiveWriter(root: config.archivePath)
+        for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        processor = JobProcessor(database: database, clusters: try ClusterRegistry.load(archiveRoot: config.archivePath),
+                                 archive: archive, config: config, counters: counters, logger: logger)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    private var sequence = 0
+
+    /// Processes one message (as if delivered by the stream) and returns its result JSON.
+    @discardableResult
+    func send(_ body: String, messageID: String? = nil, now: Int64 = 1_800_000_000) throws -> JSONValue {
+        sequence += 1
+        let id = messageID ?? "m\(sequence)"
+        _ = try processor.process([IncomingMessage(subject: "cc.job.event", data: Array(body.utf8), messageID: id,
+                                                   origin: "TEST:\(sequence)", receivedAt: now)])
+        try processor.archivePending()
+        return try result(for: id)
+    }
+
+    /// The result published (queued in the outbox) for `messageID`.
+    func result(for messageID: String) throws -> JSONValue {
+        let rows = try Outbox(processor.database).pending(limit: 100_000).filter { $0.subject == "clusterd.result.jobs.\(messageID)" }
+        guard let last = rows.last else { throw TestFailure("no result for \(messageID)") }
+        return try JSONValue.parse(last.payload)
+    }
+
+    /// Dead letters queued in the outbox, parsed.
+    func deadLetters() throws -> [JSONValue] {
+        try Outbox(processor.database).pending(limit: 100_000).filter { $0.subject == "clusterd.dlq.jobs" }.map { try JSONValue.parse($0.payload) }
+    }
+
+    /// Per-line statuses of a result (`started`, `rejected:unknown_cluster`, ...).
+    static func statuses(_ result: JSONValue) -> [String] {
+        guard case .array(let events)? = result["events"] else { return [] }
+        return events.map { e in
+            guard case .string(let status)? = e["status"] else { return "?" }
+            if status == "rejected", case .string(let code)? = e["code"] { return "rejected:\(code)" }
+            return status
+        }
+    }
+
+    /// One row of a query, as text columns.
+    func query(_ sql: String) throws -> [[String]] {
+        let statement = try processor.database.prepare(sql)
+        return try statement.rows { s in (0..<8).map { s.text(Int32($0)) } }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
