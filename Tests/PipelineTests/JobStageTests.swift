@@ -1,0 +1,106 @@
+import Foundation
+import Jobs
+import Model
+import Pipeline
+import Testing
+
+@Suite struct JobStageTests {
+    static let start = #"job,function=start_job event="{\"jobId\":1403244,\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"submitTime\":1608920000,\"requestedMemory\":4096,\"numNodes\":2,\"resources\":[{\"hostname\":\"f0101\",\"hwthreads\":[0,1]},{\"hostname\":\"f0102\"}],\"tags\":[{\"type\":\"app\",\"name\":\"vasp\"}],\"metaData\":{\"jobName\":\"x\"},\"startTime\":1608923076}" 1"#
+    static let stop = #"job,function=stop_job event="{\"jobId\":1403244,\"cluster\":\"fritz\",\"jobState\":\"timeout\",\"stopTime\":1608926676}""#
+
+    @Test func archiveEntryIsWrittenInTheV3LayoutAndTheJobIsMarkedArchived() throws {
+        let env = try TestEnvironment()
+        #expect(TestEnvironment.statuses(try env.send(Self.start)) == ["started"])
+        #expect(TestEnvironment.statuses(try env.send(Self.stop)) == ["stopped"])
+        let root = env.config.archivePath
+        #expect(try String(contentsOfFile: "\(root)/version.txt", encoding: .utf8) == "3\n")
+        #expect(FileManager.default.fileExists(atPath: "\(root)/fritz/cluster.json"))
+        let meta = try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: "\(root)/fritz/1403/244/1608923076/meta.json"))))
+        #expect(meta["jobState"] == .string("timeout"))
+        #expect(meta["duration"] == .integer(3600))
+        #expect(meta["subCluster"] == .string("main"))
+        #expect(meta["monitoringStatus"] == .integer(3))
+        #expect(meta["submitTime"] == .integer(1608920000))
+        #expect(meta["requestedMemory"] == .integer(4096))
+        let row = try env.query("SELECT monitoring_status, submit_time, requested_memory, job_state FROM job")
+        #expect(row.first?.prefix(4) == ["3", "1608920000", "4096", "timeout"])
+        let tags = try env.query("SELECT t.tag_type, t.tag_name, t.tag_scope FROM jobtag jt JOIN tag t ON t.id = jt.tag_id")
+        #expect(tags.first?.prefix(3) == ["app", "vasp", "global"])
+        // No leftover temporary files.
+        let dir = try FileManager.default.contentsOfDirectory(atPath: "\(root)/fritz/1403/244/1608923076")
+        #expect(dir == ["meta.json"])
+    }
+
+    @Test func monitoringStatusZeroIsNotArchived() throws {
+        let env = try TestEnvironment()
+        try env.send(#"job,function=start_job event="{\"jobId\":7,\"user\":\"u\",\"cluster\":\"fritz\",\"monitoringStatus\":0,\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":100}""#)
+        try env.send(#"job,function=stop_job event="{\"jobId\":7,\"stopTime\":200}""#)
+        #expect(!FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0/007/100/meta.json"))
+        #expect(try env.query("SELECT monitoring_status, job_state FROM job").first?.prefix(2) == ["0", "completed"])
+    }
+
+    @Test func heldStopExpiresIntoADeadLetter() throws {
+        let env = try TestEnvironment { $0.jobs.heldStopTimeoutSeconds = 60 }
+        #expect(TestEnvironment.statuses(try env.send(#"job,function=stop_job event="{\"jobId\":9,\"stopTime\":200}""#, now: 1000)) == ["held"])
+        #expect(try env.processor.expireHeldStops(now: 1050) == 0)
+        #expect(try env.processor.expireHeldStops(now: 1061) == 1)
+        let letter = try #require(try env.deadLetters().last)
+        #expect(letter["code"] == .string("held_stop_expired"))
+        // The start now finds nothing waiting.
+        let r = try env.send(#"job,function=start_job event="{\"jobId\":9,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":100}""#)
+        #expect(TestEnvironment.statuses(r) == ["started"])
+    }
+
+    @Test func redeliveryOfACommittedMessageIsRecognised() throws {
+        let env = try TestEnvironment()
+        let message = IncomingMessage(subject: "cc.job.event", data: Array(Self.start.utf8), messageID: "x", origin: "S:1", receivedAt: 1)
+        #expect(try env.processor.process([message]) == [.applied(accepted: 1, rejected: 0)])
+        #expect(try env.processor.process([message]) == [.alreadyApplied])
+        #expect(try env.query("SELECT count(*) FROM job").first?.first == "1")
+    }
+
+    @Test func everyRejectedLineIsStoredAndCounted() throws {
+        let env = try TestEnvironment()
+        try env.send("cpu_load,hostname=f0101 value=1 1\njob,function=start_job event=1\n\n")
+        #expect(try env.query("SELECT line, col, code FROM dead_letter ORDER BY id").map { Array($0.prefix(3)) } ==
+                [["1", "1", "not_an_event"], ["2", "24", "not_an_event"]])
+        #expect(env.counters["dead_letters.jobs.not_an_event"] == 2)
+        try env.send("")
+        #expect(env.counters["dead_letters.jobs.empty_message"] == 1)
+    }
+
+    @Test func nodeListsMatchAndExpandLikeSlurm() throws {
+        let list = try NodeList("f[0101-0103,0201],login[1-2],x")
+        #expect(list.expanded() == ["f0101", "f0102", "f0103", "f0201", "login1", "login2", "x"])
+        #expect(list.contains("f0102") && list.contains("f0201") && list.contains("x"))
+        #expect(!list.contains("f0104") && !list.contains("f101") && !list.contains("f01020"))
+        #expect(throws: NodeList.ParseError.self) { try NodeList("f[01-2]") }
+        #expect(throws: NodeList.ParseError.self) { try NodeList("f[0101") }
+    }
+
+    @Test func jsonFollowsGoDecodingRules() throws {
+        // Case-insensitive keys, last duplicate wins, unknown key named, integers only.
+        let v = try JSONValue.parse(#"{"JOBID": 5, "jobId": 6, "cluster": "fritz", "stopTime": 10}"#)
+        #expect(try JobStop(json: v).jobId == 6)
+        #expect(throws: JobRejection.badField(path: "stoptime2", reason: "unknown key \"stoptime2\"", code: "unknown_key")) {
+            try JobStop(json: try JSONValue.parse(#"{"jobId": 5, "stoptime2": 1}"#))
+        }
+        #expect(throws: JobRejection.self) { try JobStop(json: try JSONValue.parse(#"{"jobId": 5.5, "stopTime": 1}"#)) }
+        #expect(try JSONValue.parse(#""\ud83d\ude00 \u00e9""#) == .string("😀 é"))
+        #expect(throws: JSONParseError.self) { try JSONValue.parse("[1,]") }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(String(repeating: "[", count: 200)) }
+    }
+
+    @Test func shippedConfigurationLoadsAndTyposAreReported() throws {
+        let config = try ClusterdConfig.load(path: Repository.path("config/clusterd.yaml"))
+        #expect(config.intake.jobSubject == "cc.job.event" && config.intake.stream == "CC_EVENTS")
+        #expect(config.jobs.clusterFiles.count == 2)
+        #expect(throws: ClusterdConfig.LoadError.self) { try ClusterdConfig.parse("intake:\n  bacth: 5\n", file: "x.yaml") }
+        do {
+            _ = try ClusterdConfig.parse("intake:\n  batch: many\n", file: "x.yaml")
+            Issue.record("accepted a non-integer batch")
+        } catch {
+            #expect(error.description.contains("intake.batch"))
+        }
+    }
+}
