@@ -1,0 +1,163 @@
+import Bus
+import BusTestSupport
+import Foundation
+import Logging
+import Model
+import Pipeline
+import Store
+import Testing
+
+/// clusterd's service against a real nats-server: events in through JetStream, results and
+/// dead letters out on the bus, nothing lost across a broker restart.
+@Suite(.serialized) final class ServiceBusTests {
+    let server: NATSServer
+    let directory: URL
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-svc-\(UUID().uuidString)")
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    func makeService(mode: String = "jetstream") -> ClusterdService {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.path
+        config.intake.mode = mode
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
+        var logger = Logger(label: "svc-test")
+        logger.logLevel = .error
+        return ClusterdService(config: config, logger: logger)
+    }
+
+    static func start(_ id: Int, startTime: Int = 1_700_000_000) -> String {
+        #"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":\#(startTime)}" \#(startTime)000000000"#
+    }
+
+    static func stop(_ id: Int, stopTime: Int = 1_700_000_600) -> String {
+        #"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":\#(stopTime)}" \#(stopTime)000000000"#
+    }
+
+    /// Collects messages of a subject into a thread-safe list.
+    final class Collector: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [BusMessage] = []
+        func add(_ m: BusMessage) { lock.lock(); items.append(m); lock.unlock() }
+        var messages: [BusMessage] { lock.lock(); defer { lock.unlock() }; return items }
+
+        func wait(count: Int, timeout: TimeInterval = 20) async throws -> [BusMessage] {
+            let deadline = Date().addingTimeInterval(timeout)
+            while messages.count < count && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            return messages
+        }
+    }
+
+    func countJobs(_ sql: String = "SELECT count(*) FROM job WHERE job_state = 'completed'") throws -> Int {
+        let db = try Database(path: directory.appendingPathComponent("clusterd.db").path)
+        return Int(try db.prepare(sql).first { $0.int(0) } ?? 0)
+    }
+
+    func waitForJobs(_ n: Int, timeout: TimeInterval = 60) async throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        var seen = 0
+        while Date() < deadline {
+            seen = (try? countJobs()) ?? 0
+            if seen >= n { return seen }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return seen
+    }
+
+    @Test func publisherGetsItsResultAndRejectionsReachTheDeadLetterSubject() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let results = Collector()
+        let letters = Collector()
+        let s1 = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
+        let s2 = try client.subscribe("clusterd.dlq.jobs") { letters.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        // The stop first: it is held until its start arrives.
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(42).utf8)), messageID: "stop-42")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(42).utf8)), messageID: "start-42")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array("job,function=start_job event=\"{\\\"jobId\\\":1,\\\"cluster\\\":\\\"nope\\\"}\"".utf8)), messageID: "bad.1")
+        let got = try await results.wait(count: 3)
+        let bySubject = Dictionary(got.map { ($0.subject, try! JSONValue.parse($0.data)) }, uniquingKeysWith: { a, _ in a })
+        #expect(bySubject["clusterd.result.jobs.stop-42"]?["ok"] == .bool(true))
+        #expect(TestEnvironment.statuses(try #require(bySubject["clusterd.result.jobs.stop-42"])) == ["held"])
+        #expect(TestEnvironment.statuses(try #require(bySubject["clusterd.result.jobs.start-42"])) == ["started_and_stopped"])
+        #expect(bySubject["clusterd.result.jobs.bad_1"]?["ok"] == .bool(false))
+        let letter = try JSONValue.parse(try #require(try await letters.wait(count: 1).first).data)
+        #expect(letter["code"] == .string("unknown_cluster"))
+        #expect(letter["messageId"] == .string("bad.1"))
+        #expect(try countJobs() == 1)
+        // Dead letters are kept in their stream for inspection.
+        #expect(try js.streamMessageCount("CLUSTERD_DLQ") == 1)
+        _ = (s1, s2)
+    }
+
+    @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let js = try JetStream(client, timeout: .seconds(2))
+        let jobs = 150
+        for i in 1...jobs {
+            if i == jobs / 2 { try server.restart() }
+            for (body, id) in [(Self.start(i), "start-\(i)"), (Self.stop(i), "stop-\(i)")] {
+                // A hook retries with the same message id until the broker confirms.
+                var attempts = 0
+                while true {
+                    do {
+                        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id)
+                        break
+                    } catch {
+                        attempts += 1
+                        if attempts > 200 { throw error }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+            }
+        }
+        #expect(try await waitForJobs(jobs) == jobs)
+        #expect(try countJobs("SELECT count(*) FROM job") == jobs)
+    }
+
+    @Test func coreModeAnswersTheReplySubject() async throws {
+        let service = makeService(mode: "core")
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        try await Task.sleep(for: .milliseconds(200))
+        let reply = try client.request(BusMessage(subject: "cc.job.event", headers: ["Nats-Msg-Id": ["c1"]], data: Array(Self.start(77).utf8)),
+                                       timeout: .seconds(10))
+        let result = try JSONValue.parse(reply.data)
+        #expect(result["ok"] == .bool(true))
+        #expect(TestEnvironment.statuses(result) == ["started"])
+        let again = try client.request(BusMessage(subject: "cc.job.event", headers: ["Nats-Msg-Id": ["c1"]], data: Array(Self.start(77).utf8)),
+                                       timeout: .seconds(10))
+        #expect(try JSONValue.parse(again.data)["duplicate"] == .bool(true))
+    }
+
+    @Test func anIndependentClientPublishesAsAHookWould() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let script = Repository.path("scripts/publish-example.py")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "--server", server.url, "--job-id", "4711"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("\"status\":\"started\"") && text.contains("\"status\":\"stopped\""), "\(text)")
+        #expect(try await waitForJobs(1) == 1)
+    }
+}
