@@ -68,7 +68,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterdCLITests",
-            dependencies: ["LineProtocol"]
+            dependencies: ["LineProtocol", "Bus", "BusTestSupport", "Store"]
         ),
     ],
     swiftLanguageModes: [.v6]

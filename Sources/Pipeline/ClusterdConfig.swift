@@ -60,8 +60,10 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var batch = 256
         /// The stream's duplicate window for `Nats-Msg-Id` (seconds).
         public var duplicateWindowSeconds = 600
-        /// How long the broker waits for an ack before redelivering (seconds).
-        public var ackWaitSeconds = 60
+        /// How long the broker waits for an ack before redelivering (seconds). After a crash,
+        /// the batch that was in flight comes back only after this time, so keep it short; a
+        /// batch normally commits in milliseconds.
+        public var ackWaitSeconds = 15
         /// Stream retention (days).
         public var maxAgeDays = 30
         /// Queue group in core mode, so several instances share the events.

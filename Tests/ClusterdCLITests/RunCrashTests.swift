@@ -1,0 +1,120 @@
+import Bus
+import BusTestSupport
+import Foundation
+import Store
+import Testing
+
+/// `clusterd run` as a process: SIGKILL in the middle of thousands of events, restart, and
+/// every job is there exactly once with the right state.
+@Suite(.serialized) final class RunCrashTests {
+    let server: NATSServer
+    let directory: URL
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-run-\(UUID().uuidString)")
+        let clusterDir = directory.appendingPathComponent("archive/fritz")
+        try FileManager.default.createDirectory(at: clusterDir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: CLIRunner.packageRoot.appendingPathComponent("config/clusters/fritz/cluster.json"),
+                                         to: clusterDir.appendingPathComponent("cluster.json"))
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    func launch() throws -> Process {
+        let p = Process()
+        p.executableURL = CLIRunner.executable
+        p.arguments = ["run", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"]
+        let log = directory.appendingPathComponent("clusterd.log")
+        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        p.standardError = handle
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    func scalar(_ sql: String) -> Int {
+        guard let db = try? Database(path: directory.appendingPathComponent("clusterd.db").path, readOnly: true) else { return 0 }
+        return Int((try? db.prepare(sql).first { $0.int(0) }) ?? 0 ?? 0)
+    }
+
+    static func start(_ id: Int) -> String {
+        #"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\#(id % 7)\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0\#(101 + id % 80)\"}],\"startTime\":\#(1_700_000_000 + id)}" 1"#
+    }
+
+    static func stop(_ id: Int) -> String {
+        #"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"jobState\":\"\#(id % 2 == 0 ? "completed" : "failed")\",\"stopTime\":\#(1_700_000_100 + id)}" 1"#
+    }
+
+    /// The hook side: starts, and stops lagging 40 jobs behind, each with a message id,
+    /// retried with the same id until the broker confirms.
+    static func publishAll(url: String, jobs: Int) throws {
+        let client = try BusConnection(ConnectionOptions(servers: [url], name: "hook"))
+        let js = try JetStream(client)
+        for i in 1...(jobs + 40) {
+            var batch: [(String, String)] = []
+            if i <= jobs { batch.append((start(i), "start-\(i)")) }
+            if i > 40 { batch.append((stop(i - 40), "stop-\(i - 40)")) }
+            for (body, id) in batch {
+                var attempts = 0
+                while true {
+                    do {
+                        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id)
+                        break
+                    } catch {
+                        attempts += 1
+                        if attempts > 100 { throw error }
+                        Thread.sleep(forTimeInterval: 0.05)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func sigkillDuringAStreamLosesAndDoublesNothing() async throws {
+        var clusterd = try launch()
+        let jobs = 2000
+        let url = server.url
+        // The hook side: starts, and stops lagging 40 jobs behind, each with a message id.
+        let publisher = Task.detached { try RunCrashTests.publishAll(url: url, jobs: jobs) }
+        // Kill clusterd hard once it is part-way through.
+        let deadline = Date().addingTimeInterval(60)
+        while scalar("SELECT count(*) FROM job") < 300 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        kill(clusterd.processIdentifier, SIGKILL)
+        clusterd.waitUntilExit()
+        #expect(clusterd.terminationReason == .uncaughtSignal)
+        let atKill = scalar("SELECT count(*) FROM job")
+        try await publisher.value
+        clusterd = try launch()
+        defer { clusterd.terminate(); clusterd.waitUntilExit() }
+        let finish = Date().addingTimeInterval(120)
+        while scalar("SELECT count(*) FROM job WHERE job_state <> 'running' AND monitoring_status = 3") < jobs && Date() < finish {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(atKill < jobs, "the kill came too late to test anything")
+        #expect(scalar("SELECT count(*) FROM job") == jobs)
+        #expect(scalar("SELECT count(DISTINCT job_id) FROM job") == jobs)
+        #expect(scalar("SELECT count(*) FROM job WHERE job_state = 'completed'") == jobs / 2)
+        #expect(scalar("SELECT count(*) FROM job WHERE job_state = 'failed'") == jobs / 2)
+        #expect(scalar("SELECT count(*) FROM job WHERE duration = 100") == jobs)
+        #expect(scalar("SELECT count(*) FROM job WHERE monitoring_status = 3") == jobs)
+        #expect(scalar("SELECT count(*) FROM dead_letter") == 0)
+        #expect(scalar("SELECT count(*) FROM outbox") == 0)
+        let archived = FileManager.default.enumerator(atPath: directory.appendingPathComponent("archive/fritz").path)?
+            .compactMap { $0 as? String }.filter { $0.hasSuffix("/meta.json") }.count
+        #expect(archived == jobs)
+    }
+
+    @Test func sigtermStopsCleanly() async throws {
+        let clusterd = try launch()
+        try await Task.sleep(for: .milliseconds(500))
+        clusterd.terminate()
+        clusterd.waitUntilExit()
+        #expect(clusterd.terminationReason == .exit)
+        #expect(clusterd.terminationStatus == 0)
+        let log = try String(contentsOf: directory.appendingPathComponent("clusterd.log"), encoding: .utf8)
+        #expect(!log.contains("critical"), "\(log)")
+    }
+}
