@@ -45,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol", "Pipeline",
+                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

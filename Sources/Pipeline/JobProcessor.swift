@@ -172,15 +172,20 @@ public final class JobProcessor: @unchecked Sendable {
         while true {
             let pending = try stage.pendingArchive(limit: 256)
             if pending.isEmpty { return written }
+            let jobs = pending.map { job -> JobRecord in
+                var archived = job
+                archived.monitoringStatus = 3
+                return archived
+            }
+            let results = archive.write(jobs)
             try database.transaction {
-                for var job in pending {
-                    job.monitoringStatus = 3
-                    do {
-                        try archive.write(job)
+                for (job, result) in zip(jobs, results) {
+                    switch result {
+                    case .success:
                         try stage.setMonitoringStatus(id: job.id, 3)
                         written += 1
                         counters.add("jobs.archived")
-                    } catch let error as ArchiveWriter.WriteError {
+                    case .failure(let error):
                         try stage.setMonitoringStatus(id: job.id, 2)
                         counters.add("jobs.archive_failed")
                         logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])

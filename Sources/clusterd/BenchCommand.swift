@@ -1,0 +1,106 @@
+import ArgumentParser
+import Bus
+import Foundation
+import Logging
+import NATSServerProcess
+import Pipeline
+import Store
+
+/// `clusterd bench`: measured figures, never asserted in tests.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure throughput on this machine and print the figures.",
+        subcommands: [JobsBench.self]
+    )
+}
+
+/// Events per second through the durable path: JetStream stream → pull consumer → one SQLite
+/// transaction per batch → ack → outbox → archive entry.
+struct JobsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs",
+        abstract: "Publish N jobs (start + stop) into a temporary nats-server and time clusterd applying them."
+    )
+
+    @Option(help: "Number of jobs (2 events each).") var jobs = 20_000
+    @Option(help: "Messages per fetch and transaction.") var batch = 256
+    @Option(help: "Lines (events) per NATS message.") var linesPerMessage = 1
+    @Flag(help: "Keep metaData and hwthreads small (default: realistic cc-slurm-adapter sized events).") var small = false
+    @Flag(help: "Send monitoringStatus 0, so no archive entries are written (measures the database path alone).") var noArchive = false
+
+    func run() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-bench-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try NATSServer()
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = dir.path
+        config.intake.batch = batch
+        let clusterFile = dir.appendingPathComponent("fritz.json")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Data(Self.cluster.utf8).write(to: clusterFile)
+        config.jobs.clusterFiles = [clusterFile.path]
+        var logger = Logger(label: "bench") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .error
+
+        // Publish everything first (captured by the stream), then let clusterd drain it.
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench"))
+        let js = try JetStream(client)
+        try js.ensureStream(StreamConfig(name: config.intake.stream, description: "bench", subjects: [config.intake.jobSubject, config.intake.nodeStateSubject]))
+        let publishStart = ContinuousClock.now
+        var lines: [String] = []
+        var bytes = 0
+        func flushLines() throws {
+            guard !lines.isEmpty else { return }
+            let body = Array(lines.joined(separator: "\n").utf8)
+            bytes += body.count
+            try client.publish(config.intake.jobSubject, body)
+            lines.removeAll(keepingCapacity: true)
+        }
+        for i in 1...jobs {
+            lines.append(start(i))
+            if lines.count >= linesPerMessage { try flushLines() }
+        }
+        for i in 1...jobs {
+            lines.append(stop(i))
+            if lines.count >= linesPerMessage { try flushLines() }
+        }
+        try flushLines()
+        try client.flush(timeout: .seconds(60))
+        let published = ContinuousClock.now - publishStart
+        let stored = try js.streamMessageCount(config.intake.stream)
+
+        let service = ClusterdService(config: config, logger: logger)
+        let begin = ContinuousClock.now
+        try service.start()
+        let db = try Database(path: config.databasePath, readOnly: true)
+        while true {
+            let archived = try db.prepare(noArchive ? "SELECT count(*) FROM job WHERE job_state <> 'running'" : "SELECT count(*) FROM job WHERE monitoring_status = 3")
+                .first { $0.int(0) } ?? 0
+            if archived >= jobs { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let elapsed = ContinuousClock.now - begin
+        service.stop()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let pubSeconds = Double(published.components.seconds) + Double(published.components.attoseconds) / 1e18
+        let events = 2 * jobs
+        print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B")
+        print(String(format: "publish into JetStream: %.2f s (%.0f events/s)", pubSeconds, Double(events) / pubSeconds))
+        print(String(format: "durable path (fetch, decode, validate, SQLite commit, ack, results, archive): %.2f s", seconds))
+        print(String(format: "  %.0f events/s, %.0f jobs/s archived", Double(events) / seconds, Double(jobs) / seconds))
+    }
+
+    func start(_ i: Int) -> String {
+        let meta = small ? "" : ##",\"metaData\":{\"jobName\":\"relax_\##(i)\",\"jobScript\":\"#!/bin/bash -l\\n#SBATCH --ntasks=72\\nsrun ./vasp_std \\u003e out.log\\n\",\"slurmInfo\":\"JobId=\##(i) JobName=relax UserId=u(4711)\"}"##
+        let threads = small ? "" : #",\"hwthreads\":[\#((0..<72).map(String.init).joined(separator: ","))]"#
+        return #"job,function=start_job,hostname=fritzadm1,type=node,type-id=0 event="{\"jobId\":\#(i),\"user\":\"u\#(i % 50)\",\"project\":\"p\#(i % 9)\",\"cluster\":\"fritz\",\"partition\":\"main\",\"shared\":\"none\",\"walltime\":86400,\"numNodes\":1,\"numHwthreads\":72,\"monitoringStatus\":\#(noArchive ? 0 : 1),\"resources\":[{\"hostname\":\"f0\#(101 + i % 80)\"\#(threads)}]\#(meta),\"startTime\":\#(1_700_000_000 + i)}" \#(1_700_000_000 + i)000000000"#
+    }
+
+    func stop(_ i: Int) -> String {
+        #"job,function=stop_job,hostname=fritzadm1,partition=main,type=node,type-id=0 event="{\"jobId\":\#(i),\"cluster\":\"fritz\",\"jobState\":\"completed\",\"stopTime\":\#(1_700_003_600 + i)}" \#(1_700_003_600 + i)000000000"#
+    }
+
+    static let cluster = #"{"name":"fritz","metricConfig":[],"subClusters":[{"name":"main","nodes":"f[0101-0999]"}]}"#
+}
