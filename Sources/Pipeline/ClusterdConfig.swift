@@ -102,6 +102,9 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var database: String?
         /// Job-archive root (default `<data_dir>/archive`).
         public var archive: String?
+        /// How long a write waits for a lock held by another connection before the batch is
+        /// given back to the broker for redelivery (milliseconds).
+        public var busyTimeoutMilliseconds = 5000
 
         /// The defaults.
         public init() {}
@@ -111,10 +114,11 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             dataDir = try c.decodeIfPresent(type(of: dataDir).self, forKey: .dataDir) ?? dataDir
             database = try c.decodeIfPresent(String.self, forKey: .database)
             archive = try c.decodeIfPresent(String.self, forKey: .archive)
+            busyTimeoutMilliseconds = try c.decodeIfPresent(Int.self, forKey: .busyTimeoutMilliseconds) ?? busyTimeoutMilliseconds
         }
 
         enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir", database, archive
+            case dataDir = "data_dir", database, archive, busyTimeoutMilliseconds = "busy_timeout_ms"
         }
     }
 
@@ -231,7 +235,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "batch", "duplicate_window_seconds",
                    "ack_wait_seconds", "max_age_days", "queue_group"],
-        "storage": ["data_dir", "database", "archive"],
+        "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
         "jobs": ["cluster_files", "held_stop_timeout_seconds"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream"],
     ]

@@ -28,7 +28,7 @@ public final class ClusterdService: @unchecked Sendable {
     /// intake loop.
     public func start() throws {
         try FileManager.default.createDirectory(atPath: config.storage.dataDir, withIntermediateDirectories: true)
-        let database = try Database(path: config.databasePath)
+        let database = try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds))
         let migrated = try database.migrate(JobProcessor.migrations)
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
         let archive = try ArchiveWriter(root: config.archivePath)

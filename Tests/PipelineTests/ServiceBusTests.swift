@@ -161,3 +161,77 @@ import Testing
         #expect(try await waitForJobs(1) == 1)
     }
 }
+
+extension ServiceBusTests {
+    /// Every documented example of `subjects/cc.job.event.md`, published through the bus in
+    /// order: each line's dead letter (or result) carries the documented code.
+    @Test func everyDocumentedRuleIsEnforcedThroughTheBus() async throws {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+        var logger = Logger(label: "svc-test")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        defer { service.stop() }
+        let examples = try SubjectExamplesTests.examples().filter { $0.file == "cc.job.event.md" && $0.info.hasPrefix("lp expect=") }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let results = Collector()
+        let letters = Collector()
+        let s1 = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
+        let s2 = try client.subscribe("clusterd.dlq.jobs") { letters.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        var expectedCodes: [String] = []
+        for (i, example) in examples.enumerated() {
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(example.body.utf8)), messageID: "rule-\(i)")
+            expectedCodes += example.info.dropFirst("lp expect=".count).split(separator: ",")
+                .filter { $0.hasPrefix("rejected:") }.map { String($0.dropFirst("rejected:".count)) }
+        }
+        let got = try await results.wait(count: examples.count, timeout: 30)
+        #expect(got.count == examples.count)
+        for (i, example) in examples.enumerated() {
+            let expected = example.info.dropFirst("lp expect=".count).split(separator: ",").map(String.init)
+            let result = try #require(got.first { $0.subject == "clusterd.result.jobs.rule-\(i)" })
+            #expect(TestEnvironment.statuses(try JSONValue.parse(result.data)) == expected, "example \(i + 1)")
+        }
+        let codes = try await letters.wait(count: expectedCodes.count).compactMap { m -> String? in
+            guard case .string(let code)? = try JSONValue.parse(m.data)["code"] else { return nil }
+            return code
+        }
+        #expect(codes == expectedCodes)
+        _ = (s1, s2)
+    }
+}
+
+extension ServiceBusTests {
+    /// A database locked by someone else: the batch is not committed, not acked, comes back,
+    /// and is applied once the lock is gone.
+    @Test func aLockedDatabaseDelaysButLosesNothing() async throws {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.path
+        config.storage.busyTimeoutMilliseconds = 50
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
+        var logger = Logger(label: "svc-test")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        defer { service.stop() }
+        let locker = try Database(path: directory.appendingPathComponent("clusterd.db").path)
+        try locker.execute("BEGIN IMMEDIATE")
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let js = try JetStream(client)
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(5).utf8)), messageID: "locked-5")
+        let deadline = Date().addingTimeInterval(10)
+        while service.counters["intake.batch_retries"] < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(service.counters["intake.batch_retries"] >= 2)
+        #expect(try countJobs("SELECT count(*) FROM job") == 0)
+        try locker.execute("COMMIT")
+        let end = Date().addingTimeInterval(20)
+        while (try countJobs("SELECT count(*) FROM job")) == 0 && Date() < end { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try countJobs("SELECT count(*) FROM job") == 1)
+        #expect(service.counters["dead_letters.jobs.invalid_value"] == 0)
+    }
+}
