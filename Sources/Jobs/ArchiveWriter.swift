@@ -37,15 +37,8 @@ public struct ArchiveWriter: Sendable {
         return "\(root)/\(cluster)/\(jobId / 1000)/\(String(repeating: "0", count: max(0, 3 - level2.count)) + level2)/\(startTime)"
     }
 
-    /// Writes the job's meta.json; returns its path.
-    @discardableResult
-    public func write(_ job: JobRecord) throws(WriteError) -> String {
-        let path = metaPath(job)
-        try Self.atomicWrite(Array((job.metaJSON + "\n").utf8), to: path)
-        return path
-    }
-
-    func metaPath(_ job: JobRecord) -> String {
+    /// The job's meta.json path.
+    public func metaPath(_ job: JobRecord) -> String {
         directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime) + "/meta.json"
     }
 
