@@ -1,3 +1,5 @@
+import Model
+
 /// Why a job event was refused. Every case has a stable `code` (counters, dead-letter
 /// queries) and a message that tells the operator what to fix.
 public enum JobRejection: Error, Sendable, Equatable, CustomStringConvertible {
@@ -57,6 +59,22 @@ public enum JobRejection: Error, Sendable, Equatable, CustomStringConvertible {
              .stopBeforeStart(let m), .heldStopExpired(let m), .syntax(let m):
             m
         case .badField(let path, let reason, _): "\(path): \(reason)"
+        }
+    }
+}
+
+extension JobRejection {
+    /// Runs a JSON decoding step and turns what it throws into a rejection: a refused member
+    /// keeps its path and code, a rejection stays as it is, anything else is invalid JSON.
+    static func decoding<T>(_ body: () throws -> T) throws(JobRejection) -> T {
+        do {
+            return try body()
+        } catch let e as JSONFieldError {
+            throw .badField(path: e.path, reason: e.reason, code: e.code)
+        } catch let e as JobRejection {
+            throw e
+        } catch {
+            throw .invalidJSON("\(error)")
         }
     }
 }

@@ -100,12 +100,12 @@ public final class JobStage {
             """).run([
             .integer(start.jobId), .text(start.cluster), .text(subCluster), .integer(start.submitTime), .integer(start.startTime),
             .text(start.user), .text(start.project), .text(start.partition), .integer(start.arrayJobId), .integer(start.walltime),
-            .text(start.metaData.map { JobStart.sortedObject($0.mapValues(JSONValue.string)).jsonText } ?? "null"),
+            .text(start.metaDataJSON?.jsonText ?? "null"),
             .text(JSONValue.array(start.resources.map(JobStart.resourceJSON)).jsonText),
             .integer(start.numNodes), .integer(start.numHwthreads), .integer(start.numAcc), .integer(start.smt),
             .text(start.shared.rawValue), .integer(start.monitoringStatus), .real(start.energy),
-            start.energyFootprint.map { .text(JobStart.sortedObject($0.mapValues(JSONValue.double)).jsonText) } ?? .null,
-            .text(start.footprint.map { JobStart.sortedObject($0.mapValues(JSONValue.double)).jsonText } ?? "null"),
+            start.energyFootprintJSON.map { .text($0.jsonText) } ?? .null,
+            .text(start.footprintJSON?.jsonText ?? "null"),
             .integer(start.requestedMemory),
         ])
         let id = database.lastInsertRowID

@@ -79,76 +79,72 @@ public struct JobStart: Sendable, Equatable {
     /// `monitoringStatus=1`; `jobState` is ignored — a start is always running). The legacy
     /// `exclusive` (0/1/2) is mapped to `shared`; both given and disagreeing is an error.
     public init(json: JSONValue) throws(JobRejection) {
-        do {
-            let o = try StrictObject(json, allowed: Self.keys)
-            guard let jobId = try o.int("jobId") else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
-            self.init(jobId: jobId, cluster: try o.string("cluster") ?? "")
-            subCluster = try o.string("subCluster") ?? ""
-            partition = try o.string("partition") ?? ""
-            project = try o.string("project") ?? ""
-            user = try o.string("user") ?? ""
-            if let s = try o.string("shared") {
-                guard let mode = SharedMode(rawValue: s) else {
-                    throw JobRejection.invalidValue("shared: \"\(s)\" is not one of none, single_user, multi_user")
-                }
-                shared = mode
+        self = try JobRejection.decoding { try JobStart(parsing: json) }
+    }
+
+    private init(parsing json: JSONValue) throws {
+        let o = try StrictObject(json, allowed: Self.keys)
+        guard let jobId = try o.int("jobId") else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
+        self.init(jobId: jobId, cluster: try o.string("cluster") ?? "")
+        subCluster = try o.string("subCluster") ?? ""
+        partition = try o.string("partition") ?? ""
+        project = try o.string("project") ?? ""
+        user = try o.string("user") ?? ""
+        if let s = try o.string("shared") {
+            guard let mode = SharedMode(rawValue: s) else {
+                throw JobRejection.invalidValue("shared: \"\(s)\" is not one of none, single_user, multi_user")
             }
-            if let e = try o.int("exclusive") {
-                guard let mode = SharedMode(exclusive: e) else { throw JobRejection.invalidValue("exclusive: \(e) is not 0, 1 or 2") }
-                if o.has("shared"), mode != shared {
-                    throw JobRejection.invalidValue("exclusive: \(e) (\(mode.rawValue)) contradicts shared \"\(shared.rawValue)\"")
-                }
-                shared = mode
+            shared = mode
+        }
+        if let e = try o.int("exclusive") {
+            guard let mode = SharedMode(exclusive: e) else { throw JobRejection.invalidValue("exclusive: \(e) is not 0, 1 or 2") }
+            if o.has("shared"), mode != shared {
+                throw JobRejection.invalidValue("exclusive: \(e) (\(mode.rawValue)) contradicts shared \"\(shared.rawValue)\"")
             }
-            numNodes = try o.int32("numNodes") ?? 0
-            numHwthreads = try o.int32("numHwthreads") ?? 0
-            numAcc = try o.int32("numAcc") ?? 0
-            smt = try o.int32("smt") ?? 1
-            startTime = try o.int("startTime") ?? 0
-            submitTime = try o.int("submitTime") ?? 0
-            walltime = try o.int("walltime") ?? 0
-            _ = try o.int32("duration")
-            arrayJobId = try o.int("arrayJobId") ?? 0
-            monitoringStatus = try o.int("monitoringStatus", 0...3) ?? 1
-            metaData = try o.stringMap("metaData")
-            energy = try o.double("energy") ?? 0
-            footprint = try o.numberMap("footprint")
-            energyFootprint = try o.numberMap("energyFootprint")
-            requestedMemory = try o.int("requestedMemory") ?? 0
-            _ = try o.int("id")
-            for (i, r) in (try o.array("resources") ?? []).enumerated() {
-                let ro = try StrictObject(r, allowed: ["hostname", "hwthreads", "accelerators", "configuration"], path: "resources[\(i)]")
-                var resource = JobResource(hostname: try ro.string("hostname") ?? "")
-                resource.configuration = try ro.string("configuration")
-                if let threads = try ro.array("hwthreads") {
-                    resource.hwthreads = try threads.enumerated().map { (k, v) throws(JSONFieldError) in
-                        guard case .integer(let t) = v else { throw JSONFieldError(path: ro.path(of: "hwthreads[\(k)]"), reason: "expected an integer", code: "wrong_type") }
-                        return t
-                    }
+            shared = mode
+        }
+        numNodes = try o.int32("numNodes") ?? 0
+        numHwthreads = try o.int32("numHwthreads") ?? 0
+        numAcc = try o.int32("numAcc") ?? 0
+        smt = try o.int32("smt") ?? 1
+        startTime = try o.int("startTime") ?? 0
+        submitTime = try o.int("submitTime") ?? 0
+        walltime = try o.int("walltime") ?? 0
+        _ = try o.int32("duration")
+        arrayJobId = try o.int("arrayJobId") ?? 0
+        monitoringStatus = try o.int("monitoringStatus", 0...3) ?? 1
+        metaData = try o.stringMap("metaData")
+        energy = try o.double("energy") ?? 0
+        footprint = try o.numberMap("footprint")
+        energyFootprint = try o.numberMap("energyFootprint")
+        requestedMemory = try o.int("requestedMemory") ?? 0
+        _ = try o.int("id")
+        for (i, r) in (try o.array("resources") ?? []).enumerated() {
+            let ro = try StrictObject(r, allowed: ["hostname", "hwthreads", "accelerators", "configuration"], path: "resources[\(i)]")
+            var resource = JobResource(hostname: try ro.string("hostname") ?? "")
+            resource.configuration = try ro.string("configuration")
+            if let threads = try ro.array("hwthreads") {
+                resource.hwthreads = try threads.enumerated().map { (k, v) throws(JSONFieldError) in
+                    guard case .integer(let t) = v else { throw JSONFieldError(path: ro.path(of: "hwthreads[\(k)]"), reason: "expected an integer", code: "wrong_type") }
+                    return t
                 }
-                if let accs = try ro.array("accelerators") {
-                    resource.accelerators = try accs.enumerated().map { (k, v) throws(JSONFieldError) in
-                        guard case .string(let a) = v else { throw JSONFieldError(path: ro.path(of: "accelerators[\(k)]"), reason: "expected a string", code: "wrong_type") }
-                        return a
-                    }
-                }
-                resources.append(resource)
             }
-            for (i, t) in (try o.array("tags") ?? []).enumerated() {
-                let to = try StrictObject(t, allowed: ["type", "name", "scope", "id"], path: "tags[\(i)]")
-                _ = try to.int("id")
-                guard let type = try to.string("type"), !type.isEmpty, let name = try to.string("name"), !name.isEmpty else {
-                    throw JSONFieldError(path: "tags[\(i)]", reason: "a tag needs a non-empty type and name", code: "missing_field")
+            if let accs = try ro.array("accelerators") {
+                resource.accelerators = try accs.enumerated().map { (k, v) throws(JSONFieldError) in
+                    guard case .string(let a) = v else { throw JSONFieldError(path: ro.path(of: "accelerators[\(k)]"), reason: "expected a string", code: "wrong_type") }
+                    return a
                 }
-                let scope = try to.string("scope") ?? ""
-                tags.append(JobTag(type: type, name: name, scope: scope.isEmpty ? "global" : scope))
             }
-        } catch let e as JSONFieldError {
-            throw .badField(path: e.path, reason: e.reason, code: e.code)
-        } catch let e as JobRejection {
-            throw e
-        } catch {
-            throw .invalidJSON("\(error)")
+            resources.append(resource)
+        }
+        for (i, t) in (try o.array("tags") ?? []).enumerated() {
+            let to = try StrictObject(t, allowed: ["type", "name", "scope", "id"], path: "tags[\(i)]")
+            _ = try to.int("id")
+            guard let type = try to.string("type"), !type.isEmpty, let name = try to.string("name"), !name.isEmpty else {
+                throw JSONFieldError(path: "tags[\(i)]", reason: "a tag needs a non-empty type and name", code: "missing_field")
+            }
+            let scope = try to.string("scope") ?? ""
+            tags.append(JobTag(type: type, name: name, scope: scope.isEmpty ? "global" : scope))
         }
     }
 
@@ -176,13 +172,13 @@ public struct JobStart: Sendable, Equatable {
         if submitTime != 0 { b.add("submitTime", submitTime) }
         if requestedMemory > 0 { b.add("requestedMemory", requestedMemory) }
         b.add("resources", .array(resources.map(Self.resourceJSON)))
-        if let metaData { b.add("metaData", Self.sortedObject(metaData.mapValues(JSONValue.string))) }
+        b.addIfPresent("metaData", metaDataJSON)
         if !tags.isEmpty {
             b.add("tags", .array(tags.map { .object([("type", .string($0.type)), ("name", .string($0.name)), ("scope", .string($0.scope))]) }))
         }
         b.add("energy", .double(energy))
-        if let footprint { b.add("footprint", Self.sortedObject(footprint.mapValues(JSONValue.double))) }
-        if let energyFootprint { b.add("energyFootprint", Self.sortedObject(energyFootprint.mapValues(JSONValue.double))) }
+        b.addIfPresent("footprint", footprintJSON)
+        b.addIfPresent("energyFootprint", energyFootprintJSON)
         return b.value
     }
 
@@ -195,7 +191,14 @@ public struct JobStart: Sendable, Equatable {
         return b.value
     }
 
-    static func sortedObject(_ map: [String: JSONValue]) -> JSONValue {
+    /// `metaData` as a JSON object with sorted keys (meta.json and the `meta_data` column).
+    var metaDataJSON: JSONValue? { metaData.map { Self.sortedObject($0.mapValues(JSONValue.string)) } }
+    /// `footprint` as a JSON object with sorted keys.
+    var footprintJSON: JSONValue? { footprint.map { Self.sortedObject($0.mapValues(JSONValue.double)) } }
+    /// `energyFootprint` as a JSON object with sorted keys.
+    var energyFootprintJSON: JSONValue? { energyFootprint.map { Self.sortedObject($0.mapValues(JSONValue.double)) } }
+
+    private static func sortedObject(_ map: [String: JSONValue]) -> JSONValue {
         .object(map.keys.sorted().map { ($0, map[$0]!) })
     }
 }

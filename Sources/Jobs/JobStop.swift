@@ -25,33 +25,29 @@ public struct JobStop: Sendable, Equatable {
     /// Decodes the event JSON. ClusterCockpit's own docs write the state as `state`; that
     /// spelling is accepted as `jobState` (both given and different is an error).
     public init(json: JSONValue) throws(JobRejection) {
-        do {
-            let o = try StrictObject(json, allowed: ["jobId", "cluster", "startTime", "jobState", "stopTime", "state"])
-            guard let jobId = try o.int("jobId") else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
-            guard let stopTime = try o.int("stopTime") else { throw JSONFieldError(path: "stopTime", reason: "is required", code: "missing_field") }
-            let jobState = try o.string("jobState") ?? ""
-            let legacy = try o.string("state") ?? ""
-            if !jobState.isEmpty, !legacy.isEmpty, jobState != legacy {
-                throw JobRejection.invalidValue("jobState \"\(jobState)\" contradicts state \"\(legacy)\"")
-            }
-            let name = jobState.isEmpty ? legacy : jobState
-            var state = JobState.completed
-            if !name.isEmpty {
-                guard let s = JobState(rawValue: name) else {
-                    throw JobRejection.invalidValue("jobState: \"\(name)\" is not one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                state = s
-            }
-            let cluster = try o.string("cluster")
-            self.init(jobId: jobId, cluster: cluster?.isEmpty == true ? nil : cluster,
-                      startTime: try o.int("startTime").flatMap { $0 == 0 ? nil : $0 }, state: state, stopTime: stopTime)
-        } catch let e as JSONFieldError {
-            throw .badField(path: e.path, reason: e.reason, code: e.code)
-        } catch let e as JobRejection {
-            throw e
-        } catch {
-            throw .invalidJSON("\(error)")
+        self = try JobRejection.decoding { try JobStop(parsing: json) }
+    }
+
+    private init(parsing json: JSONValue) throws {
+        let o = try StrictObject(json, allowed: ["jobId", "cluster", "startTime", "jobState", "stopTime", "state"])
+        guard let jobId = try o.int("jobId") else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
+        guard let stopTime = try o.int("stopTime") else { throw JSONFieldError(path: "stopTime", reason: "is required", code: "missing_field") }
+        let jobState = try o.string("jobState") ?? ""
+        let legacy = try o.string("state") ?? ""
+        if !jobState.isEmpty, !legacy.isEmpty, jobState != legacy {
+            throw JobRejection.invalidValue("jobState \"\(jobState)\" contradicts state \"\(legacy)\"")
         }
+        let name = jobState.isEmpty ? legacy : jobState
+        var state = JobState.completed
+        if !name.isEmpty {
+            guard let s = JobState(rawValue: name) else {
+                throw JobRejection.invalidValue("jobState: \"\(name)\" is not one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            state = s
+        }
+        let cluster = try o.string("cluster")
+        self.init(jobId: jobId, cluster: cluster?.isEmpty == true ? nil : cluster,
+                  startTime: try o.int("startTime").flatMap { $0 == 0 ? nil : $0 }, state: state, stopTime: stopTime)
     }
 
     /// Canonical JSON (stored with held stops and compared on redelivery).
