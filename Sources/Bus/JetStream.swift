@@ -114,6 +114,23 @@ public final class JetStream: @unchecked Sendable {
         return PublishAck(stream: String(cString: ack!.pointee.Stream), sequence: ack!.pointee.Sequence, duplicate: ack!.pointee.Duplicate)
     }
 
+    /// Publishes, and on failure retries up to `retries` times `interval` apart with the same
+    /// message id — what a publisher must do while a broker restarts or a JetStream leader is
+    /// elected (calls fail for seconds); the duplicate window makes the retries safe. Throws
+    /// the last error when every attempt failed.
+    public func publish(_ message: BusMessage, messageID: String, retries: Int, interval: Duration = .milliseconds(50)) throws(BusError) -> PublishAck {
+        var failures = 0
+        while true {
+            do {
+                return try publish(message, messageID: messageID)
+            } catch {
+                failures += 1
+                if failures > retries { throw error }
+                usleep(useconds_t(interval.milliseconds * 1000))
+            }
+        }
+    }
+
     /// Opens a key-value bucket, creating it when `create` is set and it does not exist.
     public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, create: Bool = true) throws(BusError) -> KeyValueBucket {
         var kv: OpaquePointer?

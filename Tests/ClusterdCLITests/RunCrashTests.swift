@@ -58,17 +58,7 @@ import Testing
             if i <= jobs { batch.append((start(i), "start-\(i)")) }
             if i > 40 { batch.append((stop(i - 40), "stop-\(i - 40)")) }
             for (body, id) in batch {
-                var attempts = 0
-                while true {
-                    do {
-                        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id)
-                        break
-                    } catch {
-                        attempts += 1
-                        if attempts > 100 { throw error }
-                        Thread.sleep(forTimeInterval: 0.05)
-                    }
-                }
+                _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id, retries: 100)
             }
         }
     }

@@ -20,14 +20,16 @@ import Testing
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    func makeService(mode: String = "jetstream") -> ClusterdService {
+    /// A service on this suite's server and directory with the fritz cluster; `configure`
+    /// adjusts the rest.
+    func makeService(configure: (inout ClusterdConfig) -> Void = { _ in }) -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.path
-        config.intake.mode = mode
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
+        configure(&config)
         var logger = Logger(label: "svc-test")
-        logger.logLevel = .error
+        logger.logLevel = .critical
         return ClusterdService(config: config, logger: logger)
     }
 
@@ -110,17 +112,7 @@ import Testing
             if i == jobs / 2 { try server.restart() }
             for (body, id) in [(Self.start(i), "start-\(i)"), (Self.stop(i), "stop-\(i)")] {
                 // A hook retries with the same message id until the broker confirms.
-                var attempts = 0
-                while true {
-                    do {
-                        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id)
-                        break
-                    } catch {
-                        attempts += 1
-                        if attempts > 200 { throw error }
-                        try await Task.sleep(for: .milliseconds(50))
-                    }
-                }
+                _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id, retries: 200)
             }
         }
         #expect(try await waitForJobs(jobs) == jobs)
@@ -128,7 +120,7 @@ import Testing
     }
 
     @Test func coreModeAnswersTheReplySubject() async throws {
-        let service = makeService(mode: "core")
+        let service = makeService { $0.intake.mode = "core" }
         try service.start()
         defer { service.stop() }
         let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
@@ -166,13 +158,7 @@ extension ServiceBusTests {
     /// Every documented example of `subjects/cc.job.event.md`, published through the bus in
     /// order: each line's dead letter (or result) carries the documented code.
     @Test func everyDocumentedRuleIsEnforcedThroughTheBus() async throws {
-        var config = ClusterdConfig()
-        config.nats.servers = [server.url]
-        config.storage.dataDir = directory.path
-        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
-        var logger = Logger(label: "svc-test")
-        logger.logLevel = .critical
-        let service = ClusterdService(config: config, logger: logger)
+        let service = makeService { $0.jobs.clusterFiles.append(Repository.path("config/clusters/alex/cluster.json")) }
         try service.start()
         defer { service.stop() }
         let examples = try SubjectExamplesTests.examples().filter { $0.file == "cc.job.event.md" && $0.info.hasPrefix("lp expect=") }
@@ -209,14 +195,7 @@ extension ServiceBusTests {
     /// A database locked by someone else: the batch is not committed, not acked, comes back,
     /// and is applied once the lock is gone.
     @Test func aLockedDatabaseDelaysButLosesNothing() async throws {
-        var config = ClusterdConfig()
-        config.nats.servers = [server.url]
-        config.storage.dataDir = directory.path
-        config.storage.busyTimeoutMilliseconds = 50
-        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
-        var logger = Logger(label: "svc-test")
-        logger.logLevel = .critical
-        let service = ClusterdService(config: config, logger: logger)
+        let service = makeService { $0.storage.busyTimeoutMilliseconds = 50 }
         try service.start()
         defer { service.stop() }
         let locker = try Database(path: directory.appendingPathComponent("clusterd.db").path)
