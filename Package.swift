@@ -29,12 +29,14 @@ let package = Package(
         // SQLite wrapper: connections, prepared statements, migrations, the outbox.
         .target(name: "Store", dependencies: ["CSQLite"]),
         // Shared value types: JSON with Go-compatible decoding rules.
-        .target(name: "Model"),
+        .target(name: "Model", dependencies: ["LineProtocol"]),
         // The job stage: start/stop events, validation, job tables, the archive.
         .target(name: "Jobs", dependencies: ["LineProtocol", "Model", "Store"]),
+        // The node-state stage: nodestate events, Slurm state reduction, current state and history.
+        .target(name: "Nodes", dependencies: ["LineProtocol", "Model", "Store"]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "LineProtocol", "Model", "NATSServerProcess",
+            "Bus", "Store", "Jobs", "Nodes", "LineProtocol", "Model", "NATSServerProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -63,7 +65,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Jobs", "Nodes", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

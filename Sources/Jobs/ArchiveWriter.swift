@@ -1,3 +1,4 @@
+import Model
 import Foundation
 
 /// Writes the ClusterCockpit job-archive v3 tree:

@@ -35,49 +35,23 @@ public enum JobEvent: Sendable, Equatable {
         }
         let isStart = function.equals("start_job")
         guard isStart || function.equals("stop_job") else {
-            return .failure(Located(column: column(of: function.start, in: view),
+            return .failure(Located(column: EventLine.column(of: function.start, in: view),
                                     .badFunction("function \"\(function.string)\" is not start_job or stop_job")))
         }
-        var eventToken: TokenView?
-        var eventColumn = 1
-        for field in view.fields where field.key.equals("event") {
-            eventColumn = column(of: field.key.start, in: view)
-            guard case .string(let token) = field.value else {
-                return .failure(Located(column: eventColumn, .notAnEvent("field event is not a quoted string")))
-            }
-            eventToken = token
-        }
-        guard let eventToken else { return .failure(Located(column: 1, .notAnEvent("no string field \"event\""))) }
         let json: JSONValue
-        do {
-            json = try eventToken.withUnescapedBytes { bytes throws(JSONParseError) in try JSONValue.parse(bytes) }
-        } catch {
-            return .failure(Located(column: eventColumn, .invalidJSON("event: \(error)")))
+        let eventColumn: Int
+        switch EventLine.json(view) {
+        case .success(let found): (json, eventColumn) = found
+        case .failure(let located):
+            switch located.value {
+            case .notAnEvent(let m): return .failure(Located(column: located.column, .notAnEvent(m)))
+            case .invalidJSON(let m): return .failure(Located(column: located.column, .invalidJSON(m)))
+            }
         }
         do {
             return .success((isStart ? .start(try JobStart(json: json)) : .stop(try JobStop(json: json)), eventColumn))
         } catch {
             return .failure(Located(column: eventColumn, error))
         }
-    }
-
-    static func column(of pointer: UnsafePointer<UInt8>, in view: PointView) -> Int {
-        guard let base = view.raw.baseAddress else { return 1 }
-        let offset = pointer - base
-        return offset >= 0 && offset <= view.raw.count ? offset + 1 : 1
-    }
-}
-
-/// A value with the column (in its line) it came from.
-public struct Located<Value: Sendable & Error>: Error, Sendable {
-    /// 1-based column.
-    public let column: Int
-    /// The value.
-    public let value: Value
-
-    /// Creates a located value.
-    public init(column: Int, _ value: Value) {
-        self.column = column
-        self.value = value
     }
 }

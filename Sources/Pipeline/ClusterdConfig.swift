@@ -56,6 +56,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var nodeStateSubject = "cc.node.state"
         public var stream = "CC_EVENTS"
         public var consumer = "clusterd_jobs"
+        /// Durable consumer of the node-state stage.
+        public var nodeConsumer = "clusterd_nodes"
         /// Messages fetched and committed together.
         public var batch = 256
         /// The stream's duplicate window for `Nats-Msg-Id` (seconds).
@@ -79,6 +81,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             nodeStateSubject = try c.decodeIfPresent(type(of: nodeStateSubject).self, forKey: .nodeStateSubject) ?? nodeStateSubject
             stream = try c.decodeIfPresent(type(of: stream).self, forKey: .stream) ?? stream
             consumer = try c.decodeIfPresent(type(of: consumer).self, forKey: .consumer) ?? consumer
+            nodeConsumer = try c.decodeIfPresent(type(of: nodeConsumer).self, forKey: .nodeConsumer) ?? nodeConsumer
             batch = try c.decodeIfPresent(type(of: batch).self, forKey: .batch) ?? batch
             duplicateWindowSeconds = try c.decodeIfPresent(type(of: duplicateWindowSeconds).self, forKey: .duplicateWindowSeconds) ?? duplicateWindowSeconds
             ackWaitSeconds = try c.decodeIfPresent(type(of: ackWaitSeconds).self, forKey: .ackWaitSeconds) ?? ackWaitSeconds
@@ -88,7 +91,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
 
         enum CodingKeys: String, CodingKey {
             case mode, stream, consumer, batch
-            case jobSubject = "job_subject", nodeStateSubject = "node_state_subject"
+            case jobSubject = "job_subject", nodeStateSubject = "node_state_subject", nodeConsumer = "node_consumer"
             case duplicateWindowSeconds = "duplicate_window_seconds", ackWaitSeconds = "ack_wait_seconds"
             case maxAgeDays = "max_age_days", queueGroup = "queue_group"
         }
@@ -143,6 +146,24 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         }
     }
 
+    /// The node-state stage.
+    public struct Nodes: Sendable, Equatable, Decodable {
+        /// Change points last seen longer ago are deleted (each node's newest row stays).
+        public var historyRetentionHours = 720
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            historyRetentionHours = try c.decodeIfPresent(type(of: historyRetentionHours).self, forKey: .historyRetentionHours) ?? historyRetentionHours
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case historyRetentionHours = "history_retention_hours"
+        }
+    }
+
     /// Subjects clusterd publishes on.
     public struct Publish: Sendable, Equatable, Decodable {
         /// Dead letters go to `<prefix>.<stage>`.
@@ -171,12 +192,13 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public var intake = Intake()
     public var storage = Storage()
     public var jobs = Jobs()
+    public var nodes = Nodes()
     public var publish = Publish()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
     public var logLevel = "info"
 
     enum CodingKeys: String, CodingKey {
-        case nats, intake, storage, jobs, publish, logLevel = "log_level"
+        case nats, intake, storage, jobs, nodes, publish, logLevel = "log_level"
     }
 
     /// The defaults.
@@ -188,6 +210,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         intake = try c.decodeIfPresent(Intake.self, forKey: .intake) ?? intake
         storage = try c.decodeIfPresent(Storage.self, forKey: .storage) ?? storage
         jobs = try c.decodeIfPresent(Jobs.self, forKey: .jobs) ?? jobs
+        nodes = try c.decodeIfPresent(Nodes.self, forKey: .nodes) ?? nodes
         publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
     }
@@ -230,13 +253,14 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     }
 
     static let schema: [String: [String]] = [
-        "": ["nats", "intake", "storage", "jobs", "publish", "log_level"],
+        "": ["nats", "intake", "storage", "jobs", "nodes", "publish", "log_level"],
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
-        "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "batch", "duplicate_window_seconds",
+        "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
                    "ack_wait_seconds", "max_age_days", "queue_group"],
         "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
         "jobs": ["cluster_files", "held_stop_timeout_seconds"],
+        "nodes": ["history_retention_hours"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream"],
     ]
 

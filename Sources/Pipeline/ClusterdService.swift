@@ -2,7 +2,9 @@ import Bus
 import Foundation
 import Jobs
 import Logging
+import Model
 import NATSServerProcess
+import Nodes
 import Store
 
 /// clusterd's main job, wired from a configuration: database, archive, optional embedded
@@ -15,7 +17,7 @@ public final class ClusterdService: @unchecked Sendable {
     let logger: Logger
     private var embedded: NATSServer?
     private var connection: BusConnection?
-    private var loop: IntakeLoop?
+    private var loops: [IntakeLoop] = []
 
     /// A service for `config` (nothing starts before ``start()``).
     public init(config: ClusterdConfig, logger: Logger) {
@@ -28,8 +30,8 @@ public final class ClusterdService: @unchecked Sendable {
     /// intake loop.
     public func start() throws {
         try FileManager.default.createDirectory(atPath: config.storage.dataDir, withIntermediateDirectories: true)
-        let database = try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds))
-        let migrated = try database.migrate(JobProcessor.migrations)
+        let database = try openDatabase()
+        let migrated = try database.migrate(Self.migrations)
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
         let archive = try ArchiveWriter(root: config.archivePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
@@ -67,40 +69,65 @@ public final class ClusterdService: @unchecked Sendable {
         }
         self.connection = connection
 
-        let source: any MessageSource
-        if config.intake.mode == "core" {
+        let jobSource: any MessageSource
+        let nodeSource: any MessageSource
+        let intake = config.intake
+        if intake.mode == "core" {
             logger.warning("core NATS intake: delivery is at-most-once; events published while clusterd is down are lost")
-            source = try CoreSource(connection: connection, config: config)
+            jobSource = try CoreSource(connection: connection, config: config, subject: intake.jobSubject)
+            nodeSource = try CoreSource(connection: connection, config: config, subject: intake.nodeStateSubject)
         } else {
-            source = try Self.retrying(logger: logger, "set up stream \(config.intake.stream)") {
-                try JetStreamSource(connection: connection, config: config)
+            jobSource = try Self.retrying(logger: logger, "set up stream \(intake.stream)") {
+                try JetStreamSource(connection: connection, config: config, consumer: intake.consumer, subject: intake.jobSubject,
+                                    description: "clusterd job stage: ack after the SQLite commit")
             }
+            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: intake.nodeConsumer,
+                                             subject: intake.nodeStateSubject, description: "clusterd node-state stage: ack after the SQLite commit")
             let js = try JetStream(connection)
             try js.ensureStream(StreamConfig(name: config.publish.deadLetterStream,
                                              description: "clusterd dead letters: every rejected line with its reason",
                                              subjects: ["\(config.publish.deadLetterPrefix).>"],
-                                             duplicateWindow: .seconds(config.intake.duplicateWindowSeconds),
-                                             maxAge: .seconds(config.intake.maxAgeDays * 86_400)))
+                                             duplicateWindow: .seconds(intake.duplicateWindowSeconds),
+                                             maxAge: .seconds(intake.maxAgeDays * 86_400)))
         }
-        let processor = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
-                                     counters: counters, logger: logger)
-        let loop = IntakeLoop(source: source, processor: processor,
-                              publisher: OutboxPublisher(database: database, connection: connection, logger: logger),
-                              connection: connection, batch: config.intake.batch, counters: counters, logger: logger)
-        self.loop = loop
-        loop.start()
+        let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger)
+        let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
+                                counters: counters, logger: logger)
+        let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
+        loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, publisher: publisher, connection: connection,
+                                batch: intake.batch, counters: counters, logger: logger,
+                                settle: { try jobs.archivePending() },
+                                periodic: { now in
+                                    let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
+                                    if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
+                                }))
+        let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: nil, config: config,
+                                  counters: counters, logger: logger)
+        let retention = Int64(config.nodes.historyRetentionHours) * 3600
+        loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, publisher: publisher, connection: connection,
+                                batch: intake.batch, counters: counters, logger: logger,
+                                periodic: { now in try nodes.stage.prune(before: now - retention) }))
+        for loop in loops { loop.start() }
         logger.info("clusterd running", metadata: ["mode": "\(config.intake.mode)", "subject": "\(config.intake.jobSubject)"])
     }
 
     /// Finishes the batch in flight, then closes the connection and the embedded server.
     public func stop() {
-        loop?.stop()
-        loop = nil
+        for loop in loops { loop.stop() }
+        loops = []
         connection?.close()
         connection = nil
         embedded?.stop()
         embedded = nil
         logger.info("clusterd stopped")
+    }
+
+    /// Every table clusterd keeps.
+    public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations + NodeSchema.migrations
+
+    /// A new connection to the database (one per writer thread).
+    func openDatabase() throws -> Database {
+        try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds))
     }
 
     /// Retries `body` until it succeeds (the broker may come up after clusterd, or a

@@ -9,8 +9,11 @@ import Synchronization
 /// every step blocks.
 public final class IntakeLoop: @unchecked Sendable {
     let source: any MessageSource
-    let processor: JobProcessor
+    let processor: StageProcessor
     let publisher: OutboxPublisher
+    let settle: @Sendable () throws -> Void
+    let periodic: @Sendable (Int64) throws -> Void
+    let name: String
     let connection: BusConnection
     let batch: Int
     let logger: Logger
@@ -19,9 +22,14 @@ public final class IntakeLoop: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private var thread: Thread?
 
-    /// A loop over `source`.
-    public init(source: any MessageSource, processor: JobProcessor, publisher: OutboxPublisher, connection: BusConnection,
-                batch: Int, counters: PipelineCounters, logger: Logger) {
+    /// A loop over `source`. After each batch (and at start) it publishes the outbox and
+    /// runs `settle` (archive writes); every 10 s it runs `periodic` with the time.
+    public init(name: String, source: any MessageSource, processor: StageProcessor, publisher: OutboxPublisher, connection: BusConnection,
+                batch: Int, counters: PipelineCounters, logger: Logger,
+                settle: @escaping @Sendable () throws -> Void = {}, periodic: @escaping @Sendable (Int64) throws -> Void = { _ in }) {
+        self.name = name
+        self.settle = settle
+        self.periodic = periodic
         self.source = source
         self.processor = processor
         self.publisher = publisher
@@ -37,7 +45,7 @@ public final class IntakeLoop: @unchecked Sendable {
             run()
             finished.signal()
         }
-        t.name = "clusterd-intake"
+        t.name = "clusterd-\(name)"
         thread = t
         t.start()
     }
@@ -101,17 +109,16 @@ public final class IntakeLoop: @unchecked Sendable {
             logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
         }
         do {
-            try processor.archivePending()
+            try settle()
         } catch {
-            logger.error("archive pass failed", metadata: ["error": "\(error)"])
+            logger.error("\(name): settling committed work failed", metadata: ["error": "\(error)"])
         }
     }
 
     private func chores() {
         let now = Int64(Date().timeIntervalSince1970)
         do {
-            let expired = try processor.expireHeldStops(now: now)
-            if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
+            try periodic(now)
             try processor.pruneApplied(before: now - 14 * 86_400)
         } catch {
             logger.error("periodic chores failed", metadata: ["error": "\(error)"])

@@ -28,8 +28,9 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
     let stream: String
     public var isDurable: Bool { true }
 
-    /// Ensures the stream and the durable consumer described by `config`, then binds.
-    public init(connection: BusConnection, config: ClusterdConfig) throws {
+    /// Ensures the stream described by `config` and the durable `consumer` filtered on
+    /// `subject`, then binds.
+    public init(connection: BusConnection, config: ClusterdConfig, consumer: String, subject: String, description: String) throws {
         let js = try JetStream(connection)
         let intake = config.intake
         try js.ensureStream(StreamConfig(
@@ -41,12 +42,12 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         // Acks wait for the commit of a whole batch; at most one batch is outstanding, so a
         // nak'ed batch is redelivered before anything newer is fetched (per-job order).
         try js.ensureConsumer(stream: intake.stream, ConsumerConfig(
-            durable: intake.consumer,
-            description: "clusterd job stage: ack after the SQLite commit",
+            durable: consumer,
+            description: description,
             ackWait: .seconds(intake.ackWaitSeconds),
             maxAckPending: intake.batch,
-            filterSubject: intake.jobSubject))
-        subscription = try js.pullSubscription(stream: intake.stream, consumer: intake.consumer)
+            filterSubject: subject))
+        subscription = try js.pullSubscription(stream: intake.stream, consumer: consumer)
         stream = intake.stream
     }
 
@@ -81,9 +82,9 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
     private var subscription: BusSubscription?
     public var isDurable: Bool { false }
 
-    /// Subscribes to the job subject in the configured queue group.
-    public init(connection: BusConnection, config: ClusterdConfig) throws {
-        subscription = try connection.subscribe(config.intake.jobSubject, queue: config.intake.queueGroup) { [inbox] message in inbox.push(message) }
+    /// Subscribes to `subject` in the configured queue group.
+    public init(connection: BusConnection, config: ClusterdConfig, subject: String) throws {
+        subscription = try connection.subscribe(subject, queue: config.intake.queueGroup) { [inbox] message in inbox.push(message) }
         try subscription?.removePendingLimits()
     }
 

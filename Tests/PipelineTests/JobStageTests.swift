@@ -42,8 +42,8 @@ import Testing
     @Test func heldStopExpiresIntoADeadLetter() throws {
         let env = try TestEnvironment { $0.jobs.heldStopTimeoutSeconds = 60 }
         #expect(TestEnvironment.statuses(try env.send(#"job,function=stop_job event="{\"jobId\":9,\"stopTime\":200}""#, now: 1000)) == ["held"])
-        #expect(try env.processor.expireHeldStops(now: 1050) == 0)
-        #expect(try env.processor.expireHeldStops(now: 1061) == 1)
+        #expect(try env.processor.expireHeldStops(now: 1050, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 0)
+        #expect(try env.processor.expireHeldStops(now: 1061, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 1)
         let letter = try #require(try env.deadLetters().last)
         #expect(letter["code"] == .string("held_stop_expired"))
         // The start now finds nothing waiting.

@@ -2,6 +2,7 @@ import Foundation
 import Jobs
 import Logging
 import Model
+import Nodes
 @testable import Pipeline
 import Store
 
@@ -16,6 +17,9 @@ final class TestEnvironment {
     let directory: URL
     var config: ClusterdConfig
     let processor: JobProcessor
+    let nodes: NodeProcessor
+    /// Node observations of committed batches, in order.
+    let observed = ObservationLog()
     let counters = PipelineCounters()
 
     init(configure: (inout ClusterdConfig) -> Void = { _ in }) throws {
@@ -26,13 +30,15 @@ final class TestEnvironment {
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
         configure(&config)
         let database = try Database(path: config.databasePath)
-        try database.migrate(JobProcessor.migrations)
+        try database.migrate(ClusterdService.migrations)
         let archive = try ArchiveWriter(root: config.archivePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        processor = JobProcessor(database: database, clusters: try ClusterRegistry.load(archiveRoot: config.archivePath),
-                                 archive: archive, config: config, counters: counters, logger: logger)
+        let clusters = try ClusterRegistry.load(archiveRoot: config.archivePath)
+        processor = JobProcessor(database: database, clusters: clusters, archive: archive, config: config, counters: counters, logger: logger)
+        nodes = NodeProcessor(database: database, clusters: clusters, probe: nil, config: config, counters: counters, logger: logger,
+                              onCommit: { [observed] in observed.append($0) })
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }
@@ -42,24 +48,36 @@ final class TestEnvironment {
     /// Processes one message (as if delivered by the stream) and returns its result JSON.
     @discardableResult
     func send(_ body: String, messageID: String? = nil, now: Int64 = 1_800_000_000) throws -> JSONValue {
-        sequence += 1
-        let id = messageID ?? "m\(sequence)"
-        _ = try processor.process([IncomingMessage(subject: "cc.job.event", data: Array(body.utf8), messageID: id,
-                                                   origin: "TEST:\(sequence)", receivedAt: now)])
+        let id = try deliver(body, to: processor, subject: "cc.job.event", messageID: messageID, now: now)
         try processor.archivePending()
         return try result(for: id)
     }
 
+    /// Hands `body` to `stage` as one delivery; returns the message id used.
+    private func deliver(_ body: String, to stage: StageProcessor, subject: String, messageID: String?, now: Int64) throws -> String {
+        sequence += 1
+        let id = messageID ?? "m\(sequence)"
+        _ = try stage.process([IncomingMessage(subject: subject, data: Array(body.utf8), messageID: id, origin: "TEST:\(sequence)", receivedAt: now)])
+        return id
+    }
+
+    /// Processes one node-state message and returns its result JSON.
+    @discardableResult
+    func sendNodes(_ body: String, messageID: String? = nil, now: Int64 = 1_800_000_000) throws -> JSONValue {
+        let id = try deliver(body, to: nodes, subject: "cc.node.state", messageID: messageID, now: now)
+        return try result(for: id, stage: "nodes")
+    }
+
     /// The result published (queued in the outbox) for `messageID`.
-    func result(for messageID: String) throws -> JSONValue {
-        let rows = try Outbox(processor.database).pending(limit: 100_000).filter { $0.subject == "clusterd.result.jobs.\(messageID)" }
+    func result(for messageID: String, stage: String = "jobs") throws -> JSONValue {
+        let rows = try Outbox(processor.database).pending(limit: 100_000).filter { $0.subject == "clusterd.result.\(stage).\(messageID)" }
         guard let last = rows.last else { throw TestFailure("no result for \(messageID)") }
         return try JSONValue.parse(last.payload)
     }
 
     /// Dead letters queued in the outbox, parsed.
-    func deadLetters() throws -> [JSONValue] {
-        try Outbox(processor.database).pending(limit: 100_000).filter { $0.subject == "clusterd.dlq.jobs" }.map { try JSONValue.parse($0.payload) }
+    func deadLetters(stage: String = "jobs") throws -> [JSONValue] {
+        try Outbox(processor.database).pending(limit: 100_000).filter { $0.subject == "clusterd.dlq.\(stage)" }.map { try JSONValue.parse($0.payload) }
     }
 
     /// Per-line statuses of a result (`started`, `rejected:unknown_cluster`, ...).
@@ -77,6 +95,14 @@ final class TestEnvironment {
         let statement = try processor.database.prepare(sql)
         return try statement.rows { s in (0..<8).map { s.text(Int32($0)) } }
     }
+}
+
+/// Observations handed on after commits.
+final class ObservationLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [NodeObservation] = []
+    func append(_ o: [NodeObservation]) { lock.lock(); items += o; lock.unlock() }
+    var all: [NodeObservation] { lock.lock(); defer { lock.unlock() }; return items }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

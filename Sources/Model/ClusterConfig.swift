@@ -1,5 +1,5 @@
 import Foundation
-import Model
+
 
 /// A cluster as its `cluster.json` defines it (ClusterCockpit cluster.schema.json); clusterd
 /// needs the name and the subclusters' node lists to validate and place jobs.

@@ -1,0 +1,121 @@
+import Model
+import Store
+
+/// What one applied node entry means: the node's state now, and whether it changed.
+public struct NodeObservation: Sendable, Equatable {
+    /// Cluster, subcluster and host.
+    public var cluster: String
+    public var subCluster: String
+    public var hostname: String
+    /// cc-backend's reduced state, and every Slurm flag.
+    public var state: SchedulerState
+    public var slurm: SlurmState
+    /// Monitoring health (full/partial/failed).
+    public var health: NodeHealth
+    /// Receive time, epoch seconds.
+    public var at: Int64
+    /// True when a new change point was written (first report, or state/flags/health differ).
+    public var changed: Bool
+}
+
+/// A stored change point of a node.
+public struct NodeStateRow: Sendable, Equatable {
+    /// Since when (epoch s) and last confirmed (epoch s).
+    public var since: Int64
+    public var lastSeen: Int64
+    public var state: SchedulerState
+    public var flags: String
+    public var healthState: String
+    public var healthMetrics: String
+    public var cpusAllocated: Int64
+    public var memoryAllocated: Int64
+    public var gpusAllocated: Int64
+    public var jobsRunning: Int64
+}
+
+/// The node-state stage: places each reported node in its cluster and subcluster, keeps its
+/// current state and its history of change points. No I/O besides its tables.
+public final class NodeStage: @unchecked Sendable {
+    let database: Database
+    let clusters: ClusterRegistry
+    let probe: (any NodeHealthProbe)?
+
+    /// A stage over a migrated database. Without a probe every non-down node is `failed`,
+    /// as in cc-backend without a metric store.
+    public init(database: Database, clusters: ClusterRegistry, probe: (any NodeHealthProbe)?) {
+        self.database = database
+        self.clusters = clusters
+        self.probe = probe
+    }
+
+    /// Applies one node entry of a `nodestate` event received at `now`.
+    public func apply(_ report: NodeReport, cluster: String, now: Int64) throws -> NodeObservation {
+        guard let config = clusters[cluster] else {
+            throw NodeRejection.unknownCluster("cluster \"\(cluster)\" has no cluster.json (known: \(clusters.clusters.keys.sorted().joined(separator: ", ")))")
+        }
+        guard let sub = config.subCluster(named: "", forHost: report.hostname) else {
+            throw NodeRejection.unknownHost("host \(report.hostname) is in no subcluster of \(cluster)")
+        }
+        let state = report.schedulerState
+        let slurm = report.slurm
+        // Down nodes are not checked (cc-backend): full health, no metric list.
+        let health = state == .down ? NodeHealth(state: "full")
+            : probe?.health(cluster: cluster, subCluster: sub.name, hostname: report.hostname, now: now) ?? NodeHealth(state: "failed")
+        let nodeID = try database.prepare("""
+            INSERT INTO node (hostname, cluster, subcluster) VALUES (?, ?, ?)
+            ON CONFLICT (hostname, cluster) DO UPDATE SET subcluster = excluded.subcluster RETURNING id
+            """).first([.text(report.hostname), .text(cluster), .text(sub.name)]) { $0.int(0) } ?? 0
+        let current = try database.prepare("""
+            SELECT id, node_state, slurm_flags, health_state FROM node_state WHERE node_id = ? ORDER BY time_stamp DESC, id DESC LIMIT 1
+            """).first([.integer(nodeID)]) { row in (row.int(0), row.text(1), row.text(2), row.text(3)) }
+        let counts: [SQLValue] = [.integer(report.jobsRunning), .integer(report.cpusAllocated), .integer(report.memoryAllocated),
+                                  .integer(report.gpusAllocated)]
+        let metrics: SQLValue = state == .down ? .text("") : .text(health.metricsJSON)
+        let changed: Bool
+        if let current, current.1 == state.rawValue, current.2 == slurm.description, current.3 == health.state {
+            changed = false
+            try database.prepare("""
+                UPDATE node_state SET last_seen = max(last_seen, ?), jobs_running = ?, cpus_allocated = ?, memory_allocated = ?,
+                gpus_allocated = ?, health_metrics = ? WHERE id = ?
+                """).run([.integer(now)] + counts + [metrics, .integer(current.0)])
+        } else {
+            changed = true
+            try database.prepare("""
+                INSERT INTO node_state (time_stamp, jobs_running, cpus_allocated, memory_allocated, gpus_allocated, node_state,
+                health_state, health_metrics, node_id, slurm_flags, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).run([.integer(now)] + counts + [.text(state.rawValue), .text(health.state), metrics, .integer(nodeID),
+                                                     .text(slurm.description), .integer(now)])
+        }
+        return NodeObservation(cluster: cluster, subCluster: sub.name, hostname: report.hostname, state: state, slurm: slurm,
+                               health: health, at: now, changed: changed)
+    }
+
+    /// The node's change points, oldest first.
+    public func history(cluster: String, hostname: String) throws -> [NodeStateRow] {
+        try database.prepare("""
+            SELECT s.time_stamp, s.last_seen, s.node_state, s.slurm_flags, s.health_state, coalesce(s.health_metrics, ''),
+                   s.cpus_allocated, s.memory_allocated, s.gpus_allocated, s.jobs_running
+            FROM node_state s JOIN node n ON n.id = s.node_id WHERE n.cluster = ? AND n.hostname = ? ORDER BY s.time_stamp, s.id
+            """).rows([.text(cluster), .text(hostname)]) { r in
+            NodeStateRow(since: r.int(0), lastSeen: r.int(1), state: SchedulerState(rawValue: r.text(2)) ?? .unknown, flags: r.text(3),
+                         healthState: r.text(4), healthMetrics: r.text(5), cpusAllocated: r.int(6), memoryAllocated: r.int(7),
+                         gpusAllocated: r.int(8), jobsRunning: r.int(9))
+        }
+    }
+
+    /// The node's current state (its newest change point).
+    public func current(cluster: String, hostname: String) throws -> NodeStateRow? {
+        try history(cluster: cluster, hostname: hostname).last
+    }
+
+    /// Deletes change points last seen before `cutoff`, always keeping each node's newest
+    /// row. Returns how many were deleted.
+    @discardableResult
+    public func prune(before cutoff: Int64) throws -> Int {
+        try database.prepare("""
+            DELETE FROM node_state WHERE last_seen < ? AND id NOT IN (
+                SELECT (SELECT id FROM node_state s WHERE s.node_id = n.id ORDER BY time_stamp DESC, id DESC LIMIT 1) FROM node n)
+            """).run([.integer(cutoff)])
+        return Int(database.changes)
+    }
+}

@@ -1,0 +1,85 @@
+import LineProtocol
+import Logging
+import Model
+import Nodes
+import Store
+
+/// The node-state stage's handling of a line: every node entry is applied in its own
+/// savepoint, so one bad entry is dead-lettered (naming it) while the others apply.
+final class NodeLineHandler: LineHandler {
+    let stage = "nodes"
+    let nodes: NodeStage
+    let database: Database
+    let counters: PipelineCounters
+    let onCommit: @Sendable ([NodeObservation]) -> Void
+    private var pending: [NodeObservation] = []
+
+    init(nodes: NodeStage, database: Database, counters: PipelineCounters, onCommit: @escaping @Sendable ([NodeObservation]) -> Void) {
+        self.nodes = nodes
+        self.database = database
+        self.counters = counters
+        self.onCommit = onCommit
+    }
+
+    func handle(_ view: PointView, message: IncomingMessage, raw: String) throws -> [LineResult] {
+        let event: NodeStateEvent
+        let column: Int
+        switch NodeStateEvent.decode(view) {
+        case .failure(let located):
+            return [.rejected(column: located.column, code: located.value.code, reason: located.value.description, entry: nil)]
+        case .success(let decoded): (event, column) = decoded
+        }
+        var results: [LineResult] = []
+        for (i, entry) in event.nodes.enumerated() {
+            let part = "nodes[\(i)]"
+            switch entry {
+            case .failure(let rejection):
+                results.append(.rejected(column: column, code: rejection.code, reason: rejection.description, entry: part))
+            case .success(let report):
+                do {
+                    let observation = try database.savepoint { try nodes.apply(report, cluster: event.cluster, now: message.receivedAt) }
+                    pending.append(observation)
+                    counters.add(observation.changed ? "nodes.changed" : "nodes.unchanged")
+                    var b = JSONObjectBuilder()
+                    b.add("entry", part)
+                    b.add("hostname", report.hostname)
+                    b.add("state", observation.state.rawValue)
+                    b.add("flags", observation.slurm.description)
+                    b.add("health", observation.health.state)
+                    b.add("status", observation.changed ? "changed" : "unchanged")
+                    results.append(.accepted(b.value))
+                } catch let rejection as NodeRejection {
+                    results.append(.rejected(column: column, code: rejection.code, reason: "\(part) (\(report.hostname)): \(rejection)", entry: part))
+                } catch let error as StoreError where !error.isTransient {
+                    results.append(.rejected(column: column, code: "invalid_value", reason: "\(part) (\(report.hostname)): rejected by the database: \(error.message)", entry: part))
+                }
+            }
+        }
+        return results
+    }
+
+    func committed() {
+        if !pending.isEmpty { onCommit(pending) }
+        pending.removeAll()
+    }
+
+    func rolledBack() { pending.removeAll() }
+}
+
+/// Applies batches of node-state messages (see ``StageProcessor``).
+public final class NodeProcessor: StageProcessor, @unchecked Sendable {
+    /// The node stage.
+    public let stage: NodeStage
+
+    /// A processor over an open, migrated database; `onCommit` receives the observations of
+    /// every committed batch (for health evaluation).
+    public init(database: Database, clusters: ClusterRegistry, probe: (any NodeHealthProbe)?, config: ClusterdConfig,
+                counters: PipelineCounters, logger: Logger, onCommit: @escaping @Sendable ([NodeObservation]) -> Void = { _ in }) {
+        stage = NodeStage(database: database, clusters: clusters, probe: probe)
+        super.init(database: database, handler: NodeLineHandler(nodes: stage, database: database, counters: counters, onCommit: onCommit),
+                   config: config, counters: counters, logger: logger)
+    }
+
+    /// All migrations of the tables this processor uses.
+    public static let migrations = Outbox.migrations + PipelineSchema.migrations + NodeSchema.migrations
+}

@@ -1,0 +1,184 @@
+import LineProtocol
+import Logging
+import Model
+import Store
+
+/// What became of one message after its batch committed.
+public enum MessageDisposition: Sendable, Equatable {
+    /// Applied; `rejected` entries were dead-lettered, `accepted` entries took effect (or were
+    /// redeliveries without effect).
+    case applied(accepted: Int, rejected: Int)
+    /// This delivery was committed before (crash between commit and ack): only ack it.
+    case alreadyApplied
+
+    /// True when nothing in the message could ever succeed: terminate instead of ack.
+    public var isDeadLetterOnly: Bool {
+        if case .applied(let accepted, let rejected) = self { return accepted == 0 && rejected > 0 }
+        return false
+    }
+}
+
+/// The outcome of one entry of a line: a line is one entry for jobs, one per node for node
+/// states.
+public enum LineResult: Sendable {
+    /// Took effect; the JSON describes it in the message's result.
+    case accepted(JSONValue)
+    /// Refused: dead-lettered with this column, code and reason; `entry` names the part of
+    /// the line (`nodes[3]`) when a line has several.
+    case rejected(column: Int, code: String, reason: String, entry: String?)
+}
+
+/// What a stage does with one decoded line, inside the batch transaction.
+public protocol LineHandler: AnyObject {
+    /// The stage name: dead-letter and result subjects, counters.
+    var stage: String { get }
+    /// Applies one line. Throws only errors that must retry the whole batch (transient
+    /// database errors).
+    func handle(_ view: PointView, message: IncomingMessage, raw: String) throws -> [LineResult]
+    /// The batch committed: hand its effects on (to health evaluation, ...).
+    func committed()
+    /// The batch rolled back: forget its effects.
+    func rolledBack()
+}
+
+/// Applies batches of messages in one SQLite transaction: decodes every line, lets the
+/// stage's handler apply it, dead-letters what is refused, and queues results and dead
+/// letters in the outbox — all committed together. Redeliveries of committed messages are
+/// recognised by their delivery identity and only acknowledged.
+public class StageProcessor: @unchecked Sendable {
+    /// The writer connection (used by one thread at a time).
+    public let database: Database
+    let handler: any LineHandler
+    let outbox: Outbox
+    let config: ClusterdConfig
+    let counters: PipelineCounters
+    let logger: Logger
+    private let decoder: LineDecoder
+
+    /// A processor over an open, migrated database.
+    public init(database: Database, handler: any LineHandler, precision: Precision = .nanoseconds, config: ClusterdConfig,
+                counters: PipelineCounters, logger: Logger) {
+        self.database = database
+        self.handler = handler
+        outbox = Outbox(database)
+        self.config = config
+        self.counters = counters
+        self.logger = logger
+        decoder = LineDecoder(precision: precision)
+    }
+
+    /// Applies `messages` in one transaction. Throws only when the whole batch must be
+    /// retried later (a transient database error); then nothing of it was committed.
+    public func process(_ messages: [IncomingMessage]) throws -> [MessageDisposition] {
+        let result: [MessageDisposition]
+        do {
+            result = try database.transaction { try messages.map { try self.processOne($0) } }
+        } catch {
+            handler.rolledBack()
+            throw error
+        }
+        handler.committed()
+        return result
+    }
+
+    private func processOne(_ message: IncomingMessage) throws -> MessageDisposition {
+        let seen = try database.prepare("SELECT 1 FROM applied_message WHERE origin = ?").first([.text(message.origin)]) { _ in true } ?? false
+        if seen { return .alreadyApplied }
+        let stage = handler.stage
+        var accepted = 0
+        var rejected = 0
+        var results: [JSONValue] = []
+        var firstError: String?
+        try decoder.forEachLine(in: message.data) { entry in
+            let line: Int
+            let raw: String
+            let lineResults: [LineResult]
+            switch entry {
+            case .error(let error, let rawBytes):
+                line = error.line
+                raw = String(decoding: rawBytes, as: UTF8.self)
+                lineResults = [.rejected(column: error.column, code: "syntax", reason: error.reason.description, entry: nil)]
+            case .point(let view):
+                line = view.line
+                raw = String(decoding: view.raw, as: UTF8.self)
+                lineResults = try handler.handle(view, message: message, raw: raw)
+            }
+            for r in lineResults {
+                var entryJSON = JSONObjectBuilder()
+                entryJSON.add("line", line)
+                switch r {
+                case .accepted(let json):
+                    accepted += 1
+                    if case .object(let members) = json { for m in members { entryJSON.add(m.key, m.value) } }
+                case .rejected(let column, let code, let reason, let part):
+                    rejected += 1
+                    let letter = DeadLetter(stage: stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
+                                            line: line, column: column, code: code, reason: reason, raw: raw, receivedAt: message.receivedAt)
+                    try deadLetter(letter, entry: part)
+                    firstError = firstError ?? letter.summary
+                    entryJSON.addIfPresent("entry", part.map(JSONValue.string))
+                    entryJSON.add("status", "rejected")
+                    entryJSON.add("code", code)
+                    entryJSON.add("error", letter.summary)
+                }
+                results.append(entryJSON.value)
+            }
+        }
+        if accepted == 0 && rejected == 0 {
+            // An empty message is refused too: it is never silently dropped.
+            rejected = 1
+            let letter = DeadLetter(stage: stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
+                                    line: 1, column: 1, code: "empty_message", reason: "the message holds no line",
+                                    raw: "", receivedAt: message.receivedAt)
+            try deadLetter(letter)
+            firstError = letter.summary
+        }
+        try publishResult(for: message, ok: rejected == 0, events: results, error: firstError)
+        try database.prepare("INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
+        counters.add("\(stage).messages")
+        return .applied(accepted: accepted, rejected: rejected)
+    }
+
+    /// Stores `letter` and queues it on `<dead_letter_prefix>.<stage>`.
+    func deadLetter(_ letter: DeadLetter, entry: String? = nil) throws {
+        try PipelineSchema.insert(letter, into: database)
+        let part = entry.map { "-\($0)" } ?? ""
+        try outbox.append(OutboxMessage(subject: "\(config.publish.deadLetterPrefix).\(letter.stage)",
+                                        messageID: "dlq-\(letter.stage)-\(letter.origin)-\(letter.line)\(part)-\(letter.code)",
+                                        payload: Array(letter.json.jsonText.utf8)))
+        counters.add("dead_letters.\(letter.stage).\(letter.code)")
+        logger.warning("dead letter", metadata: ["stage": "\(letter.stage)", "origin": "\(letter.origin)", "code": "\(letter.code)",
+                                                 "error": "\(letter.summary)"])
+    }
+
+    private func publishResult(for message: IncomingMessage, ok: Bool, events: [JSONValue], error: String?) throws {
+        var b = JSONObjectBuilder()
+        b.add("ok", ok)
+        b.add("stage", handler.stage)
+        b.addIfPresent("messageId", message.messageID.map(JSONValue.string))
+        b.add("origin", message.origin)
+        b.add("events", .array(events))
+        b.addIfPresent("error", error.map(JSONValue.string))
+        let payload = Array(b.value.jsonText.utf8)
+        if let id = message.messageID {
+            try outbox.append(OutboxMessage(subject: "\(config.publish.resultPrefix).\(handler.stage).\(Self.subjectToken(id))",
+                                            messageID: "result-\(message.origin)", payload: payload))
+        }
+        if let reply = message.reply {
+            try outbox.append(OutboxMessage(subject: reply, messageID: "reply-\(message.origin)", payload: payload))
+        }
+    }
+
+    /// A message id as one subject token: characters NATS gives meaning to (`.`, `*`, `>`,
+    /// whitespace) become `_`.
+    public static func subjectToken(_ id: String) -> String {
+        String(id.map { c -> Character in
+            c == "." || c == "*" || c == ">" || c.isWhitespace || !c.isASCII ? "_" : c
+        })
+    }
+
+    /// Forgets delivery identities older than `cutoff` (they can no longer be redelivered).
+    public func pruneApplied(before cutoff: Int64) throws {
+        try database.prepare("DELETE FROM applied_message WHERE applied_at < ?").run([.integer(cutoff)])
+    }
+}
