@@ -34,9 +34,11 @@ let package = Package(
         .target(name: "Jobs", dependencies: ["LineProtocol", "Model", "Store"]),
         // The node-state stage: nodestate events, Slurm state reduction, current state and history.
         .target(name: "Nodes", dependencies: ["LineProtocol", "Model", "Store"]),
+        // Health evaluation: topology, checks library, the evaluation engine (pure).
+        .target(name: "Health", dependencies: ["Model", .product(name: "Yams", package: "Yams")]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "Nodes", "LineProtocol", "Model", "NATSServerProcess",
+            "Bus", "Store", "Jobs", "Nodes", "Health", "LineProtocol", "Model", "NATSServerProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -60,12 +62,16 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "HealthTests",
+            dependencies: ["Health"]
+        ),
+        .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "BusTestSupport"]
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Nodes", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

@@ -1,0 +1,313 @@
+/// Evaluates the checks library on metric values, node states, job exits and the passing of
+/// time, and turns the results into alert transitions: pending before `for`, held by
+/// `keep_firing_for`, UNKNOWN when silent, marked flapping (Icinga's percent state change)
+/// instead of re-notifying, and rolled up node → rack → room → site. Pure: no I/O, the
+/// caller passes the time; owned by one thread.
+public final class HealthEngine {
+    /// The checks.
+    public let library: CheckLibrary
+    /// Where hosts are.
+    public let topology: Topology
+    /// When evaluation started: silence and freshness allowances count from here, so a
+    /// restart never raises a storm of UNKNOWN alerts.
+    public let startedAt: Int64
+
+    struct TargetState {
+        let checkIndex: Int
+        var raw: Severity = .ok
+        var value: Double?
+        var lastInput: Int64
+        var pendingSince: Int64?
+        var firing: Severity?
+        var firingSince: Int64 = 0
+        var lastProblemAt: Int64 = 0
+        var history: [Severity] = []
+        var flapping = false
+        var published: Severity?
+        var publishedFlapping = false
+        var publishedSince: Int64 = 0
+    }
+
+    private var byMetric: [String: [Int]] = [:]
+    private var slurmChecks: [Int] = []
+    private var silenceChecks: [Int] = []
+    private var exitChecks: [Int] = []
+    private var states: [AlertKey: TargetState] = [:]
+    private var byEntity: [String: Set<AlertKey>] = [:]
+    private var lastSeen: [String: (cluster: String, at: Int64)] = [:]
+    private var failures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
+    private var transitions: [HealthTransition] = []
+    /// Transitions not notified because their target was flapping.
+    public private(set) var suppressedByFlapping = 0
+
+    /// An engine for `library` over `topology`, starting at `now`.
+    public init(library: CheckLibrary, topology: Topology, now: Int64) {
+        self.library = library
+        self.topology = topology
+        startedAt = now
+        for (i, check) in library.checks.enumerated() {
+            switch check.source {
+            case .metric(let name, _, _): byMetric[name, default: []].append(i)
+            case .slurmState: slurmChecks.append(i)
+            case .silence: silenceChecks.append(i)
+            case .jobExits: exitChecks.append(i)
+            }
+        }
+    }
+
+    /// Metric names some check looks at (others can be skipped cheaply).
+    public var watchedMetrics: Set<String> { Set(byMetric.keys) }
+
+    /// Takes over alerts that were firing before a restart: they are not fired again, and
+    /// their resolve will come when the problem is gone.
+    public func restore(_ alerts: [RestoredAlert]) {
+        let index = Dictionary(library.checks.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for a in alerts {
+            guard let i = index[a.key.check] else { continue }
+            var st = TargetState(checkIndex: i, raw: a.severity, lastInput: startedAt)
+            st.firing = a.severity
+            st.firingSince = a.startsAt
+            st.lastProblemAt = a.lastProblemAt
+            st.published = a.severity
+            st.publishedFlapping = a.flapping
+            st.publishedSince = a.startsAt
+            states[a.key] = st
+            byEntity[a.key.entity, default: []].insert(a.key)
+        }
+    }
+
+    /// Evaluates a metric value received at `now`.
+    public func ingest(_ sample: MetricSample, now: Int64) {
+        lastSeen[sample.hostname] = (sample.cluster, now)
+        guard let indices = byMetric[sample.name] else { return }
+        for i in indices {
+            let check = library.checks[i]
+            guard case .metric(_, let match, let componentTag) = check.source else { continue }
+            var matches = true
+            for (k, v) in match where sample.tag(k) != v { matches = false; break }
+            guard matches else { continue }
+            let key: AlertKey
+            switch check.scope {
+            case .node: key = AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname)
+            case .component:
+                var component = sample.tag(componentTag) ?? ""
+                if let sub = sample.tag("stype-id") { component += "/\(sub)" }
+                key = AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname, component: component)
+            case .rack:
+                guard let rack = sample.tag("rack") ?? topology.placement(of: sample.hostname)?.rack else { continue }
+                key = AlertKey(check: check.id, cluster: sample.cluster, entity: rack)
+            }
+            evaluate(key, check: i, raw: check.severity(of: sample.value), value: sample.value, now: now, fresh: true)
+        }
+    }
+
+    /// Evaluates a node's scheduler state received at `now`.
+    public func observe(_ status: NodeStatus, now: Int64) {
+        lastSeen[status.hostname] = (status.cluster, now)
+        for i in slurmChecks {
+            guard case .slurmState(let map) = library.checks[i].source else { continue }
+            var worst = status.flags.isEmpty ? Severity.unknown : .ok
+            for flag in status.flags { worst = max(worst, flag == "not_responding" ? .crit : map[flag] ?? .unknown) }
+            evaluate(AlertKey(check: library.checks[i].id, cluster: status.cluster, entity: status.hostname), check: i, raw: worst,
+                     value: nil, now: now, fresh: true)
+        }
+    }
+
+    /// Counts a job's exit for black-hole detection.
+    public func jobEnded(_ exit: JobExit, now: Int64) {
+        for i in exitChecks {
+            guard case .jobExits(let states, let maxRuntime, _, _, _, _) = library.checks[i].source,
+                  states.contains(exit.state), exit.runtime < maxRuntime else { continue }
+            for host in exit.hosts {
+                failures[i, default: [:]][host, default: []].append((exit.stopTime, exit.user, exit.cluster))
+                evaluateExits(check: i, host: host, now: now, fresh: true)
+            }
+        }
+    }
+
+    /// Advances time: pending alerts fire after `for`, held ones resolve after
+    /// `keep_firing_for`, silent targets become UNKNOWN, old job failures age out.
+    public func tick(now: Int64) {
+        for i in silenceChecks {
+            guard case .silence(let allowance, let severity) = library.checks[i].source else { continue }
+            var hosts = Set(topology.hosts.keys)
+            hosts.formUnion(lastSeen.keys)
+            for host in hosts {
+                let seen = lastSeen[host]
+                let key = AlertKey(check: library.checks[i].id, cluster: seen?.cluster ?? "", entity: host)
+                let silent = now - (seen?.at ?? startedAt) > allowance
+                if silent || states[key] != nil {
+                    evaluate(key, check: i, raw: silent ? severity : .ok, value: nil, now: now, fresh: false)
+                }
+            }
+        }
+        for (i, hosts) in failures {
+            for host in hosts.keys { evaluateExits(check: i, host: host, now: now, fresh: false) }
+        }
+        for key in Array(states.keys) {
+            guard var st = states[key] else { continue }
+            let check = library.checks[st.checkIndex]
+            if let freshness = check.freshnessSeconds, now - st.lastInput > freshness, st.raw != .unknown {
+                evaluate(key, check: st.checkIndex, raw: .unknown, value: nil, now: now, fresh: false)
+                continue
+            }
+            advance(&st, check: check, now: now)
+            reconcile(key, &st, check: check, now: now)
+            states[key] = st
+        }
+    }
+
+    /// Transitions produced since the last call, in order.
+    public func takeTransitions() -> [HealthTransition] {
+        defer { transitions.removeAll(keepingCapacity: true) }
+        return transitions
+    }
+
+    private func evaluateExits(check i: Int, host: String, now: Int64, fresh: Bool) {
+        guard case .jobExits(_, _, let window, let minFailures, let minUsers, let severity) = library.checks[i].source else { return }
+        var list = failures[i]?[host] ?? []
+        list.removeAll { $0.time < now - window }
+        let users = Set(list.map(\.user)).count
+        let key = AlertKey(check: library.checks[i].id, cluster: list.last?.cluster ?? states.keys.first { $0.entity == host && $0.check == library.checks[i].id }?.cluster ?? "", entity: host)
+        failures[i]?[host] = list.isEmpty ? nil : list
+        let problem = list.count >= minFailures && users >= minUsers
+        if problem || states[key] != nil {
+            evaluate(key, check: i, raw: problem ? severity : .ok, value: Double(list.count), now: now, fresh: fresh)
+        }
+    }
+
+    private func evaluate(_ key: AlertKey, check i: Int, raw: Severity, value: Double?, now: Int64, fresh: Bool) {
+        let check = library.checks[i]
+        var st = states[key] ?? TargetState(checkIndex: i, lastInput: now)
+        if states[key] == nil { byEntity[key.entity, default: []].insert(key) }
+        if fresh { st.lastInput = now }
+        st.raw = raw
+        st.value = value
+        if fresh, let flap = check.flapping {
+            st.history.append(raw)
+            if st.history.count > flap.window { st.history.removeFirst(st.history.count - flap.window) }
+            let pct = Self.percentStateChange(st.history, window: flap.window)
+            if !st.flapping && pct > flap.high { st.flapping = true } else if st.flapping && pct < flap.low { st.flapping = false }
+        }
+        let before = st.firing
+        advance(&st, check: check, now: now)
+        // While flapping, a change is recorded in the state but not notified.
+        if st.flapping && st.publishedFlapping && before != st.firing { suppressedByFlapping += 1 }
+        reconcile(key, &st, check: check, now: now)
+        states[key] = st
+    }
+
+    /// Icinga's percent state change: transitions in the window, newer ones weighted more
+    /// (0.8 for the oldest to 1.2 for the newest), over the window's possible transitions.
+    static func percentStateChange(_ history: [Severity], window: Int) -> Double {
+        guard history.count > 1, window > 1 else { return 0 }
+        var total = 0.0
+        let offset = window - history.count
+        for i in 1..<history.count where history[i] != history[i - 1] {
+            let position = Double(i - 1 + offset) / Double(max(1, window - 2))
+            total += 0.8 + 0.4 * position
+        }
+        return total / Double(window - 1) * 100
+    }
+
+    private func advance(_ st: inout TargetState, check: Check, now: Int64) {
+        if st.raw.isProblem {
+            st.lastProblemAt = now
+            if st.firing != nil {
+                st.firing = st.raw
+            } else {
+                let since = st.pendingSince ?? now
+                st.pendingSince = since
+                if now - since >= check.forSeconds {
+                    st.firing = st.raw
+                    st.firingSince = since
+                }
+            }
+        } else {
+            st.pendingSince = nil
+            if st.firing != nil, now - st.lastProblemAt >= check.keepFiringForSeconds { st.firing = nil }
+        }
+    }
+
+    /// Publishes what consumers should now believe, if it differs from what they were told.
+    private func reconcile(_ key: AlertKey, _ st: inout TargetState, check: Check, now: Int64) {
+        let desired: Severity? = st.flapping ? max(st.history.max() ?? .unknown, .unknown) : st.firing
+        guard desired != st.published || st.flapping != st.publishedFlapping else { return }
+        if let severity = desired {
+            if st.published == nil { st.publishedSince = st.flapping ? now : st.firingSince }
+            emit(key, st, check: check, status: .firing, severity: severity, now: now)
+        } else if let last = st.published {
+            emit(key, st, check: check, status: .resolved, severity: last, now: now)
+        }
+        st.published = desired
+        st.publishedFlapping = st.flapping
+    }
+
+    private func emit(_ key: AlertKey, _ st: TargetState, check: Check, status: HealthTransition.Status, severity: Severity, now: Int64) {
+        let placement = check.scope == .rack ? topology.rackPlacement[key.entity] : topology.placement(of: key.entity)
+        var summary = check.summary
+        for (token, value) in [("{host}", key.entity), ("{component}", key.component), ("{severity}", severity.rawValue),
+                               ("{value}", st.value.map { Self.format($0) } ?? "no data"), ("{check}", check.name)] {
+            summary = summary.replacingOccurrences(of: token, with: value)
+        }
+        transitions.append(HealthTransition(key: key, scope: check.scope, status: status, severity: severity, placement: placement,
+                                            startsAt: st.publishedSince, endsAt: status == .resolved ? now : nil,
+                                            flapping: st.flapping, value: st.value, name: check.name, summary: summary, at: now))
+    }
+
+    static func format(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+    }
+
+    // MARK: roll-up
+
+    /// What a target contributes to health: its firing severity, INFO when informational.
+    private func effective(_ st: TargetState) -> Severity { st.firing ?? (st.raw == .info ? .info : .ok) }
+
+    /// A host's health: worst of its node checks and its component roll-ups (at least
+    /// `component_crit_threshold` CRIT components make CRIT, fewer make WARN).
+    public func severity(ofHost host: String) -> Severity {
+        var worst = Severity.ok
+        var components: [Int: [Severity]] = [:]
+        for key in byEntity[host] ?? [] {
+            guard let st = states[key] else { continue }
+            let check = library.checks[st.checkIndex]
+            switch check.scope {
+            case .node: worst = max(worst, effective(st))
+            case .component: components[st.checkIndex, default: []].append(effective(st))
+            case .rack: continue
+            }
+        }
+        for (i, severities) in components {
+            let crit = severities.filter { $0 == .crit }.count
+            let top = severities.max() ?? .ok
+            worst = max(worst, crit >= library.checks[i].componentCritThreshold ? .crit : top == .crit ? .warn : top)
+        }
+        return worst
+    }
+
+    /// A rack's health: worst of its rack checks and its hosts.
+    public func severity(ofRack rack: String) -> Severity {
+        var worst = Severity.ok
+        for key in byEntity[rack] ?? [] {
+            if let st = states[key], library.checks[st.checkIndex].scope == .rack { worst = max(worst, effective(st)) }
+        }
+        for host in topology.racks[rack] ?? [] { worst = max(worst, severity(ofHost: host)) }
+        return worst
+    }
+
+    /// A room's health: worst of its racks.
+    public func severity(ofRoom room: String) -> Severity {
+        (topology.rooms[room] ?? []).map { severity(ofRack: $0) }.max() ?? .ok
+    }
+
+    /// A site's health: worst of its rooms.
+    public func severity(ofSite site: String) -> Severity {
+        (topology.sites[site] ?? []).map { severity(ofRoom: $0) }.max() ?? .ok
+    }
+
+    /// Current evaluation of every target: key, raw severity, firing severity.
+    public var snapshot: [(key: AlertKey, raw: Severity, firing: Severity?, flapping: Bool)] {
+        states.map { ($0.key, $0.value.raw, $0.value.firing, $0.value.flapping) }.sorted { $0.key < $1.key }
+    }
+}

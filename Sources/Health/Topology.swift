@@ -1,0 +1,132 @@
+import Foundation
+import Model
+import Yams
+
+/// Where a host sits: rackscope's site → room → aisle → rack → device hierarchy.
+public struct Placement: Sendable, Equatable, Hashable {
+    public var site: String
+    public var room: String
+    public var aisle: String?
+    public var rack: String
+    public var device: String
+
+    /// A placement.
+    public init(site: String, room: String, aisle: String?, rack: String, device: String) {
+        self.site = site
+        self.room = room
+        self.aisle = aisle
+        self.rack = rack
+        self.device = device
+    }
+}
+
+/// The physical topology (`config/topology.yaml`) in rackscope's model, indexed once for
+/// O(1) host lookup and for the roll-up from nodes to racks, rooms and sites.
+public struct Topology: Sendable {
+    /// Host → placement.
+    public let hosts: [String: Placement]
+    /// Rack id → its hosts, in file order.
+    public let racks: [String: [String]]
+    /// Room id → its racks; site id → its rooms.
+    public let rooms: [String: [String]]
+    public let sites: [String: [String]]
+    /// Rack id → placement of the rack (device empty).
+    public let rackPlacement: [String: Placement]
+
+    /// Why a topology file cannot be used.
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// An empty topology (alerts then carry no site/room/rack labels).
+    public init() {
+        hosts = [:]
+        racks = [:]
+        rooms = [:]
+        sites = [:]
+        rackPlacement = [:]
+    }
+
+    /// Loads `path`.
+    public init(contentsOf path: String) throws(LoadError) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw LoadError(description: "\(path): cannot read the file") }
+        try self.init(yaml: String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    /// Parses topology YAML: `sites: [{id, name, rooms: [{id, aisles: [{id, racks: [...]}],
+    /// standalone_racks: [...]}]}]`, racks `{id, devices: [{id, instance}]}`; an instance is a
+    /// range pattern (`f[0101-0164]`), a list or a slot map; a device without one is the host.
+    public init(yaml: String, file: String) throws(LoadError) {
+        var hosts: [String: Placement] = [:]
+        var racks: [String: [String]] = [:]
+        var rooms: [String: [String]] = [:]
+        var sites: [String: [String]] = [:]
+        var rackPlacement: [String: Placement] = [:]
+        func fail(_ node: Node?, _ reason: String) -> LoadError {
+            LoadError(description: "\(file):\(node?.mark?.line ?? 0): \(reason)")
+        }
+        func id(_ node: Node, _ what: String) throws(LoadError) -> String {
+            guard let s = node["id"]?.string, !s.isEmpty else { throw fail(node, "\(what) without id") }
+            return s
+        }
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch { throw LoadError(description: "\(file): \(error)") }
+        guard let root, let siteNodes = root["sites"]?.sequence else { throw fail(root, "expected a top-level \"sites\" list") }
+        for siteNode in siteNodes {
+            let site = try id(siteNode, "site")
+            for roomNode in siteNode["rooms"]?.sequence ?? [] {
+                let room = try id(roomNode, "room")
+                sites[site, default: []].append(room)
+                var rackNodes: [(Node, String?)] = []
+                for aisleNode in roomNode["aisles"]?.sequence ?? [] {
+                    let aisle = try id(aisleNode, "aisle")
+                    for r in aisleNode["racks"]?.sequence ?? [] { rackNodes.append((r, aisle)) }
+                }
+                for r in roomNode["standalone_racks"]?.sequence ?? [] { rackNodes.append((r, nil)) }
+                for (rackNode, aisle) in rackNodes {
+                    let rack = try id(rackNode, "rack")
+                    if rackPlacement[rack] != nil { throw fail(rackNode, "rack id \"\(rack)\" is used twice") }
+                    rooms[room, default: []].append(rack)
+                    rackPlacement[rack] = Placement(site: site, room: room, aisle: aisle, rack: rack, device: "")
+                    for deviceNode in rackNode["devices"]?.sequence ?? [] {
+                        let device = try id(deviceNode, "device")
+                        let names = try Self.instances(deviceNode["instance"] ?? deviceNode["nodes"], device: device, fail: { fail(deviceNode, $0) })
+                        for host in names {
+                            // rackscope: a later device wins a name collision.
+                            hosts[host] = Placement(site: site, room: room, aisle: aisle, rack: rack, device: device)
+                            racks[rack, default: []].append(host)
+                        }
+                    }
+                }
+            }
+        }
+        self.hosts = hosts
+        self.racks = racks
+        self.rooms = rooms
+        self.sites = sites
+        self.rackPlacement = rackPlacement
+    }
+
+    static func instances(_ node: Node?, device: String, fail: (String) -> LoadError) throws(LoadError) -> [String] {
+        guard let node else { return [device] }
+        switch node {
+        case .scalar(let s):
+            do {
+                let names = try NodeList(s.string).expanded()
+                if names.count > 10_000 { throw fail("instance \"\(s.string)\" expands to more than 10000 names") }
+                return names
+            } catch let e as LoadError {
+                throw e
+            } catch {
+                throw fail("instance: \(error)")
+            }
+        case .sequence(let seq): return seq.compactMap(\.string)
+        case .mapping(let map):
+            return map.sorted { (Int($0.key.string ?? "") ?? 0) < (Int($1.key.string ?? "") ?? 0) }.compactMap { $0.value.string }
+        default: throw fail("instance must be a range pattern, a list or a slot map")
+        }
+    }
+
+    /// Where `host` is, if the topology lists it.
+    public func placement(of host: String) -> Placement? { hosts[host] }
+}
