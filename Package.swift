@@ -36,9 +36,11 @@ let package = Package(
         .target(name: "Nodes", dependencies: ["LineProtocol", "Model", "Store"]),
         // Health evaluation: topology, checks library, the evaluation engine (pure).
         .target(name: "Health", dependencies: ["Model", .product(name: "Yams", package: "Yams")]),
+        // Alerts: persisted alert state, sequenced publication through the outbox, maintenance windows.
+        .target(name: "Alerts", dependencies: ["Health", "Model", "Store"]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "Nodes", "Health", "LineProtocol", "Model", "NATSServerProcess",
+            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "LineProtocol", "Model", "NATSServerProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -71,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

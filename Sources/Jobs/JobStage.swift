@@ -196,6 +196,15 @@ public final class JobStage {
         return try ids.map { try load(id: $0) }
     }
 
+    /// Jobs that ended at or after `since` (epoch seconds), oldest first: black-hole detection
+    /// rebuilds its window from them after a restart.
+    public func ended(since: Int64) throws -> [JobRecord] {
+        let ids = try database.prepare("""
+            SELECT id FROM job WHERE job_state <> 'running' AND start_time + duration >= ? ORDER BY start_time + duration
+            """).rows([.integer(since)]) { $0.int(0) }
+        return try ids.map { try load(id: $0) }
+    }
+
     /// Records the archive result: 3 written, 2 failed.
     public func setMonitoringStatus(id: Int64, _ status: Int64) throws {
         try database.prepare("UPDATE job SET monitoring_status = ? WHERE id = ?").run([.integer(status), .integer(id)])

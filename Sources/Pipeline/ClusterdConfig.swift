@@ -164,6 +164,61 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         }
     }
 
+    /// Health evaluation and alerts.
+    public struct Health: Sendable, Equatable, Decodable {
+        /// Topology file (rackscope model); nil: alerts carry no site/room/rack labels.
+        public var topology: String?
+        /// Checks library; nil: nothing is evaluated.
+        public var checks: String?
+        /// How often time-driven rules (for, keep_firing_for, freshness) are evaluated.
+        public var evaluationIntervalMilliseconds = 1000
+        /// Firing alerts are re-sent this often.
+        public var resendIntervalSeconds = 300
+        /// Alerts go to `<prefix>.<severity>.<cluster>.<entity>`.
+        public var alertPrefix = "clusterd.alert"
+        /// JetStream stream capturing every alert.
+        public var alertStream = "CLUSTERD_ALERTS"
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            topology = try c.decodeIfPresent(String.self, forKey: .topology)
+            checks = try c.decodeIfPresent(String.self, forKey: .checks)
+            evaluationIntervalMilliseconds = try c.decodeIfPresent(Int.self, forKey: .evaluationIntervalMilliseconds) ?? evaluationIntervalMilliseconds
+            resendIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .resendIntervalSeconds) ?? resendIntervalSeconds
+            alertPrefix = try c.decodeIfPresent(String.self, forKey: .alertPrefix) ?? alertPrefix
+            alertStream = try c.decodeIfPresent(String.self, forKey: .alertStream) ?? alertStream
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case topology, checks, evaluationIntervalMilliseconds = "evaluation_interval_ms"
+            case resendIntervalSeconds = "resend_interval_seconds", alertPrefix = "alert_prefix", alertStream = "alert_stream"
+        }
+    }
+
+    /// The metric stream (cc-metric-collector's NATS sink).
+    public struct Metrics: Sendable, Equatable, Decodable {
+        /// Subject(s) the collectors publish on (the sink's `database`); wildcards allowed.
+        public var subject = "cc.metrics.>"
+        /// Cluster of lines without a `cluster` tag (cc-metric-store's `cluster-tag`).
+        public var defaultCluster = ""
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            subject = try c.decodeIfPresent(String.self, forKey: .subject) ?? subject
+            defaultCluster = try c.decodeIfPresent(String.self, forKey: .defaultCluster) ?? defaultCluster
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case subject, defaultCluster = "default_cluster"
+        }
+    }
+
     /// Subjects clusterd publishes on.
     public struct Publish: Sendable, Equatable, Decodable {
         /// Dead letters go to `<prefix>.<stage>`.
@@ -193,12 +248,14 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public var storage = Storage()
     public var jobs = Jobs()
     public var nodes = Nodes()
+    public var health = Health()
+    public var metrics = Metrics()
     public var publish = Publish()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
     public var logLevel = "info"
 
     enum CodingKeys: String, CodingKey {
-        case nats, intake, storage, jobs, nodes, publish, logLevel = "log_level"
+        case nats, intake, storage, jobs, nodes, health, metrics, publish, logLevel = "log_level"
     }
 
     /// The defaults.
@@ -211,6 +268,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         storage = try c.decodeIfPresent(Storage.self, forKey: .storage) ?? storage
         jobs = try c.decodeIfPresent(Jobs.self, forKey: .jobs) ?? jobs
         nodes = try c.decodeIfPresent(Nodes.self, forKey: .nodes) ?? nodes
+        health = try c.decodeIfPresent(Health.self, forKey: .health) ?? health
+        metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
         publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
     }
@@ -253,7 +312,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     }
 
     static let schema: [String: [String]] = [
-        "": ["nats", "intake", "storage", "jobs", "nodes", "publish", "log_level"],
+        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "publish", "log_level"],
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
@@ -261,6 +320,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
         "jobs": ["cluster_files", "held_stop_timeout_seconds"],
         "nodes": ["history_retention_hours"],
+        "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream"],
+        "metrics": ["subject", "default_cluster"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream"],
     ]
 

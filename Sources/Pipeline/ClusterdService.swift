@@ -1,5 +1,7 @@
+import Alerts
 import Bus
 import Foundation
+import Health
 import Jobs
 import Logging
 import Model
@@ -18,6 +20,9 @@ public final class ClusterdService: @unchecked Sendable {
     private var embedded: NATSServer?
     private var connection: BusConnection?
     private var loops: [IntakeLoop] = []
+    private var health: HealthLoop?
+    private var metricIntake: MetricIntake?
+    private var maintenance: MaintenanceResponder?
 
     /// A service for `config` (nothing starts before ``start()``).
     public init(config: ClusterdConfig, logger: Logger) {
@@ -91,8 +96,9 @@ public final class ClusterdService: @unchecked Sendable {
                                              maxAge: .seconds(intake.maxAgeDays * 86_400)))
         }
         let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger)
+        let health = try startHealth(connection: connection, publisher: publisher, database: database, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
-                                counters: counters, logger: logger)
+                                counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
         let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
         loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
@@ -102,19 +108,28 @@ public final class ClusterdService: @unchecked Sendable {
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
                                 }))
         let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: nil, config: config,
-                                  counters: counters, logger: logger)
+                                  counters: counters, logger: logger, onCommit: { health.submit(nodes: $0) })
         let retention = Int64(config.nodes.historyRetentionHours) * 3600
         loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 periodic: { now in try nodes.stage.prune(before: now - retention) }))
         for loop in loops { loop.start() }
+        metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
+            health.submit(samples: samples, receivedAt: at)
+        }
         logger.info("clusterd running", metadata: ["mode": "\(config.intake.mode)", "subject": "\(config.intake.jobSubject)"])
     }
 
     /// Finishes the batch in flight, then closes the connection and the embedded server.
     public func stop() {
+        maintenance?.stop()
+        maintenance = nil
+        metricIntake?.stop()
+        metricIntake = nil
         for loop in loops { loop.stop() }
         loops = []
+        health?.stop()
+        health = nil
         connection?.close()
         connection = nil
         embedded?.stop()
@@ -124,6 +139,46 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Every table clusterd keeps.
     public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations + NodeSchema.migrations
+        + AlertSchema.migrations
+
+    /// Loads topology and checks, restores firing alerts and the black-hole window, ensures
+    /// the alert stream, and starts the health loop and the maintenance admin API.
+    private func startHealth(connection: BusConnection, publisher: OutboxPublisher, database: Database,
+                             clusters: ClusterRegistry) throws -> HealthLoop {
+        let settings = config.health
+        let topology = try settings.topology.map { try Topology(contentsOf: $0) } ?? Topology()
+        let library = try settings.checks.map { try CheckLibrary(contentsOf: $0) } ?? CheckLibrary([])
+        if library.checks.isEmpty { logger.warning("no checks configured (health.checks): nothing is evaluated, no alert is raised") }
+        if config.intake.mode != "core" {
+            try JetStream(connection).ensureStream(StreamConfig(
+                name: settings.alertStream, description: "clusterd alerts: every firing and resolved transition, sequenced",
+                subjects: ["\(settings.alertPrefix).>"], duplicateWindow: .seconds(config.intake.duplicateWindowSeconds),
+                maxAge: .seconds(config.intake.maxAgeDays * 86_400)))
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        let engine = HealthEngine(library: library, topology: topology, now: now)
+        let book = AlertBook(database: try openDatabase(), prefix: settings.alertPrefix, resendInterval: Int64(settings.resendIntervalSeconds))
+        let restored = try book.restore()
+        engine.restore(restored)
+        let window = library.checks.compactMap { check -> Int64? in
+            if case .jobExits(_, _, let w, _, _, _) = check.source { return w }
+            return nil
+        }.max()
+        if let window {
+            for job in try JobStage(database: database, clusters: clusters).ended(since: now - window) {
+                engine.jobEnded(HealthLoop.exit(job), now: now)
+            }
+        }
+        logger.info("health evaluation ready", metadata: ["checks": "\(library.checks.count)", "hosts_in_topology": "\(topology.hosts.count)",
+                                                          "firing_alerts_restored": "\(restored.count)"])
+        let loop = HealthLoop(engine: engine, book: book, publisher: publisher,
+                              interval: .milliseconds(settings.evaluationIntervalMilliseconds), counters: counters, logger: logger)
+        health = loop
+        loop.start()
+        maintenance = try MaintenanceResponder(book: AlertBook(database: try openDatabase()), topology: topology,
+                                               connection: connection, logger: logger)
+        return loop
+    }
 
     /// A new connection to the database (one per writer thread).
     func openDatabase() throws -> Database {

@@ -18,9 +18,7 @@ public final class IntakeLoop: @unchecked Sendable {
     let batch: Int
     let logger: Logger
     let counters: PipelineCounters
-    private let stopping = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    private let worker = WorkerThread()
 
     /// A loop over `source`. After each batch (and at start) it publishes the outbox and
     /// runs `settle` (archive writes); every 10 s it runs `periodic` with the time.
@@ -41,20 +39,12 @@ public final class IntakeLoop: @unchecked Sendable {
 
     /// Starts the loop thread.
     public func start() {
-        let t = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        t.name = "clusterd-\(name)"
-        thread = t
-        t.start()
+        worker.start(name: "clusterd-\(name)") { [self] in run() }
     }
 
     /// Asks the loop to stop after the batch in flight and waits until it has.
     public func stop() {
-        stopping.store(true, ordering: .relaxed)
-        if thread != nil { finished.wait() }
-        thread = nil
+        worker.stop()
     }
 
     private func run() {
@@ -62,7 +52,7 @@ public final class IntakeLoop: @unchecked Sendable {
         var lastChores = Date.distantPast
         // Whatever a previous run committed but did not finish: outbox and archive.
         settleLeftovers()
-        while !stopping.load(ordering: .relaxed) {
+        while !worker.isStopping {
             if Date().timeIntervalSince(lastChores) >= 10 {
                 lastChores = Date()
                 chores()

@@ -11,6 +11,8 @@ final class JobLineHandler: LineHandler {
     let database: Database
     let counters: PipelineCounters
     let logger: Logger
+    var onStopped: @Sendable ([JobRecord]) -> Void = { _ in }
+    private var stopped: [JobRecord] = []
 
     init(jobs: JobStage, database: Database, counters: PipelineCounters, logger: Logger) {
         self.jobs = jobs
@@ -34,6 +36,10 @@ final class JobLineHandler: LineHandler {
                 let rejection = JobRejection.invalidValue("rejected by the database: \(error.message)")
                 return [.rejected(column: column, code: rejection.code, reason: rejection.description, entry: nil)]
             }
+            switch result {
+            case .stopped(let record), .started(_, _, let record?): stopped.append(record)
+            default: break
+            }
             counters.add("jobs.events.\(result.status)")
             logger.debug("job event applied", metadata: ["origin": "\(message.origin)", "line": "\(view.line)", "job": "\(event.jobId)",
                                                          "status": "\(result.status)"])
@@ -45,8 +51,12 @@ final class JobLineHandler: LineHandler {
         }
     }
 
-    func committed() {}
-    func rolledBack() {}
+    func committed() {
+        if !stopped.isEmpty { onStopped(stopped) }
+        stopped.removeAll()
+    }
+
+    func rolledBack() { stopped.removeAll() }
 }
 
 /// Applies batches of job-event messages (see ``StageProcessor``) and writes the archive
@@ -57,12 +67,14 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     let archive: ArchiveWriter
 
     /// A processor over an open, migrated database.
+    /// `onStopped` receives the jobs each committed batch stopped (for black-hole detection).
     public init(database: Database, clusters: ClusterRegistry, archive: ArchiveWriter, config: ClusterdConfig,
-                counters: PipelineCounters, logger: Logger) {
+                counters: PipelineCounters, logger: Logger, onStopped: @escaping @Sendable ([JobRecord]) -> Void = { _ in }) {
         stage = JobStage(database: database, clusters: clusters)
         self.archive = archive
-        super.init(database: database, handler: JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger),
-                   config: config, counters: counters, logger: logger)
+        let handler = JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger)
+        handler.onStopped = onStopped
+        super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
     }
 
     /// All migrations of the tables this processor uses.

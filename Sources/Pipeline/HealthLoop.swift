@@ -1,0 +1,162 @@
+import Alerts
+import Foundation
+import Health
+import Jobs
+import Logging
+import Nodes
+import Synchronization
+
+/// The health evaluator's thread: takes metric samples, node observations and stopped jobs
+/// from an inbox, feeds the engine, advances its clock, records transitions in the alert
+/// book (state and outbox in one transaction) and publishes. A transition that could not be
+/// recorded is retried, never dropped.
+public final class HealthLoop: @unchecked Sendable {
+    enum Input {
+        case samples([MetricSample], receivedAt: Int64)
+        case nodes([NodeObservation])
+        case jobs([JobRecord])
+    }
+
+    final class Inbox: Sendable {
+        let items = Mutex<(inputs: [Input], samples: Int)>(([], 0))
+        let signal = DispatchSemaphore(value: 0)
+    }
+
+    /// The engine (touched only by the loop thread once started).
+    let engine: HealthEngine
+    let book: AlertBook
+    let publisher: OutboxPublisher
+    let counters: PipelineCounters
+    let logger: Logger
+    let interval: Duration
+    /// Samples waiting beyond this are dropped (and counted) instead of exhausting memory.
+    let maxQueuedSamples: Int
+    private let inbox = Inbox()
+    private let worker = WorkerThread()
+    private var unrecorded: [HealthTransition] = []
+
+    /// A loop over `engine`, already restored from `book`.
+    public init(engine: HealthEngine, book: AlertBook, publisher: OutboxPublisher, interval: Duration, counters: PipelineCounters,
+                logger: Logger, maxQueuedSamples: Int = 2_000_000) {
+        self.engine = engine
+        self.book = book
+        self.publisher = publisher
+        self.interval = interval
+        self.counters = counters
+        self.logger = logger
+        self.maxQueuedSamples = maxQueuedSamples
+    }
+
+    /// Queues metric samples received at `receivedAt` (any thread).
+    public func submit(samples: [MetricSample], receivedAt: Int64) {
+        guard !samples.isEmpty else { return }
+        let accepted = inbox.items.withLock { box -> Bool in
+            guard box.samples + samples.count <= maxQueuedSamples else { return false }
+            box.samples += samples.count
+            box.inputs.append(.samples(samples, receivedAt: receivedAt))
+            return true
+        }
+        if accepted { inbox.signal.signal() } else {
+            counters.add("health.samples_dropped", samples.count)
+            logger.warning("health evaluation is behind: metric samples dropped", metadata: ["count": "\(samples.count)"])
+        }
+    }
+
+    /// Queues node observations (any thread).
+    public func submit(nodes: [NodeObservation]) { push(.nodes(nodes)) }
+
+    /// Queues stopped jobs (any thread).
+    public func submit(jobs: [JobRecord]) { push(.jobs(jobs)) }
+
+    private func push(_ input: Input) {
+        inbox.items.withLock { $0.inputs.append(input) }
+        inbox.signal.signal()
+    }
+
+    /// Starts the loop thread.
+    public func start() {
+        worker.start(name: "clusterd-health") { [self] in run() }
+    }
+
+    /// Stops after recording what is pending.
+    public func stop() {
+        worker.stop() { [inbox] in inbox.signal.signal() }
+    }
+
+    private func run() {
+        let (seconds, attoseconds) = interval.components
+        let intervalSeconds = Double(seconds) + Double(attoseconds) / 1e18
+        var lastTick = Date.distantPast
+        while true {
+            let done = worker.isStopping
+            _ = inbox.signal.wait(timeout: .now() + intervalSeconds)
+            let inputs = inbox.items.withLock { box -> [Input] in
+                defer { box = ([], 0) }
+                return box.inputs
+            }
+            let now = Int64(Date().timeIntervalSince1970)
+            feed(inputs)
+            if Date().timeIntervalSince(lastTick) >= intervalSeconds || done {
+                lastTick = Date()
+                engine.tick(now: now)
+                record(now: now, housekeeping: true)
+            } else {
+                record(now: now, housekeeping: false)
+            }
+            if done { return }
+        }
+    }
+
+    private func feed(_ inputs: [Input]) {
+        for input in inputs {
+            switch input {
+            case .samples(let samples, let receivedAt):
+                for s in samples { engine.ingest(s, now: receivedAt) }
+                counters.add("health.samples", samples.count)
+            case .nodes(let observations):
+                for o in observations {
+                    engine.observe(NodeStatus(cluster: o.cluster, hostname: o.hostname, flags: o.slurm.flags), now: o.at)
+                }
+            case .jobs(let jobs):
+                for j in jobs { engine.jobEnded(Self.exit(j), now: Int64(Date().timeIntervalSince1970)) }
+            }
+        }
+    }
+
+    /// The black-hole view of a stopped job.
+    static func exit(_ job: JobRecord) -> JobExit {
+        JobExit(cluster: job.start.cluster, jobId: job.start.jobId, user: job.start.user, hosts: job.start.resources.map(\.hostname),
+                state: job.state.rawValue, runtime: job.duration, stopTime: job.start.startTime + job.duration)
+    }
+
+    private func record(now: Int64, housekeeping: Bool) {
+        unrecorded += engine.takeTransitions()
+        do {
+            if !unrecorded.isEmpty {
+                let queued = try book.record(unrecorded, now: now)
+                counters.add("alerts.transitions", unrecorded.count)
+                counters.add("alerts.published", queued)
+                for t in unrecorded {
+                    logger.info("alert \(t.status.rawValue)", metadata: ["check": "\(t.key.check)", "entity": "\(t.key.entity)",
+                                                                           "component": "\(t.key.component)", "severity": "\(t.severity.rawValue)",
+                                                                           "flapping": "\(t.flapping)"])
+                }
+                unrecorded.removeAll()
+            }
+            if housekeeping {
+                let resent = try book.housekeeping(now: now)
+                if resent > 0 { counters.add("alerts.resent_or_unsilenced", resent) }
+            }
+        } catch {
+            counters.add("alerts.record_errors")
+            logger.error("alert transitions not recorded yet; retrying", metadata: ["error": "\(error)", "pending": "\(unrecorded.count)"])
+            return
+        }
+        do {
+            try publisher.drain()
+        } catch {
+            counters.add("outbox.publish_errors")
+            logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import Bus
+import Foundation
+import Health
+import LineProtocol
+import Logging
+import Model
+
+/// The metric stream: a core subscription to the collectors' subject (metrics are high-rate
+/// and current values matter, as in cc-metric-store). Each message is decoded on the
+/// subscription's thread; good lines go to `sink` (health evaluation, metric buffers), every
+/// bad line to `clusterd.dlq.metrics` and the log, while the other lines still count.
+public final class MetricIntake: @unchecked Sendable {
+    let connection: BusConnection
+    let config: ClusterdConfig
+    let counters: PipelineCounters
+    let logger: Logger
+    let sink: @Sendable ([MetricSample], Int64) -> Void
+    private var subscription: BusSubscription?
+
+    /// Subscribes at once.
+    public init(connection: BusConnection, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
+                sink: @escaping @Sendable ([MetricSample], Int64) -> Void) throws {
+        self.connection = connection
+        self.config = config
+        self.counters = counters
+        self.logger = logger
+        self.sink = sink
+        subscription = try connection.subscribe(config.metrics.subject) { [weak self] message in self?.handle(message) }
+        try subscription?.removePendingLimits()
+        // The subscription is in place at the server before start() returns.
+        try connection.flush()
+    }
+
+    /// Decodes one message; returns the samples and the dead letters of its bad lines.
+    static func decode(_ message: BusMessage, defaultCluster: String, now: Int64) -> ([MetricSample], [DeadLetter]) {
+        var samples: [MetricSample] = []
+        var letters: [DeadLetter] = []
+        let origin = "core:\(message.subject)"
+        func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) -> DeadLetter {
+            DeadLetter(stage: "metrics", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: origin, line: line,
+                       column: column, code: code, reason: reason, raw: String(decoding: raw, as: UTF8.self), receivedAt: now)
+        }
+        LineDecoder(precision: .nanoseconds).forEachLine(in: message.data) { entry in
+            switch entry {
+            case .error(let e, let raw): letters.append(letter(e.line, e.column, "syntax", e.reason.description, raw))
+            case .point(let view):
+                switch MetricLine.decode(view, defaultCluster: defaultCluster, now: now) {
+                case .success(let s): samples.append(s)
+                case .failure(let located): letters.append(letter(view.line, located.column, located.value.code, located.value.reason, view.raw))
+                }
+            }
+        }
+        return (samples, letters)
+    }
+
+    private func handle(_ message: BusMessage) {
+        let now = Int64(Date().timeIntervalSince1970)
+        let (samples, letters) = Self.decode(message, defaultCluster: config.metrics.defaultCluster, now: now)
+        counters.add("metrics.lines", samples.count)
+        sink(samples, now)
+        for letter in letters {
+            counters.add("dead_letters.metrics.\(letter.code)")
+            logger.warning("dead letter", metadata: ["stage": "metrics", "subject": "\(letter.subject)", "code": "\(letter.code)",
+                                                     "error": "\(letter.summary)"])
+            // Core publish: the dead-letter stream keeps it; an id makes a re-publish harmless.
+            try? connection.publish(BusMessage(subject: "\(config.publish.deadLetterPrefix).metrics",
+                                               headers: ["Nats-Msg-Id": ["dlq-metrics-\(UUID().uuidString)-\(letter.line)"]],
+                                               data: Array(letter.json.jsonText.utf8)))
+        }
+    }
+
+    /// Stops receiving.
+    public func stop() {
+        subscription?.unsubscribe()
+        subscription = nil
+    }
+}

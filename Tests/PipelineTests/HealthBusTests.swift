@@ -1,0 +1,196 @@
+import Bus
+import BusTestSupport
+import Foundation
+import Logging
+import Model
+import Pipeline
+import Store
+import Testing
+
+/// Health evaluation and alerts through a real nats-server: metric lines, node states and
+/// job events in; alerts read by an independent subscriber and from the alert stream.
+@Suite(.serialized) final class HealthBusTests {
+    typealias Collector = ServiceBusTests.Collector
+    let server: NATSServer
+    let directory: URL
+    let client: BusConnection
+
+    static let checks = """
+        checks:
+          - id: gpu_temperature
+            name: GPU temperature
+            scope: component
+            source: {metric: {name: nv_temp, match: {type: accelerator}}}
+            rules: [{op: ">=", value: 95, severity: CRIT}]
+            for: 2s
+            keep_firing_for: 2s
+            summary: "GPU {component} of {host} at {value} °C"
+          - id: slurm_state
+            source: {slurm_state: {mixed: OK}}
+          - id: black_hole
+            source: {job_exits: {max_runtime: 5m, window: 1h, min_failures: 5, min_users: 2}}
+            severity: CRIT
+        """
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-health-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Self.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
+        client = try BusConnection(ConnectionOptions(servers: [server.url], name: "consumer"))
+    }
+
+    deinit {
+        client.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func makeService() -> ClusterdService {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+        config.health.topology = Repository.path("config/topology.yaml")
+        config.health.checks = directory.appendingPathComponent("checks.yaml").path
+        config.health.evaluationIntervalMilliseconds = 200
+        var logger = Logger(label: "health-test")
+        logger.logLevel = .critical
+        return ClusterdService(config: config, logger: logger)
+    }
+
+    func gpu(_ value: Double, host: String = "a0603", id: String = "00000000:0E:00.0") throws {
+        let t = Int(Date().timeIntervalSince1970)
+        try client.publish("cc.metrics.alex", Array("nv_temp,cluster=alex,hostname=\(host),type=accelerator,type-id=\(id) value=\(value) \(t)\n".utf8))
+        try client.flush()
+    }
+
+    /// A started service and a collector of the alerts on `subject`.
+    func running(subject: String = "clusterd.alert.>") throws -> (ClusterdService, Collector, BusSubscription) {
+        let service = makeService()
+        try service.start()
+        let alerts = Collector()
+        let sub = try client.subscribe(subject) { alerts.add($0) }
+        try client.flush()
+        return (service, alerts, sub)
+    }
+
+    static func parse(_ messages: [BusMessage]) -> [JSONValue] { messages.map { (try? JSONValue.parse($0.data)) ?? .null } }
+
+    @Test func hotGPUFiresOnceWithPlacementAndResolvesOnce() async throws {
+        let (service, alerts, sub) = try running()
+        defer { service.stop() }
+        try gpu(97)
+        let fired = try await alerts.wait(count: 1)
+        let firing = try #require(Self.parse(fired).first)
+        #expect(fired.first?.subject == "clusterd.alert.crit.alex.a0603")
+        #expect(firing["status"] == .string("firing"))
+        #expect(firing["labels"] == .object([("alertname", .string("gpu_temperature")), ("cluster", .string("alex")),
+                                              ("hostname", .string("a0603")), ("component", .string("00000000:0E:00.0")),
+                                              ("rack", .string("g01")), ("room", .string("room-2")), ("site", .string("erlangen")),
+                                              ("severity", .string("crit"))]))
+        #expect(firing["annotations"]?["summary"] == .string("GPU 00000000:0E:00.0 of a0603 at 97 °C"))
+        #expect(firing["sequence"] == .integer(1))
+        #expect(fired.first?.header("Nats-Msg-Id") == "\(firing["fingerprint"]?.stringValue ?? "")-1")
+        // Still hot: no second message. Back to normal: one resolve after keep_firing_for.
+        try gpu(98)
+        try gpu(60)
+        let all = try await alerts.wait(count: 2, timeout: 10)
+        let parsed = Self.parse(all)
+        #expect(parsed.map { $0["status"]?.stringValue ?? "" } == ["firing", "resolved"])
+        #expect(parsed.last?["sequence"] == .integer(2))
+        #expect(parsed.last?["fingerprint"] == firing["fingerprint"])
+        try await Task.sleep(for: .seconds(1))
+        #expect(alerts.messages.count == 2)
+        #expect(try JetStream(client).streamMessageCount("CLUSTERD_ALERTS") == 2)
+        _ = sub
+    }
+
+    @Test func drainedNodeAlertsAndMaintenanceOverItsRackSilences() async throws {
+        let (service, alerts, sub) = try running()
+        defer { service.stop() }
+        let js = try JetStream(client)
+        func nodestate(_ host: String, _ states: String, id: String) throws {
+            let body = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"\#(host)\",\"states\":[\#(states)]}]}" 1"#
+            _ = try js.publish(BusMessage(subject: "cc.node.state", data: Array(body.utf8)), messageID: id)
+        }
+        try nodestate("f0120", #"\"IDLE\",\"DRAIN\""#, id: "ns1")
+        let first = try #require(Self.parse(try await alerts.wait(count: 1)).first)
+        #expect(first["labels"]?["alertname"] == .string("slurm_state"))
+        #expect(first["labels"]?["severity"] == .string("crit"))
+        #expect(first["labels"]?["rack"] == .string("r02"))
+        // Maintenance over rack r02: the next drained node there is recorded, not published.
+        let reply = try client.request(BusMessage(subject: "clusterd.admin.maintenance.create",
+                                                  data: Array(#"{"scope":"rack","target":"r02","reason":"PSU swap","createdBy":"ops","durationSeconds":3600}"#.utf8)))
+        let created = try JSONValue.parse(reply.data)
+        #expect(created["ok"] == .bool(true))
+        #expect(created["window"]?["status"] == .string("active"))
+        let unknownRack = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.create",
+            data: Array(#"{"scope":"rack","target":"r99","reason":"x"}"#.utf8))).data)
+        #expect(unknownRack["ok"] == .bool(false))
+        try nodestate("f0121", #"\"DOWN\""#, id: "ns2")
+        try nodestate("f0101", #"\"DOWN\""#, id: "ns3")     // rack r01: not covered
+        let more = Self.parse(try await alerts.wait(count: 2, timeout: 10))
+        #expect(more.count == 2)
+        #expect(more.last?["labels"]?["hostname"] == .string("f0101"))
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(alerts.messages.count == 2)
+        // Recorded though: the silenced alert is in the alert table.
+        let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path)
+        #expect(try db.prepare("SELECT silenced, status FROM alert WHERE entity = 'f0121'").first { "\($0.int(0)) \($0.text(1))" } == "1 firing")
+        // Ending the window announces what is still firing there.
+        let list = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.list", data: [])).data)
+        guard case .array(let windows)? = list["windows"], let id = windows.first?["id"] else { throw TestFailure("no window listed") }
+        let ended = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.end",
+                                                                      data: Array(#"{"id":\#(id.jsonText)}"#.utf8))).data)
+        #expect(ended["window"]?["status"] == .string("expired"))
+        let announced = Self.parse(try await alerts.wait(count: 3, timeout: 10))
+        #expect(announced.last?["labels"]?["hostname"] == .string("f0121"))
+        #expect(announced.last?["status"] == .string("firing"))
+        _ = sub
+    }
+
+    @Test func fiveShortFailedJobsFromTwoUsersMakeABlackHole() async throws {
+        let (service, alerts, sub) = try running(subject: "clusterd.alert.*.fritz.>")
+        defer { service.stop() }
+        let js = try JetStream(client)
+        let now = Int(Date().timeIntervalSince1970)
+        func job(_ id: Int, user: String, host: String) throws {
+            let start = #"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"\#(user)\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"\#(host)\"}],\"startTime\":\#(now - 120)}" 1"#
+            let stop = #"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"jobState\":\"failed\",\"stopTime\":\#(now - 100)}" 1"#
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array((start + "\n" + stop).utf8)), messageID: "bh-\(id)")
+        }
+        for (i, user) in ["u1", "u1", "u1", "u1", "u1", "u1"].enumerated() { try job(100 + i, user: user, host: "f0130") }
+        for (i, user) in ["u1", "u2", "u1", "u2", "u1"].enumerated() { try job(200 + i, user: user, host: "f0131") }
+        let got = Self.parse(try await alerts.wait(count: 1))
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(alerts.messages.count == 1)
+        #expect(got.first?["labels"]?["alertname"] == .string("black_hole"))
+        #expect(got.first?["labels"]?["hostname"] == .string("f0131"))
+        #expect(got.first?["value"]?.numberValue == 5)
+        _ = sub
+    }
+
+    @Test func aRestartBetweenFiringAndResolveNeitherRefiresNorLosesTheResolve() async throws {
+        let alerts = Collector()
+        let sub = try client.subscribe("clusterd.alert.>") { alerts.add($0) }
+        try client.flush()
+        var service = makeService()
+        try service.start()
+        try gpu(99)
+        #expect(try await alerts.wait(count: 1).count == 1)
+        service.stop()
+        try gpu(60)      // published while clusterd is down: metrics are current values, this one is gone
+        service = makeService()
+        try service.start()
+        defer { service.stop() }
+        try await Task.sleep(for: .seconds(1))
+        #expect(alerts.messages.count == 1)      // not fired again
+        try gpu(60)
+        let all = Self.parse(try await alerts.wait(count: 2, timeout: 10))
+        #expect(all.map { $0["status"]?.stringValue ?? "" } == ["firing", "resolved"])
+        #expect(all.map { $0["sequence"] ?? .null } == [.integer(1), .integer(2)])
+        try await Task.sleep(for: .seconds(1))
+        #expect(alerts.messages.count == 2)
+        _ = sub
+    }
+}
