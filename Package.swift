@@ -26,6 +26,10 @@ let package = Package(
         .target(name: "Bus", dependencies: ["CNats"]),
         // SQLite (Debian libsqlite3-dev), imported only by Store.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // zlib (Debian zlib1g-dev), imported only by Gzip.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // gzip for archive files.
+        .target(name: "Gzip", dependencies: ["CZlib"]),
         // SQLite wrapper: connections, prepared statements, migrations, the outbox.
         .target(name: "Store", dependencies: ["CSQLite"]),
         // Shared value types: JSON with Go-compatible decoding rules.
@@ -36,11 +40,13 @@ let package = Package(
         .target(name: "Nodes", dependencies: ["LineProtocol", "Model", "Store"]),
         // Health evaluation: topology, checks library, the evaluation engine (pure).
         .target(name: "Health", dependencies: ["Model", .product(name: "Yams", package: "Yams")]),
+        // Metric buffers: rings per series, checkpoints, a job's data.json and statistics.
+        .target(name: "Metrics", dependencies: ["Model"]),
         // Alerts: persisted alert state, sequenced publication through the outbox, maintenance windows.
         .target(name: "Alerts", dependencies: ["Health", "Model", "Store"]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "LineProtocol", "Model", "NATSServerProcess",
+            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "Metrics", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -65,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthTests",
-            dependencies: ["Health"]
+            dependencies: ["Health", "Metrics", "Model"]
         ),
         .testTarget(
             name: "BusTests",
@@ -73,7 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "Metrics", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

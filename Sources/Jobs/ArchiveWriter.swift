@@ -43,20 +43,38 @@ public struct ArchiveWriter: Sendable {
         directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime) + "/meta.json"
     }
 
-    /// Writes the meta.json of many jobs with two file-system syncs in all instead of one
-    /// per file: every temporary file is written, synced once, renamed into place, and the
-    /// renames synced once. Only after that are the entries reported written, so a crash
-    /// at any point leaves either the old state (re-archived on restart) or complete files.
-    public func write(_ jobs: [JobRecord]) -> [Result<String, WriteError>] {
+    /// One job's archive files (`meta.json`, and `data.json` or `data.json.gz`).
+    public struct Entry: Sendable {
+        public var job: JobRecord
+        public var files: [(name: String, bytes: [UInt8])]
+
+        /// An entry.
+        public init(job: JobRecord, files: [(name: String, bytes: [UInt8])]) {
+            self.job = job
+            self.files = files
+        }
+    }
+
+    /// Writes the files of many jobs with two file-system syncs in all instead of one per
+    /// file: every temporary file is written, synced once, renamed into place, and the
+    /// renames synced once. Only after that are the entries reported written (with their
+    /// meta.json path), so a crash at any point leaves either the old state (re-archived on
+    /// restart) or complete files.
+    public func write(_ entries: [Entry]) -> [Result<String, WriteError>] {
         var results: [Result<String, WriteError>] = []
         var staged: [(index: Int, temporary: String, path: String)] = []
-        for (i, job) in jobs.enumerated() {
-            let path = metaPath(job)
+        for (i, entry) in entries.enumerated() {
+            let dir = directory(cluster: entry.job.start.cluster, jobId: entry.job.start.jobId, startTime: entry.job.start.startTime)
+            var mine: [(index: Int, temporary: String, path: String)] = []
             do {
-                let temporary = try Self.writeTemporary(Array((job.metaJSON + "\n").utf8), for: path, sync: false)
-                staged.append((i, temporary, path))
-                results.append(.success(path))
+                for file in entry.files {
+                    let path = "\(dir)/\(file.name)"
+                    mine.append((i, try Self.writeTemporary(file.bytes, for: path, sync: false), path))
+                }
+                staged += mine
+                results.append(.success("\(dir)/meta.json"))
             } catch {
+                for m in mine { unlink(m.temporary) }
                 results.append(.failure(error))
             }
         }
@@ -66,7 +84,7 @@ public struct ArchiveWriter: Sendable {
             for s in staged { unlink(s.temporary); results[s.index] = .failure(error) }
             return results
         }
-        for s in staged where rename(s.temporary, s.path) != 0 {
+        for s in staged where rename(s.temporary, s.path) != 0 && results[s.index].isSuccess {
             results[s.index] = .failure(WriteError(path: s.path, reason: String(cString: strerror(errno))))
             unlink(s.temporary)
         }
@@ -135,6 +153,13 @@ public struct ArchiveWriter: Sendable {
             throw WriteError(path: temporary, reason: reason)
         }
         return temporary
+    }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
     }
 }
 

@@ -1,3 +1,5 @@
+import Model
+
 /// A stored job, as the stop path and the archive need it.
 public struct JobRecord: Sendable, Equatable {
     /// Database id (`job.id`).
@@ -13,10 +15,17 @@ public struct JobRecord: Sendable, Equatable {
     /// 0 off, 1 pending archive, 2 archive failed, 3 archived.
     public var monitoringStatus: Int64
 
-    /// meta.json content (ClusterCockpit `schema.Job`).
-    public var metaJSON: String {
+    /// meta.json content (ClusterCockpit `schema.Job`) without metric statistics.
+    public var metaJSON: String { metaJSON(statistics: nil, footprint: nil) }
+
+    /// meta.json content with the job's metric `statistics` (an empty object when none) and
+    /// the `footprint` computed from its metrics (else the one it was started with).
+    public func metaJSON(statistics: JSONValue?, footprint: [(key: String, value: Double)]?) -> String {
         var start = self.start
         start.monitoringStatus = monitoringStatus
-        return start.json(state: state, duration: duration, subCluster: subCluster).jsonText
+        if let footprint, !footprint.isEmpty { start.footprint = Dictionary(footprint, uniquingKeysWith: { _, b in b }) }
+        guard case .object(var members) = start.json(state: state, duration: duration, subCluster: subCluster) else { return "{}" }
+        members.append(("statistics", statistics ?? .object([])))
+        return JSONValue.object(members).jsonText
     }
 }

@@ -13,8 +13,33 @@ public struct ClusterConfig: Sendable, Equatable {
         let list: NodeList?
     }
 
+    /// A metric as `metricConfig` defines it: unit, native scope, aggregation to the node,
+    /// footprint statistic, and the subclusters that do not have it.
+    public struct Metric: Sendable, Equatable {
+        public let name: String
+        /// Unit base (`B`, `F/s`, ... or empty) and prefix (`G`, ... or empty).
+        public let unitBase: String
+        public let unitPrefix: String
+        /// node, socket, memoryDomain, core, hwthread or accelerator.
+        public let scope: String
+        public let timestep: Int64
+        /// `sum` or `avg`: how finer scopes combine into the node value.
+        public let aggregation: String
+        /// `avg`, `min` or `max` when the metric is part of the job footprint.
+        public let footprint: String?
+        /// Subclusters that remove the metric.
+        public let removedFrom: Set<String>
+
+        /// The unit as ClusterCockpit writes it (`{"base": "B", "prefix": "G"}`).
+        public var unitJSON: JSONValue {
+            unitPrefix.isEmpty ? .object([("base", .string(unitBase))]) : .object([("base", .string(unitBase)), ("prefix", .string(unitPrefix))])
+        }
+    }
+
     /// The cluster name.
     public let name: String
+    /// Metrics in file order.
+    public let metrics: [Metric]
     /// Subclusters in file order.
     public let subClusters: [SubCluster]
     /// The file as read, copied into the archive unchanged.
@@ -50,10 +75,31 @@ public struct ClusterConfig: Sendable, Equatable {
             }
             subClusters.append(SubCluster(name: subName, nodes: nodes, list: list))
         }
+        var metrics: [Metric] = []
+        if case .array(let configs)? = json["metricConfig"] {
+            for (i, m) in configs.enumerated() {
+                guard case .string(let metricName)? = m["name"], !metricName.isEmpty else {
+                    throw LoadError(file: file, reason: "metricConfig[\(i)] has no \"name\"")
+                }
+                var removed = Set<String>()
+                if case .array(let subs)? = m["subClusters"] {
+                    for sub in subs where sub["remove"] == .bool(true) { if let n = sub["name"]?.stringValue { removed.insert(n) } }
+                }
+                let timestep: Int64
+                if case .integer(let t)? = m["timestep"] { timestep = t } else { timestep = 60 }
+                metrics.append(Metric(name: metricName, unitBase: m["unit"]?["base"]?.stringValue ?? "", unitPrefix: m["unit"]?["prefix"]?.stringValue ?? "",
+                                      scope: m["scope"]?.stringValue ?? "node", timestep: timestep, aggregation: m["aggregation"]?.stringValue ?? "avg",
+                                      footprint: m["footprint"]?.stringValue, removedFrom: removed))
+            }
+        }
         self.name = name
+        self.metrics = metrics
         self.subClusters = subClusters
         self.document = document
     }
+
+    /// The metrics a subcluster has.
+    public func metrics(of subCluster: String) -> [Metric] { metrics.filter { !$0.removedFrom.contains(subCluster) } }
 
     /// Reads a cluster.json file.
     public init(contentsOf path: String) throws(LoadError) {

@@ -204,6 +204,12 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var subject = "cc.metrics.>"
         /// Cluster of lines without a `cluster` tag (cc-metric-store's `cluster-tag`).
         public var defaultCluster = ""
+        /// Seconds per buffered sample (one slot of the ring per series).
+        public var resolutionSeconds = 60
+        /// How long samples are kept in memory (the archive reads a stopped job's data from here).
+        public var retentionHours = 24
+        /// The buffers are written to `<data_dir>/metrics.checkpoint` this often and at shutdown.
+        public var checkpointIntervalSeconds = 300
 
         /// The defaults.
         public init() {}
@@ -212,10 +218,14 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             subject = try c.decodeIfPresent(String.self, forKey: .subject) ?? subject
             defaultCluster = try c.decodeIfPresent(String.self, forKey: .defaultCluster) ?? defaultCluster
+            resolutionSeconds = try c.decodeIfPresent(Int.self, forKey: .resolutionSeconds) ?? resolutionSeconds
+            retentionHours = try c.decodeIfPresent(Int.self, forKey: .retentionHours) ?? retentionHours
+            checkpointIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .checkpointIntervalSeconds) ?? checkpointIntervalSeconds
         }
 
         enum CodingKeys: String, CodingKey {
-            case subject, defaultCluster = "default_cluster"
+            case subject, defaultCluster = "default_cluster", resolutionSeconds = "resolution_seconds"
+            case retentionHours = "retention_hours", checkpointIntervalSeconds = "checkpoint_interval_seconds"
         }
     }
 
@@ -309,6 +319,10 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             throw LoadError(description: "intake.mode: \"\(intake.mode)\" is not jetstream or core")
         }
         if intake.batch < 1 { throw LoadError(description: "intake.batch: must be at least 1") }
+        if metrics.resolutionSeconds < 1 { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }
+        if metrics.retentionHours * 3600 < metrics.resolutionSeconds {
+            throw LoadError(description: "metrics.retention_hours: must hold at least one sample")
+        }
     }
 
     static let schema: [String: [String]] = [
@@ -321,7 +335,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "jobs": ["cluster_files", "held_stop_timeout_seconds"],
         "nodes": ["history_retention_hours"],
         "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream"],
-        "metrics": ["subject", "default_cluster"],
+        "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream"],
     ]
 
@@ -350,6 +364,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
 
     /// The SQLite file.
     public var databasePath: String { storage.database ?? "\(storage.dataDir)/clusterd.db" }
+    /// The metric buffers' checkpoint file.
+    public var metricCheckpointPath: String { "\(storage.dataDir)/metrics.checkpoint" }
     /// The archive root.
     public var archivePath: String { storage.archive ?? "\(storage.dataDir)/archive" }
 }

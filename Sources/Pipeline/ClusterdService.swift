@@ -4,6 +4,7 @@ import Foundation
 import Health
 import Jobs
 import Logging
+import Metrics
 import Model
 import NATSServerProcess
 import Nodes
@@ -23,6 +24,9 @@ public final class ClusterdService: @unchecked Sendable {
     private var health: HealthLoop?
     private var metricIntake: MetricIntake?
     private var maintenance: MaintenanceResponder?
+    private var checkpointer: WorkerThread?
+    /// The metric buffers (nil before start).
+    public private(set) var metricStore: MetricStore?
 
     /// A service for `config` (nothing starts before ``start()``).
     public init(config: ClusterdConfig, logger: Logger) {
@@ -95,10 +99,12 @@ public final class ClusterdService: @unchecked Sendable {
                                              duplicateWindow: .seconds(intake.duplicateWindowSeconds),
                                              maxAge: .seconds(intake.maxAgeDays * 86_400)))
         }
+        let store = try startMetricStore()
         let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger)
         let health = try startHealth(connection: connection, publisher: publisher, database: database, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
+        jobs.dataBuilder = JobDataBuilder(store: store)
         let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
         loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
@@ -107,7 +113,7 @@ public final class ClusterdService: @unchecked Sendable {
                                     let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
                                 }))
-        let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: nil, config: config,
+        let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
                                   counters: counters, logger: logger, onCommit: { health.submit(nodes: $0) })
         let retention = Int64(config.nodes.historyRetentionHours) * 3600
         loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, publisher: publisher, connection: connection,
@@ -115,6 +121,12 @@ public final class ClusterdService: @unchecked Sendable {
                                 periodic: { now in try nodes.stage.prune(before: now - retention) }))
         for loop in loops { loop.start() }
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
+            for s in samples {
+                var id = s.tag("type-id") ?? ""
+                if let sub = s.tag("stype-id") { id += "/\(sub)" }
+                store.write(SeriesKey(cluster: s.cluster, host: s.hostname, metric: s.name, scope: s.tag("type") ?? "node", id: id),
+                            time: s.time, value: s.value)
+            }
             health.submit(samples: samples, receivedAt: at)
         }
         logger.info("clusterd running", metadata: ["mode": "\(config.intake.mode)", "subject": "\(config.intake.jobSubject)"])
@@ -130,6 +142,9 @@ public final class ClusterdService: @unchecked Sendable {
         loops = []
         health?.stop()
         health = nil
+        checkpointer?.stop()
+        checkpointer = nil
+        if let store = metricStore { checkpoint(store) }
         connection?.close()
         connection = nil
         embedded?.stop()
@@ -140,6 +155,49 @@ public final class ClusterdService: @unchecked Sendable {
     /// Every table clusterd keeps.
     public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations + NodeSchema.migrations
         + AlertSchema.migrations
+
+    /// The metric buffers, restored from the last checkpoint, with a thread that writes a
+    /// checkpoint every `metrics.checkpoint_interval_seconds`.
+    private func startMetricStore() throws -> MetricStore {
+        let settings = config.metrics
+        let store = MetricStore(resolution: Int64(settings.resolutionSeconds), retention: Int64(settings.retentionHours) * 3600)
+        do {
+            let restored = try store.restore(from: config.metricCheckpointPath, now: Int64(Date().timeIntervalSince1970))
+            logger.info("metric buffers ready", metadata: ["series_restored": "\(restored)", "resolution_s": "\(store.resolution)",
+                                                          "slots_per_series": "\(store.capacity)",
+                                                          "bytes_per_series": "\(store.capacity * MetricStore.bytesPerSample)"])
+        } catch {
+            logger.warning("metric checkpoint not restored; starting empty", metadata: ["error": "\(error)"])
+        }
+        metricStore = store
+        let worker = WorkerThread()
+        let interval = Double(settings.checkpointIntervalSeconds)
+        worker.start(name: "clusterd-checkpoint") { [self] in
+            var last = Date()
+            while !worker.isStopping {
+                Thread.sleep(forTimeInterval: 0.2)
+                if Date().timeIntervalSince(last) >= interval {
+                    last = Date()
+                    checkpoint(store)
+                }
+            }
+        }
+        checkpointer = worker
+        return store
+    }
+
+    private func checkpoint(_ store: MetricStore) {
+        let started = Date()
+        do {
+            try store.checkpoint(to: config.metricCheckpointPath)
+            counters.add("metrics.checkpoints")
+            logger.debug("metric checkpoint written", metadata: ["series": "\(store.usage.series)",
+                                                                 "seconds": "\(Date().timeIntervalSince(started))"])
+        } catch {
+            counters.add("metrics.checkpoint_errors")
+            logger.error("metric checkpoint failed", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// Loads topology and checks, restores firing alerts and the black-hole window, ensures
     /// the alert stream, and starts the health loop and the maintenance admin API.

@@ -1,6 +1,8 @@
+import Gzip
 import Jobs
 import LineProtocol
 import Logging
+import Metrics
 import Model
 import Store
 
@@ -65,6 +67,9 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// The job stage.
     public let stage: JobStage
     let archive: ArchiveWriter
+    let clusters: ClusterRegistry
+    /// Collects a stopped job's metrics from the buffers; nil: meta.json only.
+    public var dataBuilder: JobDataBuilder?
 
     /// A processor over an open, migrated database.
     /// `onStopped` receives the jobs each committed batch stopped (for black-hole detection).
@@ -72,6 +77,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 counters: PipelineCounters, logger: Logger, onStopped: @escaping @Sendable ([JobRecord]) -> Void = { _ in }) {
         stage = JobStage(database: database, clusters: clusters)
         self.archive = archive
+        self.clusters = clusters
         let handler = JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger)
         handler.onStopped = onStopped
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
@@ -80,25 +86,32 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// All migrations of the tables this processor uses.
     public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations
 
-    /// Writes the archive entry of every stopped job still waiting for it, and records the
-    /// outcome (monitoring status 3, or 2 with an error log). Returns how many were written.
+    /// Writes the archive entry of every stopped job still waiting for it — meta.json with
+    /// statistics and footprint, and data.json (gzip above 2000 bytes, as cc-backend does)
+    /// when the metric buffers hold data for it — and records the outcome (monitoring
+    /// status 3 and the footprint, or 2 with an error log). Returns how many were written.
     @discardableResult
     public func archivePending() throws -> Int {
         var written = 0
         while true {
             let pending = try stage.pendingArchive(limit: 256)
             if pending.isEmpty { return written }
-            let jobs = pending.map { job -> JobRecord in
+            var footprints: [String?] = []
+            let entries = pending.map { job -> ArchiveWriter.Entry in
                 var archived = job
                 archived.monitoringStatus = 3
-                return archived
+                let (entry, footprint) = self.entry(for: archived)
+                footprints.append(footprint)
+                return entry
             }
-            let results = archive.write(jobs)
+            let results = archive.write(entries)
             try database.transaction {
-                for (job, result) in zip(jobs, results) {
+                for ((entry, result), footprint) in zip(zip(entries, results), footprints) {
+                    let job = entry.job
                     switch result {
                     case .success:
                         try stage.setMonitoringStatus(id: job.id, 3)
+                        if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
                         written += 1
                         counters.add("jobs.archived")
                     case .failure(let error):
@@ -109,6 +122,26 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// The archive files of `job` and its footprint JSON (nil without metric data).
+    func entry(for job: JobRecord) -> (ArchiveWriter.Entry, String?) {
+        let hosts = job.start.resources.map { JobWindow.Host(hostname: $0.hostname, hwthreads: $0.hwthreads, accelerators: $0.accelerators) }
+        let window = JobWindow(cluster: job.start.cluster, subCluster: job.subCluster, hosts: hosts, start: job.start.startTime,
+                               stop: job.start.startTime + job.duration)
+        guard let builder = dataBuilder, let cluster = clusters[job.start.cluster], let metrics = builder.build(window, cluster: cluster) else {
+            return (ArchiveWriter.Entry(job: job, files: [("meta.json", Array((job.metaJSON + "\n").utf8))]), nil)
+        }
+        let meta = job.metaJSON(statistics: metrics.statistics, footprint: metrics.footprint)
+        var files: [(name: String, bytes: [UInt8])] = [("meta.json", Array((meta + "\n").utf8))]
+        let data = Array((metrics.data.jsonText + "\n").utf8)
+        if data.count > 2000, let compressed = try? Gzip.compress(data) {
+            files.append(("data.json.gz", compressed))
+        } else {
+            files.append(("data.json", data))
+        }
+        let footprint = JSONValue.object(metrics.footprint.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }).jsonText
+        return (ArchiveWriter.Entry(job: job, files: files), metrics.footprint.isEmpty ? nil : footprint)
     }
 
     /// Dead-letters stops that waited longer than the configured time for their start.

@@ -1,0 +1,165 @@
+import Foundation
+
+/// The in-memory metric buffers, as cc-metric-store keeps them: a bounded ring per (host,
+/// metric, scope, id) at a fixed resolution and retention, checkpointed to a file so a
+/// restart keeps the history of running jobs. Thread-safe: written by the metric intake,
+/// read by health probes and the archive.
+public final class MetricStore: @unchecked Sendable {
+    /// Seconds per slot.
+    public let resolution: Int64
+    /// Slots per series (retention / resolution).
+    public let capacity: Int
+    private let lock = NSLock()
+    private var buffers: [SeriesKey: MetricBuffer] = [:]
+    private var byHostMetric: [HostMetric: [SeriesKey]] = [:]
+    private var dropped = 0
+
+    /// Bytes per buffered sample (a 32-bit float).
+    public static let bytesPerSample = MemoryLayout<Float>.size
+
+    /// A store keeping `retention` seconds at `resolution` seconds per sample.
+    public init(resolution: Int64, retention: Int64) {
+        self.resolution = max(1, resolution)
+        capacity = max(1, Int(retention / max(1, resolution)))
+    }
+
+    /// Records one value at `time` (epoch seconds). Returns false when it is older than the
+    /// retention (dropped).
+    @discardableResult
+    public func write(_ key: SeriesKey, time: Int64, value: Double) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let buffer: MetricBuffer
+        if let b = buffers[key] { buffer = b } else {
+            buffer = MetricBuffer(capacity: capacity)
+            buffers[key] = buffer
+            byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
+        }
+        let ok = buffer.write(slot: time / resolution, Float(value))
+        if !ok { dropped += 1 }
+        return ok
+    }
+
+    /// Values of `key` from `from` to `to` (epoch seconds, inclusive), one per slot, NaN where missing.
+    public func read(_ key: SeriesKey, from: Int64, to: Int64) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        return buffers[key]?.read(from: from / resolution, to: to / resolution) ?? []
+    }
+
+    /// Every series of a host's metric (all scopes and ids).
+    public func series(cluster: String, host: String, metric: String) -> [SeriesKey] {
+        lock.lock()
+        defer { lock.unlock() }
+        return byHostMetric[HostMetric(cluster: cluster, host: host, metric: metric)] ?? []
+    }
+
+    /// Time (epoch seconds) of the newest sample of a host's metric in any scope, nil when none.
+    public func newest(cluster: String, host: String, metric: String) -> Int64? {
+        lock.lock()
+        defer { lock.unlock() }
+        let keys = byHostMetric[HostMetric(cluster: cluster, host: host, metric: metric)] ?? []
+        let slots = keys.compactMap { buffers[$0]?.newest }.filter { $0 != .min }
+        return slots.max().map { $0 * resolution }
+    }
+
+    /// Number of series, buffered bytes of samples, and samples dropped as too old.
+    public var usage: (series: Int, sampleBytes: Int, dropped: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (buffers.count, buffers.count * capacity * Self.bytesPerSample, dropped)
+    }
+
+    // MARK: checkpoint
+
+    static let magic = Array("CLUSTERD-METRICS-1\n".utf8)
+
+    /// Writes every series to `path` atomically (temporary file, fsync, rename).
+    public func checkpoint(to path: String) throws {
+        var out: [UInt8] = Self.magic
+        func int(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func string(_ s: String) {
+            let bytes = Array(s.utf8)
+            int(Int64(bytes.count))
+            out.append(contentsOf: bytes)
+        }
+        lock.lock()
+        int(resolution)
+        int(Int64(capacity))
+        int(Int64(buffers.count))
+        for (key, buffer) in buffers {
+            for s in [key.cluster, key.host, key.metric, key.scope, key.id] { string(s) }
+            int(buffer.newest)
+            buffer.values.withUnsafeBytes { raw in
+                for f in raw.bindMemory(to: UInt32.self) { withUnsafeBytes(of: f.littleEndian) { out.append(contentsOf: $0) } }
+            }
+        }
+        lock.unlock()
+        let temp = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temp, contents: nil) else { throw CheckpointError("cannot create \(temp)") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temp))
+        try handle.write(contentsOf: out)
+        try handle.synchronize()
+        try handle.close()
+        if rename(temp, path) != 0 { throw CheckpointError("cannot rename \(temp) to \(path): errno \(errno)") }
+    }
+
+    /// Why a checkpoint could not be written or read.
+    public struct CheckpointError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Loads the series of a checkpoint written with the same resolution and capacity; series
+    /// whose newest sample is older than `now` − retention are skipped. Returns how many
+    /// series were restored (0 when the file does not exist).
+    @discardableResult
+    public func restore(from path: String, now: Int64) throws -> Int {
+        guard let data = FileManager.default.contents(atPath: path) else { return 0 }
+        let bytes = [UInt8](data)
+        var at = 0
+        func need(_ n: Int) throws {
+            if at + n > bytes.count { throw CheckpointError("\(path): truncated at byte \(at)") }
+        }
+        func int() throws -> Int64 {
+            try need(8)
+            var v: Int64 = 0
+            withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: bytes[at..<at + 8]) }
+            at += 8
+            return Int64(littleEndian: v)
+        }
+        func string() throws -> String {
+            let n = Int(try int())
+            try need(n)
+            defer { at += n }
+            return String(decoding: bytes[at..<at + n], as: UTF8.self)
+        }
+        guard bytes.starts(with: Self.magic) else { throw CheckpointError("\(path): not a clusterd metric checkpoint") }
+        at = Self.magic.count
+        let res = try int()
+        let cap = Int(try int())
+        guard res == resolution, cap == capacity else {
+            throw CheckpointError("\(path): written at \(res) s × \(cap) slots, configured \(resolution) s × \(capacity); not restored")
+        }
+        let count = try int()
+        var restored = 0
+        lock.lock()
+        defer { lock.unlock() }
+        for _ in 0..<count {
+            let key = SeriesKey(cluster: try string(), host: try string(), metric: try string(), scope: try string(), id: try string())
+            let newest = try int()
+            try need(cap * 4)
+            let buffer = MetricBuffer(capacity: cap)
+            buffer.newest = newest
+            buffer.values.withUnsafeMutableBytes { $0.copyBytes(from: bytes[at..<at + cap * 4]) }
+            at += cap * 4
+            guard newest != .min, (newest + 1) * resolution > now - Int64(cap) * resolution else { continue }
+            if buffers[key] == nil {
+                byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
+            }
+            buffers[key] = buffer
+            restored += 1
+        }
+        return restored
+    }
+}

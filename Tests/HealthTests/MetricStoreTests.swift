@@ -1,0 +1,78 @@
+import Foundation
+import Metrics
+import Model
+import Testing
+
+/// The metric buffers: bounded rings, gaps, checkpoints, a job's data and statistics.
+@Suite struct MetricStoreTests {
+    static let key = SeriesKey(cluster: "alex", host: "a0603", metric: "cpu_load", scope: "node", id: "")
+
+    @Test func ringKeepsTheNewestSlotsMarksGapsAndDropsTooOld() {
+        let store = MetricStore(resolution: 10, retention: 60)       // 6 slots
+        #expect(store.capacity == 6)
+        for t in stride(from: 1000, through: 1050, by: 10) { store.write(Self.key, time: Int64(t), value: Double(t - 1000)) }
+        #expect(store.read(Self.key, from: 1000, to: 1050) == [0, 10, 20, 30, 40, 50])
+        store.write(Self.key, time: 1085, value: 85)                  // skips 1060 and 1070
+        let r = store.read(Self.key, from: 1030, to: 1080)
+        #expect(r[0] == 30 && r[1] == 40 && r[2] == 50 && r[3].isNaN && r[4].isNaN && r[5] == 85)
+        #expect(store.read(Self.key, from: 1020, to: 1020)[0].isNaN)   // overwritten by the ring
+        #expect(!store.write(Self.key, time: 1000, value: 1))         // older than retention
+        store.write(Self.key, time: 1065, value: 65)                  // late, inside the window
+        #expect(store.read(Self.key, from: 1060, to: 1060) == [65])
+        #expect(store.usage.sampleBytes == 6 * MetricStore.bytesPerSample && store.usage.dropped == 1)
+        #expect(store.newest(cluster: "alex", host: "a0603", metric: "cpu_load") == 1080)
+    }
+
+    @Test func checkpointRestoresEverySeries() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = MetricStore(resolution: 10, retention: 3600)
+        let gpu = SeriesKey(cluster: "alex", host: "a0603", metric: "nv_temp", scope: "accelerator", id: "00000000:0E:00.0")
+        for t in stride(from: Int64(10_000), to: 10_600, by: 10) {
+            store.write(Self.key, time: t, value: Double(t % 97))
+            store.write(gpu, time: t, value: 60.5)
+        }
+        try store.checkpoint(to: path)
+        let restored = MetricStore(resolution: 10, retention: 3600)
+        #expect(try restored.restore(from: path, now: 10_600) == 2)
+        #expect(restored.read(Self.key, from: 10_000, to: 10_590) == store.read(Self.key, from: 10_000, to: 10_590))
+        #expect(restored.series(cluster: "alex", host: "a0603", metric: "nv_temp") == [gpu])
+        // Too old by now: nothing comes back. Another resolution: refused, not misread.
+        #expect(try MetricStore(resolution: 10, retention: 3600).restore(from: path, now: 20_000) == 0)
+        #expect(throws: MetricStore.CheckpointError.self) { try MetricStore(resolution: 60, retention: 3600).restore(from: path, now: 10_600) }
+    }
+
+    @Test func jobDataHasNodeAndNativeScopesAndCCBackendStatistics() throws {
+        let store = MetricStore(resolution: 10, retention: 3600)
+        for t in stride(from: Int64(1000), through: 1100, by: 10) {
+            store.write(SeriesKey(cluster: "c", host: "n1", metric: "load", scope: "node", id: ""), time: t, value: 2)
+            store.write(SeriesKey(cluster: "c", host: "n2", metric: "load", scope: "node", id: ""), time: t, value: 4)
+            for thread in 0..<4 {
+                store.write(SeriesKey(cluster: "c", host: "n1", metric: "user", scope: "hwthread", id: "\(thread)"), time: t, value: Double(10 * thread))
+            }
+        }
+        let cluster = try ClusterConfig(document: Array("""
+            {"name": "c", "metricConfig": [
+              {"name": "load", "unit": {"base": ""}, "scope": "node", "timestep": 10, "aggregation": "avg", "footprint": "avg"},
+              {"name": "user", "unit": {"base": ""}, "scope": "hwthread", "timestep": 10, "aggregation": "avg"},
+              {"name": "absent", "unit": {"base": "B"}, "scope": "node", "timestep": 10, "aggregation": "sum"}],
+             "subClusters": [{"name": "main", "nodes": "n[1-2]"}]}
+            """.utf8), file: "c.json")
+        let job = JobWindow(cluster: "c", subCluster: "main",
+                            hosts: [.init(hostname: "n1", hwthreads: [1, 3]), .init(hostname: "n2")], start: 1000, stop: 1100)
+        #expect(JobDataBuilder(store: MetricStore(resolution: 10, retention: 3600)).build(job, cluster: cluster) == nil)
+        let m = try #require(JobDataBuilder(store: store).build(job, cluster: cluster))
+        // Σ node avg / numNodes: (2 + 4) / 2; the absent metric is left out.
+        #expect(m.statistics["load"]?["avg"] == .double(3))
+        #expect(m.statistics["load"]?["max"] == .double(4))
+        #expect(m.statistics["absent"] == nil)
+        #expect(m.footprint.map(\.key) == ["load_avg"])
+        // hwthread scope: only the job's threads 1 and 3, their node value the average (20).
+        guard case .array(let threads)? = m.data["user"]?["hwthread"]?["series"] else { throw Failure("no hwthread series") }
+        #expect(threads.map { $0["id"]?.stringValue ?? "" } == ["1", "3"])
+        #expect(m.data["user"]?["node"]?["series"].map { v -> JSONValue? in if case .array(let a) = v { return a.first?["statistics"]?["avg"] }; return nil } == .double(20))
+        #expect(m.data["load"]?["node"]?["timestep"] == .integer(10))
+    }
+
+    struct Failure: Error { let message: String; init(_ m: String) { message = m } }
+}
