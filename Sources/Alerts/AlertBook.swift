@@ -146,7 +146,7 @@ public final class AlertBook: @unchecked Sendable {
             var annotations = JSONObjectBuilder()
             annotations.add("summary", r.text(1))
             let component = r.text(12).isEmpty ? "" : " component \(r.text(12))"
-            let value = r.isNull(6) ? "" : ", value \(r.double(6))"
+            let value = r.isNull(6) ? "" : ", value \(JSONValue.double(r.double(6)).jsonText)"
             annotations.add("description", "check \(r.text(11)) on \(r.text(10))\(component) is \(severity.rawValue)\(value)")
             var b = JSONObjectBuilder()
             b.add("status", status)

@@ -46,6 +46,23 @@ public struct HealthTransition: Sendable, Equatable {
     public var summary: String
     /// When the transition happened.
     public var at: Int64
+
+    /// A transition.
+    public init(key: AlertKey, scope: Check.Scope, status: Status, severity: Severity, placement: Placement?, startsAt: Int64,
+                endsAt: Int64?, flapping: Bool, value: Double?, name: String, summary: String, at: Int64) {
+        self.key = key
+        self.scope = scope
+        self.status = status
+        self.severity = severity
+        self.placement = placement
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.flapping = flapping
+        self.value = value
+        self.name = name
+        self.summary = summary
+        self.at = at
+    }
 }
 
 /// A firing alert recovered from storage at start.

@@ -120,11 +120,15 @@ import Testing
         #expect(first["labels"]?["severity"] == .string("crit"))
         #expect(first["labels"]?["rack"] == .string("r02"))
         // Maintenance over rack r02: the next drained node there is recorded, not published.
-        let reply = try client.request(BusMessage(subject: "clusterd.admin.maintenance.create",
-                                                  data: Array(#"{"scope":"rack","target":"r02","reason":"PSU swap","createdBy":"ops","durationSeconds":3600}"#.utf8)))
+        let doc = try String(contentsOfFile: Repository.path("subjects/clusterd.admin.maintenance.md"), encoding: .utf8)
+        let createRequest = try #require(SubjectExamplesTests.blocks(doc, info: "json request=create").first)
+        let reply = try client.request(BusMessage(subject: "clusterd.admin.maintenance.create", data: Array(createRequest.utf8)))
         let created = try JSONValue.parse(reply.data)
         #expect(created["ok"] == .bool(true))
         #expect(created["window"]?["status"] == .string("active"))
+        let documentedReply = try JSONValue.parse(Array(try #require(SubjectExamplesTests.blocks(doc, info: "json reply=create").first).utf8))
+        func keys(_ v: JSONValue?) -> [String] { if case .object(let m)? = v { return m.map(\.key) }; return [] }
+        #expect(keys(created) == keys(documentedReply) && keys(created["window"]) == keys(documentedReply["window"]))
         let unknownRack = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.create",
             data: Array(#"{"scope":"rack","target":"r99","reason":"x"}"#.utf8))).data)
         #expect(unknownRack["ok"] == .bool(false))
@@ -139,7 +143,8 @@ import Testing
         let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path)
         #expect(try db.prepare("SELECT silenced, status FROM alert WHERE entity = 'f0121'").first { "\($0.int(0)) \($0.text(1))" } == "1 firing")
         // Ending the window announces what is still firing there.
-        let list = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.list", data: [])).data)
+        let listRequest = try #require(SubjectExamplesTests.blocks(doc, info: "json request=list").first)
+        let list = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.list", data: Array(listRequest.utf8))).data)
         guard case .array(let windows)? = list["windows"], let id = windows.first?["id"] else { throw TestFailure("no window listed") }
         let ended = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.end",
                                                                       data: Array(#"{"id":\#(id.jsonText)}"#.utf8))).data)

@@ -1,5 +1,6 @@
 import Foundation
 import Jobs
+import Health
 import Model
 import Pipeline
 import Testing
@@ -95,6 +96,11 @@ import Testing
         let config = try ClusterdConfig.load(path: Repository.path("config/clusterd.yaml"))
         #expect(config.intake.jobSubject == "cc.job.event" && config.intake.stream == "CC_EVENTS")
         #expect(config.jobs.clusterFiles.count == 2)
+        #expect(config.metrics.resolutionSeconds == 60 && config.nodes.historyRetentionHours == 720)
+        // The health files it names load (paths relative to the repository, where clusterd runs).
+        let checks = try CheckLibrary(contentsOf: Repository.path(try #require(config.health.checks)))
+        #expect(checks.checks.count >= 5)
+        #expect(try Topology(contentsOf: Repository.path(try #require(config.health.topology))).hosts.count > 100)
         #expect(throws: ClusterdConfig.LoadError.self) { try ClusterdConfig.parse("intake:\n  bacth: 5\n", file: "x.yaml") }
         do {
             _ = try ClusterdConfig.parse("intake:\n  batch: many\n", file: "x.yaml")

@@ -1,5 +1,7 @@
 import Foundation
+import Bus
 import Model
+@testable import Pipeline
 import Testing
 
 /// Every example in `subjects/` is exercised: line-protocol examples are processed in file
@@ -36,6 +38,27 @@ import Testing
         return out
     }
 
+    /// The bodies of the fenced blocks of `text` whose info string is `info`.
+    static func blocks(_ text: String, info wanted: String) -> [String] {
+        var out: [String] = []
+        var info: String?
+        var body: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") {
+                if let i = info {
+                    if i == wanted { out.append(body.joined(separator: "\n")) }
+                    info = nil
+                } else {
+                    info = String(line.dropFirst(3))
+                    body = []
+                }
+            } else if info != nil {
+                body.append(line)
+            }
+        }
+        return out
+    }
+
     @Test func jobEventExamplesGiveTheDocumentedOutcome() throws {
         let env = try TestEnvironment()
         let examples = try Self.examples().filter { $0.file == "cc.job.event.md" && $0.info.hasPrefix("lp expect=") }
@@ -52,6 +75,34 @@ import Testing
         #expect(states.contains(["1001", "failed", "100", "", "", "", "", ""]))
         // Every example that could be decoded as LP is valid per the decoder, i.e. the docs stay honest.
         #expect(env.counters["jobs.messages"] == examples.count)
+    }
+
+    @Test func nodeStateExamplesGiveTheDocumentedOutcome() throws {
+        let env = try TestEnvironment()
+        let examples = try Self.examples().filter { $0.file == "cc.node.state.md" && $0.info.hasPrefix("lp expect=") }
+        #expect(examples.count >= 5)
+        for (i, example) in examples.enumerated() {
+            let expected = example.info.dropFirst("lp expect=".count).split(separator: ",").map(String.init)
+            let result = try env.sendNodes(example.body, messageID: "ns\(i)", now: 1_718_001_260 + Int64(i) * 60)
+            #expect(TestEnvironment.statuses(result) == expected, "example \(i + 1): \(example.body.prefix(100))")
+        }
+        #expect(try env.nodes.stage.history(cluster: "fritz", hostname: "f0101").map(\.flags) == ["allocated", "allocated+drain"])
+    }
+
+    @Test func metricExamplesDecodeAsDocumented() throws {
+        let examples = try Self.examples().filter { $0.file == "cc.metrics.md" && $0.info.hasPrefix("lp expect=") }
+        #expect(examples.count >= 2)
+        for example in examples {
+            let expected = example.info.dropFirst("lp expect=".count).split(separator: ",").map(String.init)
+            let (samples, letters) = MetricIntake.decode(BusMessage(subject: "cc.metrics.fritz", data: Array(example.body.utf8)),
+                                                         defaultCluster: "", now: 1_718_001_999)
+            var outcome = [String](repeating: "ok", count: expected.count)
+            for letter in letters { outcome[letter.line - 1] = "rejected:\(letter.code)" }
+            #expect(outcome == expected, "\(example.body.prefix(80))")
+            #expect(samples.count == expected.filter { $0 == "ok" }.count)
+            // Seconds, milliseconds or none: every time lands in seconds.
+            #expect(samples.allSatisfy { $0.time == 1_718_001_260 || $0.time == 1_718_001_999 })
+        }
     }
 
     @Test func deadLetterAndResultExamplesMatchWhatIsPublished() throws {
