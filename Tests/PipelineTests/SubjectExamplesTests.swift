@@ -19,34 +19,20 @@ import Testing
         var out: [Example] = []
         for file in try FileManager.default.contentsOfDirectory(atPath: dir).sorted() where file.hasSuffix(".md") {
             let text = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
-            var info: String?
-            var body: [Substring] = []
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.hasPrefix("```") {
-                    if let i = info {
-                        out.append(Example(file: file, info: i, body: body.joined(separator: "\n")))
-                        info = nil
-                    } else {
-                        info = String(line.dropFirst(3))
-                        body = []
-                    }
-                } else if info != nil {
-                    body.append(line)
-                }
-            }
+            out += fences(text).map { Example(file: file, info: $0.info, body: $0.body) }
         }
         return out
     }
 
-    /// The bodies of the fenced blocks of `text` whose info string is `info`.
-    static func blocks(_ text: String, info wanted: String) -> [String] {
-        var out: [String] = []
+    /// The fenced blocks of a Markdown text: info string and body.
+    static func fences(_ text: String) -> [(info: String, body: String)] {
+        var out: [(info: String, body: String)] = []
         var info: String?
         var body: [Substring] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("```") {
                 if let i = info {
-                    if i == wanted { out.append(body.joined(separator: "\n")) }
+                    out.append((i, body.joined(separator: "\n")))
                     info = nil
                 } else {
                     info = String(line.dropFirst(3))
@@ -57,6 +43,11 @@ import Testing
             }
         }
         return out
+    }
+
+    /// The bodies of the fenced blocks of `text` whose info string is `info`.
+    static func blocks(_ text: String, info: String) -> [String] {
+        fences(text).filter { $0.info == info }.map(\.body)
     }
 
     @Test func jobEventExamplesGiveTheDocumentedOutcome() throws {
