@@ -32,7 +32,7 @@ public final class MetricIntake: @unchecked Sendable {
     }
 
     /// Decodes one message; returns the samples and the dead letters of its bad lines.
-    static func decode(_ message: BusMessage, defaultCluster: String, now: Int64) -> ([MetricSample], [DeadLetter]) {
+    public static func decode(_ message: BusMessage, defaultCluster: String, now: Int64) -> ([MetricSample], [DeadLetter]) {
         var samples: [MetricSample] = []
         var letters: [DeadLetter] = []
         let origin = "core:\(message.subject)"
