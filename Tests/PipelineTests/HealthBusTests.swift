@@ -2,6 +2,7 @@ import Bus
 import BusTestSupport
 import Foundation
 import Logging
+import Metrics
 import Model
 import Pipeline
 import Store
@@ -45,13 +46,18 @@ import Testing
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func makeService() -> ClusterdService {
+    func makeService(checks: String? = nil, topology: Bool = true) throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
-        config.health.topology = Repository.path("config/topology.yaml")
+        config.health.topology = topology ? Repository.path("config/topology.yaml") : nil
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
+        if let checks {
+            let file = directory.appendingPathComponent("custom-checks.yaml")
+            try checks.write(to: file, atomically: true, encoding: .utf8)
+            config.health.checks = file.path
+        }
         config.health.evaluationIntervalMilliseconds = 200
         config.metrics.resolutionSeconds = 10
         var logger = Logger(label: "health-test")
@@ -66,8 +72,8 @@ import Testing
     }
 
     /// A started service and a collector of the alerts on `subject`.
-    func running(subject: String = "clusterd.alert.>") throws -> (ClusterdService, Collector, BusSubscription) {
-        let service = makeService()
+    func running(subject: String = "clusterd.alert.>", checks: String? = nil, topology: Bool = true) throws -> (ClusterdService, Collector, BusSubscription) {
+        let service = try makeService(checks: checks, topology: topology)
         try service.start()
         let alerts = Collector()
         let sub = try client.subscribe(subject) { alerts.add($0) }
@@ -180,13 +186,13 @@ import Testing
         let alerts = Collector()
         let sub = try client.subscribe("clusterd.alert.>") { alerts.add($0) }
         try client.flush()
-        var service = makeService()
+        var service = try makeService()
         try service.start()
         try gpu(99)
         #expect(try await alerts.wait(count: 1).count == 1)
         service.stop()
         try gpu(60)      // published while clusterd is down: metrics are current values, this one is gone
-        service = makeService()
+        service = try makeService()
         try service.start()
         defer { service.stop() }
         try await Task.sleep(for: .seconds(1))
@@ -255,6 +261,58 @@ import Testing
         let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path)
         #expect(try db.prepare("SELECT footprint FROM job WHERE job_id = 889001").first { $0.text(0) }?.contains("cpu_load_avg") == true)
         _ = sub
+    }
+
+    @Test func silentHostsTurnUnknownAndAFlappingMetricIsMarkedNotStormed() async throws {
+        let (service, alerts, sub) = try running(checks: """
+            checks:
+              - id: host_silent
+                source: {silence: 2s}
+                severity: UNKNOWN
+              - id: temp
+                source: {metric: temp}
+                rules: [{op: ">", value: 80, severity: CRIT}]
+                flapping: {window: 21, high: 30, low: 25}
+            """, topology: false)
+        defer { service.stop() }
+        for i in 0..<40 {
+            try client.publish("cc.metrics.lab", Array("temp,cluster=lab,hostname=h2 value=\(i % 2 == 0 ? 90 : 50)".utf8))
+            try client.flush()
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try client.publish("cc.metrics.lab", Array("temp,cluster=lab,hostname=h1 value=20".utf8))
+        try client.flush()
+        // Both hosts fall silent: after the 2 s allowance each gets one UNKNOWN alert.
+        let deadline = Date().addingTimeInterval(15)
+        while Self.parse(alerts.messages).filter({ $0["labels"]?["alertname"] == .string("host_silent") }).count < 2 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let all = Self.parse(alerts.messages)
+        let silent = all.filter { $0["labels"]?["alertname"] == .string("host_silent") }
+        #expect(Set(silent.compactMap { $0["labels"]?["hostname"]?.stringValue }) == ["h1", "h2"])
+        #expect(silent.allSatisfy { $0["labels"]?["severity"] == .string("unknown") && $0["status"] == .string("firing") })
+        let temp = all.filter { $0["labels"]?["alertname"] == .string("temp") }
+        #expect(temp.count <= 8, "\(temp.count) temp alerts for 40 alternating values")
+        #expect(temp.last?["flapping"] == .bool(true) && temp.last?["status"] == .string("firing"))
+        _ = sub
+    }
+
+    @Test func metricBuffersSurviveARestart() async throws {
+        var service = try makeService()
+        try service.start()
+        let t = Int(Date().timeIntervalSince1970)
+        try client.publish("cc.metrics.alex", Array((0..<10).map { "cpu_load,cluster=alex,hostname=a0605,type=node value=\($0) \(t - 600 + $0 * 60)" }.joined(separator: "\n").utf8))
+        try client.flush()
+        let deadline = Date().addingTimeInterval(10)
+        while service.counters["metrics.lines"] < 10 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        service.stop()                                // writes the checkpoint
+        service = try makeService()
+        try service.start()
+        defer { service.stop() }
+        let store = try #require(service.metricStore)
+        let key = SeriesKey(cluster: "alex", host: "a0605", metric: "cpu_load", scope: "node", id: "")
+        let values = store.read(key, from: Int64(t - 600), to: Int64(t - 60)).filter { !$0.isNaN }
+        #expect(values.count == 10)
     }
 
     /// Runs the schema validator (Python jsonschema) over one archive file; returns its errors.
