@@ -125,6 +125,19 @@ public final class AlertBook: @unchecked Sendable {
         }
     }
 
+    /// Deletes transitions older than `cutoff` and alerts resolved before it (a firing alert
+    /// is never deleted). Returns how many rows went.
+    @discardableResult
+    public func prune(before cutoff: Int64) throws -> Int {
+        try database.transaction {
+            try database.prepare("DELETE FROM alert_transition WHERE at < ?").run([.integer(cutoff)])
+            var n = database.changes
+            try database.prepare("DELETE FROM alert WHERE status = 'resolved' AND ends_at < ?").run([.integer(cutoff)])
+            n += database.changes
+            return n
+        }
+    }
+
     /// Firing alerts, for the engine after a restart.
     public func restore() throws -> [RestoredAlert] {
         try database.prepare("""

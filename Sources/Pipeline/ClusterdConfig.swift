@@ -178,6 +178,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var alertPrefix = "clusterd.alert"
         /// JetStream stream capturing every alert.
         public var alertStream = "CLUSTERD_ALERTS"
+        /// Alert transitions, and alerts resolved, longer ago than this are deleted.
+        public var historyRetentionDays = 90
 
         /// The defaults.
         public init() {}
@@ -190,11 +192,13 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             resendIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .resendIntervalSeconds) ?? resendIntervalSeconds
             alertPrefix = try c.decodeIfPresent(String.self, forKey: .alertPrefix) ?? alertPrefix
             alertStream = try c.decodeIfPresent(String.self, forKey: .alertStream) ?? alertStream
+            historyRetentionDays = try c.decodeIfPresent(Int.self, forKey: .historyRetentionDays) ?? historyRetentionDays
         }
 
         enum CodingKeys: String, CodingKey {
             case topology, checks, evaluationIntervalMilliseconds = "evaluation_interval_ms"
             case resendIntervalSeconds = "resend_interval_seconds", alertPrefix = "alert_prefix", alertStream = "alert_stream"
+            case historyRetentionDays = "history_retention_days"
         }
     }
 
@@ -237,6 +241,9 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var resultPrefix = "clusterd.result"
         /// Stream keeping dead letters for inspection.
         public var deadLetterStream = "CLUSTERD_DLQ"
+        /// Dead letters older than this are deleted from the `dead_letter` table (the stream
+        /// keeps its own `intake.max_age_days`).
+        public var deadLetterRetentionDays = 30
 
         /// The defaults.
         public init() {}
@@ -246,10 +253,12 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             deadLetterPrefix = try c.decodeIfPresent(type(of: deadLetterPrefix).self, forKey: .deadLetterPrefix) ?? deadLetterPrefix
             resultPrefix = try c.decodeIfPresent(type(of: resultPrefix).self, forKey: .resultPrefix) ?? resultPrefix
             deadLetterStream = try c.decodeIfPresent(type(of: deadLetterStream).self, forKey: .deadLetterStream) ?? deadLetterStream
+            deadLetterRetentionDays = try c.decodeIfPresent(Int.self, forKey: .deadLetterRetentionDays) ?? deadLetterRetentionDays
         }
 
         enum CodingKeys: String, CodingKey {
             case deadLetterPrefix = "dead_letter_prefix", resultPrefix = "result_prefix", deadLetterStream = "dead_letter_stream"
+            case deadLetterRetentionDays = "dead_letter_retention_days"
         }
     }
 
@@ -334,9 +343,10 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
         "jobs": ["cluster_files", "held_stop_timeout_seconds"],
         "nodes": ["history_retention_hours"],
-        "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream"],
+        "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
+                   "history_retention_days"],
         "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
-        "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream"],
+        "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
     ]
 
     static func checkKeys(_ node: Node, schema: [String: [String]], path: String) throws(LoadError) {

@@ -119,7 +119,10 @@ public final class ClusterdService: @unchecked Sendable {
         loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 periodic: { now in try nodes.stage.prune(before: now - retention) }))
-        for loop in loops { loop.start() }
+        for loop in loops {
+            loop.deadLetterRetention = Int64(config.publish.deadLetterRetentionDays) * 86_400
+            loop.start()
+        }
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
             for s in samples {
                 var id = s.tag("type-id") ?? ""
@@ -231,6 +234,7 @@ public final class ClusterdService: @unchecked Sendable {
                                                           "firing_alerts_restored": "\(restored.count)"])
         let loop = HealthLoop(engine: engine, book: book, publisher: publisher,
                               interval: .milliseconds(settings.evaluationIntervalMilliseconds), counters: counters, logger: logger)
+        loop.historyRetention = Int64(settings.historyRetentionDays) * 86_400
         health = loop
         loop.start()
         maintenance = try MaintenanceResponder(book: AlertBook(database: try openDatabase()), topology: topology,

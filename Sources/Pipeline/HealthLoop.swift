@@ -34,6 +34,9 @@ public final class HealthLoop: @unchecked Sendable {
     private let inbox = Inbox()
     private let worker = WorkerThread()
     private var unrecorded: [HealthTransition] = []
+    /// Alert history older than this is deleted (hourly).
+    var historyRetention: Int64 = 90 * 86_400
+    private var lastPrune: Int64 = 0
 
     /// A loop over `engine`, already restored from `book`.
     public init(engine: HealthEngine, book: AlertBook, publisher: OutboxPublisher, interval: Duration, counters: PipelineCounters,
@@ -146,6 +149,10 @@ public final class HealthLoop: @unchecked Sendable {
             if housekeeping {
                 let resent = try book.housekeeping(now: now)
                 if resent > 0 { counters.add("alerts.resent_or_unsilenced", resent) }
+                if now - lastPrune >= 3600 {
+                    lastPrune = now
+                    try book.prune(before: now - historyRetention)
+                }
             }
         } catch {
             counters.add("alerts.record_errors")

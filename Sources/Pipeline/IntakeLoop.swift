@@ -14,6 +14,8 @@ public final class IntakeLoop: @unchecked Sendable {
     let settle: @Sendable () throws -> Void
     let periodic: @Sendable (Int64) throws -> Void
     let name: String
+    /// Dead letters are kept this long (seconds).
+    var deadLetterRetention: Int64 = 30 * 86_400
     let connection: BusConnection
     let batch: Int
     let logger: Logger
@@ -110,6 +112,7 @@ public final class IntakeLoop: @unchecked Sendable {
         do {
             try periodic(now)
             try processor.pruneApplied(before: now - 14 * 86_400)
+            try processor.pruneDeadLetters(before: now - deadLetterRetention)
         } catch {
             logger.error("periodic chores failed", metadata: ["error": "\(error)"])
         }

@@ -181,4 +181,11 @@ public class StageProcessor: @unchecked Sendable {
     public func pruneApplied(before cutoff: Int64) throws {
         try database.prepare("DELETE FROM applied_message WHERE applied_at < ?").run([.integer(cutoff)])
     }
+
+    /// Deletes this stage's dead letters received before `cutoff`; returns how many.
+    @discardableResult
+    public func pruneDeadLetters(before cutoff: Int64) throws -> Int {
+        try database.prepare("DELETE FROM dead_letter WHERE stage = ? AND received_at < ?").run([.text(handler.stage), .integer(cutoff)])
+        return database.changes
+    }
 }

@@ -45,6 +45,13 @@ import Testing
                                        "clusterd.alert.crit.alex.a0603", "clusterd.alert.crit.alex.a0603"])
         #expect(try book.restore().isEmpty)
         #expect(try db.prepare("SELECT count(*) FROM alert_transition").first { $0.int(0) } == 3)
+        // Retention: history and the resolved alert go; a firing alert stays whatever its age.
+        let other = AlertKey(check: "gpu_temperature", cluster: "alex", entity: "a0604", component: "0")
+        var old = Self.transition(.firing, .crit, at: 1_795_300_000)
+        old.key = other
+        try book.record([old], now: 1_795_300_000)
+        #expect(try book.prune(before: 1_795_390_000) == 5)
+        #expect(try book.restore().map(\.key) == [other])
     }
 
     @Test func maintenanceSilencesRecordsAndAnnouncesWhenItEnds() throws {

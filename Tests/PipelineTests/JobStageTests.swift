@@ -47,6 +47,10 @@ import Testing
         #expect(try env.processor.expireHeldStops(now: 1061, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 1)
         let letter = try #require(try env.deadLetters().last)
         #expect(letter["code"] == .string("held_stop_expired"))
+        // Dead letters are pruned by age, per stage.
+        #expect(try env.nodes.pruneDeadLetters(before: 2000) == 0)
+        #expect(try env.processor.pruneDeadLetters(before: 1061) == 0)
+        #expect(try env.processor.pruneDeadLetters(before: 1062) == 1)
         // The start now finds nothing waiting.
         let r = try env.send(#"job,function=start_job event="{\"jobId\":9,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":100}""#)
         #expect(TestEnvironment.statuses(r) == ["started"])
