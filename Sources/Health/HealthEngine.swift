@@ -306,8 +306,29 @@ public final class HealthEngine {
         (topology.sites[site] ?? []).map { severity(ofRoom: $0) }.max() ?? .ok
     }
 
-    /// Current evaluation of every target: key, raw severity, firing severity.
-    public var snapshot: [(key: AlertKey, raw: Severity, firing: Severity?, flapping: Bool)] {
-        states.map { ($0.key, $0.value.raw, $0.value.firing, $0.value.flapping) }.sorted { $0.key < $1.key }
+    /// The current evaluation of one target.
+    public struct TargetView: Sendable, Equatable {
+        public var key: AlertKey
+        public var scope: Check.Scope
+        /// The latest evaluated severity, and the firing one (nil when not firing).
+        public var raw: Severity
+        public var firing: Severity?
+        /// Since when it fires, or is pending.
+        public var since: Int64?
+        public var flapping: Bool
+        public var value: Double?
+        /// When its latest input arrived.
+        public var lastInput: Int64
+    }
+
+    /// Current evaluation of every target (of `entity` only, when given), sorted by key.
+    public func targets(entity: String? = nil) -> [TargetView] {
+        let keys = entity.map { Array(byEntity[$0] ?? []) } ?? Array(states.keys)
+        return keys.compactMap { key -> TargetView? in
+            guard let st = states[key] else { return nil }
+            return TargetView(key: key, scope: library.checks[st.checkIndex].scope, raw: st.raw, firing: st.firing,
+                              since: st.firing != nil ? st.firingSince : st.pendingSince, flapping: st.flapping, value: st.value,
+                              lastInput: st.lastInput)
+        }.sorted { $0.key < $1.key }
     }
 }

@@ -24,6 +24,9 @@ public final class ClusterdService: @unchecked Sendable {
     private var health: HealthLoop?
     private var metricIntake: MetricIntake?
     private var maintenance: MaintenanceResponder?
+    private var micro: MicroService?
+    /// clusterd's version, as the micro service reports it.
+    public static let version = "0.4.0"
     private var checkpointer: WorkerThread?
     /// The metric buffers (nil before start).
     public private(set) var metricStore: MetricStore?
@@ -113,8 +116,13 @@ public final class ClusterdService: @unchecked Sendable {
                                     let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
                                 }))
+        // KV needs JetStream; in core mode the database and the query API are the view.
+        let mirror = intake.mode == "core" ? nil : try NodeStateMirror(connection: connection, counters: counters, logger: logger)
         let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
-                                  counters: counters, logger: logger, onCommit: { health.submit(nodes: $0) })
+                                  counters: counters, logger: logger, onCommit: { observations in
+                                      health.submit(nodes: observations)
+                                      mirror?.mirror(observations)
+                                  })
         let retention = Int64(config.nodes.historyRetentionHours) * 3600
         loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
@@ -123,6 +131,11 @@ public final class ClusterdService: @unchecked Sendable {
             loop.deadLetterRetention = Int64(config.publish.deadLetterRetentionDays) * 86_400
             loop.start()
         }
+        let api = QueryAPI(database: try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds),
+                                                  readOnly: true), clusters: clusters, health: health)
+        micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
+                                 description: "clusterd query API: jobs, nodes, health, alerts, dead letters",
+                                 endpoints: api.endpoints)
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
             for s in samples {
                 var id = s.tag("type-id") ?? ""
@@ -137,6 +150,8 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Finishes the batch in flight, then closes the connection and the embedded server.
     public func stop() {
+        micro?.stop()
+        micro = nil
         maintenance?.stop()
         maintenance = nil
         metricIntake?.stop()

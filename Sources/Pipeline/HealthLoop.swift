@@ -15,6 +15,7 @@ public final class HealthLoop: @unchecked Sendable {
         case samples([MetricSample], receivedAt: Int64)
         case nodes([NodeObservation])
         case jobs([JobRecord])
+        case query(@Sendable (HealthEngine) -> Void)
     }
 
     final class Inbox: Sendable {
@@ -71,6 +72,17 @@ public final class HealthLoop: @unchecked Sendable {
     /// Queues stopped jobs (any thread).
     public func submit(jobs: [JobRecord]) { push(.jobs(jobs)) }
 
+    /// Runs `body` on the loop thread with the engine (between inputs, so it sees a
+    /// consistent state) and returns its result; nil when the loop did not answer in time.
+    public func inspect<T: Sendable>(timeout: Double = 5, _ body: @escaping @Sendable (HealthEngine) -> T) -> T? {
+        let box = ResultBox<T>()
+        push(.query { engine in
+            box.value = body(engine)
+            box.done.signal()
+        })
+        return box.done.wait(timeout: .now() + timeout) == .success ? box.value : nil
+    }
+
     private func push(_ input: Input) {
         inbox.items.withLock { $0.inputs.append(input) }
         inbox.signal.signal()
@@ -122,6 +134,8 @@ public final class HealthLoop: @unchecked Sendable {
                 }
             case .jobs(let jobs):
                 for j in jobs { engine.jobEnded(Self.exit(j), now: Int64(Date().timeIntervalSince1970)) }
+            case .query(let body):
+                body(engine)
             }
         }
     }
@@ -166,4 +180,10 @@ public final class HealthLoop: @unchecked Sendable {
             logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// A value handed from one thread to another that waits for it.
+final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+    let done = DispatchSemaphore(value: 0)
 }

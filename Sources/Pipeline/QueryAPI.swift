@@ -1,0 +1,295 @@
+import Bus
+import Foundation
+import Health
+import Jobs
+import Model
+import Store
+
+/// The read side over request/reply: `clusterd.api.<resource>.<verb>` endpoints of the
+/// `clusterd` micro service (JSON in, JSON out; errors as `Nats-Service-Error` headers).
+/// Reads use their own SQLite connection; health questions go to the health loop.
+public final class QueryAPI: @unchecked Sendable {
+    let database: Database
+    let clusters: ClusterRegistry
+    let health: HealthLoop?
+    let lock = NSLock()
+
+    /// Subject prefix of every endpoint.
+    public static let prefix = "clusterd.api"
+
+    /// An API over a read connection to clusterd's database.
+    public init(database: Database, clusters: ClusterRegistry, health: HealthLoop?) {
+        self.database = database
+        self.clusters = clusters
+        self.health = health
+    }
+
+    /// The endpoints, for ``MicroService``.
+    public var endpoints: [MicroService.Endpoint] {
+        [
+            endpoint("jobs", "get", "A job by jobId (+ cluster, startTime): meta.json fields and state", { try $0.jobGet($1) }),
+            endpoint("jobs", "list", "Jobs by cluster, user, project, state, start-time range; paged", { try $0.jobList($1) }),
+            endpoint("nodes", "get", "A node's current state (and its change points with history: true)", { try $0.nodeGet($1) }),
+            endpoint("nodes", "list", "Current node states by cluster, state, health; paged", { try $0.nodeList($1) }),
+            endpoint("health", "get", "Health roll-up of sites, a site, room or rack, or a host's checks", { try $0.healthGet($1) }),
+            endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
+            endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
+            endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
+        ]
+    }
+
+    private func endpoint(_ resource: String, _ verb: String, _ about: String,
+                          _ body: @escaping @Sendable (QueryAPI, StrictObject) throws -> JSONValue) -> MicroService.Endpoint {
+        MicroService.Endpoint(name: "\(resource)-\(verb)", subject: "\(Self.prefix).\(resource).\(verb)",
+                              metadata: ["description": about]) { [self] message throws(MicroService.Failure) in
+            do {
+                let request = message.data.allSatisfy { $0 == 0x20 || $0 == 0x0a } ? JSONValue.object([]) : try JSONValue.parse(message.data)
+                let allowed = Self.keys[resource + "." + verb] ?? []
+                let object = try StrictObject(request, allowed: allowed)
+                lock.lock()
+                defer { lock.unlock() }
+                return Array(try body(self, object).jsonText.utf8)
+            } catch let f as MicroService.Failure {
+                throw f
+            } catch let e as JSONFieldError {
+                throw MicroService.Failure(400, "\(e.path): \(e.reason) (allowed: \((Self.keys[resource + "." + verb] ?? []).joined(separator: ", ")))")
+            } catch let e as JSONParseError {
+                throw MicroService.Failure(400, "request is not JSON: \(e)")
+            } catch {
+                throw MicroService.Failure(500, "\(error)")
+            }
+        }
+    }
+
+    static let paging = ["limit", "offset"]
+    static let keys: [String: [String]] = [
+        "jobs.get": ["jobId", "cluster", "startTime"],
+        "jobs.list": ["cluster", "user", "project", "state", "from", "to"] + paging,
+        "nodes.get": ["cluster", "hostname", "history"],
+        "nodes.list": ["cluster", "state", "health"] + paging,
+        "health.get": ["site", "room", "rack", "hostname"],
+        "alerts.active": ["cluster", "severity", "entity"],
+        "alerts.history": ["entity", "check", "from", "to"] + paging,
+        "dlq.list": ["stage", "code"] + paging,
+    ]
+
+    /// `limit` (1...1000, default 50) and `offset`.
+    static func page(_ o: StrictObject) throws -> (limit: Int64, offset: Int64) {
+        (try o.int("limit", 1...1000) ?? 50, try o.int("offset", 0...Int64.max) ?? 0)
+    }
+
+    /// `WHERE` clauses for the given optional filters (column, value).
+    static func filters(_ pairs: [(String, SQLValue?)]) -> (sql: String, values: [SQLValue]) {
+        let present = pairs.compactMap { p in p.1.map { (p.0, $0) } }
+        return (present.isEmpty ? "" : " WHERE " + present.map(\.0).joined(separator: " AND "), present.map(\.1))
+    }
+
+    static func text(_ s: String?) -> SQLValue? { s.map(SQLValue.text) }
+    static func int(_ i: Int64?) -> SQLValue? { i.map(SQLValue.integer) }
+
+    private func listed(_ key: String, _ rows: [JSONValue], total: Int64, page: (limit: Int64, offset: Int64)) -> JSONValue {
+        .object([(key, .array(rows)), ("total", .integer(total)), ("limit", .integer(page.limit)), ("offset", .integer(page.offset))])
+    }
+
+    // MARK: jobs
+
+    func jobGet(_ o: StrictObject) throws -> JSONValue {
+        guard let jobId = try o.int("jobId") else { throw MicroService.Failure(400, "jobId is required") }
+        let (sql, values) = Self.filters([("job_id = ?", .integer(jobId)), ("cluster = ?", Self.text(try o.string("cluster"))),
+                                          ("start_time = ?", Self.int(try o.int("startTime")))])
+        guard let id = try database.prepare("SELECT id FROM job\(sql) ORDER BY id DESC LIMIT 1").first(values, { $0.int(0) }) else {
+            throw MicroService.Failure(404, "no job \(jobId) matches")
+        }
+        let record = try JobStage(database: database, clusters: clusters).load(id: id)
+        return .object([("job", try JSONValue.parse(Array(record.metaJSON.utf8)))])
+    }
+
+    func jobList(_ o: StrictObject) throws -> JSONValue {
+        let page = try Self.page(o)
+        let (sql, values) = Self.filters([("cluster = ?", Self.text(try o.string("cluster"))), ("hpc_user = ?", Self.text(try o.string("user"))),
+                                          ("project = ?", Self.text(try o.string("project"))), ("job_state = ?", Self.text(try o.string("state"))),
+                                          ("start_time >= ?", Self.int(try o.int("from"))), ("start_time <= ?", Self.int(try o.int("to")))])
+        let total = try database.prepare("SELECT count(*) FROM job\(sql)").first(values) { $0.int(0) } ?? 0
+        let rows = try database.prepare("""
+            SELECT job_id, cluster, subcluster, hpc_user, project, job_state, start_time, duration, num_nodes, monitoring_status
+            FROM job\(sql) ORDER BY start_time DESC, id DESC LIMIT ? OFFSET ?
+            """).rows(values + [.integer(page.limit), .integer(page.offset)]) { r -> JSONValue in
+            .object([("jobId", .integer(r.int(0))), ("cluster", .string(r.text(1))), ("subCluster", .string(r.text(2))),
+                     ("user", .string(r.text(3))), ("project", .string(r.text(4))), ("jobState", .string(r.text(5))),
+                     ("startTime", .integer(r.int(6))), ("duration", .integer(r.int(7))), ("numNodes", .integer(r.int(8))),
+                     ("monitoringStatus", .integer(r.int(9)))])
+        }
+        return listed("jobs", rows, total: total, page: page)
+    }
+
+    // MARK: nodes
+
+    static let nodeColumns = """
+        n.cluster, n.hostname, n.subcluster, s.node_state, s.slurm_flags, s.health_state, coalesce(s.health_metrics, ''), s.time_stamp,
+        s.last_seen, s.cpus_allocated, s.memory_allocated, s.gpus_allocated, s.jobs_running
+        """
+
+    static func nodeRow(_ r: Statement) -> JSONValue {
+        .object([("cluster", .string(r.text(0))), ("hostname", .string(r.text(1))), ("subCluster", .string(r.text(2))),
+                 ("state", .string(r.text(3))), ("flags", .string(r.text(4))), ("health", .string(r.text(5))),
+                 ("healthMetrics", (try? JSONValue.parse(Array(r.text(6).utf8))) ?? .null), ("since", .integer(r.int(7))),
+                 ("lastSeen", .integer(r.int(8))), ("cpusAllocated", .integer(r.int(9))), ("memoryAllocated", .integer(r.int(10))),
+                 ("gpusAllocated", .integer(r.int(11))), ("jobsRunning", .integer(r.int(12)))])
+    }
+
+    /// The newest change point of each node.
+    static let currentState = "s.id = (SELECT id FROM node_state x WHERE x.node_id = n.id ORDER BY time_stamp DESC, id DESC LIMIT 1)"
+
+    func nodeGet(_ o: StrictObject) throws -> JSONValue {
+        guard let cluster = try o.string("cluster"), let host = try o.string("hostname") else {
+            throw MicroService.Failure(400, "cluster and hostname are required")
+        }
+        let rows = try database.prepare("""
+            SELECT \(Self.nodeColumns) FROM node n JOIN node_state s ON s.node_id = n.id
+            WHERE n.cluster = ? AND n.hostname = ? ORDER BY s.time_stamp, s.id
+            """).rows([.text(cluster), .text(host)], Self.nodeRow)
+        guard let current = rows.last else { throw MicroService.Failure(404, "no node \(host) in \(cluster)") }
+        var members: [(key: String, value: JSONValue)] = [("node", current)]
+        if try o.raw("history") == .bool(true) { members.append(("history", .array(rows))) }
+        return .object(members)
+    }
+
+    func nodeList(_ o: StrictObject) throws -> JSONValue {
+        let page = try Self.page(o)
+        var (sql, values) = Self.filters([("n.cluster = ?", Self.text(try o.string("cluster"))), ("s.node_state = ?", Self.text(try o.string("state"))),
+                                          ("s.health_state = ?", Self.text(try o.string("health")))])
+        sql = sql.isEmpty ? " WHERE \(Self.currentState)" : sql + " AND \(Self.currentState)"
+        let from = "FROM node n JOIN node_state s ON s.node_id = n.id\(sql)"
+        let total = try database.prepare("SELECT count(*) \(from)").first(values) { $0.int(0) } ?? 0
+        let rows = try database.prepare("SELECT \(Self.nodeColumns) \(from) ORDER BY n.cluster, n.hostname LIMIT ? OFFSET ?")
+            .rows(values + [.integer(page.limit), .integer(page.offset)], Self.nodeRow)
+        return listed("nodes", rows, total: total, page: page)
+    }
+
+    // MARK: health
+
+    func healthGet(_ o: StrictObject) throws -> JSONValue {
+        guard let health else { throw MicroService.Failure(503, "health evaluation is not running") }
+        let site = try o.string("site"), room = try o.string("room"), rack = try o.string("rack"), host = try o.string("hostname")
+        let answer: JSONValue? = health.inspect { engine -> JSONValue in
+            let topology = engine.topology
+            func entry(_ kind: String, _ id: String, _ severity: Severity, _ children: JSONValue? = nil) -> JSONValue {
+                var m: [(key: String, value: JSONValue)] = [(kind, .string(id)), ("severity", .string(severity.rawValue))]
+                if let children { m.append(("children", children)) }
+                return .object(m)
+            }
+            if let host {
+                let checks = engine.targets(entity: host).map { t -> JSONValue in
+                    var b = JSONObjectBuilder()
+                    b.add("check", t.key.check)
+                    b.add("cluster", t.key.cluster)
+                    if !t.key.component.isEmpty { b.add("component", t.key.component) }
+                    b.add("severity", t.raw.rawValue)
+                    b.add("firing", t.firing.map { JSONValue.string($0.rawValue) } ?? .null)
+                    b.addIfPresent("since", t.since.map(JSONValue.integer))
+                    b.add("flapping", t.flapping)
+                    b.addIfPresent("value", t.value.map(JSONValue.double))
+                    b.add("lastInput", t.lastInput)
+                    return b.value
+                }
+                let p = topology.placement(of: host)
+                return .object([("hostname", .string(host)), ("severity", .string(engine.severity(ofHost: host).rawValue)),
+                                ("rack", p.map { .string($0.rack) } ?? .null), ("room", p.map { .string($0.room) } ?? .null),
+                                ("site", p.map { .string($0.site) } ?? .null), ("checks", .array(checks))])
+            }
+            if let rack {
+                let hosts = (topology.racks[rack] ?? []).map { entry("hostname", $0, engine.severity(ofHost: $0)) }
+                return entry("rack", rack, engine.severity(ofRack: rack), .array(hosts))
+            }
+            if let room {
+                let racks = (topology.rooms[room] ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }
+                return entry("room", room, engine.severity(ofRoom: room), .array(racks))
+            }
+            let sites = site.map { [$0] } ?? topology.sites.keys.sorted()
+            return .object([("sites", .array(sites.map { s in
+                entry("site", s, engine.severity(ofSite: s), .array((topology.sites[s] ?? []).map { entry("room", $0, engine.severity(ofRoom: $0)) }))
+            }))])
+        }
+        guard let answer else { throw MicroService.Failure(503, "health evaluation did not answer in time") }
+        if case .object(let m) = answer, m.first?.key != "sites", m.first?.key != "hostname",
+           case .array(let children)? = answer["children"], children.isEmpty {
+            throw MicroService.Failure(404, "\(m.first?.key ?? "entity") \(m.first?.value.stringValue ?? "") is not in the topology")
+        }
+        return answer
+    }
+
+    // MARK: alerts
+
+    static func alertRow(_ r: Statement) -> JSONValue {
+        var b = JSONObjectBuilder()
+        b.add("fingerprint", r.text(0))
+        b.add("labels", (try? JSONValue.parse(Array(r.text(1).utf8))) ?? .null)
+        b.add("summary", r.text(2))
+        b.add("severity", r.text(3))
+        b.add("status", r.text(4))
+        b.add("startsAt", r.int(5))
+        b.addIfPresent("endsAt", r.isNull(6) ? nil : .integer(r.int(6)))
+        b.add("sequence", r.int(7))
+        b.add("silenced", r.int(8) != 0)
+        b.add("flapping", r.int(9) != 0)
+        if !r.isNull(10) { b.add("value", .double(r.double(10))) }
+        return b.value
+    }
+
+    func alertsActive(_ o: StrictObject) throws -> JSONValue {
+        var (sql, values) = Self.filters([("cluster = ?", Self.text(try o.string("cluster"))),
+                                          ("severity = ?", Self.text(try o.string("severity")?.uppercased())),
+                                          ("entity = ?", Self.text(try o.string("entity")))])
+        sql = sql.isEmpty ? " WHERE status = 'firing'" : sql + " AND status = 'firing'"
+        let rows = try database.prepare("""
+            SELECT fingerprint, labels, summary, severity, status, starts_at, ends_at, sequence, silenced, flapping, value
+            FROM alert\(sql) ORDER BY starts_at
+            """).rows(values, Self.alertRow)
+        return .object([("alerts", .array(rows))])
+    }
+
+    func alertsHistory(_ o: StrictObject) throws -> JSONValue {
+        let page = try Self.page(o)
+        let (sql, values) = Self.filters([("a.entity = ?", Self.text(try o.string("entity"))), ("a.check_id = ?", Self.text(try o.string("check"))),
+                                          ("t.at >= ?", Self.int(try o.int("from"))), ("t.at <= ?", Self.int(try o.int("to")))])
+        let from = "FROM alert_transition t JOIN alert a ON a.fingerprint = t.fingerprint\(sql)"
+        let total = try database.prepare("SELECT count(*) \(from)").first(values) { $0.int(0) } ?? 0
+        let rows = try database.prepare("""
+            SELECT t.fingerprint, a.check_id, a.cluster, a.entity, a.component, t.sequence, t.status, t.severity, t.flapping,
+                   t.silenced, t.published, t.at \(from) ORDER BY t.at DESC, t.sequence DESC LIMIT ? OFFSET ?
+            """).rows(values + [.integer(page.limit), .integer(page.offset)]) { r -> JSONValue in
+            .object([("fingerprint", .string(r.text(0))), ("check", .string(r.text(1))), ("cluster", .string(r.text(2))),
+                     ("entity", .string(r.text(3))), ("component", .string(r.text(4))), ("sequence", .integer(r.int(5))),
+                     ("status", .string(r.text(6))), ("severity", .string(r.text(7))), ("flapping", .bool(r.int(8) != 0)),
+                     ("silenced", .bool(r.int(9) != 0)), ("published", .bool(r.int(10) != 0)), ("at", .integer(r.int(11)))])
+        }
+        return listed("transitions", rows, total: total, page: page)
+    }
+
+    // MARK: dead letters
+
+    func deadLetters(_ o: StrictObject) throws -> JSONValue {
+        let page = try Self.page(o)
+        let (sql, values) = Self.filters([("stage = ?", Self.text(try o.string("stage"))), ("code = ?", Self.text(try o.string("code")))])
+        let total = try database.prepare("SELECT count(*) FROM dead_letter\(sql)").first(values) { $0.int(0) } ?? 0
+        let rows = try database.prepare("""
+            SELECT id, stage, subject, message_id, origin, line, col, code, reason, raw, received_at FROM dead_letter\(sql)
+            ORDER BY id DESC LIMIT ? OFFSET ?
+            """).rows(values + [.integer(page.limit), .integer(page.offset)]) { r -> JSONValue in
+            var b = JSONObjectBuilder()
+            b.add("id", r.int(0))
+            b.add("stage", r.text(1))
+            b.add("subject", r.text(2))
+            b.addIfPresent("messageId", r.optionalText(3).map(JSONValue.string))
+            b.add("origin", r.text(4))
+            b.add("line", r.int(5))
+            b.add("column", r.int(6))
+            b.add("code", r.text(7))
+            b.add("reason", r.text(8))
+            b.add("raw", r.text(9))
+            b.add("receivedAt", r.int(10))
+            return b.value
+        }
+        return listed("deadLetters", rows, total: total, page: page)
+    }
+}

@@ -1,0 +1,136 @@
+import Bus
+import BusTestSupport
+import Foundation
+import Logging
+import Model
+import Pipeline
+import Testing
+
+/// The query API, service discovery and KV mirror through a real nats-server.
+@Suite(.serialized) final class InspectionBusTests {
+    let server: NATSServer
+    let directory: URL
+    let client: BusConnection
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-inspect-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try HealthBusTests.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
+        client = try BusConnection(ConnectionOptions(servers: [server.url], name: "operator"))
+    }
+
+    deinit {
+        client.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func startService() throws -> ClusterdService {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+        config.health.topology = Repository.path("config/topology.yaml")
+        config.health.checks = directory.appendingPathComponent("checks.yaml").path
+        config.health.evaluationIntervalMilliseconds = 200
+        var logger = Logger(label: "inspect-test")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        return service
+    }
+
+    func ask(_ endpoint: String, _ body: String = "{}") throws -> (JSONValue, BusMessage) {
+        let reply = try client.request(BusMessage(subject: "clusterd.api.\(endpoint)", data: Array(body.utf8)), timeout: .seconds(10))
+        return (try JSONValue.parse(reply.data), reply)
+    }
+
+    func until(_ what: String, timeout: TimeInterval = 15, _ condition: () throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("timed out waiting for \(what)")
+    }
+
+    @Test func queriesAnswerFromTheStoreAndTheEngine() async throws {
+        let service = try startService()
+        defer { service.stop() }
+        let js = try JetStream(client)
+        let now = Int(Date().timeIntervalSince1970)
+        for id in 1...3 {
+            let start = #"job,function=start_job event="{\"jobId\":\#(700 + id),\"user\":\"u\#(id % 2)\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":\#(now - 1000 + id)}" 1"#
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(start.utf8)), messageID: "q-start-\(id)")
+        }
+        let stop = #"job,function=stop_job event="{\"jobId\":701,\"cluster\":\"fritz\",\"jobState\":\"failed\",\"stopTime\":\#(now - 500)}" 1"#
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(stop.utf8)), messageID: "q-stop-1")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(#"job,function=start_job event="{\"jobId\":9,\"cluster\":\"emmy\"}" 1"#.utf8)),
+                           messageID: "q-bad")
+        let nodes = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0120\",\"states\":[\"IDLE\",\"DRAIN\"]},{\"hostname\":\"f0121\",\"states\":[\"ALLOCATED\"]}]}" 1"#
+        _ = try js.publish(BusMessage(subject: "cc.node.state", data: Array(nodes.utf8)), messageID: "q-nodes")
+        try await until("jobs and nodes") {
+            try self.ask("jobs.list").0["total"] == .integer(3) && self.ask("nodes.list").0["total"] == .integer(2)
+        }
+        // jobs
+        let job = try ask("jobs.get", #"{"jobId":701,"cluster":"fritz"}"#).0
+        #expect(job["job"]?["jobState"] == .string("failed") && job["job"]?["duration"] == .integer(499))
+        let page = try ask("jobs.list", #"{"cluster":"fritz","limit":2,"offset":1}"#).0
+        guard case .array(let listed)? = page["jobs"] else { throw TestFailure("no jobs array") }
+        #expect(listed.map { $0["jobId"] ?? .null } == [.integer(702), .integer(701)])   // newest first, second page slot
+        #expect(try ask("jobs.list", #"{"user":"u0"}"#).0["total"] == .integer(1))
+        #expect(try ask("jobs.list", #"{"state":"running"}"#).0["total"] == .integer(2))
+        // errors: headers and JSON body
+        let (missing, missingReply) = try ask("jobs.get", "{}")
+        #expect(missingReply.header("Nats-Service-Error-Code") == "400" && missing["code"] == .integer(400))
+        #expect(try ask("jobs.get", #"{"jobId":4242}"#).1.header("Nats-Service-Error-Code") == "404")
+        let (_, typo) = try ask("jobs.list", #"{"clustr":"fritz"}"#)
+        #expect(typo.header("Nats-Service-Error")?.contains("clustr") == true)
+        #expect(try ask("jobs.list", "not json").1.header("Nats-Service-Error-Code") == "400")
+        // nodes
+        let node = try ask("nodes.get", #"{"cluster":"fritz","hostname":"f0120","history":true}"#).0
+        #expect(node["node"]?["state"] == .string("idle") && node["node"]?["flags"] == .string("drain+idle"))
+        #expect(try ask("nodes.list", #"{"state":"allocated"}"#).0["total"] == .integer(1))
+        // alerts and health: the drained node is CRIT in Slurm terms
+        try await until("the drain alert") { try self.ask("alerts.active").0["alerts"].map { if case .array(let a) = $0 { return a.count == 1 }; return false } ?? false }
+        let active = try ask("alerts.active", #"{"severity":"crit"}"#).0
+        guard case .array(let alerts)? = active["alerts"] else { throw TestFailure("no alerts array") }
+        #expect(alerts.first?["labels"]?["hostname"] == .string("f0120"))
+        let history = try ask("alerts.history", #"{"entity":"f0120"}"#).0
+        #expect(history["total"] == .integer(1))
+        let host = try ask("health.get", #"{"hostname":"f0120"}"#).0
+        #expect(host["severity"] == .string("CRIT") && host["rack"] == .string("r02"))
+        guard case .array(let checks)? = host["checks"] else { throw TestFailure("no checks") }
+        #expect(checks.first?["check"] == .string("slurm_state") && checks.first?["firing"] == .string("CRIT"))
+        #expect(checks.first?["since"] != nil)
+        let rack = try ask("health.get", #"{"rack":"r02"}"#).0
+        #expect(rack["severity"] == .string("CRIT"))
+        let sites = try ask("health.get").0
+        #expect(sites["sites"].map { if case .array(let a) = $0 { return a.first?["severity"] == .string("CRIT") }; return false } == true)
+        #expect(try ask("health.get", #"{"rack":"r99"}"#).1.header("Nats-Service-Error-Code") == "404")
+        // dead letters
+        let letters = try ask("dlq.list", #"{"stage":"jobs"}"#).0
+        #expect(letters["total"] == .integer(1))
+        // KV mirror: the drained node, then its change
+        let kv = try JetStream(client).keyValue(bucket: "clusterd_nodes", create: false)
+        #expect(try JSONValue.parse(try #require(try kv.get("fritz.f0120")).value)["flags"] == .string("drain+idle"))
+        let resumed = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0120\",\"states\":[\"IDLE\"]}]}" 1"#
+        _ = try js.publish(BusMessage(subject: "cc.node.state", data: Array(resumed.utf8)), messageID: "q-nodes-2")
+        try await until("the KV value to follow") { try JSONValue.parse(try #require(try kv.get("fritz.f0120")).value)["flags"] == .string("idle") }
+    }
+
+    @Test func serviceDiscoveryAnswersAsTheNatsCLIExpects() async throws {
+        let service = try startService()
+        defer { service.stop() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Repository.path("scripts/micro-check.py"), server.url, "clusterd", "clusterd.api.jobs.list"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(out)")
+        #expect(out.contains("info ok: 8 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
+    }
+}
