@@ -111,6 +111,18 @@ import Testing
         // dead letters
         let letters = try ask("dlq.list", #"{"stage":"jobs"}"#).0
         #expect(letters["total"] == .integer(1))
+        // Every documented request example is answered without an error.
+        var documented = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: Repository.path("subjects")) where file.hasPrefix("clusterd.api.") {
+            let text = try String(contentsOfFile: Repository.path("subjects/\(file)"), encoding: .utf8)
+            for fence in SubjectExamplesTests.fences(text) where fence.info.hasPrefix("json request=") {
+                let endpoint = String(fence.info.dropFirst("json request=".count))
+                let (answer, reply) = try ask(endpoint, fence.body)
+                #expect(reply.header("Nats-Service-Error") == nil, "\(file) \(endpoint): \(answer.jsonText)")
+                documented += 1
+            }
+        }
+        #expect(documented >= 9)
         // KV mirror: the drained node, then its change
         let kv = try JetStream(client).keyValue(bucket: "clusterd_nodes", create: false)
         #expect(try JSONValue.parse(try #require(try kv.get("fritz.f0120")).value)["flags"] == .string("drain+idle"))
