@@ -132,7 +132,15 @@ public final class ClusterdService: @unchecked Sendable {
             loop.start()
         }
         let api = QueryAPI(database: try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds),
-                                                  readOnly: true), clusters: clusters, health: health)
+                                                  readOnly: true), clusters: clusters, health: health,
+                           republish: { [durable = intake.mode != "core"] subject, body, headers in
+                               let message = BusMessage(subject: subject, headers: headers, data: body)
+                               if durable {
+                                   _ = try JetStream(connection).publish(message, messageID: headers["Nats-Msg-Id"]?.first)
+                               } else {
+                                   try connection.publish(message)
+                               }
+                           })
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters",
                                  endpoints: api.endpoints)

@@ -13,9 +13,17 @@ public struct IncomingMessage: Sendable {
     public var reply: String?
     /// Epoch seconds when received.
     public var receivedAt: Int64
+    /// The dead letter this message replays (header `Clusterd-Replay-Of`): it leaves the
+    /// dead-letter table when this message is applied (a new rejection records a new letter).
+    public var replayOf: Int64?
+
+    /// The header naming the dead letter a message replays.
+    public static let replayHeader = "Clusterd-Replay-Of"
 
     /// Creates an incoming message.
-    public init(subject: String, data: [UInt8], messageID: String?, origin: String, reply: String? = nil, receivedAt: Int64) {
+    public init(subject: String, data: [UInt8], messageID: String?, origin: String, reply: String? = nil, receivedAt: Int64,
+                replayOf: Int64? = nil) {
+        self.replayOf = replayOf
         self.subject = subject
         self.data = data
         self.messageID = messageID

@@ -56,7 +56,8 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         return try subscription.fetch(batch: batch, timeout: timeout).map { m in
             Delivery(
                 message: IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
-                                         origin: "\(stream):\(m.delivery.streamSequence)", receivedAt: now),
+                                         origin: "\(stream):\(m.delivery.streamSequence)", receivedAt: now,
+                                         replayOf: m.message.header(IncomingMessage.replayHeader).flatMap { Int64($0) }),
                 ack: { try? m.ack() },
                 nak: { try? m.nak(delay: $0) },
                 term: { try? m.term() })
@@ -104,7 +105,8 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
             let id = m.header("Nats-Msg-Id")
             return Delivery(
                 message: IncomingMessage(subject: m.subject, data: m.data, messageID: id,
-                                         origin: "core:\(id ?? UUID().uuidString)", reply: m.reply, receivedAt: now),
+                                         origin: "core:\(id ?? UUID().uuidString)", reply: m.reply, receivedAt: now,
+                                         replayOf: m.header(IncomingMessage.replayHeader).flatMap { Int64($0) }),
                 ack: {},
                 // No broker redelivery in core mode: put it back for the next batch.
                 nak: { [inbox] _ in inbox.push(m, front: true) },

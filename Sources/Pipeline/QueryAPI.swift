@@ -12,13 +12,17 @@ public final class QueryAPI: @unchecked Sendable {
     let database: Database
     let clusters: ClusterRegistry
     let health: HealthLoop?
+    /// Publishes a replayed line: subject, body, headers (JetStream when durable).
+    let republish: (@Sendable (String, [UInt8], [String: [String]]) throws -> Void)?
     let lock = NSLock()
 
     /// Subject prefix of every endpoint.
     public static let prefix = "clusterd.api"
 
     /// An API over a read connection to clusterd's database.
-    public init(database: Database, clusters: ClusterRegistry, health: HealthLoop?) {
+    public init(database: Database, clusters: ClusterRegistry, health: HealthLoop?,
+                republish: (@Sendable (String, [UInt8], [String: [String]]) throws -> Void)? = nil) {
+        self.republish = republish
         self.database = database
         self.clusters = clusters
         self.health = health
@@ -35,6 +39,7 @@ public final class QueryAPI: @unchecked Sendable {
             endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
             endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
             endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
+            endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject", { try $0.replay($1) }),
         ]
     }
 
@@ -71,6 +76,7 @@ public final class QueryAPI: @unchecked Sendable {
         "alerts.active": ["cluster", "severity", "entity"],
         "alerts.history": ["entity", "check", "from", "to"] + paging,
         "dlq.list": ["stage", "code"] + paging,
+        "dlq.replay": ["id", "stage", "code", "limit"],
     ]
 
     /// `limit` (1...1000, default 50) and `offset`.
@@ -291,5 +297,31 @@ public final class QueryAPI: @unchecked Sendable {
             return b.value
         }
         return listed("deadLetters", rows, total: total, page: page)
+    }
+
+    /// Publishes each selected letter's line again on its subject with `Clusterd-Replay-Of`,
+    /// so it takes the normal path; the stage removes the letter when it applies the replay.
+    func replay(_ o: StrictObject) throws -> JSONValue {
+        guard let republish else { throw MicroService.Failure(503, "replay is not available") }
+        let id = try o.int("id")
+        let stage = try o.string("stage")
+        guard id != nil || stage != nil else { throw MicroService.Failure(400, "give id, or stage (and code)") }
+        let (sql, values) = Self.filters([("id = ?", Self.int(id)), ("stage = ?", Self.text(stage)), ("code = ?", Self.text(try o.string("code")))])
+        let letters = try database.prepare("SELECT id, subject, raw FROM dead_letter\(sql) ORDER BY id LIMIT ?")
+            .rows(values + [.integer(try o.int("limit", 1...10_000) ?? 100)]) { ($0.int(0), $0.text(1), $0.text(2)) }
+        if letters.isEmpty { throw MicroService.Failure(404, "no dead letter matches") }
+        var replayed: [JSONValue] = []
+        for (letter, subject, raw) in letters {
+            do {
+                try republish(subject, Array((raw + "\n").utf8), [
+                    "Nats-Msg-Id": ["replay-\(letter)-\(Int64(Date().timeIntervalSince1970 * 1000))"],
+                    IncomingMessage.replayHeader: [String(letter)],
+                ])
+                replayed.append(.integer(letter))
+            } catch {
+                throw MicroService.Failure(503, "replayed \(replayed.count) of \(letters.count); letter \(letter): \(error)")
+            }
+        }
+        return .object([("replayed", .array(replayed)), ("count", .integer(Int64(replayed.count)))])
     }
 }

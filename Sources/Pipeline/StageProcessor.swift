@@ -133,6 +133,11 @@ public class StageProcessor: @unchecked Sendable {
             try deadLetter(letter)
             firstError = letter.summary
         }
+        if let replayed = message.replayOf {
+            // The letter has been dealt with: applied now, or recorded again as a new letter.
+            try database.prepare("DELETE FROM dead_letter WHERE id = ? AND stage = ?").run([.integer(replayed), .text(stage)])
+            counters.add("\(stage).replays")
+        }
         try publishResult(for: message, ok: rejected == 0, events: results, error: firstError)
         try database.prepare("INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
         counters.add("\(stage).messages")

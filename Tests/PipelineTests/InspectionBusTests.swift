@@ -25,11 +25,12 @@ import Testing
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func startService() throws -> ClusterdService {
+    func startService(extraClusters: [String] = []) throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+            + extraClusters
         config.health.topology = Repository.path("config/topology.yaml")
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
         config.health.evaluationIntervalMilliseconds = 200
@@ -131,6 +132,37 @@ import Testing
         try await until("the KV value to follow") { try JSONValue.parse(try #require(try kv.get("fritz.f0120")).value)["flags"] == .string("idle") }
     }
 
+    @Test func aDeadLetterIsReplayedAfterItsClusterIsAddedAndBecomesAJob() async throws {
+        var service = try startService()
+        let js = try JetStream(client)
+        let start = #"job,function=start_job event="{\"jobId\":5001,\"user\":\"u\",\"project\":\"p\",\"cluster\":\"emmy\",\"numNodes\":1,\"resources\":[{\"hostname\":\"e0101\"}],\"startTime\":1700000000}" 1"#
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(("job,function=start_job event=\"{}\" 1\n" + start).utf8)), messageID: "emmy-1")
+        try await until("the dead letter") { try self.ask("dlq.list", #"{"code":"unknown_cluster"}"#).0["total"] == .integer(1) }
+        // Replaying before the fix only records the letter again (a new id, still one letter).
+        func letterIDs() throws -> [JSONValue] {
+            guard case .array(let letters)? = try ask("dlq.list", #"{"code":"unknown_cluster"}"#).0["deadLetters"] else { return [] }
+            return letters.map { $0["id"] ?? .null }
+        }
+        let before = try letterIDs()
+        #expect(try ask("dlq.replay", #"{"stage":"jobs","code":"unknown_cluster"}"#).0["count"] == .integer(1))
+        try await until("the second rejection") { let now = try letterIDs(); return now.count == 1 && now != before }
+        // The fix: the cluster's cluster.json, then a restart (clusters load at start, as in cc-backend).
+        service.stop()
+        let emmy = directory.appendingPathComponent("emmy.json")
+        let fritz = try String(contentsOfFile: Repository.path("config/clusters/fritz/cluster.json"), encoding: .utf8)
+        try fritz.replacingOccurrences(of: "\"fritz\"", with: "\"emmy\"").replacingOccurrences(of: "f[0101-0999]", with: "e[0101-0999]")
+            .write(to: emmy, atomically: true, encoding: .utf8)
+        service = try startService(extraClusters: [emmy.path])
+        defer { service.stop() }
+        #expect(try ask("dlq.replay", #"{"stage":"jobs","code":"unknown_cluster"}"#).0["count"] == .integer(1))
+        try await until("the job") { try self.ask("jobs.get", #"{"jobId":5001,"cluster":"emmy"}"#).0["job"]?["cluster"] == .string("emmy") }
+        try await until("the letter to leave") { try self.ask("dlq.list", #"{"code":"unknown_cluster"}"#).0["total"] == .integer(0) }
+        // The other rejected line of that message (an empty start) was never replayed and stays.
+        #expect(try ask("dlq.list", #"{"stage":"jobs"}"#).0["total"] == .integer(1))
+        #expect(try ask("dlq.replay", #"{"id":999999}"#).1.header("Nats-Service-Error-Code") == "404")
+        #expect(try ask("dlq.replay", "{}").1.header("Nats-Service-Error-Code") == "400")
+    }
+
     @Test func serviceDiscoveryAnswersAsTheNatsCLIExpects() async throws {
         let service = try startService()
         defer { service.stop() }
@@ -143,6 +175,6 @@ import Testing
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(out)")
-        #expect(out.contains("info ok: 8 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
+        #expect(out.contains("info ok: 9 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
     }
 }
