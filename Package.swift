@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "Metrics",
+                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "Metrics", "Model",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

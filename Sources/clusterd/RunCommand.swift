@@ -7,7 +7,7 @@ import Pipeline
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Consume job events from NATS into the job table and the job archive.",
+        abstract: "Run clusterd: job archive, node states, metric buffers, health evaluation, alerts, query API.",
         discussion: """
             With no NATS URL (neither --nats-url nor nats.servers in the file), clusterd starts a local \
             nats-server with JetStream itself, storing under <data-dir>/nats, and stops it on exit. \

@@ -21,12 +21,13 @@ struct CLIRunner {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
     }
 
-    static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> Result {
-        try run(arguments, stdinBytes: Array(stdin.utf8), environment: environment)
+    static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
+        try run(arguments, stdinBytes: Array(stdin.utf8), environment: environment, directory: directory)
     }
 
-    static func run(_ arguments: [String], stdinBytes: [UInt8], environment: [String: String] = [:]) throws -> Result {
+    static func run(_ arguments: [String], stdinBytes: [UInt8], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
         let process = Process()
+        if let directory { process.currentDirectoryURL = directory }
         process.executableURL = executable
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

@@ -1,0 +1,86 @@
+import Bus
+import BusTestSupport
+import Foundation
+import Testing
+
+/// The operator commands of the `clusterd` binary: check-config, query, tail.
+@Suite(.serialized) final class OperatorCLITests {
+    let server: NATSServer
+    let directory: URL
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    @Test func checkConfigReportsEveryProblemWithItsFile() throws {
+        let ok = try CLIRunner.run(["check-config"], directory: CLIRunner.packageRoot)
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(ok.stdout.contains("config/checks.yaml: 6 checks") && ok.stdout.contains("config/topology.yaml: 1 sites"))
+        let checks = directory.appendingPathComponent("checks.yaml")
+        try "checks:\n  - id: a\n    source: {metric: x}\n    rules: [{op: '>', value: 1, severity: LOUD}]\n".write(to: checks, atomically: true, encoding: .utf8)
+        let config = directory.appendingPathComponent("bad.yaml")
+        try "health:\n  checks: \(checks.path)\n  topology: /no/such/topology.yaml\njobs:\n  cluster_files: [config/clusters/fritz/cluster.json]\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let bad = try CLIRunner.run(["check-config", "--config", config.path, "--quiet"], directory: CLIRunner.packageRoot)
+        #expect(bad.status == 1)
+        let lines = bad.stdout.split(separator: "\n")
+        #expect(lines.count == 2, "\(bad.stdout)")
+        #expect(lines.contains { $0.contains("checks.yaml:4: check a: rule severity") })
+        #expect(lines.contains { $0.contains("/no/such/topology.yaml: cannot read the file") })
+        let typo = directory.appendingPathComponent("typo.yaml")
+        try "intake:\n  mode: jetstream\n  bacth: 5\n".write(to: typo, atomically: true, encoding: .utf8)
+        let t = try CLIRunner.run(["check-config", "--config", typo.path])
+        #expect(t.status == 1 && t.stdout.contains("line 3: unknown key \"intake.bacth\""), "\(t.stdout)")
+    }
+
+    @Test func queryAndTailTalkToARunningClusterd() async throws {
+        let run = Process()
+        run.executableURL = CLIRunner.executable
+        run.arguments = ["run", "--config", "config/clusterd.yaml", "--nats-url", server.url, "--data-dir", directory.appendingPathComponent("data").path, "--log-level", "error"]
+        run.currentDirectoryURL = CLIRunner.packageRoot
+        run.standardError = FileHandle.nullDevice
+        run.standardOutput = FileHandle.nullDevice
+        try run.run()
+        defer { run.terminate(); run.waitUntilExit() }
+        // Wait until the query API answers.
+        var listed = try CLIRunner.run(["query", "jobs", "--server", server.url])
+        let deadline = Date().addingTimeInterval(20)
+        while listed.status != 0 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            listed = try CLIRunner.run(["query", "jobs", "--server", server.url])
+        }
+        #expect(listed.status == 0 && listed.stdout.contains("total: 0"), "\(listed.stdout)\(listed.stderr)")
+        // tail dlq in the background; a rejected event shows up as one readable line.
+        let tail = Process()
+        tail.executableURL = CLIRunner.executable
+        tail.arguments = ["tail", "dlq", "--count", "1", "--server", server.url]
+        let pipe = Pipe()
+        tail.standardOutput = pipe
+        try tail.run()
+        try await Task.sleep(for: .milliseconds(500))
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        defer { client.close() }
+        let js = try JetStream(client)
+        let good = #"job,function=start_job event="{\"jobId\":1001,\"user\":\"alice\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1718004000}" 1"#
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array((good + "\njob,function=start_job event=\"{\\\"jobId\\\":2,\\\"cluster\\\":\\\"emmy\\\"}\" 1").utf8)),
+                           messageID: "cli-1")
+        let tailed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tail.waitUntilExit()
+        #expect(tail.terminationStatus == 0)
+        #expect(tailed.contains("jobs unknown_cluster line 2:"), "\(tailed)")
+        let table = try CLIRunner.run(["query", "jobs", "cluster=fritz", "--server", server.url])
+        let rows = table.stdout.split(separator: "\n")
+        #expect(rows.contains { $0.hasPrefix("jobId") && $0.contains("jobState") }, "\(table.stdout) \(table.stderr) \(tailed)")
+        #expect(rows.contains { $0.hasPrefix("1001") && $0.contains("alice") && $0.contains("running") })
+        let json = try CLIRunner.run(["query", "jobs", "get", "jobId=1001", "--json", "--server", server.url])
+        #expect(json.status == 0 && json.stdout.contains(#""user":"alice""#))
+        let missing = try CLIRunner.run(["query", "jobs", "get", "jobId=4242", "--server", server.url])
+        #expect(missing.status == 1 && missing.stderr.contains("error 404: no job 4242 matches"))
+        let nobody = try CLIRunner.run(["query", "nodes", "--server", server.url.replacingOccurrences(of: "nats://", with: "nats://127.0.0.2:1#")])
+        #expect(nobody.status != 0)
+    }
+}
