@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // Pure line-protocol decoder/encoder: no dependencies, the hot path of every message.
@@ -41,14 +42,15 @@ let package = Package(
         // Health evaluation: topology, checks library, the evaluation engine (pure).
         .target(name: "Health", dependencies: ["Model", .product(name: "Yams", package: "Yams")]),
         // Metric buffers: rings per series, checkpoints, a job's data.json and statistics.
-        .target(name: "Metrics", dependencies: ["Model"]),
+        .target(name: "MetricBuffers", dependencies: ["Model"]),
         // Alerts: persisted alert state, sequenced publication through the outbox, maintenance windows.
         .target(name: "Alerts", dependencies: ["Health", "Model", "Store"]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "Metrics", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
+            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // A nats-server child process: the embedded default of `clusterd run`, and tests.
         .target(name: "NATSServerProcess"),
@@ -57,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "Metrics", "Model",
+                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthTests",
-            dependencies: ["Health", "Metrics", "Model"]
+            dependencies: ["Health", "MetricBuffers", "Model"]
         ),
         .testTarget(
             name: "BusTests",
@@ -79,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "Metrics", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

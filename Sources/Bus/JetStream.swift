@@ -83,6 +83,16 @@ public final class JetStream: @unchecked Sendable {
         try check(status, "create consumer \(config.durable) on \(stream)", jsErr: jerr)
     }
 
+    /// Messages of a durable consumer not yet delivered (`pending`, its lag) and delivered
+    /// but not yet acknowledged (`ackPending`).
+    public func consumerLag(stream: String, consumer: String) throws(BusError) -> (pending: UInt64, ackPending: Int64) {
+        var info: UnsafeMutablePointer<jsConsumerInfo>?
+        var jerr = jsErrCode(0)
+        try check(js_GetConsumerInfo(&info, js, stream, consumer, nil, &jerr), "consumer info \(consumer) on \(stream)", jsErr: jerr)
+        defer { jsConsumerInfo_Destroy(info) }
+        return (info!.pointee.NumPending, info!.pointee.NumAckPending)
+    }
+
     /// Binds to an existing durable pull consumer. Releasing the subscription never deletes
     /// the consumer (libnats deletes durables it created itself on unsubscribe; binding avoids that).
     public func pullSubscription(stream: String, consumer: String) throws(BusError) -> PullSubscription {

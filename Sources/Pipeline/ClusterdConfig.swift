@@ -233,6 +233,22 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         }
     }
 
+    /// clusterd's own health and metrics over HTTP.
+    public struct Observability: Sendable, Equatable, Decodable {
+        /// `host:port` of `/metrics` (Prometheus), `/healthz` and `/readyz`; empty: off.
+        public var listen = "127.0.0.1:9464"
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? listen
+        }
+
+        enum CodingKeys: String, CodingKey { case listen }
+    }
+
     /// Subjects clusterd publishes on.
     public struct Publish: Sendable, Equatable, Decodable {
         /// Dead letters go to `<prefix>.<stage>`.
@@ -269,12 +285,13 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public var nodes = Nodes()
     public var health = Health()
     public var metrics = Metrics()
+    public var observability = Observability()
     public var publish = Publish()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
     public var logLevel = "info"
 
     enum CodingKeys: String, CodingKey {
-        case nats, intake, storage, jobs, nodes, health, metrics, publish, logLevel = "log_level"
+        case nats, intake, storage, jobs, nodes, health, metrics, observability, publish, logLevel = "log_level"
     }
 
     /// The defaults.
@@ -289,6 +306,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         nodes = try c.decodeIfPresent(Nodes.self, forKey: .nodes) ?? nodes
         health = try c.decodeIfPresent(Health.self, forKey: .health) ?? health
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
+        observability = try c.decodeIfPresent(Observability.self, forKey: .observability) ?? observability
         publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
     }
@@ -328,6 +346,12 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             throw LoadError(description: "intake.mode: \"\(intake.mode)\" is not jetstream or core")
         }
         if intake.batch < 1 { throw LoadError(description: "intake.batch: must be at least 1") }
+        if !observability.listen.isEmpty {
+            let parts = observability.listen.split(separator: ":")
+            guard parts.count == 2, UInt16(parts[1]) != nil else {
+                throw LoadError(description: "observability.listen: \"\(observability.listen)\" is not host:port")
+            }
+        }
         if metrics.resolutionSeconds < 1 { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }
         if metrics.retentionHours * 3600 < metrics.resolutionSeconds {
             throw LoadError(description: "metrics.retention_hours: must hold at least one sample")
@@ -335,7 +359,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     }
 
     static let schema: [String: [String]] = [
-        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "publish", "log_level"],
+        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "observability", "publish", "log_level"],
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
@@ -345,6 +369,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "nodes": ["history_retention_hours"],
         "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
                    "history_retention_days"],
+        "observability": ["listen"],
         "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
     ]

@@ -4,7 +4,7 @@ import Foundation
 import Health
 import Jobs
 import Logging
-import Metrics
+import MetricBuffers
 import Model
 import NATSServerProcess
 import Nodes
@@ -25,6 +25,10 @@ public final class ClusterdService: @unchecked Sendable {
     private var metricIntake: MetricIntake?
     private var maintenance: MaintenanceResponder?
     private var micro: MicroService?
+    private var http: ObservabilityServer?
+    private var reader: Database?
+    /// The port of `/metrics`, `/healthz`, `/readyz` (nil when off or not bound).
+    public var observabilityPort: UInt16? { http?.port }
     /// clusterd's version, as the micro service reports it.
     public static let version = "0.4.0"
     private var checkpointer: WorkerThread?
@@ -141,6 +145,8 @@ public final class ClusterdService: @unchecked Sendable {
                                    try connection.publish(message)
                                }
                            })
+        reader = try Database(path: config.databasePath, busyTimeoutMilliseconds: 1000, readOnly: true)
+        startObservability()
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters",
                                  endpoints: api.endpoints)
@@ -158,6 +164,8 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Finishes the batch in flight, then closes the connection and the embedded server.
     public func stop() {
+        http?.stop()
+        http = nil
         micro?.stop()
         micro = nil
         maintenance?.stop()
@@ -181,6 +189,79 @@ public final class ClusterdService: @unchecked Sendable {
     /// Every table clusterd keeps.
     public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations + NodeSchema.migrations
         + AlertSchema.migrations
+
+    /// `/metrics`, `/healthz`, `/readyz` on `observability.listen`. A failure to bind is
+    /// logged and counted; clusterd runs on without it.
+    private func startObservability() {
+        let listen = config.observability.listen
+        guard !listen.isEmpty, let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else { return }
+        do {
+            let server = try ObservabilityServer(host: String(listen[..<colon]), port: port) { [weak self] path in
+                guard let self else { return (503, "text/plain", Array("stopping\n".utf8)) }
+                switch path {
+                case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", self.scrape())
+                case "/healthz": return (200, "text/plain", Array("ok\n".utf8))
+                case "/readyz":
+                    let problems = self.readiness()
+                    return problems.isEmpty ? (200, "text/plain", Array("ready\n".utf8))
+                        : (503, "text/plain", Array((problems.joined(separator: "\n") + "\n").utf8))
+                default: return (404, "text/plain", Array("try /metrics, /healthz or /readyz\n".utf8))
+                }
+            }
+            server.start()
+            http = server
+            logger.info("observability endpoint ready", metadata: ["url": "http://\(listen[..<colon]):\(server.port)/metrics"])
+        } catch {
+            counters.add("observability.bind_errors")
+            logger.error("observability endpoint not started; clusterd runs on", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// What keeps clusterd from being ready; empty when ready.
+    func readiness() -> [String] {
+        var problems: [String] = []
+        if connection?.isConnected != true { problems.append("not connected to NATS") }
+        if loops.isEmpty || health == nil { problems.append("intake and health loops not running") }
+        if (try? reader?.prepare("SELECT count(*) FROM schema_migration").first { $0.int(0) }) == nil { problems.append("database not readable") }
+        if config.intake.mode != "core", let connection {
+            for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
+                if (try? JetStream(connection, timeout: .seconds(1)).consumerLag(stream: config.intake.stream, consumer: consumer)) == nil {
+                    problems.append("consumer \(consumer) on \(config.intake.stream) not reachable")
+                }
+            }
+        }
+        return problems
+    }
+
+    /// The Prometheus exposition: counters and histograms as they move, gauges read now.
+    func scrape() -> [UInt8] {
+        let registry = counters.registry
+        registry.makeGauge(name: "clusterd_nats_connected").set(Int64(connection?.isConnected == true ? 1 : 0))
+        if let store = metricStore {
+            let usage = store.usage
+            registry.makeGauge(name: "clusterd_metric_series").set(Int64(usage.series))
+            registry.makeGauge(name: "clusterd_metric_buffer_bytes").set(Int64(usage.sampleBytes))
+            registry.makeGauge(name: "clusterd_metric_samples_dropped").set(Int64(usage.dropped))
+        }
+        if let reader {
+            let firing = (try? reader.prepare("SELECT severity, count(*) FROM alert WHERE status = 'firing' GROUP BY severity")
+                .rows { ($0.text(0), $0.int(1)) }) ?? []
+            for severity in ["CRIT", "WARN", "UNKNOWN"] {
+                registry.makeGauge(name: "clusterd_alerts_firing", labels: [("severity", severity.lowercased())])
+                    .set(firing.first { $0.0 == severity }?.1 ?? 0)
+            }
+            let pending: Int64? = try? reader.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } ?? 0
+            if let pending { registry.makeGauge(name: "clusterd_outbox_pending").set(pending) }
+        }
+        if config.intake.mode != "core", let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
+            for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
+                guard let lag = try? js.consumerLag(stream: config.intake.stream, consumer: consumer) else { continue }
+                registry.makeGauge(name: "clusterd_consumer_pending", labels: [("consumer", consumer)]).set(Int64(lag.pending))
+                registry.makeGauge(name: "clusterd_consumer_ack_pending", labels: [("consumer", consumer)]).set(lag.ackPending)
+            }
+        }
+        return registry.emitToBuffer()
+    }
 
     /// The metric buffers, restored from the last checkpoint, with a thread that writes a
     /// checkpoint every `metrics.checkpoint_interval_seconds`.

@@ -70,7 +70,9 @@ public final class IntakeLoop: @unchecked Sendable {
             }
             if deliveries.isEmpty { continue }
             do {
+                let started = ContinuousClock.now
                 let dispositions = try processor.process(deliveries.map(\.message))
+                counters.observeBatch(stage: name, messages: deliveries.count, duration: ContinuousClock.now - started)
                 failures = 0
                 for (delivery, disposition) in zip(deliveries, dispositions) {
                     if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }

@@ -2,7 +2,7 @@ import Gzip
 import Jobs
 import LineProtocol
 import Logging
-import Metrics
+import MetricBuffers
 import Model
 import Store
 

@@ -1,9 +1,16 @@
+import Prometheus
 import Synchronization
 
-/// Counters of what the pipeline did, by name (`messages`, `events.started`,
-/// `dead_letters.unknown_cluster`, ...); read by logs, tests and (later) the metrics endpoint.
+/// Counters of what the pipeline did, by dotted name (`jobs.messages`, `jobs.events.started`,
+/// `dead_letters.jobs.unknown_cluster`, ...), read by logs and tests, and the same figures in
+/// Prometheus form (``registry``) for `/metrics`: `dead_letters.<stage>.<code>` becomes
+/// `clusterd_dead_letters_total{stage,code}`, `<stage>.messages` `clusterd_messages_total{stage}`,
+/// `jobs.events.<status>` `clusterd_job_events_total{status}`, anything else
+/// `clusterd_<name with _>_total`.
 public final class PipelineCounters: Sendable {
     private let values = Mutex<[String: Int]>([:])
+    /// Every metric of this service instance, for the Prometheus exposition.
+    public let registry = PrometheusCollectorRegistry()
 
     /// Empty counters.
     public init() {}
@@ -11,6 +18,8 @@ public final class PipelineCounters: Sendable {
     /// Adds `n` to `name`.
     public func add(_ name: String, _ n: Int = 1) {
         values.withLock { $0[name, default: 0] += n }
+        let (metric, labels) = Self.prometheus(name)
+        registry.makeCounter(name: metric, labels: labels).increment(by: Int64(n))
     }
 
     /// The value of `name`.
@@ -18,4 +27,32 @@ public final class PipelineCounters: Sendable {
 
     /// All counters.
     public var snapshot: [String: Int] { values.withLock { $0 } }
+
+    /// Records one committed batch of `stage`: its size and how long it took.
+    public func observeBatch(stage: String, messages: Int, duration: Duration) {
+        registry.makeValueHistogram(name: "clusterd_batch_messages", labels: [("stage", stage)],
+                                    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]).record(Double(messages))
+        registry.makeDurationHistogram(name: "clusterd_batch_seconds", labels: [("stage", stage)],
+                                       buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                                 .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
+            .recordNanoseconds(duration.nanosecondsValue)
+    }
+
+    /// The Prometheus metric name and labels of a dotted counter name.
+    static func prometheus(_ name: String) -> (String, [(String, String)]) {
+        let parts = name.split(separator: ".").map(String.init)
+        if parts.count == 3, parts[0] == "dead_letters" { return ("clusterd_dead_letters_total", [("stage", parts[1]), ("code", parts[2])]) }
+        if parts.count == 2, parts[1] == "messages" { return ("clusterd_messages_total", [("stage", parts[0])]) }
+        if parts.count == 3, parts[0] == "jobs", parts[1] == "events" { return ("clusterd_job_events_total", [("status", parts[2])]) }
+        let flat = name.map { $0.isLetter || $0.isNumber ? $0 : "_" }
+        return ("clusterd_\(String(flat))_total", [])
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    var nanosecondsValue: Int64 {
+        let (s, a) = components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Bus
 import Foundation
 import Health
-import Metrics
+import MetricBuffers
 import Pipeline
 
 /// Metric lines per second through the metric path — decode, buffer, health evaluation —

@@ -1,5 +1,5 @@
 import Foundation
-import Metrics
+import MetricBuffers
 import Model
 import Testing
 

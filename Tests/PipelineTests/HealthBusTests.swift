@@ -2,7 +2,7 @@ import Bus
 import BusTestSupport
 import Foundation
 import Logging
-import Metrics
+import MetricBuffers
 import Model
 import Pipeline
 import Store

@@ -1,6 +1,9 @@
 import Bus
 import BusTestSupport
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Logging
 import Model
 import Pipeline
@@ -25,7 +28,7 @@ import Testing
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func startService(extraClusters: [String] = []) throws -> ClusterdService {
+    func startService(extraClusters: [String] = [], observability: String = "") throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
@@ -34,6 +37,7 @@ import Testing
         config.health.topology = Repository.path("config/topology.yaml")
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
         config.health.evaluationIntervalMilliseconds = 200
+        config.observability.listen = observability
         var logger = Logger(label: "inspect-test")
         logger.logLevel = .critical
         let service = ClusterdService(config: config, logger: logger)
@@ -161,6 +165,56 @@ import Testing
         #expect(try ask("dlq.list", #"{"stage":"jobs"}"#).0["total"] == .integer(1))
         #expect(try ask("dlq.replay", #"{"id":999999}"#).1.header("Nats-Service-Error-Code") == "404")
         #expect(try ask("dlq.replay", "{}").1.header("Nats-Service-Error-Code") == "400")
+    }
+
+    /// GET over HTTP: status and body.
+    static func get(_ url: String) async throws -> (Int, String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The value of one sample line of a Prometheus exposition.
+    static func sample(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
+
+    @Test func metricsEndpointCountsWhatWasSentAndReportsReadiness() async throws {
+        let service = try startService(observability: "127.0.0.1:0")
+        defer { service.stop() }
+        let port = try #require(service.observabilityPort)
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await Self.get(base + "/healthz").0 == 200)
+        let (readyStatus, readyBody) = try await Self.get(base + "/readyz")
+        #expect(readyStatus == 200, "\(readyBody)")
+        #expect(try await Self.get(base + "/nothing").0 == 404)
+        let js = try JetStream(client)
+        for id in 1...3 {
+            let start = #"job,function=start_job event="{\"jobId\":\#(800 + id),\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}" 1"#
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(start.utf8)), messageID: "m-\(id)")
+        }
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(#"job,function=start_job event="{\"jobId\":1,\"cluster\":\"emmy\"}" 1"#.utf8)), messageID: "m-bad")
+        try client.publish("cc.metrics.alex", Array("cpu_load,cluster=alex,hostname=a0603,type=node value=1\ncpu_load,cluster=alex value=2\n".utf8))
+        try client.flush()
+        var text = ""
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            text = try await Self.get(base + "/metrics").1
+            if Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, Self.sample(text, "clusterd_metrics_lines_total") == 1 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, "\(text)")
+        #expect(Self.sample(text, #"clusterd_job_events_total{status="started"}"#) == 3)
+        #expect(Self.sample(text, #"clusterd_dead_letters_total{stage="jobs",code="unknown_cluster"}"#) == 1)
+        #expect(Self.sample(text, #"clusterd_dead_letters_total{stage="metrics",code="missing_tag"}"#) == 1)
+        #expect(Self.sample(text, "clusterd_metrics_lines_total") == 1)
+        #expect(Self.sample(text, #"clusterd_consumer_pending{consumer="clusterd_jobs"}"#) == 0)
+        #expect(Self.sample(text, "clusterd_nats_connected") == 1)
+        #expect((Self.sample(text, #"clusterd_batch_seconds_count{stage="jobs"}"#) ?? 0) >= 1)
+        #expect(text.contains("# TYPE clusterd_batch_messages histogram"))
+        #expect(Self.sample(text, #"clusterd_alerts_firing{severity="crit"}"#) == 0)
     }
 
     @Test func serviceDiscoveryAnswersAsTheNatsCLIExpects() async throws {

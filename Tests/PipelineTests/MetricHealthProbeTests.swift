@@ -1,4 +1,4 @@
-import Metrics
+import MetricBuffers
 import Model
 import Nodes
 @testable import Pipeline
