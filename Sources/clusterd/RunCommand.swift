@@ -27,6 +27,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
     var logLevel: String?
 
+    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line, for log shippers.")
+    var logFormat = "text"
+
     func run() throws {
         var settings = ClusterdConfig()
         if let config {
@@ -38,7 +41,9 @@ struct RunCommand: ParsableCommand {
         if let dataDir { settings.storage.dataDir = dataDir }
         if let logLevel { settings.logLevel = logLevel }
         guard let level = Logger.Level(rawValue: settings.logLevel) else { throw ValidationError("unknown log level \(settings.logLevel)") }
-        var logger = Logger(label: "clusterd") { StreamLogHandler.standardError(label: $0) }
+        guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format is text or json") }
+        var logger = logFormat == "json" ? Logger(label: "clusterd") { JSONLogHandler(label: $0) }
+            : Logger(label: "clusterd") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = level
 
         let service = ClusterdService(config: settings, logger: logger)

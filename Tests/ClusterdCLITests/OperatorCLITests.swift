@@ -80,7 +80,34 @@ import Testing
         #expect(json.status == 0 && json.stdout.contains(#""user":"alice""#))
         let missing = try CLIRunner.run(["query", "jobs", "get", "jobId=4242", "--server", server.url])
         #expect(missing.status == 1 && missing.stderr.contains("error 404: no job 4242 matches"))
+        let letters = try CLIRunner.run(["dlq", "list", "stage=jobs", "--server", server.url])
+        #expect(letters.status == 0 && letters.stdout.contains("unknown_cluster") && letters.stdout.contains("total: 1"), "\(letters.stdout)")
+        let replay = try CLIRunner.run(["dlq", "replay", "stage=jobs", "code=unknown_cluster", "--server", server.url])
+        #expect(replay.status == 0 && replay.stdout.contains("count: 1"), "\(replay.stdout)\(replay.stderr)")
         let nobody = try CLIRunner.run(["query", "nodes", "--server", server.url.replacingOccurrences(of: "nats://", with: "nats://127.0.0.2:1#")])
         #expect(nobody.status != 0)
+    }
+
+    @Test func jsonLogsAreOneObjectPerLine() async throws {
+        let run = Process()
+        run.executableURL = CLIRunner.executable
+        run.arguments = ["run", "--config", "config/clusterd.yaml", "--nats-url", server.url, "--data-dir",
+                         directory.appendingPathComponent("json").path, "--log-format", "json"]
+        run.currentDirectoryURL = CLIRunner.packageRoot
+        let pipe = Pipe()
+        run.standardError = pipe
+        run.standardOutput = FileHandle.nullDevice
+        try run.run()
+        try await Task.sleep(for: .seconds(2))
+        run.terminate()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        run.waitUntilExit()
+        let lines = text.split(separator: "\n")
+        #expect(lines.count >= 3, "\(text)")
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] is String && object?["message"] is String && object?["time"] is String, "\(line)")
+        }
+        #expect(text.contains(#""message":"clusterd running""#))
     }
 }
