@@ -327,7 +327,11 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     /// Parses YAML text; `file` names it in errors.
     public static func parse(_ yaml: String, file: String) throws(LoadError) -> ClusterdConfig {
         do {
-            if let node = try Yams.compose(yaml: yaml) { try checkKeys(node, schema: Self.schema, path: "") }
+            if let node = try Yams.compose(yaml: yaml) {
+                // All of them at once, each on its own line: a typo must not hide the next.
+                let problems = unknownKeys(node, schema: Self.schema, path: "")
+                if !problems.isEmpty { throw LoadError(description: problems.joined(separator: "\n\(file): ")) }
+            }
             if yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return ClusterdConfig() }
             let config = try YAMLDecoder().decode(ClusterdConfig.self, from: yaml)
             try config.validate()
@@ -374,16 +378,19 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
     ]
 
-    static func checkKeys(_ node: Node, schema: [String: [String]], path: String) throws(LoadError) {
-        guard case .mapping(let mapping) = node else { return }
-        guard let allowed = schema[path] else { return }
+    /// Every unknown key of the file, each as `line N: unknown key "a.b" (allowed: ...)`.
+    static func unknownKeys(_ node: Node, schema: [String: [String]], path: String) -> [String] {
+        guard case .mapping(let mapping) = node, let allowed = schema[path] else { return [] }
+        var problems: [String] = []
         for (key, value) in mapping {
             let name = key.string ?? ""
-            guard allowed.contains(name) else {
-                throw LoadError(description: "line \(key.mark?.line ?? 0): unknown key \"\(path.isEmpty ? name : path + "." + name)\" (allowed: \(allowed.joined(separator: ", ")))")
+            if !allowed.contains(name) {
+                problems.append("line \(key.mark?.line ?? 0): unknown key \"\(path.isEmpty ? name : path + "." + name)\" (allowed: \(allowed.joined(separator: ", ")))")
+            } else if path.isEmpty {
+                problems += unknownKeys(value, schema: schema, path: name)
             }
-            if path.isEmpty { try checkKeys(value, schema: schema, path: name) }
         }
+        return problems
     }
 
     static func describe(_ e: DecodingError) -> String {

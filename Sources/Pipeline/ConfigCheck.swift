@@ -20,7 +20,7 @@ public enum ConfigCheck {
             config = try ClusterdConfig.load(path: path)
             report.checked.append("\(path): \(config.intake.mode) intake, data in \(config.storage.dataDir)")
         } catch {
-            report.problems.append(error.description)
+            report.problems += error.description.split(separator: "\n").map(String.init)
             return report
         }
         for file in config.jobs.clusterFiles {
