@@ -45,9 +45,11 @@ let package = Package(
         .target(name: "MetricBuffers", dependencies: ["Model"]),
         // Alerts: persisted alert state, sequenced publication through the outbox, maintenance windows.
         .target(name: "Alerts", dependencies: ["Health", "Model", "Store"]),
+        // Fleet records: managed servers, heartbeats, pull health checks, summary.
+        .target(name: "Fleet", dependencies: ["Model", "Store"]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
+            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -81,7 +83,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

@@ -65,7 +65,7 @@ public final class AlertBook: @unchecked Sendable {
                     """).run([
                         .text(fp), .text(t.key.check), .text(t.key.cluster), .text(t.key.entity), .text(t.key.component),
                         .text(t.placement?.rack ?? ""), .text(t.placement?.room ?? ""), .text(t.placement?.site ?? ""),
-                        .text(Self.labels(t.key, scope: t.scope, placement: t.placement, severity: t.severity).jsonText), .text(t.summary),
+                        .text(Self.labels(t).jsonText), .text(t.summary),
                         .text(t.severity.rawValue), .text(t.status.rawValue), .integer(t.startsAt), t.endsAt.map(SQLValue.integer) ?? .null,
                         .integer(t.status == .firing ? t.at : (t.endsAt ?? t.at)), t.value.map(SQLValue.real) ?? .null,
                         .integer(t.flapping ? 1 : 0), .integer(sequence), .integer(silenced ? 1 : 0), .integer(announced ? 1 : 0),
@@ -186,9 +186,15 @@ public final class AlertBook: @unchecked Sendable {
         try outbox.append(OutboxMessage(subject: subject, messageID: id, payload: Array(payload.jsonText.utf8)))
     }
 
-    static func labels(_ key: AlertKey, scope: Check.Scope, placement: Placement?, severity: Severity) -> JSONValue {
+    static func labels(_ t: HealthTransition) -> JSONValue {
+        let key = t.key, scope = t.scope, placement = t.placement, severity = t.severity
         var b = JSONObjectBuilder()
         b.add("alertname", key.check)
+        if !t.labels.isEmpty {
+            for (k, v) in t.labels { b.add(k, v) }
+            b.add("severity", severity.token)
+            return b.value
+        }
         if !key.cluster.isEmpty { b.add("cluster", key.cluster) }
         if scope == .rack { b.add("rack", key.entity) } else { b.add("hostname", key.entity) }
         if !key.component.isEmpty { b.add("component", key.component) }

@@ -46,6 +46,15 @@ public struct HealthTransition: Sendable, Equatable {
     public var summary: String
     /// When the transition happened.
     public var at: Int64
+    /// Labels that replace the topology ones (alertname and severity are always set):
+    /// fleet alerts carry organization, server, region and environment instead.
+    public var labels: [(key: String, value: String)] = []
+
+    public static func == (a: HealthTransition, b: HealthTransition) -> Bool {
+        a.key == b.key && a.scope == b.scope && a.status == b.status && a.severity == b.severity && a.placement == b.placement
+            && a.startsAt == b.startsAt && a.endsAt == b.endsAt && a.flapping == b.flapping && a.value == b.value && a.name == b.name
+            && a.summary == b.summary && a.at == b.at && a.labels.elementsEqual(b.labels) { $0.key == $1.key && $0.value == $1.value }
+    }
 
     /// A transition.
     public init(key: AlertKey, scope: Check.Scope, status: Status, severity: Severity, placement: Placement?, startsAt: Int64,

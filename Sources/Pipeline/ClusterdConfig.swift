@@ -233,6 +233,30 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         }
     }
 
+    /// The fleet poller.
+    public struct FleetSettings: Sendable, Equatable, Decodable {
+        /// How often every active server is checked.
+        public var checkIntervalSeconds = 30
+        /// Total timeout of one `GET {api_url}/health` (connect included).
+        public var timeoutSeconds = 5
+        /// Checks running at the same time.
+        public var concurrency = 10
+
+        /// The defaults.
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            checkIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .checkIntervalSeconds) ?? checkIntervalSeconds
+            timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? timeoutSeconds
+            concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case checkIntervalSeconds = "check_interval_seconds", timeoutSeconds = "timeout_seconds", concurrency
+        }
+    }
+
     /// clusterd's own health and metrics over HTTP.
     public struct Observability: Sendable, Equatable, Decodable {
         /// `host:port` of `/metrics` (Prometheus), `/healthz` and `/readyz`; empty: off.
@@ -286,12 +310,13 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public var health = Health()
     public var metrics = Metrics()
     public var observability = Observability()
+    public var fleet = FleetSettings()
     public var publish = Publish()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
     public var logLevel = "info"
 
     enum CodingKeys: String, CodingKey {
-        case nats, intake, storage, jobs, nodes, health, metrics, observability, publish, logLevel = "log_level"
+        case nats, intake, storage, jobs, nodes, health, metrics, observability, fleet, publish, logLevel = "log_level"
     }
 
     /// The defaults.
@@ -307,6 +332,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         health = try c.decodeIfPresent(Health.self, forKey: .health) ?? health
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
         observability = try c.decodeIfPresent(Observability.self, forKey: .observability) ?? observability
+        fleet = try c.decodeIfPresent(FleetSettings.self, forKey: .fleet) ?? fleet
         publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
     }
@@ -363,7 +389,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     }
 
     static let schema: [String: [String]] = [
-        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "observability", "publish", "log_level"],
+        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "observability", "fleet", "publish", "log_level"],
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
@@ -374,6 +400,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
                    "history_retention_days"],
         "observability": ["listen"],
+        "fleet": ["check_interval_seconds", "timeout_seconds", "concurrency"],
         "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
     ]

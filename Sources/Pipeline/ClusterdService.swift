@@ -1,5 +1,6 @@
 import Alerts
 import Bus
+import Fleet
 import Foundation
 import Health
 import Jobs
@@ -25,6 +26,7 @@ public final class ClusterdService: @unchecked Sendable {
     private var metricIntake: MetricIntake?
     private var maintenance: MaintenanceResponder?
     private var micro: MicroService?
+    private var fleet: FleetService?
     private var http: ObservabilityServer?
     private var reader: Database?
     /// The port of `/metrics`, `/healthz`, `/readyz` (nil when off or not bound).
@@ -147,9 +149,13 @@ public final class ClusterdService: @unchecked Sendable {
                            })
         reader = try Database(path: config.databasePath, busyTimeoutMilliseconds: 1000, readOnly: true)
         startObservability()
+        let fleet = try FleetService(connection: connection, database: try openDatabase(), alertDatabase: try openDatabase(),
+                                     publisher: publisher, config: config, counters: counters, logger: logger)
+        self.fleet = fleet
+        fleet.start()
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
-                                 description: "clusterd query API: jobs, nodes, health, alerts, dead letters",
-                                 endpoints: api.endpoints)
+                                 description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
+                                 endpoints: api.endpoints + fleet.endpoints)
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
             for s in samples {
                 var id = s.tag("type-id") ?? ""
@@ -168,6 +174,8 @@ public final class ClusterdService: @unchecked Sendable {
         http = nil
         micro?.stop()
         micro = nil
+        fleet?.stop()
+        fleet = nil
         maintenance?.stop()
         maintenance = nil
         metricIntake?.stop()
@@ -188,7 +196,7 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Every table clusterd keeps.
     public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations + NodeSchema.migrations
-        + AlertSchema.migrations
+        + AlertSchema.migrations + FleetSchema.migrations
 
     /// `/metrics`, `/healthz`, `/readyz` on `observability.listen`. A failure to bind is
     /// logged and counted; clusterd runs on without it.
@@ -196,9 +204,9 @@ public final class ClusterdService: @unchecked Sendable {
         let listen = config.observability.listen
         guard !listen.isEmpty, let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else { return }
         do {
-            let server = try ObservabilityServer(host: String(listen[..<colon]), port: port) { [weak self] path in
+            let server = try ObservabilityServer(host: String(listen[..<colon]), port: port) { [weak self] request in
                 guard let self else { return (503, "text/plain", Array("stopping\n".utf8)) }
-                switch path {
+                switch request.path {
                 case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", self.scrape())
                 case "/healthz": return (200, "text/plain", Array("ok\n".utf8))
                 case "/readyz":

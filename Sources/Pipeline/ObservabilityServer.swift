@@ -8,14 +8,20 @@ public final class ObservabilityServer: @unchecked Sendable {
     /// A response: status code, content type, body.
     public typealias Response = (status: Int, contentType: String, body: [UInt8])
 
+    /// A request: its path (without query) and its headers (names lower-cased).
+    public struct Request: Sendable {
+        public var path: String
+        public var headers: [String: String]
+    }
+
     private let socket: Int32
     /// The port it listens on (the real one when 0 was asked for).
     public let port: UInt16
-    private let handler: @Sendable (String) -> Response
+    private let handler: @Sendable (Request) -> Response
     private let worker = WorkerThread()
 
     /// Listens on `host:port` (port 0: any free port).
-    public init(host: String, port: UInt16, handler: @escaping @Sendable (String) -> Response) throws {
+    public init(host: String, port: UInt16, handler: @escaping @Sendable (Request) -> Response) throws {
         self.handler = handler
         let fd = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ServerError("socket: \(String(cString: strerror(errno)))") }
@@ -79,10 +85,16 @@ public final class ObservabilityServer: @unchecked Sendable {
             request += chunk[0..<n]
             if request.count >= 4, request.suffix(4) == [13, 10, 13, 10] { break }
         }
-        let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self).split(separator: " ")
+        let lines = String(decoding: request, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
+        let line = (lines.first ?? "").split(separator: " ")
+        var headers: [String: String] = [:]
+        for header in lines.dropFirst() {
+            guard let colon = header.firstIndex(of: ":") else { continue }
+            headers[header[..<colon].lowercased()] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
         let response: Response
         if line.count >= 2, line[0] == "GET" {
-            response = handler(String(line[1].split(separator: "?").first ?? ""))
+            response = handler(Request(path: String(line[1].split(separator: "?").first ?? ""), headers: headers))
         } else {
             response = (405, "text/plain", Array("only GET\n".utf8))
         }

@@ -1,0 +1,43 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Blocking HTTP GETs with a total timeout and an optional bearer token, through
+/// FoundationNetworking (libcurl underneath), sharing one session (a new session per call
+/// costs seconds on first use). For the fleet poller's threads.
+final class HTTPProbe: Sendable {
+    let session: URLSession
+
+    /// A probe whose calls give up after `timeout` seconds.
+    init(timeout: TimeInterval) {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = timeout
+        configuration.timeoutIntervalForResource = timeout
+        configuration.httpMaximumConnectionsPerHost = 2
+        session = URLSession(configuration: configuration)
+    }
+
+    deinit { session.finishTasksAndInvalidate() }
+
+    /// Status and body, or the transport error; and how long it took.
+    func get(_ url: URL, token: String?, timeout: TimeInterval) -> (status: Int?, body: [UInt8], error: String?, milliseconds: Int64) {
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<(Int?, [UInt8], String?)>()
+        let started = DispatchTime.now().uptimeNanoseconds
+        session.dataTask(with: request) { data, response, error in
+            if let error {
+                box.value = (nil, [], (error as NSError).localizedDescription)
+            } else {
+                box.value = ((response as? HTTPURLResponse)?.statusCode, Array(data ?? Data()), nil)
+            }
+            done.signal()
+        }.resume()
+        if done.wait(timeout: .now() + timeout + 1) == .timedOut { box.value = (nil, [], "timed out after \(timeout) s") }
+        let ms = Int64((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
+        let (status, body, error) = box.value ?? (nil, [], "no answer")
+        return (status, body, error, ms)
+    }
+}

@@ -1,0 +1,200 @@
+import Bus
+import BusTestSupport
+import Foundation
+import Logging
+import Model
+import Pipeline
+import Testing
+
+/// The fleet through a real nats-server, with real HTTP servers on loopback playing the
+/// managed servers.
+@Suite(.serialized) final class FleetBusTests {
+    typealias Collector = ServiceBusTests.Collector
+    let server: NATSServer
+    let directory: URL
+    let client: BusConnection
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-fleet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        client = try BusConnection(ConnectionOptions(servers: [server.url], name: "fleet-admin"))
+    }
+
+    deinit {
+        client.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Log lines of the service, to check what it never writes.
+    final class LogSink: @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+        func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
+        var all: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
+    }
+
+    struct SinkHandler: LogHandler {
+        let sink: LogSink
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+        func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            sink.add("\(level) \(message) \(metadata.merging(extra ?? [:]) { $1 })")
+        }
+    }
+
+    func startService(logs: LogSink) throws -> ClusterdService {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.fleet.checkIntervalSeconds = 1
+        config.fleet.timeoutSeconds = 1
+        config.observability.listen = ""
+        let service = ClusterdService(config: config, logger: Logger(label: "fleet-test") { _ in SinkHandler(sink: logs) })
+        try service.start()
+        return service
+    }
+
+    func ask(_ org: String, _ verb: String, _ body: String) throws -> (JSONValue, BusMessage) {
+        let reply = try client.request(BusMessage(subject: "fleet.\(org).api.\(verb)", data: Array(body.utf8)), timeout: .seconds(10))
+        return (try JSONValue.parse(reply.data), reply)
+    }
+
+    func health(_ org: String, _ name: String) throws -> String? {
+        try ask(org, "get", #"{"name":"\#(name)"}"#).0["server"]?["health"]?.stringValue
+    }
+
+    /// A managed server's health API: answers `body` with `status` after `delay`.
+    final class FakeServer: @unchecked Sendable {
+        let lock = NSLock()
+        var status = 200
+        var body = #"{"status":"ok","database":{"status":"ok"},"redis":{"status":"ok"},"services":{"healthy":true}}"#
+        var delay = 0.0
+        var authorization: [String] = []
+        var http: ObservabilityServer!
+
+        init(status: Int = 200, body: String? = nil, delay: Double = 0) throws {
+            self.status = status
+            if let body { self.body = body }
+            self.delay = delay
+            http = try ObservabilityServer(host: "127.0.0.1", port: 0) { [unowned self] request in
+                lock.lock()
+                authorization.append(request.headers["authorization"] ?? "")
+                let (s, b, d) = (self.status, self.body, self.delay)
+                lock.unlock()
+                if d > 0 { Thread.sleep(forTimeInterval: d) }
+                return (s, "application/json", Array(b.utf8))
+            }
+            http.start()
+        }
+
+        var url: String { "http://127.0.0.1:\(http.port)" }
+        func set(status: Int, body: String) { lock.lock(); self.status = status; self.body = body; lock.unlock() }
+        var seenAuthorization: [String] { lock.lock(); defer { lock.unlock() }; return authorization }
+    }
+
+    @Test func pullChecksGiveTheRightHealthHistoryAndOneAlertPerTransition() async throws {
+        let secret = "s3cr3t-\(UUID().uuidString)"
+        setenv("FLEET_TEST_TOKEN", secret, 1)
+        let healthy = try FakeServer()
+        let degraded = try FakeServer(body: #"{"status":"ok","database":"ok","redis":"ok","services":{"healthy":false}}"#)
+        let failing = try FakeServer(status: 500, body: "oops")
+        let garbage = try FakeServer(body: "<html>hello</html>")
+        let slow = try FakeServer(delay: 3)
+        let refused = try FakeServer()
+        let refusedURL = refused.url
+        refused.http.stop()
+        defer { for s in [healthy, degraded, failing, garbage, slow] { s.http.stop() } }
+        let logs = LogSink()
+        let service = try startService(logs: logs)
+        defer { service.stop() }
+        let alerts = Collector()
+        let sub = try client.subscribe("clusterd.alert.>") { alerts.add($0) }
+        try client.flush()
+        let servers = [("web1", healthy.url), ("web2", degraded.url), ("web3", failing.url), ("web4", garbage.url), ("web5", slow.url), ("web6", refusedURL)]
+        for (name, url) in servers {
+            let (reply, message) = try ask("acme", "register", #"{"name":"\#(name)","apiUrl":"\#(url)","tokenRef":"env:FLEET_TEST_TOKEN","region":"eu","environment":"prod","tags":["web"]}"#)
+            #expect(message.header("Nats-Service-Error") == nil, "\(reply.jsonText)")
+        }
+        let expected = ["web1": "healthy", "web2": "degraded", "web3": "critical", "web4": "unknown", "web5": "unreachable", "web6": "unreachable"]
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, try servers.contains(where: { try health("acme", $0.0) != expected[$0.0] }) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        for (name, _) in servers { #expect(try health("acme", name) == expected[name], "\(name)") }
+        // Five problems, five alerts, one each, with fleet labels; more polls add none.
+        try await Task.sleep(for: .seconds(3))
+        let firing = alerts.messages.compactMap { try? JSONValue.parse($0.data) }
+        #expect(firing.count == 5, "\(firing.map(\.jsonText))")
+        #expect(Set(firing.compactMap { $0["labels"]?["server"]?.stringValue }) == ["web2", "web3", "web4", "web5", "web6"])
+        let web3 = try #require(firing.first { $0["labels"]?["server"] == .string("web3") })
+        #expect(web3["labels"]?["organization"] == .string("acme") && web3["labels"]?["severity"] == .string("crit")
+                && web3["labels"]?["region"] == .string("eu"))
+        #expect(alerts.messages.first { $0.subject.hasSuffix(".web2") }?.subject == "clusterd.alert.warn.acme.web2")
+        // History rows per check, with the reason.
+        let (checks, _) = try ask("acme", "checks", #"{"name":"web3","limit":2}"#)
+        guard case .array(let rows)? = checks["checks"] else { throw TestFailure("no checks") }
+        #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == .string("critical") && $0["error"] == .string("HTTP 500") })
+        // Recovery: one resolve.
+        degraded.set(status: 200, body: healthy.body)
+        let until = Date().addingTimeInterval(10)
+        while alerts.messages.count < 6 && Date() < until { try await Task.sleep(for: .milliseconds(100)) }
+        let last = try JSONValue.parse(try #require(alerts.messages.last).data)
+        #expect(last["status"] == .string("resolved") && last["labels"]?["server"] == .string("web2"))
+        // The token went to the server as a bearer token, and nowhere else.
+        #expect(healthy.seenAuthorization.contains("Bearer \(secret)"))
+        let db = try Data(contentsOf: directory.appendingPathComponent("data/clusterd.db"))
+            + ((try? Data(contentsOf: directory.appendingPathComponent("data/clusterd.db-wal"))) ?? Data())
+        #expect(db.range(of: Data(secret.utf8)) == nil)
+        #expect(!logs.all.contains(secret))
+        // Summary, and another organization sees nothing of acme.
+        let summary = try ask("acme", "summary", "{}").0
+        #expect(summary["totalServers"] == .integer(6) && summary["byHealth"]?["unreachable"] == .integer(2))
+        #expect(try ask("globex", "get", #"{"name":"web1"}"#).1.header("Nats-Service-Error-Code") == "404")
+        #expect(try ask("globex", "list", "{}").0["total"] == .integer(0))
+        _ = sub
+    }
+
+    @Test func theDocumentedRegistrationIsAccepted() throws {
+        let service = try startService(logs: LogSink())
+        defer { service.stop() }
+        let doc = try String(contentsOfFile: Repository.path("subjects/fleet.api.md"), encoding: .utf8)
+        let example = try #require(SubjectExamplesTests.blocks(doc, info: "json request=register").first)
+        let (reply, message) = try ask("acme", "register", example)
+        #expect(message.header("Nats-Service-Error") == nil, "\(reply.jsonText)")
+        #expect(reply["server"]?["tokenRef"] == .string("env:WEB1_TOKEN") && reply["server"]?["health"] == .string("unknown"))
+        let (refused, _) = try ask("acme", "register", #"{"name":"x","token":"plain"}"#)
+        #expect(refused["code"] == .integer(400))
+        #expect(try ask("acme", "register", #"{"name":"a.b"}"#).1.header("Nats-Service-Error-Code") == "400")
+    }
+
+    @Test func aServerThatStopsHeartbeatingIsUnreachableAndRecovers() async throws {
+        let logs = LogSink()
+        let service = try startService(logs: logs)
+        defer { service.stop() }
+        let alerts = Collector()
+        let sub = try client.subscribe("clusterd.alert.*.acme.hb1") { alerts.add($0) }
+        try client.flush()
+        _ = try ask("acme", "register", #"{"name":"hb1","heartbeatSeconds":2}"#)
+        func beat() throws { try client.publish("fleet.acme.hb1.heartbeat", Array(#"{"version":"1.2.3"}"#.utf8)); try client.flush() }
+        for _ in 0..<6 {
+            try beat()
+            try await Task.sleep(for: .milliseconds(400))
+        }
+        #expect(try health("acme", "hb1") == "healthy")
+        #expect(try ask("acme", "get", #"{"name":"hb1"}"#).0["server"]?["version"] == .string("1.2.3"))
+        #expect(alerts.messages.isEmpty)
+        // Silent: unreachable after the 2 s allowance, one alert.
+        let deadline = Date().addingTimeInterval(10)
+        while alerts.messages.isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try health("acme", "hb1") == "unreachable")
+        // Back: resolved.
+        try beat()
+        let until = Date().addingTimeInterval(10)
+        while alerts.messages.count < 2 && Date() < until { try await Task.sleep(for: .milliseconds(100)) }
+        let statuses = alerts.messages.compactMap { try? JSONValue.parse($0.data)["status"]?.stringValue }
+        #expect(statuses == ["firing", "resolved"])
+        _ = sub
+    }
+}
