@@ -197,4 +197,29 @@ import Testing
         #expect(statuses == ["firing", "resolved"])
         _ = sub
     }
+
+    @Test func organizationsAreIsolatedByTheBrokersPermissions() throws {
+        let broker = try NATSServer(arguments: ["-c", Repository.path("config/nats-server.conf")])
+        var config = ClusterdConfig()
+        config.nats.servers = [broker.url]
+        config.nats.user = "clusterd"
+        config.nats.password = "clusterd-example-password"
+        config.storage.dataDir = directory.appendingPathComponent("isolated").path
+        config.observability.listen = ""
+        var logger = Logger(label: "fleet-perm")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        defer { service.stop() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Repository.path("scripts/org-isolation-check.py"), broker.url]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(out)")
+        #expect(out.contains("cross-organization request refused by the broker") && out.contains("spoofed heartbeat refused"), "\(out)")
+    }
 }
