@@ -57,6 +57,14 @@ async def main():
     assert any('publish to "fleet.globex.web9.heartbeat"' in e for e in acme_errors), acme_errors
     print("spoofed heartbeat refused, globex's record unchanged")
 
+    await acme.subscribe("fleet.acme.web1.operation")
+    await acme.subscribe("fleet.globex.web9.operation")
+    await acme.flush()
+    await asyncio.sleep(0.2)
+    assert not any('"fleet.acme.web1.operation"' in e for e in acme_errors), acme_errors
+    assert any('subscription to "fleet.globex.web9.operation"' in e for e in acme_errors), acme_errors
+    print("operations: own servers' subject allowed, another organization's refused")
+
     listed = json.loads((await acme.request("fleet.acme.api.list", b"{}", timeout=5)).data)
     assert [s["name"] for s in listed["servers"]] == ["web1"], listed
     assert not globex_errors, globex_errors

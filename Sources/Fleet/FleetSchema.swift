@@ -43,5 +43,41 @@ public enum FleetSchema {
                 error_message TEXT NOT NULL DEFAULT '');
             CREATE INDEX fleet_health_check_server ON fleet_health_check (server_id, at);
             """),
+        Migration(module: "fleet", version: 2, sql: """
+            CREATE TABLE fleet_group (
+                id INTEGER PRIMARY KEY,
+                organization TEXT NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                tags TEXT NOT NULL DEFAULT '[]',
+                regions TEXT NOT NULL DEFAULT '[]',
+                environments TEXT NOT NULL DEFAULT '[]',
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                UNIQUE (organization, name));
+            CREATE TABLE fleet_group_member (
+                group_id INTEGER NOT NULL REFERENCES fleet_group (id) ON DELETE CASCADE,
+                server_id TEXT NOT NULL REFERENCES fleet_server (id) ON DELETE CASCADE,
+                added_at INTEGER NOT NULL,
+                PRIMARY KEY (group_id, server_id)) WITHOUT ROWID;
+            -- One row per fleet operation: the audit record (who, when, what, targets, outcome).
+            CREATE TABLE fleet_operation (
+                id TEXT PRIMARY KEY,
+                organization TEXT NOT NULL,
+                operation_type TEXT NOT NULL,
+                parameters TEXT NOT NULL DEFAULT '{}',
+                targets TEXT NOT NULL DEFAULT '{}',
+                initiated_by TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'partial')),
+                total_servers INTEGER NOT NULL DEFAULT 0,
+                completed_servers INTEGER NOT NULL DEFAULT 0,
+                failed_servers INTEGER NOT NULL DEFAULT 0,
+                results TEXT NOT NULL DEFAULT '{}',
+                error_summary TEXT NOT NULL DEFAULT '',
+                created_at INTEGER NOT NULL,
+                started_at INTEGER,
+                completed_at INTEGER);
+            CREATE INDEX fleet_operation_org ON fleet_operation (organization, created_at);
+            """),
     ]
 }

@@ -14,6 +14,7 @@ import Store
 /// every change of health into an alert (`clusterd.alert.<severity>.<org>.<server>`).
 public final class FleetService: @unchecked Sendable {
     let registry: FleetRegistry
+    let connection: BusConnection
     let book: AlertBook
     let publisher: OutboxPublisher
     let config: ClusterdConfig
@@ -29,6 +30,7 @@ public final class FleetService: @unchecked Sendable {
     public init(connection: BusConnection, database: Database, alertDatabase: Database, publisher: OutboxPublisher,
                 config: ClusterdConfig, counters: PipelineCounters, logger: Logger) throws {
         registry = FleetRegistry(database: database)
+        self.connection = connection
         book = AlertBook(database: alertDatabase, prefix: config.health.alertPrefix, resendInterval: Int64(config.health.resendIntervalSeconds))
         self.publisher = publisher
         probe = HTTPProbe(timeout: Double(config.fleet.timeoutSeconds))
@@ -43,7 +45,8 @@ public final class FleetService: @unchecked Sendable {
 
     /// The registry endpoints, served by the `clusterd` micro service.
     var endpoints: [MicroService.Endpoint] {
-        ["register", "update", "deregister", "get", "list", "summary", "checks"].map { verb in
+        ["register", "update", "deregister", "get", "list", "summary", "checks", "group.save", "group.get", "group.list", "group.delete",
+         "operation.start", "operation.get", "operation.list"].map { verb in
             MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
                                   metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
                 try answer(verb, m)
@@ -51,10 +54,11 @@ public final class FleetService: @unchecked Sendable {
         }
     }
 
-    private func answer(_ verb: String, _ message: BusMessage) throws(MicroService.Failure) -> [UInt8] {
+    private func answer(_ endpoint: String, _ message: BusMessage) throws(MicroService.Failure) -> [UInt8] {
         let tokens = message.subject.split(separator: ".")
-        guard tokens.count == 4 else { throw MicroService.Failure(400, "subject must be fleet.<organization>.api.<verb>") }
+        guard tokens.count >= 4 else { throw MicroService.Failure(400, "subject must be fleet.<organization>.api.<verb>") }
         let org = String(tokens[1])
+        let verb = tokens.dropFirst(3).joined(separator: ".")
         let now = Int64(Date().timeIntervalSince1970)
         lock.lock()
         defer { lock.unlock() }
@@ -77,6 +81,32 @@ public final class FleetService: @unchecked Sendable {
                     reply = verb == "get" ? .object([("server", server.json)])
                         : .object([("checks", .array(try registry.checks(server, limit: try o.int("limit", 1...1000) ?? 50)))])
                 }
+            case "group.save": reply = .object([("group", try registry.saveGroup(org, request, now: now))])
+            case "group.get", "group.delete":
+                guard let name = try StrictObject(request, allowed: ["name"]).string("name") else { throw MicroService.Failure(400, "name is required") }
+                if verb == "group.get" {
+                    reply = .object([("group", try registry.group(org, name))])
+                } else {
+                    try registry.deleteGroup(org, name)
+                    reply = .object([("deleted", .string(name))])
+                }
+            case "group.list": reply = .object([("groups", .array(try registry.groups(org)))])
+            case "operation.start":
+                let (id, servers, timeout) = try registry.createOperation(org, request, now: now)
+                logger.notice("fleet operation started", metadata: ["organization": "\(org)", "operation": "\(id)",
+                                                                     "type": "\(request["type"]?.stringValue ?? "")",
+                                                                     "by": "\(request["initiatedBy"]?.stringValue ?? "")", "servers": "\(servers.count)"])
+                let body = JSONValue.object([("operationId", .string(id)), ("type", request["type"] ?? .null),
+                                             ("parameters", request["parameters"] ?? .object([]))])
+                fanOut(org: org, id: id, servers: servers, body: body, timeout: timeout)
+                reply = .object([("operation", try registry.operation(org, id) ?? .null)])
+            case "operation.get":
+                guard let id = try StrictObject(request, allowed: ["id"]).string("id") else { throw MicroService.Failure(400, "id is required") }
+                guard let op = try registry.operation(org, id) else { throw MicroService.Failure(404, "no operation \(id) in \(org)") }
+                reply = .object([("operation", op)])
+            case "operation.list":
+                let limit = try StrictObject(request, allowed: ["limit"]).int("limit", 1...1000) ?? 50
+                reply = .object([("operations", .array(try registry.operations(org, limit: limit)))])
             case "list":
                 let o = try StrictObject(request, allowed: ["status", "health", "region", "environment", "tag"])
                 let servers = try registry.list(org, status: try o.string("status"), health: try o.string("health"), region: try o.string("region"),
@@ -95,6 +125,58 @@ public final class FleetService: @unchecked Sendable {
         } catch {
             throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
         }
+    }
+
+    /// Sends the operation to every target's `fleet.<org>.<server>.operation` subject (at most
+    /// `fleet.concurrency` at a time, each waiting `timeout` seconds for its answer) on a
+    /// thread of its own, then records the outcome: `{"ok": true}` counts as done; an error
+    /// answer, no responder or no answer in time as failed.
+    private func fanOut(org: String, id: String, servers: [ManagedServer], body: JSONValue, timeout: Int64) {
+        let payload = Array(body.jsonText.utf8)
+        Thread { [self] in
+            lock.lock()
+            try? registry.startOperation(id, now: Int64(Date().timeIntervalSince1970))
+            lock.unlock()
+            let results = IndexedResults<(server: String, ok: Bool, detail: String)>(count: servers.count, initial: ("", false, "not sent"))
+            Self.concurrently(servers.count, limit: config.fleet.concurrency) { [self] i in
+                let server = servers[i]
+                let subject = "fleet.\(org).\(server.name).operation"
+                do {
+                    let reply = try connection.request(BusMessage(subject: subject, data: payload), timeout: .seconds(timeout))
+                    let answer = try? JSONValue.parse(reply.data)
+                    if answer?["ok"] == .bool(true) {
+                        results.set(i, (server.name, true, answer?["message"]?.stringValue ?? "done"))
+                    } else {
+                        results.set(i, (server.name, false, answer?["error"]?.stringValue ?? "answered without ok: \(reply.text.prefix(200))"))
+                    }
+                } catch {
+                    results.set(i, (server.name, false, "no answer within \(timeout) s (\(error))"))
+                }
+            }
+            lock.lock()
+            let status = (try? registry.finishOperation(id, results: results.all, now: Int64(Date().timeIntervalSince1970))) ?? "?"
+            lock.unlock()
+            counters.add("fleet.operations.\(status)")
+            logger.notice("fleet operation finished", metadata: ["organization": "\(org)", "operation": "\(id)", "status": "\(status)"])
+        }.start()
+    }
+
+    /// Runs `body(0..<count)` on threads of their own, at most `limit` at a time, and waits.
+    /// Not the dispatch pool: each call blocks (HTTP, request/reply), and URLSession answers
+    /// on pool threads — blocking the pool starves it for seconds.
+    static func concurrently(_ count: Int, limit: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let slots = DispatchSemaphore(value: max(1, limit))
+        let group = DispatchGroup()
+        for i in 0..<count {
+            slots.wait()
+            group.enter()
+            Thread {
+                body(i)
+                slots.signal()
+                group.leave()
+            }.start()
+        }
+        group.wait()
     }
 
     private func heartbeat(_ message: BusMessage) {
@@ -147,21 +229,8 @@ public final class FleetService: @unchecked Sendable {
             return
         }
         lock.unlock()
-        let results = ResultsBox(count: servers.count)
-        let limit = DispatchSemaphore(value: max(1, config.fleet.concurrency))
-        let group = DispatchGroup()
-        for (i, server) in servers.enumerated() {
-            limit.wait()
-            group.enter()
-            // Own threads, not the dispatch pool: each check blocks until URLSession answers,
-            // and URLSession answers on pool threads — blocking the pool starves it for seconds.
-            Thread { [self] in
-                results.set(i, check(server))
-                limit.signal()
-                group.leave()
-            }.start()
-        }
-        group.wait()
+        let results = IndexedResults<(HealthCheckResult, checked: Bool)?>(count: servers.count, initial: nil)
+        Self.concurrently(servers.count, limit: config.fleet.concurrency) { [self] i in results.set(i, check(servers[i])) }
         let now = Int64(Date().timeIntervalSince1970)
         var transitions: [HealthTransition] = []
         lock.lock()
@@ -195,14 +264,19 @@ public final class FleetService: @unchecked Sendable {
             result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)
         }
         if server.heartbeatSeconds > 0 {
-            let seen = server.lastSeenAt ?? server.createdAt
+            // Read again now: a round can take seconds, and heartbeats keep arriving meanwhile.
+            lock.lock()
+            let fresh = (try? registry.server(server.organization, server.id)) ?? server
+            lock.unlock()
+            let now = Int64(Date().timeIntervalSince1970)
+            let seen = fresh.lastSeenAt ?? fresh.createdAt
             if now - seen > server.heartbeatSeconds {
                 var silent = result ?? HealthCheckResult(status: "unreachable", error: "")
                 silent.status = "unreachable"
                 silent.error = "no heartbeat for \(now - seen) s (allowance \(server.heartbeatSeconds) s)"
                 return (silent, result != nil)
             }
-            if result == nil, server.lastSeenAt != nil { return (HealthCheckResult(status: "healthy", error: ""), false) }
+            if result == nil, fresh.lastSeenAt != nil { return (HealthCheckResult(status: "healthy", error: ""), false) }
         }
         return result.map { ($0, true) }
     }
@@ -233,11 +307,12 @@ public final class FleetService: @unchecked Sendable {
         return t
     }
 
-    final class ResultsBox: @unchecked Sendable {
+    /// Results written by several threads, one slot each.
+    final class IndexedResults<T>: @unchecked Sendable {
         private let lock = NSLock()
-        private var items: [(HealthCheckResult, checked: Bool)?]
-        init(count: Int) { items = Array(repeating: nil, count: count) }
-        func set(_ i: Int, _ v: (HealthCheckResult, checked: Bool)?) { lock.lock(); items[i] = v; lock.unlock() }
-        var all: [(HealthCheckResult, checked: Bool)?] { lock.lock(); defer { lock.unlock() }; return items }
+        private var items: [T]
+        init(count: Int, initial: T) { items = Array(repeating: initial, count: count) }
+        func set(_ i: Int, _ v: T) { lock.lock(); items[i] = v; lock.unlock() }
+        var all: [T] { lock.lock(); defer { lock.unlock() }; return items }
     }
 }

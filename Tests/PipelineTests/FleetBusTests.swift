@@ -47,7 +47,7 @@ import Testing
     func startService(logs: LogSink) throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
-        config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.storage.dataDir = directory.appendingPathComponent("data-\(UUID().uuidString)").path
         config.fleet.checkIntervalSeconds = 1
         config.fleet.timeoutSeconds = 1
         config.observability.listen = ""
@@ -144,8 +144,9 @@ import Testing
         #expect(last["status"] == .string("resolved") && last["labels"]?["server"] == .string("web2"))
         // The token went to the server as a bearer token, and nowhere else.
         #expect(healthy.seenAuthorization.contains("Bearer \(secret)"))
-        let db = try Data(contentsOf: directory.appendingPathComponent("data/clusterd.db"))
-            + ((try? Data(contentsOf: directory.appendingPathComponent("data/clusterd.db-wal"))) ?? Data())
+        let data = URL(fileURLWithPath: service.config.storage.dataDir)
+        let db = try Data(contentsOf: data.appendingPathComponent("clusterd.db"))
+            + ((try? Data(contentsOf: data.appendingPathComponent("clusterd.db-wal"))) ?? Data())
         #expect(db.range(of: Data(secret.utf8)) == nil)
         #expect(!logs.all.contains(secret))
         // Summary, and another organization sees nothing of acme.
@@ -221,5 +222,50 @@ import Testing
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(out)")
         #expect(out.contains("cross-organization request refused by the broker") && out.contains("spoofed heartbeat refused"), "\(out)")
+    }
+
+    @Test func anOperationOverAGroupWithOneSilentServerIsPartial() async throws {
+        let service = try startService(logs: LogSink())
+        defer { service.stop() }
+        for name in ["ok1", "bad1", "mute1", "other"] {
+            _ = try ask("acme", "register", #"{"name":"\#(name)","tags":["\#(name == "other" ? "db" : "web")"],"region":"eu"}"#)
+        }
+        // A group by criteria (tag web) plus a static member check: three web servers.
+        let (group, _) = try ask("acme", "group.save", #"{"name":"webfarm","tags":["web"],"regions":["eu"]}"#)
+        #expect(group["group"]?["members"] == .array([.string("bad1"), .string("mute1"), .string("ok1")]))
+        // The servers' side: one does it, one fails, one never answers.
+        let a = try client.subscribe("fleet.acme.ok1.operation") { [client] m in
+            if let r = m.reply { try? client.publish(r, Array(#"{"ok":true,"message":"restarted 3 services"}"#.utf8)) }
+        }
+        let b = try client.subscribe("fleet.acme.bad1.operation") { [client] m in
+            if let r = m.reply { try? client.publish(r, Array(#"{"ok":false,"error":"systemctl: unit not found"}"#.utf8)) }
+        }
+        let c = try client.subscribe("fleet.acme.mute1.operation") { _ in }
+        try client.flush()
+        // The documented request, as written.
+        let doc = try String(contentsOfFile: Repository.path("subjects/fleet.api.md"), encoding: .utf8)
+        let request = try #require(SubjectExamplesTests.blocks(doc, info: "json request=operation.start").first)
+        let (started, _) = try ask("acme", "operation.start", request)
+        let id = try #require(started["operation"]?["id"]?.stringValue)
+        #expect(started["operation"]?["totalServers"] == .integer(3))
+        var op = JSONValue.null
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            op = try ask("acme", "operation.get", #"{"id":"\#(id)"}"#).0["operation"] ?? .null
+            if op["completedAt"] != .null && op["completedAt"] != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(op["status"] == .string("partial"), "\(op.jsonText)")
+        #expect(op["completedServers"] == .integer(1) && op["failedServers"] == .integer(2))
+        #expect(op["results"]?["ok1"]?["ok"] == .bool(true) && op["results"]?["ok1"]?["detail"] == .string("restarted 3 services"))
+        #expect(op["results"]?["bad1"]?["detail"] == .string("systemctl: unit not found"))
+        #expect(op["results"]?["mute1"]?["detail"]?.stringValue?.hasPrefix("no answer within 1 s") == true)
+        #expect(op["initiatedBy"] == .string("alice") && op["type"] == .string("restart_services"))
+        // Audit: listed, and another organization cannot see it.
+        guard case .array(let ops)? = try ask("acme", "operation.list", "{}").0["operations"] else { throw TestFailure("no list") }
+        #expect(ops.count == 1)
+        #expect(try ask("globex", "operation.get", #"{"id":"\#(id)"}"#).1.header("Nats-Service-Error-Code") == "404")
+        #expect(try ask("acme", "operation.start", #"{"type":"reboot","servers":["ok1"]}"#).1.header("Nats-Service-Error-Code") == "400")
+        _ = (a, b, c)
     }
 }
