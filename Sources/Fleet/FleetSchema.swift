@@ -79,5 +79,20 @@ public enum FleetSchema {
                 completed_at INTEGER);
             CREATE INDEX fleet_operation_org ON fleet_operation (organization, created_at);
             """),
+        Migration(module: "fleet", version: 3, sql: """
+            -- Aggregates of pushed server metrics per period (1m, 5m, 1h, 1d): every sample
+            -- updates the bucket of each period it falls in; avg = sum / samples.
+            CREATE TABLE fleet_metric (
+                server_id TEXT NOT NULL REFERENCES fleet_server (id) ON DELETE CASCADE,
+                metric TEXT NOT NULL,
+                period TEXT NOT NULL CHECK (period IN ('1m', '5m', '1h', '1d')),
+                bucket INTEGER NOT NULL,
+                samples INTEGER NOT NULL,
+                sum REAL NOT NULL,
+                min REAL NOT NULL,
+                max REAL NOT NULL,
+                PRIMARY KEY (server_id, metric, period, bucket)) WITHOUT ROWID;
+            CREATE INDEX fleet_metric_age ON fleet_metric (period, bucket);
+            """),
     ]
 }

@@ -3,6 +3,7 @@ import Bus
 import Fleet
 import Foundation
 import Health
+import LineProtocol
 import Logging
 import Model
 import Store
@@ -40,13 +41,16 @@ public final class FleetService: @unchecked Sendable {
         subscriptions.append(try connection.subscribe("fleet.*.*.heartbeat", queue: config.intake.queueGroup) { [weak self] m in
             self?.heartbeat(m)
         })
+        subscriptions.append(try connection.subscribe("fleet.*.*.metrics", queue: config.intake.queueGroup) { [weak self] m in
+            self?.metrics(m)
+        })
         try connection.flush()
     }
 
     /// The registry endpoints, served by the `clusterd` micro service.
     var endpoints: [MicroService.Endpoint] {
         ["register", "update", "deregister", "get", "list", "summary", "checks", "group.save", "group.get", "group.list", "group.delete",
-         "operation.start", "operation.get", "operation.list"].map { verb in
+         "operation.start", "operation.get", "operation.list", "metrics"].map { verb in
             MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
                                   metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
                 try answer(verb, m)
@@ -107,6 +111,11 @@ public final class FleetService: @unchecked Sendable {
             case "operation.list":
                 let limit = try StrictObject(request, allowed: ["limit"]).int("limit", 1...1000) ?? 50
                 reply = .object([("operations", .array(try registry.operations(org, limit: limit)))])
+            case "metrics":
+                let o = try StrictObject(request, allowed: ["name", "period", "metric", "from", "to"])
+                guard let name = try o.string("name") else { throw MicroService.Failure(400, "name is required") }
+                reply = try registry.metrics(org, name, period: try o.string("period") ?? "1m", metric: try o.string("metric"),
+                                             from: try o.int("from"), to: try o.int("to"))
             case "list":
                 let o = try StrictObject(request, allowed: ["status", "health", "region", "environment", "tag"])
                 let servers = try registry.list(org, status: try o.string("status"), health: try o.string("health"), region: try o.string("region"),
@@ -179,6 +188,49 @@ public final class FleetService: @unchecked Sendable {
         group.wait()
     }
 
+    /// Pushed metrics: line protocol, a numeric field `value` named by the measurement
+    /// (`cpu_percent value=12.5`) or several numeric fields named by their keys
+    /// (`server cpu_percent=12.5,memory_percent=40`); timestamps s/ms/us/ns or none (now).
+    /// A bad line goes to `clusterd.dlq.fleet` and the log; the others count.
+    private func metrics(_ message: BusMessage) {
+        let tokens = message.subject.split(separator: ".").map(String.init)
+        guard tokens.count == 4 else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        var samples: [(metric: String, value: Double, time: Int64)] = []
+        var letters: [DeadLetter] = []
+        LineDecoder(precision: .nanoseconds).forEachLine(in: message.data) { entry in
+            func reject(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
+                letters.append(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
+                                          line: line, column: column, code: code, reason: reason, raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
+            }
+            switch entry {
+            case .error(let e, let raw): reject(e.line, e.column, "syntax", e.reason.description, raw)
+            case .point(let view):
+                let time = view.timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
+                var line: [(metric: String, value: Double, time: Int64)] = []
+                for field in view.fields {
+                    guard let v = field.value.numericValue else {
+                        reject(view.line, EventLine.column(of: field.key.start, in: view), "wrong_type", "field \(field.key.string) is not a number", view.raw)
+                        return
+                    }
+                    line.append((field.key.equals("value") ? view.measurement.string : field.key.string, v, time))
+                }
+                samples += line
+            }
+        }
+        lock.lock()
+        let known = (try? registry.addMetrics(tokens[1], tokens[2], samples)) ?? false
+        lock.unlock()
+        counters.add(known ? "fleet.metric_samples" : "fleet.metric_samples_unknown_server", samples.count)
+        for letter in letters {
+            counters.add("dead_letters.fleet.\(letter.code)")
+            logger.warning("dead letter", metadata: ["stage": "fleet", "subject": "\(letter.subject)", "error": "\(letter.summary)"])
+            try? connection.publish(BusMessage(subject: "\(config.publish.deadLetterPrefix).fleet",
+                                               headers: ["Nats-Msg-Id": ["dlq-fleet-\(UUID().uuidString)-\(letter.line)"]],
+                                               data: Array(letter.json.jsonText.utf8)))
+        }
+    }
+
     private func heartbeat(_ message: BusMessage) {
         let tokens = message.subject.split(separator: ".").map(String.init)
         guard tokens.count == 4 else { return }
@@ -202,10 +254,17 @@ public final class FleetService: @unchecked Sendable {
         let interval = Double(config.fleet.checkIntervalSeconds)
         worker.start(name: "clusterd-fleet") { [self] in
             var last = Date.distantPast
+            var pruned = Date.distantPast
             while !worker.isStopping {
                 if Date().timeIntervalSince(last) >= interval {
                     last = Date()
                     pollOnce()
+                }
+                if Date().timeIntervalSince(pruned) >= 3600 {
+                    pruned = Date()
+                    lock.lock()
+                    _ = try? registry.pruneMetrics(now: Int64(Date().timeIntervalSince1970))
+                    lock.unlock()
                 }
                 Thread.sleep(forTimeInterval: 0.1)
             }

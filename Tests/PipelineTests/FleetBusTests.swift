@@ -49,7 +49,7 @@ import Testing
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data-\(UUID().uuidString)").path
         config.fleet.checkIntervalSeconds = 1
-        config.fleet.timeoutSeconds = 1
+        config.fleet.timeoutSeconds = 3     // generous: the suites run in parallel on two cores
         config.observability.listen = ""
         let service = ClusterdService(config: config, logger: Logger(label: "fleet-test") { _ in SinkHandler(sink: logs) })
         try service.start()
@@ -101,7 +101,7 @@ import Testing
         let degraded = try FakeServer(body: #"{"status":"ok","database":"ok","redis":"ok","services":{"healthy":false}}"#)
         let failing = try FakeServer(status: 500, body: "oops")
         let garbage = try FakeServer(body: "<html>hello</html>")
-        let slow = try FakeServer(delay: 3)
+        let slow = try FakeServer(delay: 8)
         let refused = try FakeServer()
         let refusedURL = refused.url
         refused.http.stop()
@@ -124,7 +124,7 @@ import Testing
         }
         for (name, _) in servers { #expect(try health("acme", name) == expected[name], "\(name)") }
         // Five problems, five alerts, one each, with fleet labels; more polls add none.
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(4))
         let firing = alerts.messages.compactMap { try? JSONValue.parse($0.data) }
         #expect(firing.count == 5, "\(firing.map(\.jsonText))")
         #expect(Set(firing.compactMap { $0["labels"]?["server"]?.stringValue }) == ["web2", "web3", "web4", "web5", "web6"])
@@ -267,5 +267,37 @@ import Testing
         #expect(try ask("globex", "operation.get", #"{"id":"\#(id)"}"#).1.header("Nats-Service-Error-Code") == "404")
         #expect(try ask("acme", "operation.start", #"{"type":"reboot","servers":["ok1"]}"#).1.header("Nats-Service-Error-Code") == "400")
         _ = (a, b, c)
+    }
+
+    @Test func pushedMetricsAreAggregatedPerPeriodAndBadLinesDeadLettered() async throws {
+        let service = try startService(logs: LogSink())
+        defer { service.stop() }
+        _ = try ask("acme", "register", #"{"name":"m1"}"#)
+        let letters = Collector()
+        let sub = try client.subscribe("clusterd.dlq.fleet") { letters.add($0) }
+        try client.flush()
+        let doc = try String(contentsOfFile: Repository.path("subjects/fleet.metrics.md"), encoding: .utf8)
+        let lines = try #require(SubjectExamplesTests.blocks(doc, info: "lp fleet=metrics").first)
+        try client.publish("fleet.acme.m1.metrics", Array(lines.utf8))
+        try client.flush()
+        let letter = try JSONValue.parse(try #require(try await letters.wait(count: 1).first).data)
+        #expect(letter["line"] == .integer(4) && letter["code"] == .string("wrong_type"))
+        var minute = JSONValue.null
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            minute = try ask("acme", "metrics", #"{"name":"m1","period":"1m"}"#).0
+            if case .array(let points)? = minute["metrics"]?["cpu_percent"], points.first?["samples"] == .integer(2) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        guard case .array(let cpu)? = minute["metrics"]?["cpu_percent"] else { throw TestFailure("no cpu series: \(minute.jsonText)") }
+        #expect(cpu.count == 1 && cpu[0]["bucket"] == .integer(1_795_380_000) && cpu[0]["avg"]?.numberValue == 20
+                && cpu[0]["min"]?.numberValue == 10 && cpu[0]["max"]?.numberValue == 30)
+        #expect(minute["metrics"]?["memory_percent"] != nil && minute["metrics"]?["active_services"] != nil)
+        #expect(minute["metrics"]?["failed_services"] == nil)
+        let day = try ask("acme", "metrics", #"{"name":"m1","period":"1d","metric":"disk_percent"}"#).0
+        guard case .array(let disk)? = day["metrics"]?["disk_percent"] else { throw TestFailure("no disk series") }
+        #expect(disk.first?["bucket"] == .integer(1_795_305_600) && disk.first?["avg"]?.numberValue == 70)
+        #expect(try ask("acme", "metrics", #"{"name":"m1","period":"2m"}"#).1.header("Nats-Service-Error-Code") == "400")
+        _ = sub
     }
 }
