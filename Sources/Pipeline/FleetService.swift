@@ -25,6 +25,11 @@ public final class FleetService: @unchecked Sendable {
     let probe: HTTPProbe
     private let worker = WorkerThread()
     private var subscriptions: [BusSubscription] = []
+    /// KV bucket `clusterd_fleet` (`<org>.<server>` → health), when JetStream is there.
+    let kv: KeyValueBucket?
+
+    /// The KV bucket mirroring each server's health.
+    public static let bucket = "clusterd_fleet"
 
     /// The API endpoints (for the micro service) and the heartbeat subscription; the poller
     /// starts with ``start()``.
@@ -38,6 +43,8 @@ public final class FleetService: @unchecked Sendable {
         self.config = config
         self.counters = counters
         self.logger = logger
+        kv = config.intake.mode == "core" ? nil
+            : try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10)
         subscriptions.append(try connection.subscribe("fleet.*.*.heartbeat", queue: config.intake.queueGroup) { [weak self] m in
             self?.heartbeat(m)
         })
@@ -133,6 +140,19 @@ public final class FleetService: @unchecked Sendable {
             throw MicroService.Failure(400, e.description)
         } catch {
             throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
+        }
+    }
+
+    /// Puts the server's new health into the KV bucket (the database stays the source of truth).
+    private func mirror(_ server: ManagedServer, _ result: HealthCheckResult, at now: Int64) {
+        guard let kv else { return }
+        let value = JSONValue.object([("organization", .string(server.organization)), ("server", .string(server.name)),
+                                      ("health", .string(result.status)), ("error", .string(result.error)), ("since", .integer(now))])
+        do {
+            try kv.put("\(server.organization).\(server.name)", Array(value.jsonText.utf8))
+        } catch {
+            counters.add("kv.fleet.errors")
+            logger.warning("fleet health not mirrored to KV", metadata: ["server": "\(server.name)", "error": "\(error)"])
         }
     }
 
@@ -298,7 +318,10 @@ public final class FleetService: @unchecked Sendable {
             do {
                 let previous = try registry.record(server, result, at: now, checked: checked)
                 counters.add("fleet.checks.\(result.status)")
-                if previous != result.status { transitions.append(Self.transition(server, from: previous, to: result, at: now)) }
+                if previous != result.status {
+                    transitions.append(Self.transition(server, from: previous, to: result, at: now))
+                    mirror(server, result, at: now)
+                }
             } catch {
                 logger.error("fleet check not stored", metadata: ["server": "\(server.name)", "error": "\(error)"])
             }

@@ -11,14 +11,15 @@ struct QueryCommand: ParsableCommand {
         discussion: """
             Filters are key=value pairs as in subjects/clusterd.api.*.md (numbers and true/false are typed). \
             Examples: `clusterd query jobs cluster=fritz state=running`, `clusterd query jobs get jobId=1001`, \
-            `clusterd query health rack=r02`, `clusterd query alerts severity=crit`, `clusterd query dlq replay code=unknown_cluster stage=jobs`. \
+            `clusterd query health rack=r02`, `clusterd query alerts severity=crit`, `clusterd query dlq replay code=unknown_cluster stage=jobs`, \
+            `clusterd query fleet acme list health=critical` (fleet: the organization comes first). \
             Exit codes: 0 answered, 1 clusterd refused the request (the reason is printed), 2 no clusterd answered.
             """
     )
 
-    static let defaultVerbs = ["jobs": "list", "nodes": "list", "health": "get", "alerts": "active", "dlq": "list"]
+    static let defaultVerbs = ["jobs": "list", "nodes": "list", "health": "get", "alerts": "active", "dlq": "list", "fleet": "summary"]
 
-    @Argument(help: "jobs, nodes, health, alerts or dlq.") var resource: String
+    @Argument(help: "jobs, nodes, health, alerts, dlq or fleet.") var resource: String
     @Argument(help: "A verb (get, list, active, history, replay), then key=value filters.") var rest: [String] = []
     @Option(help: "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222).") var server: String?
     @Flag(help: "Print the JSON reply as it came.") var json = false
@@ -29,6 +30,12 @@ struct QueryCommand: ParsableCommand {
             throw ValidationError("unknown resource \(resource): use \(Self.defaultVerbs.keys.sorted().joined(separator: ", "))")
         }
         var arguments = rest
+        var subject = "clusterd.api.\(resource)"
+        if resource == "fleet" {
+            guard let org = arguments.first, !org.contains("=") else { throw ValidationError("clusterd query fleet <organization> [verb] [key=value...]") }
+            arguments.removeFirst()
+            subject = "fleet.\(org).api"
+        }
         let verb = arguments.first.map { $0.contains("=") ? defaultVerb : arguments.removeFirst() } ?? defaultVerb
         var members: [(key: String, value: JSONValue)] = []
         for pair in arguments {
@@ -40,10 +47,10 @@ struct QueryCommand: ParsableCommand {
         defer { connection.close() }
         let reply: BusMessage
         do {
-            reply = try connection.request(BusMessage(subject: "clusterd.api.\(resource).\(verb)", data: Array(JSONValue.object(members).jsonText.utf8)),
+            reply = try connection.request(BusMessage(subject: "\(subject).\(verb)", data: Array(JSONValue.object(members).jsonText.utf8)),
                                            timeout: .seconds(timeout))
         } catch {
-            FileHandle.standardError.write(Data("no clusterd answered on clusterd.api.\(resource).\(verb): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("no clusterd answered on \(subject).\(verb): \(error)\n".utf8))
             throw ExitCode(2)
         }
         if let message = reply.header("Nats-Service-Error") {

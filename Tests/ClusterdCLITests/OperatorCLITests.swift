@@ -85,6 +85,12 @@ import Testing
         #expect(letters.status == 0 && letters.stdout.contains("unknown_cluster") && letters.stdout.contains("total: 1"), "\(letters.stdout)")
         let replay = try CLIRunner.run(["dlq", "replay", "stage=jobs", "code=unknown_cluster", "--server", server.url])
         #expect(replay.status == 0 && replay.stdout.contains("count: 1"), "\(replay.stdout)\(replay.stderr)")
+        let registered = try client.request(BusMessage(subject: "fleet.acme.api.register", data: Array(#"{"name":"web1","region":"eu"}"#.utf8)))
+        #expect(registered.header("Nats-Service-Error") == nil)
+        let fleet = try CLIRunner.run(["query", "fleet", "acme", "list", "--server", server.url])
+        #expect(fleet.status == 0 && fleet.stdout.contains("web1") && fleet.stdout.contains("total: 1"), "\(fleet.stdout)\(fleet.stderr)")
+        let summary = try CLIRunner.run(["query", "fleet", "acme", "--json", "--server", server.url])
+        #expect(summary.stdout.contains(#""totalServers":1"#), "\(summary.stdout)")
         let nobody = try CLIRunner.run(["query", "nodes", "--server", server.url.replacingOccurrences(of: "nats://", with: "nats://127.0.0.2:1#")])
         #expect(nobody.status != 0)
     }

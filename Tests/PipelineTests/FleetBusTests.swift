@@ -149,6 +149,9 @@ import Testing
             + ((try? Data(contentsOf: data.appendingPathComponent("clusterd.db-wal"))) ?? Data())
         #expect(db.range(of: Data(secret.utf8)) == nil)
         #expect(!logs.all.contains(secret))
+        // KV mirror of the health.
+        let kv = try JetStream(client).keyValue(bucket: "clusterd_fleet", create: false)
+        #expect(try JSONValue.parse(try #require(try kv.get("acme.web3")).value)["health"] == .string("critical"))
         // Summary, and another organization sees nothing of acme.
         let summary = try ask("acme", "summary", "{}").0
         #expect(summary["totalServers"] == .integer(6) && summary["byHealth"]?["unreachable"] == .integer(2))
