@@ -43,6 +43,11 @@ public final class FleetService: @unchecked Sendable {
         self.config = config
         self.counters = counters
         self.logger = logger
+        // Operations in flight when clusterd stopped cannot finish: say so in their audit record.
+        try database.prepare("""
+            UPDATE fleet_operation SET status = 'failed', error_summary = 'interrupted: clusterd stopped before it finished', completed_at = ?
+            WHERE status IN ('pending', 'running')
+            """).run([.integer(Int64(Date().timeIntervalSince1970))])
         kv = config.intake.mode == "core" ? nil
             : try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10)
         subscriptions.append(try connection.subscribe("fleet.*.*.heartbeat", queue: config.intake.queueGroup) { [weak self] m in

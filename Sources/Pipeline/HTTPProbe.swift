@@ -14,7 +14,9 @@ final class HTTPProbe: Sendable {
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeout
         configuration.timeoutIntervalForResource = timeout
-        configuration.httpMaximumConnectionsPerHost = 2
+        // libcurl counts connections per host name: a slow server must not queue the checks
+        // of others behind the same name (several APIs behind one proxy, or tests on 127.0.0.1).
+        configuration.httpMaximumConnectionsPerHost = 64
         session = URLSession(configuration: configuration)
     }
 

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+
+/// docker/, the systemd unit and the Slurm hook cannot run here (no Docker daemon, no systemd
+/// as init): their references are checked against the repository and this Debian instead.
+@Suite struct DeploymentFilesTests {
+    static let root = CLIRunner.packageRoot
+
+    static func text(_ path: String) throws -> String { try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8) }
+
+    @Test func dockerfileAndComposeReferOnlyToWhatExists() throws {
+        let dockerfile = try Self.text("docker/Dockerfile")
+        // Every COPY source from the build context exists.
+        for line in dockerfile.split(separator: "\n") where line.hasPrefix("COPY ") && !line.contains("--from=") {
+            let source = String(line.split(separator: " ")[1])
+            #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(source).path), "COPY \(source)")
+        }
+        // The runtime packages are Debian 12's real package names (installed on this Debian 12 machine).
+        let install = try #require(dockerfile.split(separator: "\n").first { $0.contains("libnats3") })
+        for package in ["libnats3.4", "libsqlite3-0", "libcurl4", "zlib1g", "nats-server"] {
+            #expect(install.contains(package), "\(package)")
+            let dpkg = Process()
+            dpkg.executableURL = URL(fileURLWithPath: "/usr/bin/dpkg-query")
+            dpkg.arguments = ["-W", package]
+            dpkg.standardOutput = FileHandle.nullDevice
+            dpkg.standardError = FileHandle.nullDevice
+            try dpkg.run()
+            dpkg.waitUntilExit()
+            #expect(dpkg.terminationStatus == 0, "\(package) is not a package of this Debian")
+        }
+        #expect(dockerfile.contains(#"CMD ["run", "--config", "config/clusterd.yaml""#))
+        let compose = try Self.text("docker/compose.yaml")
+        #expect(compose.contains("dockerfile: docker/Dockerfile") && compose.contains("context: .."))
+        #expect(compose.contains(#""-js""#) && compose.contains("image: nats:2.9"))
+        #expect(compose.contains(#""--nats-url", "nats://nats:4222""#))
+        // Paths the container's command names exist in the copied config directory.
+        for path in ["config/clusterd.yaml", "config/topology.yaml", "config/checks.yaml", "config/clusters/fritz/cluster.json"] {
+            #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(path).path), "\(path)")
+        }
+        let ok = try CLIRunner.run(["check-config", "--config", "config/clusterd.yaml"], directory: Self.root)
+        #expect(ok.status == 0)
+    }
+
+    @Test func systemdUnitAndSlurmHookAreWellFormed() throws {
+        let unit = try Self.text("config/clusterd.service")
+        for section in ["[Unit]", "[Service]", "[Install]"] { #expect(unit.contains(section)) }
+        let exec = try #require(unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+        // The command line parses: the same arguments are accepted by the binary (--help stops before running).
+        let arguments = exec.dropFirst("ExecStart=".count).split(separator: " ").dropFirst().map(String.init)
+        #expect(arguments.first == "run" && arguments.contains("--log-format"))
+        let help = try CLIRunner.run(arguments + ["--help"])
+        #expect(help.status == 0, "\(help.stderr)")
+        #expect(unit.contains("Restart=on-failure") && unit.contains("NoNewPrivileges=yes") && unit.contains("ReadWritePaths=/var/lib/clusterd"))
+        let sh = Process()
+        sh.executableURL = URL(fileURLWithPath: "/bin/sh")
+        sh.arguments = ["-n", Self.root.appendingPathComponent("config/slurm/clusterd-hook.sh").path]
+        try sh.run()
+        sh.waitUntilExit()
+        #expect(sh.terminationStatus == 0)
+    }
+}
