@@ -85,6 +85,16 @@ struct PublishOptions: ParsableArguments {
         }
     }
 
+    /// Sends a job event; its time (`timeKey`) stamps the line, and the message id is
+    /// `<function>-<cluster>-<jobId>-<time>`, the same for every retry of the same event.
+    func sendJob(_ function: String, _ payload: JSONValue, timeKey: String) throws {
+        var time = Int64(Date().timeIntervalSince1970)
+        if case .integer(let t)? = payload[timeKey] { time = t }
+        let id = "\(function)-\(payload["cluster"]?.stringValue ?? "")-\(payload["jobId"]?.jsonText ?? "")-\(time)"
+        try send(line: try eventLine(measurement: "job", function: function, json: payload, time: time), stage: "jobs",
+                 defaultSubject: "cc.job.event", messageID: id)
+    }
+
     final class ResultWaiter: @unchecked Sendable {
         private let lock = NSLock()
         private let ready = DispatchSemaphore(value: 0)
@@ -199,10 +209,7 @@ struct JobStartPublish: ParsableCommand {
             b.add("startTime", startTime ?? Int64(Date().timeIntervalSince1970))
             payload = b.value
         }
-        let start = payload["startTime"].flatMap { if case .integer(let i) = $0 { return i }; return nil } ?? Int64(Date().timeIntervalSince1970)
-        let id = "start_job-\(payload["cluster"]?.stringValue ?? "")-\(payload["jobId"]?.jsonText ?? "")-\(start)"
-        try publish.send(line: try eventLine(measurement: "job", function: "start_job", json: payload, time: start), stage: "jobs",
-                         defaultSubject: "cc.job.event", messageID: id)
+        try publish.sendJob("start_job", payload, timeKey: "startTime")
     }
 }
 
@@ -239,10 +246,7 @@ struct JobStopPublish: ParsableCommand {
             b.add("stopTime", stopTime ?? Int64(Date().timeIntervalSince1970))
             payload = b.value
         }
-        let stop = payload["stopTime"].flatMap { if case .integer(let i) = $0 { return i }; return nil } ?? Int64(Date().timeIntervalSince1970)
-        let id = "stop_job-\(payload["cluster"]?.stringValue ?? "")-\(payload["jobId"]?.jsonText ?? "")-\(stop)"
-        try publish.send(line: try eventLine(measurement: "job", function: "stop_job", json: payload, time: stop), stage: "jobs",
-                         defaultSubject: "cc.job.event", messageID: id)
+        try publish.sendJob("stop_job", payload, timeKey: "stopTime")
     }
 }
 
