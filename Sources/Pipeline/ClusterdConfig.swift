@@ -257,6 +257,50 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         }
     }
 
+    /// Alertmanager receivers alerts are forwarded to.
+    public struct AlertmanagerSettings: Sendable, Equatable, Decodable {
+        /// One Alertmanager (or HA set behind one URL).
+        public struct Receiver: Sendable, Equatable, Decodable {
+            /// Names its durable consumer `clusterd_am_<name>`.
+            public var name: String
+            /// Base URL, e.g. `http://127.0.0.1:9093`; alerts go to `<url>/api/v2/alerts`.
+            public var url: String
+            /// Severities forwarded (`crit`, `warn`, `unknown`); empty: all.
+            public var severities: [String] = []
+            public var timeoutSeconds = 5
+
+            enum CodingKeys: String, CodingKey { case name, url, severities, timeoutSeconds = "timeout_seconds" }
+
+            /// A receiver.
+            public init(name: String, url: String, severities: [String] = [], timeoutSeconds: Int = 5) {
+                self.name = name
+                self.url = url
+                self.severities = severities
+                self.timeoutSeconds = timeoutSeconds
+            }
+
+            public init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                name = try c.decode(String.self, forKey: .name)
+                url = try c.decode(String.self, forKey: .url)
+                severities = try c.decodeIfPresent([String].self, forKey: .severities) ?? []
+                timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? timeoutSeconds
+            }
+        }
+
+        public var receivers: [Receiver] = []
+
+        /// The defaults (no forwarding).
+        public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            receivers = try c.decodeIfPresent([Receiver].self, forKey: .receivers) ?? []
+        }
+
+        enum CodingKeys: String, CodingKey { case receivers }
+    }
+
     /// clusterd's own health and metrics over HTTP.
     public struct Observability: Sendable, Equatable, Decodable {
         /// `host:port` of `/metrics` (Prometheus), `/healthz` and `/readyz`; empty: off.
@@ -311,12 +355,13 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public var metrics = Metrics()
     public var observability = Observability()
     public var fleet = FleetSettings()
+    public var alertmanager = AlertmanagerSettings()
     public var publish = Publish()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
     public var logLevel = "info"
 
     enum CodingKeys: String, CodingKey {
-        case nats, intake, storage, jobs, nodes, health, metrics, observability, fleet, publish, logLevel = "log_level"
+        case nats, intake, storage, jobs, nodes, health, metrics, observability, fleet, alertmanager, publish, logLevel = "log_level"
     }
 
     /// The defaults.
@@ -333,6 +378,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
         observability = try c.decodeIfPresent(Observability.self, forKey: .observability) ?? observability
         fleet = try c.decodeIfPresent(FleetSettings.self, forKey: .fleet) ?? fleet
+        alertmanager = try c.decodeIfPresent(AlertmanagerSettings.self, forKey: .alertmanager) ?? alertmanager
         publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
     }
@@ -382,6 +428,17 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
                 throw LoadError(description: "observability.listen: \"\(observability.listen)\" is not host:port")
             }
         }
+        for r in alertmanager.receivers {
+            guard !r.name.isEmpty, r.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+                throw LoadError(description: "alertmanager.receivers: name \"\(r.name)\" must be letters, digits, _ or -")
+            }
+            guard r.url.hasPrefix("http://") || r.url.hasPrefix("https://") else {
+                throw LoadError(description: "alertmanager.receivers[\(r.name)].url: \"\(r.url)\" is not an http(s) URL")
+            }
+            for sev in r.severities where !["crit", "warn", "unknown"].contains(sev) {
+                throw LoadError(description: "alertmanager.receivers[\(r.name)].severities: \"\(sev)\" is not crit, warn or unknown")
+            }
+        }
         if metrics.resolutionSeconds < 1 { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }
         if metrics.retentionHours * 3600 < metrics.resolutionSeconds {
             throw LoadError(description: "metrics.retention_hours: must hold at least one sample")
@@ -389,7 +446,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     }
 
     static let schema: [String: [String]] = [
-        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "observability", "fleet", "publish", "log_level"],
+        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "observability", "fleet", "alertmanager", "publish", "log_level"],
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
@@ -401,6 +458,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
                    "history_retention_days"],
         "observability": ["listen"],
         "fleet": ["check_interval_seconds", "timeout_seconds", "concurrency"],
+        "alertmanager": ["receivers"],
         "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
     ]

@@ -27,6 +27,7 @@ public final class ClusterdService: @unchecked Sendable {
     private var maintenance: MaintenanceResponder?
     private var micro: MicroService?
     private var fleet: FleetService?
+    private var forwarders: [AlertmanagerForwarder] = []
     private var http: ObservabilityServer?
     private var reader: Database?
     /// The port of `/metrics`, `/healthz`, `/readyz` (nil when off or not bound).
@@ -153,6 +154,15 @@ public final class ClusterdService: @unchecked Sendable {
                                      publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
         fleet.start()
+        if !config.alertmanager.receivers.isEmpty && intake.mode == "core" {
+            logger.warning("Alertmanager forwarding needs the JetStream alert stream; not forwarding in core mode")
+        } else {
+            for receiver in config.alertmanager.receivers {
+                let forwarder = try AlertmanagerForwarder(receiver: receiver, connection: connection, config: config, counters: counters, logger: logger)
+                forwarder.start()
+                forwarders.append(forwarder)
+            }
+        }
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
                                  endpoints: api.endpoints + fleet.endpoints)
@@ -176,6 +186,8 @@ public final class ClusterdService: @unchecked Sendable {
         micro = nil
         fleet?.stop()
         fleet = nil
+        for f in forwarders { f.stop() }
+        forwarders = []
         maintenance?.stop()
         maintenance = nil
         metricIntake?.stop()

@@ -26,6 +26,19 @@ final class HTTPProbe: Sendable {
     func get(_ url: URL, token: String?, timeout: TimeInterval) -> (status: Int?, body: [UInt8], error: String?, milliseconds: Int64) {
         var request = URLRequest(url: url, timeoutInterval: timeout)
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        return perform(request, timeout: timeout)
+    }
+
+    /// POSTs a JSON body.
+    func post(_ url: URL, json: [UInt8], timeout: TimeInterval) -> (status: Int?, body: [UInt8], error: String?, milliseconds: Int64) {
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(json)
+        return perform(request, timeout: timeout)
+    }
+
+    private func perform(_ request: URLRequest, timeout: TimeInterval) -> (status: Int?, body: [UInt8], error: String?, milliseconds: Int64) {
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<(Int?, [UInt8], String?)>()
         let started = DispatchTime.now().uptimeNanoseconds

@@ -39,6 +39,19 @@ import Testing
         }
         let ok = try CLIRunner.run(["check-config", "--config", "config/clusterd.yaml"], directory: Self.root)
         #expect(ok.status == 0)
+        // The compose service's own configuration and Alertmanager's file are mounted from docker/.
+        #expect(compose.contains("./clusterd.yaml:/etc/clusterd/clusterd.yaml:ro") && compose.contains("./alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"))
+        #expect(compose.contains("image: prom/alertmanager:v0.25.0"))
+        let composed = try CLIRunner.run(["check-config", "--config", "docker/clusterd.yaml"], directory: Self.root)
+        #expect(composed.status == 0, "\(composed.stdout)")
+        let am = Process()      // Alertmanager's own checker (amtool, from the same Debian package)
+        am.executableURL = URL(fileURLWithPath: "/usr/bin/amtool")
+        am.arguments = ["check-config", Self.root.appendingPathComponent("docker/alertmanager.yml").path]
+        am.standardOutput = FileHandle.nullDevice
+        am.standardError = FileHandle.nullDevice
+        try am.run()
+        am.waitUntilExit()
+        #expect(am.terminationStatus == 0)
     }
 
     @Test func systemdUnitAndSlurmHookAreWellFormed() throws {

@@ -1,0 +1,83 @@
+import Bus
+import Foundation
+import Logging
+import Model
+
+/// Forwards alerts to an Alertmanager (API v2, `POST /api/v2/alerts`) from a durable consumer
+/// of the alert stream, so nothing is lost while Alertmanager is down: a batch is acked only
+/// after Alertmanager accepted it, and nak'ed with a growing delay otherwise. Firing alerts
+/// carry `endsAt` four re-send intervals ahead (clusterd re-sends them), resolved ones their
+/// resolve time — Alertmanager's own contract.
+public final class AlertmanagerForwarder: @unchecked Sendable {
+    let receiver: ClusterdConfig.AlertmanagerSettings.Receiver
+    let subscription: PullSubscription
+    let probe: HTTPProbe
+    let counters: PipelineCounters
+    let logger: Logger
+    private let worker = WorkerThread()
+
+    /// Ensures the durable consumer `clusterd_am_<name>` on the alert stream and binds it.
+    public init(receiver: ClusterdConfig.AlertmanagerSettings.Receiver, connection: BusConnection, config: ClusterdConfig,
+                counters: PipelineCounters, logger: Logger) throws {
+        self.receiver = receiver
+        let js = try JetStream(connection)
+        let durable = "clusterd_am_\(receiver.name)"
+        try js.ensureConsumer(stream: config.health.alertStream, ConsumerConfig(
+            durable: durable, description: "clusterd: alerts forwarded to Alertmanager \(receiver.url)",
+            ackWait: .seconds(Int64(max(30, receiver.timeoutSeconds * 3))), maxAckPending: 1000,
+            filterSubject: "\(config.health.alertPrefix).>"))
+        subscription = try js.pullSubscription(stream: config.health.alertStream, consumer: durable)
+        probe = HTTPProbe(timeout: Double(receiver.timeoutSeconds))
+        self.counters = counters
+        self.logger = logger
+    }
+
+    /// An alert message in Alertmanager's posted-alert shape; nil when it is not forwarded here.
+    func posted(_ data: [UInt8]) -> JSONValue? {
+        guard let alert = try? JSONValue.parse(data), case .object = alert else { return nil }
+        let severity = alert["labels"]?["severity"]?.stringValue ?? ""
+        if !receiver.severities.isEmpty, !receiver.severities.contains(severity) { return nil }
+        var b = JSONObjectBuilder()
+        b.add("labels", alert["labels"] ?? .object([]))
+        b.add("annotations", alert["annotations"] ?? .object([]))
+        b.addIfPresent("startsAt", alert["startsAt"])
+        b.addIfPresent("endsAt", alert["endsAt"])
+        return b.value
+    }
+
+    /// Starts forwarding.
+    public func start() {
+        worker.start(name: "clusterd-am-\(receiver.name)") { [self] in
+            var failures = 0
+            let url = URL(string: receiver.url.hasSuffix("/") ? receiver.url + "api/v2/alerts" : receiver.url + "/api/v2/alerts")!
+            while !worker.isStopping {
+                let batch: [JetStreamMessage]
+                do { batch = try subscription.fetch(batch: 100, timeout: .milliseconds(500)) } catch { continue }
+                if batch.isEmpty { continue }
+                let alerts = batch.compactMap { posted($0.message.data) }
+                if alerts.isEmpty {
+                    for m in batch { try? m.ack() }
+                    continue
+                }
+                let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: Double(receiver.timeoutSeconds))
+                if let status = r.status, (200..<300).contains(status) {
+                    failures = 0
+                    for m in batch { try? m.ack() }
+                    counters.add("alertmanager.\(receiver.name).sent", alerts.count)
+                } else {
+                    failures += 1
+                    let delay = Duration.milliseconds(min(60_000, 500 << min(failures, 7)))
+                    counters.add("alertmanager.\(receiver.name).errors")
+                    logger.warning("Alertmanager did not accept alerts; retrying", metadata: [
+                        "receiver": "\(receiver.name)", "status": "\(r.status.map(String.init) ?? "-")", "error": "\(r.error ?? String(decoding: r.body.prefix(200), as: UTF8.self))",
+                        "in": "\(delay)"])
+                    for m in batch { try? m.nak(delay: delay) }
+                    Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                }
+            }
+        }
+    }
+
+    /// Stops after the batch in flight.
+    public func stop() { worker.stop() }
+}

@@ -1,0 +1,113 @@
+import Bus
+import BusTestSupport
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import Model
+import Pipeline
+import Testing
+
+/// Alerts forwarded to a real Alertmanager (Debian's prometheus-alertmanager) on loopback and
+/// read back from its API.
+@Suite(.serialized) final class AlertmanagerTests {
+    let server: NATSServer
+    let directory: URL
+    let alertmanager: Process
+    let amURL: String
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    init() throws {
+        server = try NATSServer()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-am-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n"
+            .write(to: directory.appendingPathComponent("am.yml"), atomically: true, encoding: .utf8)
+        let port = Self.freePort()
+        amURL = "http://127.0.0.1:\(port)"
+        alertmanager = Process()
+        alertmanager.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus-alertmanager")
+        alertmanager.arguments = ["--config.file=\(directory.appendingPathComponent("am.yml").path)",
+                                  "--storage.path=\(directory.appendingPathComponent("am").path)",
+                                  "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address="]
+        alertmanager.standardError = FileHandle.nullDevice
+        alertmanager.standardOutput = FileHandle.nullDevice
+        try alertmanager.run()
+    }
+
+    deinit {
+        alertmanager.terminate()
+        alertmanager.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func get(_ path: String) async throws -> (Int, [UInt8]) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: amURL + path)!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, Array(data))
+    }
+
+    @Test func firingAndResolvedAlertsReachAlertmanager() async throws {
+        var ready = 0
+        let deadline = Date().addingTimeInterval(20)
+        while ready != 200 && Date() < deadline {
+            ready = (try? await get("/-/ready").0) ?? 0
+            if ready != 200 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready == 200)
+        try HealthBusTests.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/alex/cluster.json")]
+        config.health.topology = Repository.path("config/topology.yaml")
+        config.health.checks = directory.appendingPathComponent("checks.yaml").path
+        config.health.evaluationIntervalMilliseconds = 200
+        config.observability.listen = ""
+        config.alertmanager.receivers = [.init(name: "local", url: amURL, severities: ["crit"])]
+        var logger = Logger(label: "am-test")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "collector"))
+        defer { client.close() }
+        func gpu(_ v: Int) throws {
+            try client.publish("cc.metrics.alex", Array("nv_temp,cluster=alex,hostname=a0603,type=accelerator,type-id=0 value=\(v) \(Int(Date().timeIntervalSince1970))".utf8))
+            try client.flush()
+        }
+        try gpu(99)
+        var alerts: [JSONValue] = []
+        let until = Date().addingTimeInterval(20)
+        while alerts.isEmpty && Date() < until {
+            if case .array(let list)? = try? JSONValue.parse(try await get("/api/v2/alerts").1) { alerts = list }
+            if alerts.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        let alert = try #require(alerts.first)
+        #expect(alert["labels"]?["alertname"] == .string("gpu_temperature") && alert["labels"]?["hostname"] == .string("a0603"))
+        #expect(alert["labels"]?["rack"] == .string("g01") && alert["status"]?["state"] == .string("active"))
+        #expect(alert["annotations"]?["summary"]?.stringValue?.contains("a0603") == true)
+        // Back to normal: the resolve reaches Alertmanager, which then no longer lists it as active.
+        try gpu(50)
+        let resolvedBy = Date().addingTimeInterval(20)
+        var active = true
+        while active && Date() < resolvedBy {
+            let (_, body) = try await get("/api/v2/alerts?active=true")
+            if case .array(let list)? = try? JSONValue.parse(body) { active = !list.isEmpty }
+            if active { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(!active)
+        #expect(service.counters["alertmanager.local.sent"] == 2)
+    }
+}
