@@ -2,9 +2,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import Pipeline
+import ServiceLifecycle
 
 /// `clusterd run`: the daemon.
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run clusterd: job archive, node states, metric buffers, health evaluation, alerts, query API.",
@@ -30,7 +31,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line, for log shippers.")
     var logFormat = "text"
 
-    func run() throws {
+    func run() async throws {
         var settings = ClusterdConfig()
         if let config {
             do { settings = try ClusterdConfig.load(path: config) } catch {
@@ -47,31 +48,75 @@ struct RunCommand: ParsableCommand {
         logger.logLevel = level
 
         let service = ClusterdService(config: settings, logger: logger)
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        var signalled = 0
-        let signals = DispatchQueue(label: "clusterd.signals")  // serial: one handler at a time
+        // swift-service-lifecycle: SIGTERM/SIGINT shut the group down gracefully — the batch in
+        // flight finishes and is acked, subscriptions stop, the checkpoint is written, the
+        // database closes. A second signal exits at once (a stuck broker must not keep an
+        // operator waiting).
+        let second = SecondSignal()
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: ClusterdLifecycleService(service: service, logger: logger),
+                             successTerminationBehavior: .gracefullyShutdownGroup,
+                             failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("clusterd stopped on an error", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+        _ = second
+    }
+}
+
+/// clusterd as a service of a swift-service-lifecycle group: starts (blocking work on a
+/// thread of its own), waits for the graceful shutdown, stops.
+struct ClusterdLifecycleService: Service {
+    let service: ClusterdService
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await Self.offload { try service.start() }
+        } catch {
+            await Self.offloadQuietly { service.stop() }
+            throw error
+        }
+        try? await gracefulShutdown()
+        logger.notice("shutdown requested: finishing the batch in flight")
+        await Self.offloadQuietly { service.stop() }
+    }
+
+    /// Runs blocking work off the cooperative pool.
+    static func offload(_ body: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            Thread { c.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    static func offloadQuietly(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            Thread { body(); c.resume() }.start()
+        }
+    }
+}
+
+/// Exits at once on the second SIGTERM/SIGINT (the first starts the graceful shutdown).
+final class SecondSignal: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private var count = 0
+
+    init() {
+        let queue = DispatchQueue(label: "clusterd.signals")  // serial: one handler at a time
         for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: signals)
-            source.setEventHandler {
-                signalled += 1
-                if signalled > 1 { Foundation.exit(130) }  // a second signal: exit at once
-                stop.signal()
+            signal(sig, SIG_IGN)  // handled by dispatch sources (here and in the service group)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [unowned self] in
+                count += 1
+                if count > 1 { Foundation.exit(130) }
             }
             source.resume()
             sources.append(source)
         }
-        do {
-            try service.start()
-        } catch {
-            logger.critical("clusterd could not start", metadata: ["error": "\(error)"])
-            service.stop()
-            throw ExitCode(2)
-        }
-        stop.wait()
-        logger.notice("signal received: finishing the batch in flight")
-        service.stop()
-        _ = sources
     }
 }
