@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model",
+                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -6,6 +6,6 @@ struct Clusterd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clusterd",
         abstract: "Message-driven event processor for HPC and datacenter operations.",
-        subcommands: [RunCommand.self, PublishCommand.self, CheckConfigCommand.self, QueryCommand.self, TailCommand.self, DeadLetterCommand.self, LineProtocolCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, PublishCommand.self, CheckConfigCommand.self, QueryCommand.self, TailCommand.self, DeadLetterCommand.self, ArchiveCommand.self, LineProtocolCommand.self, BenchCommand.self]
     )
 }

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Jobs
+
+/// `clusterd archive export|import`: move job archives between clusterd, ClusterCockpit
+/// archive directories and single JSON-lines files, byte for byte.
+struct ArchiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "archive",
+        abstract: "Export or import a job archive (ClusterCockpit v3 layout) as a directory or a JSON-lines file.",
+        subcommands: [Export.self, Import.self]
+    )
+
+    /// A progress bar on a terminal, nothing for scripts.
+    struct Progress {
+        let quiet: Bool
+        let tty = isatty(STDERR_FILENO) == 1
+
+        func show(_ done: Int, _ total: Int) {
+            guard !quiet, tty, total > 0, done == total || done % 50 == 0 else { return }
+            let width = 30
+            let filled = width * done / total
+            FileHandle.standardError.write(Data("\r[\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] \(done)/\(total) files".utf8))
+            if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Copy an archive to a directory (ClusterCockpit layout) or a .jsonl file.")
+        @Option(help: "The archive to read (clusterd's is <data_dir>/archive).") var archive = "./clusterd-data/archive"
+        @Option(help: "Target directory, or a file ending in .jsonl.") var to: String
+        @Option(help: "Only this cluster.") var cluster: String?
+        @Flag(help: "Replace files that differ in an existing target directory.") var overwrite = false
+        @Flag(help: "No progress bar.") var quiet = false
+
+        func run() throws {
+            let paths = try ArchiveTransfer.files(in: archive, cluster: cluster)
+            let progress = Progress(quiet: quiet)
+            if to.hasSuffix(".jsonl") {
+                try ArchiveTransfer.exportLines(paths, from: archive, to: to, progress: progress.show)
+            } else {
+                try ArchiveTransfer.copy(paths, from: archive, to: to, overwrite: overwrite, progress: progress.show)
+            }
+            if !quiet { print("exported \(ArchiveTransfer.jobs(paths)) jobs, \(paths.count) files to \(to)") }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Copy a directory archive or a .jsonl export into an archive.")
+        @Option(help: "Source directory, or a .jsonl file written by export.") var from: String
+        @Option(help: "The archive to write into.") var archive = "./clusterd-data/archive"
+        @Flag(help: "Replace files that differ.") var overwrite = false
+        @Flag(help: "No progress bar.") var quiet = false
+
+        func run() throws {
+            let progress = Progress(quiet: quiet)
+            if from.hasSuffix(".jsonl") {
+                let n = try ArchiveTransfer.importLines(from: from, to: archive, overwrite: overwrite, progress: progress.show)
+                if !quiet { print("imported \(n) files into \(archive)") }
+            } else {
+                let paths = try ArchiveTransfer.files(in: from)
+                try ArchiveTransfer.copy(paths, from: from, to: archive, overwrite: overwrite, progress: progress.show)
+                if !quiet { print("imported \(ArchiveTransfer.jobs(paths)) jobs, \(paths.count) files into \(archive)") }
+            }
+        }
+    }
+}
