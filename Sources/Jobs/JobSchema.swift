@@ -78,5 +78,13 @@ public enum JobSchema {
             CREATE INDEX clusterd_held_stop_job ON clusterd_held_stop (job_id);
             CREATE INDEX clusterd_held_stop_age ON clusterd_held_stop (received_at);
             """),
+        Migration(module: "jobs", version: 2, sql: """
+            -- Jobs that archive retention never removes, with who protected them and why.
+            CREATE TABLE clusterd_job_protection (
+                job INTEGER PRIMARY KEY REFERENCES job (id) ON DELETE CASCADE,
+                protected_by TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                protected_at INTEGER NOT NULL);
+            """),
     ]
 }

@@ -205,6 +205,40 @@ public final class JobStage {
         return try ids.map { try load(id: $0) }
     }
 
+    /// Protects (or unprotects) the newest job matching `jobId`, `cluster` and optionally
+    /// `startTime`; returns its database id, nil when there is no such job.
+    public func protect(jobId: Int64, cluster: String, startTime: Int64?, protected: Bool, by: String, reason: String, now: Int64) throws -> Int64? {
+        var sql = "SELECT id FROM job WHERE job_id = ? AND cluster = ?"
+        var values: [SQLValue] = [.integer(jobId), .text(cluster)]
+        if let startTime { sql += " AND start_time = ?"; values.append(.integer(startTime)) }
+        guard let id = try database.prepare(sql + " ORDER BY id DESC LIMIT 1").first(values, { $0.int(0) }) else { return nil }
+        if protected {
+            try database.prepare("""
+                INSERT INTO clusterd_job_protection (job, protected_by, reason, protected_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (job) DO UPDATE SET protected_by = excluded.protected_by, reason = excluded.reason, protected_at = excluded.protected_at
+                """).run([.integer(id), .text(by), .text(reason), .integer(now)])
+        } else {
+            try database.prepare("DELETE FROM clusterd_job_protection WHERE job = ?").run([.integer(id)])
+        }
+        return id
+    }
+
+    /// Finished, unprotected jobs that ended before `cutoff` (epoch s), oldest first.
+    public func expired(before cutoff: Int64, limit: Int = 500) throws -> [JobRecord] {
+        let ids = try database.prepare("""
+            SELECT id FROM job WHERE job_state <> 'running' AND start_time + duration < ?
+              AND id NOT IN (SELECT job FROM clusterd_job_protection) ORDER BY start_time + duration LIMIT ?
+            """).rows([.integer(cutoff), .integer(Int64(limit))]) { $0.int(0) }
+        return try ids.map { try load(id: $0) }
+    }
+
+    /// Deletes a job and what hangs on it (tags, events, protection).
+    public func delete(id: Int64) throws {
+        try database.prepare("DELETE FROM jobtag WHERE job_id = ?").run([.integer(id)])
+        try database.prepare("DELETE FROM clusterd_job_event WHERE job = ?").run([.integer(id)])
+        try database.prepare("DELETE FROM job WHERE id = ?").run([.integer(id)])
+    }
+
     /// Records the archive result: 3 written, 2 failed.
     public func setMonitoringStatus(id: Int64, _ status: Int64) throws {
         try database.prepare("UPDATE job SET monitoring_status = ? WHERE id = ?").run([.integer(status), .integer(id)])

@@ -131,6 +131,9 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var clusterFiles: [String] = []
         /// How long a stop waits for its start before it is dead-lettered (seconds).
         public var heldStopTimeoutSeconds = 3600
+        /// Finished jobs older than this (days) leave the archive and the job table, unless
+        /// protected; 0 keeps everything.
+        public var archiveRetentionDays = 0
 
         /// The defaults.
         public init() {}
@@ -139,10 +142,12 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             clusterFiles = try c.decodeIfPresent(type(of: clusterFiles).self, forKey: .clusterFiles) ?? clusterFiles
             heldStopTimeoutSeconds = try c.decodeIfPresent(type(of: heldStopTimeoutSeconds).self, forKey: .heldStopTimeoutSeconds) ?? heldStopTimeoutSeconds
+            archiveRetentionDays = try c.decodeIfPresent(Int.self, forKey: .archiveRetentionDays) ?? archiveRetentionDays
         }
 
         enum CodingKeys: String, CodingKey {
             case clusterFiles = "cluster_files", heldStopTimeoutSeconds = "held_stop_timeout_seconds"
+            case archiveRetentionDays = "archive_retention_days"
         }
     }
 
@@ -452,7 +457,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
                    "ack_wait_seconds", "max_age_days", "queue_group"],
         "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
-        "jobs": ["cluster_files", "held_stop_timeout_seconds"],
+        "jobs": ["cluster_files", "held_stop_timeout_seconds", "archive_retention_days"],
         "nodes": ["history_retention_hours"],
         "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
                    "history_retention_days"],

@@ -116,12 +116,14 @@ public final class ClusterdService: @unchecked Sendable {
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
         jobs.dataBuilder = JobDataBuilder(store: store)
         let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
+        let hourly = Every(seconds: 3600)
         loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 settle: { try jobs.archivePending() },
-                                periodic: { now in
+                                periodic: { [retentionDays = config.jobs.archiveRetentionDays] now in
                                     let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
+                                    if hourly.due(now) { try jobs.applyRetention(now: now, days: retentionDays) }
                                 }))
         // KV needs JetStream; in core mode the database and the query API are the view.
         let mirror = intake.mode == "core" ? nil : try NodeStateMirror(connection: connection, counters: counters, logger: logger)
@@ -165,7 +167,8 @@ public final class ClusterdService: @unchecked Sendable {
         }
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
-                                 endpoints: api.endpoints + fleet.endpoints)
+                                 endpoints: api.endpoints + fleet.endpoints
+                                    + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint])
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
             for s in samples {
                 var id = s.tag("type-id") ?? ""

@@ -1,3 +1,4 @@
+import Foundation
 import Gzip
 import Jobs
 import LineProtocol
@@ -142,6 +143,26 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         }
         let footprint = JSONValue.object(metrics.footprint.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }).jsonText
         return (ArchiveWriter.Entry(job: job, files: files), metrics.footprint.isEmpty ? nil : footprint)
+    }
+
+    /// Archive retention: removes the archive entries and rows of finished jobs that ended
+    /// more than `days` ago, except protected ones. Returns how many went.
+    @discardableResult
+    public func applyRetention(now: Int64, days: Int) throws -> Int {
+        guard days > 0 else { return 0 }
+        var removed = 0
+        while true {
+            let expired = try stage.expired(before: now - Int64(days) * 86_400, limit: 256)
+            if expired.isEmpty { return removed }
+            for job in expired {
+                let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
+                try? FileManager.default.removeItem(atPath: dir)
+            }
+            try database.transaction { for job in expired { try stage.delete(id: job.id) } }
+            removed += expired.count
+            counters.add("jobs.retention_removed", expired.count)
+            logger.info("archive retention removed jobs", metadata: ["count": "\(expired.count)", "days": "\(days)"])
+        }
     }
 
     /// Dead-letters stops that waited longer than the configured time for their start.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Bus
 import Jobs
+import Model
 
 /// `clusterd archive export|import`: move job archives between clusterd, ClusterCockpit
 /// archive directories and single JSON-lines files, byte for byte.
@@ -8,7 +10,7 @@ struct ArchiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "archive",
         abstract: "Export or import a job archive (ClusterCockpit v3 layout) as a directory or a JSON-lines file.",
-        subcommands: [Export.self, Import.self]
+        subcommands: [Export.self, Import.self, Protect.self]
     )
 
     /// A progress bar on a terminal, nothing for scripts.
@@ -62,6 +64,42 @@ struct ArchiveCommand: ParsableCommand {
                 try ArchiveTransfer.copy(paths, from: from, to: archive, overwrite: overwrite, progress: progress.show)
                 if !quiet { print("imported \(ArchiveTransfer.jobs(paths)) jobs, \(paths.count) files into \(archive)") }
             }
+        }
+    }
+
+    struct Protect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Protect a job from archive retention (jobs.archive_retention_days), or lift it, on a running clusterd.")
+        @Option var jobId: Int64
+        @Option var cluster: String
+        @Option(help: "Tell apart runs of a requeued job id.") var startTime: Int64?
+        @Option(help: "Who protects it (kept with the job).") var by: String
+        @Option var reason: String = ""
+        @Flag(help: "Lift the protection.") var unprotect = false
+        @Option(help: "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222).") var server: String?
+
+        func run() throws {
+            var b = JSONObjectBuilder()
+            b.add("jobId", jobId)
+            b.add("cluster", cluster)
+            if let startTime { b.add("startTime", startTime) }
+            b.add("protected", !unprotect)
+            b.add("by", by)
+            b.add("reason", reason)
+            let connection = try BusConnection(ConnectionOptions(servers: [QueryCommand.serverURL(server)], name: "clusterd-archive"))
+            defer { connection.close() }
+            let reply: BusMessage
+            do {
+                reply = try connection.request(BusMessage(subject: "clusterd.admin.jobs.protect", data: Array(b.value.jsonText.utf8)), timeout: .seconds(5))
+            } catch {
+                FileHandle.standardError.write(Data("no clusterd answered: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            if let message = reply.header("Nats-Service-Error") {
+                FileHandle.standardError.write(Data("error \(reply.header("Nats-Service-Error-Code") ?? "?"): \(message)\n".utf8))
+                throw ExitCode(1)
+            }
+            print(reply.text)
         }
     }
 }

@@ -81,6 +81,11 @@ import Testing
         #expect(json.status == 0 && json.stdout.contains(#""user":"alice""#))
         let missing = try CLIRunner.run(["query", "jobs", "get", "jobId=4242", "--server", server.url])
         #expect(missing.status == 1 && missing.stderr.contains("error 404: no job 4242 matches"))
+        let protect = try CLIRunner.run(["archive", "protect", "--job-id", "1001", "--cluster", "fritz", "--by", "ops", "--reason", "audit",
+                                         "--server", server.url])
+        #expect(protect.status == 0 && protect.stdout.contains(#""protected":true"#), "\(protect.stdout)\(protect.stderr)")
+        let unknown = try CLIRunner.run(["archive", "protect", "--job-id", "7", "--cluster", "fritz", "--by", "ops", "--server", server.url])
+        #expect(unknown.status == 1 && unknown.stderr.contains("error 404"))
         let letters = try CLIRunner.run(["dlq", "list", "stage=jobs", "--server", server.url])
         #expect(letters.status == 0 && letters.stdout.contains("unknown_cluster") && letters.stdout.contains("total: 1"), "\(letters.stdout)")
         let replay = try CLIRunner.run(["dlq", "replay", "stage=jobs", "code=unknown_cluster", "--server", server.url])

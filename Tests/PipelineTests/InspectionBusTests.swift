@@ -229,6 +229,6 @@ import Testing
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(out)")
-        #expect(out.contains("info ok: 24 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
+        #expect(out.contains("info ok: 25 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
     }
 }

@@ -40,6 +40,27 @@ import Testing
         #expect(try env.query("SELECT monitoring_status, job_state FROM job").first?.prefix(2) == ["0", "completed"])
     }
 
+    @Test func archiveRetentionRemovesOldJobsButNotProtectedOnes() throws {
+        let env = try TestEnvironment()
+        for id in [501, 502, 503] {
+            try env.send(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1000}""#)
+        }
+        for id in [501, 502] { try env.send(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1100}""#) }
+        let archive = try ArchiveWriter(root: env.config.archivePath)
+        #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1000) + "/meta.json"))
+        #expect(try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "audit", now: 2000) != nil)
+        #expect(try env.processor.stage.protect(jobId: 999, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "", now: 2000) == nil)
+        // 501 ended long ago and goes; 502 is protected; 503 still runs.
+        #expect(try env.processor.applyRetention(now: 1100 + 86_400 * 40, days: 30) == 1)
+        #expect(try env.query("SELECT job_id FROM job ORDER BY job_id").map { $0[0] } == ["502", "503"])
+        #expect(!FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1000)))
+        #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 502, startTime: 1000) + "/meta.json"))
+        // Lifting the protection lets it go too; 0 days keeps everything.
+        #expect(try env.processor.applyRetention(now: 1100 + 86_400 * 40, days: 0) == 0)
+        _ = try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: 1000, protected: false, by: "ops", reason: "", now: 3000)
+        #expect(try env.processor.applyRetention(now: 1100 + 86_400 * 40, days: 30) == 1)
+    }
+
     @Test func heldStopExpiresIntoADeadLetter() throws {
         let env = try TestEnvironment { $0.jobs.heldStopTimeoutSeconds = 60 }
         #expect(TestEnvironment.statuses(try env.send(#"job,function=stop_job event="{\"jobId\":9,\"stopTime\":200}""#, now: 1000)) == ["held"])
