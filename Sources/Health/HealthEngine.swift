@@ -168,7 +168,10 @@ public final class HealthEngine {
         var list = failures[i]?[host] ?? []
         list.removeAll { $0.time < now - window }
         let users = Set(list.map(\.user)).count
-        let key = AlertKey(check: library.checks[i].id, cluster: list.last?.cluster ?? states.keys.first { $0.entity == host && $0.check == library.checks[i].id }?.cluster ?? "", entity: host)
+        // The cluster of the newest failure, or of the target already evaluated for this host.
+        let id = library.checks[i].id
+        let cluster = list.last?.cluster ?? byEntity[host]?.first { $0.check == id }?.cluster ?? ""
+        let key = AlertKey(check: id, cluster: cluster, entity: host)
         failures[i]?[host] = list.isEmpty ? nil : list
         let problem = list.count >= minFailures && users >= minUsers
         if problem || states[key] != nil {
