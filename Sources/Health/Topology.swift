@@ -111,19 +111,13 @@ public struct Topology: Sendable {
         guard let node else { return [device] }
         switch node {
         case .scalar(let s):
-            do {
-                let names = try NodeList(s.string).expanded()
-                if names.count > 10_000 { throw fail("instance \"\(s.string)\" expands to more than 10000 names") }
-                return names
-            } catch let e as LoadError {
-                throw e
-            } catch {
-                throw fail("instance: \(error)")
-            }
+            let names: [String]
+            do { names = try NodeList(s.string).expanded() } catch { throw fail("instance: \(error)") }
+            if names.count > 10_000 { throw fail("instance \"\(s.string)\" expands to more than 10000 names") }
+            return names
         case .sequence(let seq): return seq.compactMap(\.string)
         case .mapping(let map):
             return map.sorted { (Int($0.key.string ?? "") ?? 0) < (Int($1.key.string ?? "") ?? 0) }.compactMap { $0.value.string }
-        default: throw fail("instance must be a range pattern, a list or a slot map")
         }
     }
 

@@ -18,7 +18,7 @@ public enum ArchiveTransfer {
             let name = (path as NSString).lastPathComponent
             if name.hasPrefix(".") { continue }   // temporary files of an interrupted write
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: "\(root)/\(path)", isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: "\(root)/\(path)", isDirectory: &isDirectory)
             if isDirectory.boolValue { continue }
             if let cluster, path != "version.txt", !path.hasPrefix(cluster + "/") { continue }
             out.append(path)

@@ -9,6 +9,7 @@ import MetricBuffers
 import Model
 import NATSServerProcess
 import Nodes
+import Prometheus
 import Store
 
 /// clusterd's main job, wired from a configuration: database, archive, optional embedded
@@ -259,28 +260,31 @@ public final class ClusterdService: @unchecked Sendable {
     /// The Prometheus exposition: counters and histograms as they move, gauges read now.
     func scrape() -> [UInt8] {
         let registry = counters.registry
-        registry.makeGauge(name: "clusterd_nats_connected").set(Int64(connection?.isConnected == true ? 1 : 0))
+        func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
+            registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: name, unitName: "", helpText: help), labels: labels)
+        }
+        gauge("nats_connected", "1 while connected to NATS").set(Int64(connection?.isConnected == true ? 1 : 0))
         if let store = metricStore {
             let usage = store.usage
-            registry.makeGauge(name: "clusterd_metric_series").set(Int64(usage.series))
-            registry.makeGauge(name: "clusterd_metric_buffer_bytes").set(Int64(usage.sampleBytes))
-            registry.makeGauge(name: "clusterd_metric_samples_dropped").set(Int64(usage.dropped))
+            gauge("metric_series", "metric series buffered").set(Int64(usage.series))
+            gauge("metric_buffer_bytes", "bytes of buffered samples").set(Int64(usage.sampleBytes))
+            gauge("metric_samples_dropped", "samples older than the buffers hold").set(Int64(usage.dropped))
         }
         if let reader {
             let firing = (try? reader.prepare("SELECT severity, count(*) FROM alert WHERE status = 'firing' GROUP BY severity")
                 .rows { ($0.text(0), $0.int(1)) }) ?? []
             for severity in ["CRIT", "WARN", "UNKNOWN"] {
-                registry.makeGauge(name: "clusterd_alerts_firing", labels: [("severity", severity.lowercased())])
+                gauge("alerts_firing", "alerts firing now", [("severity", severity.lowercased())])
                     .set(firing.first { $0.0 == severity }?.1 ?? 0)
             }
             let pending: Int64? = try? reader.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } ?? 0
-            if let pending { registry.makeGauge(name: "clusterd_outbox_pending").set(pending) }
+            if let pending { gauge("outbox_pending", "committed messages not yet published").set(pending) }
         }
         if config.intake.mode != "core", let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
             for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
                 guard let lag = try? js.consumerLag(stream: config.intake.stream, consumer: consumer) else { continue }
-                registry.makeGauge(name: "clusterd_consumer_pending", labels: [("consumer", consumer)]).set(Int64(lag.pending))
-                registry.makeGauge(name: "clusterd_consumer_ack_pending", labels: [("consumer", consumer)]).set(lag.ackPending)
+                gauge("consumer_pending", "stream messages not yet delivered to the consumer (lag)", [("consumer", consumer)]).set(Int64(lag.pending))
+                gauge("consumer_ack_pending", "messages delivered, not yet acknowledged", [("consumer", consumer)]).set(lag.ackPending)
             }
         }
         return registry.emitToBuffer()

@@ -343,7 +343,6 @@ public final class FleetService: @unchecked Sendable {
     /// The server's health now: the pull check (when it has an API URL), made unreachable by
     /// heartbeat silence beyond its allowance. Returns nil when there is nothing to judge yet.
     func check(_ server: ManagedServer) -> (HealthCheckResult, checked: Bool)? {
-        let now = Int64(Date().timeIntervalSince1970)
         var result: HealthCheckResult?
         if !server.apiURL.isEmpty, let url = URL(string: server.apiURL.hasSuffix("/") ? server.apiURL + "health" : server.apiURL + "/health") {
             let token = Self.token(server.tokenRef)

@@ -52,7 +52,7 @@ struct HealthBench: ParsableCommand {
         print("\(messages.count) messages, \(lines) lines, \(bytes / 1_000_000) MB (\(hosts) hosts × \(rounds) rounds)")
 
         var decoded: [[MetricSample]] = []
-        let decodeTime = try time {
+        let decodeTime = time {
             decoded = messages.map { MetricIntake.decode($0, defaultCluster: "", now: Int64(t0)).0 }
         }
         report("decode", lines, decodeTime)
@@ -70,16 +70,16 @@ struct HealthBench: ParsableCommand {
             }
         }
         // The first round allocates every ring (page faults dominate); later rounds are the steady state.
-        let firstTime = try time { write(decoded[0..<hosts]) }
+        let firstTime = time { write(decoded[0..<hosts]) }
         report("buffer first round", lines / rounds, firstTime)
-        let storeTime = try time { write(decoded[hosts...]) }
+        let storeTime = time { write(decoded[hosts...]) }
         report("buffer write", lines - lines / rounds, storeTime)
         let usage = store.usage
         let rss = Self.residentBytes() - rssBefore
         print("buffers: \(usage.series) series × \(store.capacity) samples × \(MetricStore.bytesPerSample) B = \(usage.sampleBytes / 1_000_000) MB of samples; resident growth \(rss / 1_000_000) MB → \(String(format: "%.2f", Double(rss) / Double(usage.series * store.capacity))) B per buffered sample, \(String(format: "%.0f", Double(rss - usage.sampleBytes) / Double(usage.series))) B overhead per series")
 
         let engine = HealthEngine(library: library, topology: topo, now: Int64(t0))
-        let evalTime = try time {
+        let evalTime = time {
             for (i, batch) in decoded.enumerated() {
                 let now = Int64(t0 + (i / hosts) * 60)
                 for s in batch { engine.ingest(s, now: now) }
@@ -91,9 +91,9 @@ struct HealthBench: ParsableCommand {
         report("steady, all three", lines, decodeTime + storeTime * Double(rounds) / Double(max(1, rounds - 1)) + evalTime)
     }
 
-    func time(_ body: () throws -> Void) rethrows -> Double {
+    func time(_ body: () -> Void) -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
-        try body()
+        body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
