@@ -58,7 +58,7 @@ let package = Package(
         // A nats-server child process: the embedded default of `clusterd run`, and tests.
         .target(name: "NATSServerProcess"),
         // Starts a real nats-server per test suite.
-        .target(name: "BusTestSupport", dependencies: ["NATSServerProcess"]),
+        .target(name: "BusTestSupport", dependencies: ["NATSServerProcess", "Bus"]),
         .executableTarget(
             name: "clusterd",
             dependencies: [

@@ -14,6 +14,8 @@ import sys
 
 import nats
 
+import checkrun
+
 PING = {"type": str, "name": str, "id": str, "version": str}
 INFO = dict(PING, description=str, endpoints=list)
 STATS = dict(PING, started=str, endpoints=list)
@@ -93,11 +95,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except AssertionError as e:
-        print(f"FAILED: {e}")
-        sys.exit(1)
-    except Exception as e:
-        print(f"micro-check: {e!r}", file=sys.stderr)
-        sys.exit(2)
+    checkrun.run(main, "micro-check")

@@ -10,6 +10,8 @@ import sys
 
 import nats
 
+import checkrun
+
 USERS = {"acme": "acme-example-password", "globex": "globex-example-password"}
 
 
@@ -74,11 +76,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except AssertionError as e:
-        print(f"FAILED: {e}")
-        sys.exit(1)
-    except Exception as e:
-        print(f"org-isolation-check: {e!r}", file=sys.stderr)
-        sys.exit(2)
+    checkrun.run(main, "org-isolation-check")

@@ -131,13 +131,15 @@ struct BusTests {
         let sub = try js.pullSubscription(stream: "DURABLE", consumer: "keeper")
         var texts: [String] = []
         let deadline = ContinuousClock.now + .seconds(10)
-        while texts.count < 2 && ContinuousClock.now < deadline {
+        // At least once: on a loaded machine an ack can miss the 1 s ack wait and a message
+        // comes twice; what matters is that both unacked ones come back and the acked one not.
+        while Set(texts).count < 2 && ContinuousClock.now < deadline {
             for m in try sub.fetch(batch: 10, timeout: .seconds(1)) {
                 texts.append(m.message.text)
                 try m.ackSync()
             }
         }
-        #expect(texts.sorted() == ["m1", "m2"])
+        #expect(Set(texts) == ["m1", "m2"])
     }
 
     @Test("the client starts before the server and reconnects after it restarts")

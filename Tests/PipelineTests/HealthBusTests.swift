@@ -12,9 +12,10 @@ import Testing
 /// job events in; alerts read by an independent subscriber and from the alert stream.
 @Suite(.serialized) final class HealthBusTests {
     typealias Collector = ServiceBusTests.Collector
-    let server: NATSServer
-    let directory: URL
-    let client: BusConnection
+    let fixture: BusFixture
+    var server: NATSServer { fixture.server }
+    var directory: URL { fixture.directory }
+    var client: BusConnection { fixture.client }
 
     static let checks = """
         checks:
@@ -34,16 +35,8 @@ import Testing
         """
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-health-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        fixture = try BusFixture("clusterd-health")
         try Self.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
-        client = try BusConnection(ConnectionOptions(servers: [server.url], name: "consumer"))
-    }
-
-    deinit {
-        client.close()
-        try? FileManager.default.removeItem(at: directory)
     }
 
     func makeService(checks: String? = nil, topology: Bool = true) throws -> ClusterdService {

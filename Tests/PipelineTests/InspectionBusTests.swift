@@ -11,21 +11,14 @@ import Testing
 
 /// The query API, service discovery and KV mirror through a real nats-server.
 @Suite(.serialized) final class InspectionBusTests {
-    let server: NATSServer
-    let directory: URL
-    let client: BusConnection
+    let fixture: BusFixture
+    var server: NATSServer { fixture.server }
+    var directory: URL { fixture.directory }
+    var client: BusConnection { fixture.client }
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-inspect-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        fixture = try BusFixture("clusterd-inspect")
         try HealthBusTests.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
-        client = try BusConnection(ConnectionOptions(servers: [server.url], name: "operator"))
-    }
-
-    deinit {
-        client.close()
-        try? FileManager.default.removeItem(at: directory)
     }
 
     func startService(extraClusters: [String] = [], observability: String = "") throws -> ClusterdService {
@@ -202,7 +195,9 @@ import Testing
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             text = try await Self.get(base + "/metrics").1
-            if Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, Self.sample(text, "clusterd_metrics_lines_total") == 1 { break }
+            // Done when everything is applied and the broker's consumer info has caught up.
+            if Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, Self.sample(text, "clusterd_metrics_lines_total") == 1,
+               Self.sample(text, #"clusterd_consumer_pending{consumer="clusterd_jobs"}"#) == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, "\(text)")
