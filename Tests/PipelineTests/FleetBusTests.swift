@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Model
 import Pipeline
+import Synchronization
 import Testing
 
 /// The fleet through a real nats-server, with real HTTP servers on loopback playing the
@@ -176,8 +177,10 @@ import Testing
         _ = try ask("acme", "register", #"{"name":"hb1","heartbeatSeconds":3}"#)
         func beat() throws { try client.publish("fleet.acme.hb1.heartbeat", Array(#"{"version":"1.2.3"}"#.utf8)); try client.flush() }
         // The server's side beats from a thread of its own, steady even when the test pool is busy.
+        // It beats until the test has checked the healthy phase, however slow the checks are.
+        let stopBeating = Mutex(false)
         let beating = Thread { [client] in
-            for _ in 0..<12 {
+            while !stopBeating.withLock({ $0 }) {
                 try? client.publish("fleet.acme.hb1.heartbeat", Array(#"{"version":"1.2.3"}"#.utf8))
                 try? client.flush()
                 Thread.sleep(forTimeInterval: 0.25)
@@ -194,6 +197,7 @@ import Testing
         #expect(healthy)
         #expect(try ask("acme", "get", #"{"name":"hb1"}"#).0["server"]?["version"] == .string("1.2.3"))
         #expect(alerts.messages.isEmpty)
+        stopBeating.withLock { $0 = true }
         // Silent: unreachable after the 3 s allowance, one alert.
         let deadline = Date().addingTimeInterval(10)
         while alerts.messages.isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
