@@ -21,7 +21,9 @@ let package = Package(
     ],
     targets: [
         // Pure line-protocol decoder/encoder: no dependencies, the hot path of every message.
-        .target(name: "LineProtocol"),
+        .target(name: "LineProtocol", dependencies: ["CLineScan"]),
+        // 16-byte token scanning (SSE2 with a portable fallback), inlined into LineProtocol.
+        .target(name: "CLineScan"),
         // libnats (NATS C client 3.4.1, Debian libnats-dev), imported only by Bus.
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // The one thin wrapper over libnats: connection, subscriptions, JetStream, KV.

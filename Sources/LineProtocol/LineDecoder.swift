@@ -20,14 +20,21 @@ public final class LineDecoder {
     /// Timestamp precision of the buffers this decoder reads.
     public let precision: Precision
 
-    private var tagStorage: UnsafeMutablePointer<TagView>
-    private var tagCapacity: Int
-    private var fieldStorage: UnsafeMutablePointer<FieldView>
-    private var fieldCapacity: Int
+    private(set) var tagStorage: UnsafeMutablePointer<TagView>
+    private(set) var tagCapacity: Int
+    private(set) var fieldStorage: UnsafeMutablePointer<FieldView>
+    private(set) var fieldCapacity: Int
+    /// Whether common lines take the one-pass fast path (tests turn it off to compare).
+    let fastPath: Bool
 
     /// Creates a decoder for timestamps in `precision`.
-    public init(precision: Precision = .nanoseconds) {
+    public convenience init(precision: Precision = .nanoseconds) {
+        self.init(precision: precision, fastPath: true)
+    }
+
+    init(precision: Precision, fastPath: Bool) {
         self.precision = precision
+        self.fastPath = fastPath
         tagCapacity = 16
         fieldCapacity = 16
         tagStorage = .allocate(capacity: tagCapacity)
@@ -45,7 +52,17 @@ public final class LineDecoder {
     public func forEachLine(in buffer: UnsafeRawBufferPointer, _ body: (LineEntry) throws -> Void) rethrows {
         guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
         var s = Scanner(start: UnsafePointer(base), end: UnsafePointer(base) + buffer.count)
+        // The fast path needs an LF after the line to stop its scans; past the last LF (an
+        // unterminated final line) only the full parser runs.
+        var limit = s.end - 1
+        while limit > s.p && limit[0] != Byte.lf { limit -= 1 }
+        if !fastPath || limit[0] != Byte.lf { limit = s.p }
+        var stops = StopCursor(start: s.p, end: s.end, table: s.table)
         while s.p < s.end {
+            if s.p < limit && s.p[0] != Byte.hash, let point = parseCommonLine(&s, &stops) {
+                try body(.point(point))
+                continue
+            }
             let entryStart = s.p
             while s.p < s.end && s.p[0] == Byte.space { s.p += 1 }
             if s.p == s.end { break }
@@ -105,7 +122,7 @@ public final class LineDecoder {
 
     // MARK: - One line
 
-    private func growTags() {
+    func growTags() {
         let bigger = UnsafeMutablePointer<TagView>.allocate(capacity: tagCapacity * 2)
         bigger.moveInitialize(from: tagStorage, count: tagCapacity)
         tagStorage.deallocate()
@@ -113,7 +130,7 @@ public final class LineDecoder {
         tagCapacity *= 2
     }
 
-    private func growFields() {
+    func growFields() {
         let bigger = UnsafeMutablePointer<FieldView>.allocate(capacity: fieldCapacity * 2)
         bigger.moveInitialize(from: fieldStorage, count: fieldCapacity)
         fieldStorage.deallocate()

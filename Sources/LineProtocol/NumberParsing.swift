@@ -108,14 +108,14 @@ private func parseFloatSlow(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<
 
 /// Whether the 8 bytes (little-endian in `v`) are all ASCII digits.
 @inline(__always)
-private func allEightAreDigits(_ v: UInt64) -> Bool {
+func allEightAreDigits(_ v: UInt64) -> Bool {
     ((v &+ 0x4646_4646_4646_4646) | (v &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080 == 0
 }
 
 /// The value of 8 ASCII digits (first digit in the lowest byte), with three multiplications
 /// instead of eight dependent multiply-adds.
 @inline(__always)
-private func valueOfEightDigits(_ v: UInt64) -> UInt64 {
+func valueOfEightDigits(_ v: UInt64) -> UInt64 {
     var v = v &- 0x3030_3030_3030_3030
     v = (v &* 10) &+ (v >> 8)
     return (((v & 0x0000_00FF_0000_00FF) &* 0x000F_4240_0000_0064)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import LineProtocol
+@testable import LineProtocol
 import Testing
 
 /// A small deterministic generator (SplitMix64) so a failing input can be reproduced from its seed.
@@ -23,6 +23,9 @@ private let seedLines: [[UInt8]] = [
     #"job,function=start_job event="{\"jobId\":1,\"user\":\"u\"}" 1718004000000000000"# + "\n",
     "m,a\\ b=c\\,d f\\=1=1i,s=\"x\\\"y\\\\\",b=TRUE,u=18446744073709551615u -9223372036854775808\r\n",
     "# comment\n  \nx,t=y y=1 1602841605822791506\n",
+    "m v=-.5,w=1.,x=-0i,y=7u,z=f,s=\"a,b=c d\" -1  \r\n",
+    "m,t=a v=0.0000000000000000000001,w=123456789012345678901,x=9223372036854775808i 5\n",
+    "nv_util,cluster=alex,hostname=a0312,type=accelerator,type-id=00000000:4F:00.0 value=12 1718001260",
 ].map { Array($0.utf8) }
 
 /// One random buffer: pure noise, grammar-heavy noise, or a valid batch with mutations.
@@ -72,7 +75,32 @@ func checkInvariants(_ bytes: [UInt8]) -> String? {
             if again.count != 1 || (try? again[0].get()) != p { problem = "re-encoding changed \(p) into \(again)" }
         }
     }
+    if problem == nil {
+        let fast = describeEntries(bytes, fastPath: true)
+        let full = describeEntries(bytes, fastPath: false)
+        if fast != full { problem = "the fast path decoded \(fast), the full parser \(full)" }
+    }
     return problem
+}
+
+/// Every entry of a decoded buffer, described exactly (line, raw text, point or error; -0.0
+/// and 0.0 differ), to compare the fast path with the full parser.
+func describeEntries(_ bytes: [UInt8], fastPath: Bool) -> [String] {
+    var out: [String] = []
+    LineDecoder(precision: .nanoseconds, fastPath: fastPath).forEachLine(in: bytes) { entry in
+        switch entry {
+        case .point(let view):
+            let p = view.makePoint()
+            let fields = p.fields.map { field -> String in
+                if case .float(let v) = field.value { return "\(field.key)=float:\(v.bitPattern)" }
+                return "\(field.key)=\(field.value)"
+            }
+            out.append("\(view.line) \(Array(view.raw)) \(p.measurement) \(p.tags) \(fields) \(String(describing: p.timestamp))")
+        case .error(let error, let raw):
+            out.append("\(error) \(Array(raw))")
+        }
+    }
+    return out
 }
 
 @Suite("Random input")

@@ -71,12 +71,16 @@ MallocInterposerSwift.initialize()
 let rounds = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 30
 let metrics = Workloads.metricBatch(targetBytes: 26_000_000)
 let short = Workloads.shortLines(count: 873_814)
+// An optional second argument keeps only the workloads whose name contains it
+// (`metric`, `short`), e.g. for counting instructions under callgrind.
+let only = CommandLine.arguments.dropFirst(2).first
 var workloads = [
     Workload(name: "ClusterCockpit metric batch (node/socket/hwthread/accelerator lines + job events), precision s",
              bytes: metrics.bytes, lines: metrics.lines, decoder: LineDecoder(precision: .seconds)),
     Workload(name: "short lines (x,t=y y=1 1602841605822791506), precision ns",
              bytes: short.bytes, lines: short.lines, decoder: LineDecoder(precision: .nanoseconds)),
 ]
+if let only { workloads.removeAll { !$0.name.contains(only) } }
 var calibration = Double.infinity
 // Rounds interleave the workloads and the calibration loop, so a slow phase of a shared
 // machine hits all of them alike; the best time of each is reported.

@@ -1,0 +1,68 @@
+// 16-byte classification for the line-protocol decoder's fast path. Each function returns
+// a bit mask with bit i set when byte p[i] ends the token being scanned; the caller must
+// guarantee that p[0..15] are readable. SSE2 is part of every x86-64 CPU; other
+// architectures get a portable scalar version with the same results.
+#ifndef CLINESCAN_H
+#define CLINESCAN_H
+
+#include <stdint.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/// Bytes that end a name in the fast path: space and controls (<= 0x20), ',', '=', '\\', DEL and
+/// non-ASCII (>= 0x7F).
+static inline uint32_t lp_key_stops16(const uint8_t *p) {
+    __m128i x = _mm_loadu_si128((const __m128i *)p);
+    __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x20)), x);
+    __m128i high = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x7F)), x);
+    __m128i comma = _mm_cmpeq_epi8(x, _mm_set1_epi8(','));
+    __m128i backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+    __m128i equals = _mm_cmpeq_epi8(x, _mm_set1_epi8('='));
+    return (uint32_t)_mm_movemask_epi8(
+        _mm_or_si128(_mm_or_si128(_mm_or_si128(low, high), _mm_or_si128(comma, backslash)), equals));
+}
+
+/// ``lp_key_stops16`` for the 64 bytes at p, bit i for p[i].
+static inline uint64_t lp_key_stops64(const uint8_t *p) {
+    return (uint64_t)lp_key_stops16(p) | ((uint64_t)lp_key_stops16(p + 16) << 16)
+        | ((uint64_t)lp_key_stops16(p + 32) << 32) | ((uint64_t)lp_key_stops16(p + 48) << 48);
+}
+
+/// Bytes that stop a string value scan: '"', '\\', LF and non-ASCII (>= 0x80).
+static inline uint32_t lp_string_stops16(const uint8_t *p) {
+    __m128i x = _mm_loadu_si128((const __m128i *)p);
+    __m128i quote = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+    __m128i backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+    __m128i lf = _mm_cmpeq_epi8(x, _mm_set1_epi8('\n'));
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), _mm_or_si128(lf, x)));
+}
+
+#else
+
+static inline uint32_t lp_key_stops16(const uint8_t *p) {
+    uint32_t m = 0;
+    for (int i = 0; i < 16; i++) {
+        uint8_t b = p[i];
+        if (b <= 0x20 || b >= 0x7F || b == ',' || b == '\\' || b == '=') m |= 1u << i;
+    }
+    return m;
+}
+
+static inline uint64_t lp_key_stops64(const uint8_t *p) {
+    return (uint64_t)lp_key_stops16(p) | ((uint64_t)lp_key_stops16(p + 16) << 16)
+        | ((uint64_t)lp_key_stops16(p + 32) << 32) | ((uint64_t)lp_key_stops16(p + 48) << 48);
+}
+
+static inline uint32_t lp_string_stops16(const uint8_t *p) {
+    uint32_t m = 0;
+    for (int i = 0; i < 16; i++) {
+        uint8_t b = p[i];
+        if (b == '"' || b == '\\' || b == '\n' || b >= 0x80) m |= 1u << i;
+    }
+    return m;
+}
+
+#endif
+
+#endif
