@@ -182,7 +182,7 @@ private enum CommonNumberKind { case none, float, int, uint }
 /// A number of the common forms at `q`: `[-]d+[.d*]` or `[-].d+` (float, at most 19 digits,
 /// exact by one correctly rounded division), `[-]d+i`, `d+u`. On success `q` is just past it.
 /// The value comes back as bits with its kind, two registers rather than an enum in memory.
-@inline(__always)
+@_transparent
 private func commonNumber(_ q: inout UnsafePointer<UInt8>, _ powersOfTen: UnsafePointer<Double>) -> (kind: CommonNumberKind, bits: UInt64) {
     var p = q
     let negative = p[0] == UInt8(ascii: "-")
