@@ -12,7 +12,7 @@ import CLineScan
 /// or timestamp stops at an LF at the latest, and string scans give up at an LF, so no
 /// per-byte end check is needed; 16-byte loads happen only where 16 bytes remain.
 extension LineDecoder {
-    @inline(__always)
+    @_transparent
     func parseCommonLine(_ s: inout Scanner, _ stops: inout StopCursor) -> PointView? {
         let end = s.end
         let table = s.table
