@@ -4,20 +4,20 @@
 enum ByteClass {
     /// Ends a measurement name: `,` space, control characters, DEL, `\`, and non-ASCII
     /// (non-ASCII bytes stop the loop only to validate their UTF-8 sequence).
-    static let measurementStop: UInt8 = 1 << 0
+    @inlinable static var measurementStop: UInt8 { 1 << 0 }
     /// Ends a tag key, tag value or field key: as measurement plus `=`.
-    static let keyStop: UInt8 = 1 << 1
+    @inlinable static var keyStop: UInt8 { 1 << 1 }
     /// Stops a string value scan: `"`, `\`, LF (line counting) and non-ASCII.
-    static let stringStop: UInt8 = 1 << 2
+    @inlinable static var stringStop: UInt8 { 1 << 2 }
     /// Ends a number, boolean or timestamp token: `,` space, CR, LF.
-    static let valueStop: UInt8 = 1 << 3
+    @inlinable static var valueStop: UInt8 { 1 << 3 }
     /// Allowed in a comment line: printable ASCII and any byte >= 0x80 (lp-v2 rule).
-    static let commentChar: UInt8 = 1 << 4
+    @inlinable static var commentChar: UInt8 { 1 << 4 }
     /// ASCII digit.
-    static let digit: UInt8 = 1 << 5
+    @inlinable static var digit: UInt8 { 1 << 5 }
 
     /// The 256-entry table, allocated once for the process and never freed.
-    nonisolated(unsafe) static let table: UnsafePointer<UInt8> = {
+    @usableFromInline nonisolated(unsafe) static let table: UnsafePointer<UInt8> = {
         let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
         for b in 0..<256 {
             var c: UInt8 = 0

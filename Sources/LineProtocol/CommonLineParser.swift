@@ -12,7 +12,7 @@ import CLineScan
 /// or timestamp stops at an LF at the latest, and string scans give up at an LF, so no
 /// per-byte end check is needed; 16-byte loads happen only where 16 bytes remain.
 extension LineDecoder {
-    @_transparent
+    @usableFromInline @_transparent
     func parseCommonLine(_ s: inout Scanner, _ stops: inout StopCursor) -> PointView? {
         let end = s.end
         let table = s.table
@@ -36,9 +36,9 @@ extension LineDecoder {
             q = stops.next(vStart)
             b = q[0]
             guard q != vStart, b == Byte.comma || b == Byte.space else { return nil }
-            for j in 0..<tagCount where sameBytes(tagStorage[j].key, kStart, kCount) { return nil }
-            if tagCount == tagCapacity { growTags() }
-            (tagStorage + tagCount).initialize(to: TagView(
+            for j in 0..<tagCount where sameBytes(commonTags[j].key, kStart, kCount) { return nil }
+            if tagCount == Self.commonCapacity { return nil }
+            (commonTags + tagCount).initialize(to: TagView(
                 key: TokenView(start: kStart, count: kCount, escapes: .none),
                 value: TokenView(start: vStart, count: q - vStart, escapes: .none)))
             tagCount += 1
@@ -91,8 +91,8 @@ extension LineDecoder {
             default:
                 return nil
             }
-            if fieldCount == fieldCapacity { growFields() }
-            (fieldStorage + fieldCount).initialize(to: FieldView(key: key, value: value))
+            if fieldCount == Self.commonCapacity { return nil }
+            (commonFields + fieldCount).initialize(to: FieldView(key: key, value: value))
             fieldCount += 1
             b = q[0]
             guard b == Byte.comma else { break }
@@ -133,8 +133,8 @@ extension LineDecoder {
         s.newLine()
         return PointView(
             measurement: measurement,
-            tags: UnsafeBufferPointer(start: tagStorage, count: tagCount),
-            fields: UnsafeBufferPointer(start: fieldStorage, count: fieldCount),
+            tags: UnsafeBufferPointer(start: commonTags, count: tagCount),
+            fields: UnsafeBufferPointer(start: commonFields, count: fieldCount),
             timestamp: timestamp,
             line: line,
             raw: UnsafeBufferPointer(start: entryStart, count: contentEnd - entryStart)
@@ -144,8 +144,8 @@ extension LineDecoder {
 
 /// The first byte at or after `q` of class `stop`: 16 bytes at a time while 16 remain before
 /// `end`, then byte by byte (the caller guarantees a stop byte before the end).
-@inline(__always)
-private func scan(
+@inlinable @inline(__always)
+func scan(
     _ q: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ table: UnsafePointer<UInt8>, _ stop: UInt8,
     _ stops16: (UnsafePointer<UInt8>) -> UInt32
 ) -> UnsafePointer<UInt8> {
@@ -160,36 +160,37 @@ private func scan(
 }
 
 /// Whether an unescaped key equals the `count` bytes at `start`.
-@inline(__always)
-private func sameBytes(_ key: TokenView, _ start: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+@inlinable
+func sameBytes(_ key: TokenView, _ start: UnsafePointer<UInt8>, _ count: Int) -> Bool {
     guard key.count == count else { return false }
     for i in 0..<count where key.start[i] != start[i] { return false }
     return true
 }
 
-@inline(__always)
-private func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
+@inlinable
+func isASCIIDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
 
 /// Whether `b` ends a number, boolean or timestamp token.
-@inline(__always)
-private func isValueStop(_ b: UInt8) -> Bool {
+@inlinable
+func isValueStop(_ b: UInt8) -> Bool {
     b == Byte.comma || b == Byte.space || b == Byte.lf || b == Byte.cr
 }
 
 /// What ``commonNumber(_:_:)`` found; `none` leaves the line to the full parser.
-private enum CommonNumberKind { case none, float, int, uint }
+@usableFromInline
+enum CommonNumberKind { case none, float, int, uint }
 
 /// A number of the common forms at `q`: `[-]d+[.d*]` or `[-].d+` (float, at most 19 digits,
 /// exact by one correctly rounded division), `[-]d+i`, `d+u`. On success `q` is just past it.
 /// The value comes back as bits with its kind, two registers rather than an enum in memory.
-@_transparent
-private func commonNumber(_ q: inout UnsafePointer<UInt8>, _ powersOfTen: UnsafePointer<Double>) -> (kind: CommonNumberKind, bits: UInt64) {
+@usableFromInline @_transparent
+func commonNumber(_ q: inout UnsafePointer<UInt8>, _ powersOfTen: UnsafePointer<Double>) -> (kind: CommonNumberKind, bits: UInt64) {
     var p = q
     let negative = p[0] == UInt8(ascii: "-")
     if negative { p += 1 }
     let digitStart = p
     var mantissa: UInt64 = 0
-    while isDigit(p[0]) {
+    while isASCIIDigit(p[0]) {
         mantissa = mantissa &* 10 &+ UInt64(p[0] &- 0x30)
         p += 1
     }
@@ -199,7 +200,7 @@ private func commonNumber(_ q: inout UnsafePointer<UInt8>, _ powersOfTen: Unsafe
     if c == UInt8(ascii: ".") {
         p += 1
         let fractionStart = p
-        while isDigit(p[0]) {
+        while isASCIIDigit(p[0]) {
             mantissa = mantissa &* 10 &+ UInt64(p[0] &- 0x30)
             p += 1
         }
@@ -224,8 +225,8 @@ private func commonNumber(_ q: inout UnsafePointer<UInt8>, _ powersOfTen: Unsafe
 /// The value of the `count` (1...19) bytes at `p` when all are ASCII digits: 8 digits at a
 /// time, the last 1-7 by one 8-byte load that ends with them (bytes before them, from
 /// `readableFrom` on, are read and replaced by zeros).
-@inline(__always)
-private func digitsValue(_ p: UnsafePointer<UInt8>, _ count: Int, readableFrom: UnsafePointer<UInt8>) -> UInt64? {
+@inlinable @inline(__always)
+func digitsValue(_ p: UnsafePointer<UInt8>, _ count: Int, readableFrom: UnsafePointer<UInt8>) -> UInt64? {
     var q = p
     var remaining = count
     var value: UInt64 = 0
@@ -239,7 +240,7 @@ private func digitsValue(_ p: UnsafePointer<UInt8>, _ count: Int, readableFrom: 
     guard remaining > 0 else { return value }
     guard q + remaining - 8 >= readableFrom else {
         for i in 0..<remaining {
-            guard isDigit(q[i]) else { return nil }
+            guard isASCIIDigit(q[i]) else { return nil }
             value = value &* 10 &+ UInt64(q[i] &- 0x30)
         }
         return value
@@ -253,8 +254,8 @@ private func digitsValue(_ p: UnsafePointer<UInt8>, _ count: Int, readableFrom: 
 }
 
 /// 10^n for 0 <= n < 8.
-@inline(__always)
-private func powerOfTen(_ n: Int) -> UInt64 {
+@inlinable @inline(__always)
+func powerOfTen(_ n: Int) -> UInt64 {
     switch n {
     case 0: 1
     case 1: 10

@@ -20,12 +20,19 @@ public final class LineDecoder {
     /// Timestamp precision of the buffers this decoder reads.
     public let precision: Precision
 
-    private(set) var tagStorage: UnsafeMutablePointer<TagView>
-    private(set) var tagCapacity: Int
-    private(set) var fieldStorage: UnsafeMutablePointer<FieldView>
-    private(set) var fieldCapacity: Int
+    // The full parser's storage grows with the widest line seen.
+    private var tagStorage: UnsafeMutablePointer<TagView>
+    private var tagCapacity: Int
+    private var fieldStorage: UnsafeMutablePointer<FieldView>
+    private var fieldCapacity: Int
+    // The fast path's storage has a fixed size (wider lines go to the full parser): constant
+    // pointers, so code inlined into callers reads them without exclusivity checks.
+    @usableFromInline let commonTags: UnsafeMutablePointer<TagView>
+    @usableFromInline let commonFields: UnsafeMutablePointer<FieldView>
+    /// Tags and fields a line may have on the fast path.
+    @inlinable static var commonCapacity: Int { 64 }
     /// Whether common lines take the one-pass fast path (tests turn it off to compare).
-    let fastPath: Bool
+    @usableFromInline let fastPath: Bool
 
     /// Creates a decoder for timestamps in `precision`.
     public convenience init(precision: Precision = .nanoseconds) {
@@ -39,16 +46,24 @@ public final class LineDecoder {
         fieldCapacity = 16
         tagStorage = .allocate(capacity: tagCapacity)
         fieldStorage = .allocate(capacity: fieldCapacity)
+        commonTags = .allocate(capacity: Self.commonCapacity)
+        commonFields = .allocate(capacity: Self.commonCapacity)
     }
 
     deinit {
         tagStorage.deallocate()
         fieldStorage.deallocate()
+        commonTags.deallocate()
+        commonFields.deallocate()
     }
 
     /// Decodes every line of `buffer` and calls `body` once per point or bad line, in order.
     /// Blank and comment lines produce nothing. Views passed to `body` are valid only
     /// during that call.
+    ///
+    /// Inlinable so that `body` is specialised into the loop: common lines take the fast
+    /// path inline, everything else one call to the full parser.
+    @inlinable @inline(__always)
     public func forEachLine(in buffer: UnsafeRawBufferPointer, _ body: (LineEntry) throws -> Void) rethrows {
         guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
         var s = Scanner(start: UnsafePointer(base), end: UnsafePointer(base) + buffer.count)
@@ -63,39 +78,52 @@ public final class LineDecoder {
                 try body(.point(point))
                 continue
             }
-            let entryStart = s.p
-            while s.p < s.end && s.p[0] == Byte.space { s.p += 1 }
-            if s.p == s.end { break }
-            let c = s.p[0]
-            var failure: DecodeError?
-            if c == Byte.lf {
-                s.p += 1
-                s.newLine()
-                continue
-            } else if c == Byte.cr {
-                if s.p + 1 == s.end { s.p += 1; break }
-                if s.p[1] == Byte.lf { s.p += 2; s.newLine(); continue }
-                failure = s.error(at: s.p, .loneCarriageReturn)
-            } else if c == Byte.hash {
-                failure = s.skipComment()
-                if failure == nil { continue }
-            } else {
-                let result: PointView
-                do {
-                    result = try parseLine(&s, entryStart: entryStart)
-                } catch {
-                    let raw = s.skipRestOfLine(from: entryStart)
-                    try body(.error(error, raw: raw))
-                    continue
-                }
-                try body(.point(result))
-                continue
-            }
-            if let failure {
-                let raw = s.skipRestOfLine(from: entryStart)
-                try body(.error(failure, raw: raw))
+            switch otherEntry(&s) {
+            case .entry(let entry): try body(entry)
+            case .skipped: continue
+            case .finished: return
             }
         }
+    }
+
+    /// What the full parser made of the entry at `s.p`.
+    @usableFromInline
+    enum OtherEntry {
+        case entry(LineEntry)
+        /// A blank or comment line.
+        case skipped
+        /// Only spaces (or a final CR) were left.
+        case finished
+    }
+
+    /// The entry at `s.p` by the full parser: blank and comment lines, lines the fast path
+    /// left, errors with recovery to the next line.
+    @usableFromInline
+    func otherEntry(_ s: inout Scanner) -> OtherEntry {
+        let entryStart = s.p
+        while s.p < s.end && s.p[0] == Byte.space { s.p += 1 }
+        if s.p == s.end { return .finished }
+        let c = s.p[0]
+        let failure: DecodeError
+        if c == Byte.lf {
+            s.p += 1
+            s.newLine()
+            return .skipped
+        } else if c == Byte.cr {
+            if s.p + 1 == s.end { s.p += 1; return .finished }
+            if s.p[1] == Byte.lf { s.p += 2; s.newLine(); return .skipped }
+            failure = s.error(at: s.p, .loneCarriageReturn)
+        } else if c == Byte.hash {
+            guard let error = s.skipComment() else { return .skipped }
+            failure = error
+        } else {
+            do {
+                return .entry(.point(try parseLine(&s, entryStart: entryStart)))
+            } catch {
+                failure = error
+            }
+        }
+        return .entry(.error(failure, raw: s.skipRestOfLine(from: entryStart)))
     }
 
     /// Decodes every line of `bytes`, as the raw-buffer variant does.
@@ -122,7 +150,7 @@ public final class LineDecoder {
 
     // MARK: - One line
 
-    func growTags() {
+    private func growTags() {
         let bigger = UnsafeMutablePointer<TagView>.allocate(capacity: tagCapacity * 2)
         bigger.moveInitialize(from: tagStorage, count: tagCapacity)
         tagStorage.deallocate()
@@ -130,7 +158,7 @@ public final class LineDecoder {
         tagCapacity *= 2
     }
 
-    func growFields() {
+    private func growFields() {
         let bigger = UnsafeMutablePointer<FieldView>.allocate(capacity: fieldCapacity * 2)
         bigger.moveInitialize(from: fieldStorage, count: fieldCapacity)
         fieldStorage.deallocate()
@@ -355,15 +383,16 @@ public final class LineDecoder {
 }
 
 /// Bytes with a meaning in the grammar.
+@usableFromInline
 enum Byte {
-    static let space = UInt8(ascii: " ")
-    static let comma = UInt8(ascii: ",")
-    static let equals = UInt8(ascii: "=")
-    static let quote = UInt8(ascii: "\"")
-    static let backslash = UInt8(ascii: "\\")
-    static let hash = UInt8(ascii: "#")
-    static let lf = UInt8(ascii: "\n")
-    static let cr = UInt8(ascii: "\r")
+    @inlinable static var space: UInt8 { UInt8(ascii: " ") }
+    @inlinable static var comma: UInt8 { UInt8(ascii: ",") }
+    @inlinable static var equals: UInt8 { UInt8(ascii: "=") }
+    @inlinable static var quote: UInt8 { UInt8(ascii: "\"") }
+    @inlinable static var backslash: UInt8 { UInt8(ascii: "\\") }
+    @inlinable static var hash: UInt8 { UInt8(ascii: "#") }
+    @inlinable static var lf: UInt8 { UInt8(ascii: "\n") }
+    @inlinable static var cr: UInt8 { UInt8(ascii: "\r") }
 }
 
 @inline(__always)

@@ -17,8 +17,9 @@ enum NumberParse<T> {
 /// Exact powers of ten representable in binary64 (10^0 ... 10^22), for the fast path;
 /// allocated once and handed to the parser as a pointer (a global array would cost a lazy
 /// initialisation check and a bounds check per value).
+@usableFromInline
 enum PowersOfTen {
-    nonisolated(unsafe) static let table: UnsafePointer<Double> = {
+    @usableFromInline nonisolated(unsafe) static let table: UnsafePointer<Double> = {
         let t = UnsafeMutablePointer<Double>.allocate(capacity: 23)
         var v = 1.0
         for i in 0...22 {
@@ -107,14 +108,14 @@ private func parseFloatSlow(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<
 }
 
 /// Whether the 8 bytes (little-endian in `v`) are all ASCII digits.
-@inline(__always)
+@inlinable
 func allEightAreDigits(_ v: UInt64) -> Bool {
     ((v &+ 0x4646_4646_4646_4646) | (v &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080 == 0
 }
 
 /// The value of 8 ASCII digits (first digit in the lowest byte), with three multiplications
 /// instead of eight dependent multiply-adds.
-@inline(__always)
+@inlinable
 func valueOfEightDigits(_ v: UInt64) -> UInt64 {
     var v = v &- 0x3030_3030_3030_3030
     v = (v &* 10) &+ (v >> 8)
@@ -197,6 +198,7 @@ func parseUInt(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Nu
 }
 
 /// Parses one of the ten boolean spellings.
+@usableFromInline
 func parseBool(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Bool? {
     let n = end - start
     @inline(__always) func matches(_ s: StaticString) -> Bool {

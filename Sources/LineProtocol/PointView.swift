@@ -16,6 +16,17 @@ public struct PointView {
     /// The line as written (without its line ending), for dead letters and logs.
     public let raw: UnsafeBufferPointer<UInt8>
 
+    @usableFromInline
+    init(measurement: TokenView, tags: UnsafeBufferPointer<TagView>, fields: UnsafeBufferPointer<FieldView>,
+         timestamp: Int64?, line: Int, raw: UnsafeBufferPointer<UInt8>) {
+        self.measurement = measurement
+        self.tags = tags
+        self.fields = fields
+        self.timestamp = timestamp
+        self.line = line
+        self.raw = raw
+    }
+
     /// The value of the first tag whose unescaped key equals `key`.
     @inlinable
     public func tag(_ key: StaticString) -> TokenView? {

@@ -9,6 +9,7 @@ public enum Precision: String, Sendable, CaseIterable, Hashable {
     case seconds = "s"
 
     /// Nanoseconds per unit of this precision.
+    @inlinable
     public var nanosecondsPerUnit: Int64 {
         switch self {
         case .nanoseconds: 1

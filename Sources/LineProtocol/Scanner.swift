@@ -7,26 +7,31 @@ import Darwin
 #endif
 
 /// Position and line bookkeeping while decoding one buffer.
+@usableFromInline
 struct Scanner {
     /// Next byte to read.
-    var p: UnsafePointer<UInt8>
+    @usableFromInline var p: UnsafePointer<UInt8>
     /// One past the last byte.
-    let end: UnsafePointer<UInt8>
+    @usableFromInline let end: UnsafePointer<UInt8>
     /// 1-based number of the line `lineStart` begins.
-    var line = 1
+    @usableFromInline var line: Int
     /// First byte of the current physical line, for columns.
-    var lineStart: UnsafePointer<UInt8>
-    let table = ByteClass.table
-    let powersOfTen = PowersOfTen.table
+    @usableFromInline var lineStart: UnsafePointer<UInt8>
+    @usableFromInline let table: UnsafePointer<UInt8>
+    @usableFromInline let powersOfTen: UnsafePointer<Double>
 
+    @inlinable
     init(start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) {
         p = start
         self.end = end
+        line = 1
         lineStart = start
+        table = ByteClass.table
+        powersOfTen = PowersOfTen.table
     }
 
     /// Call with `p` just past a LF.
-    @inline(__always)
+    @inlinable
     mutating func newLine() {
         line += 1
         lineStart = p
@@ -172,7 +177,7 @@ struct Scanner {
     }
 
     /// End of a number, boolean or timestamp token starting at `q`.
-    @inline(__always)
+    @inlinable
     func scanValueToken(from q: UnsafePointer<UInt8>) -> UnsafePointer<UInt8> {
         var e = q
         while e < end && table[Int(e[0])] & ByteClass.valueStop == 0 { e += 1 }

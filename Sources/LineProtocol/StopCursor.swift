@@ -6,22 +6,25 @@ import CLineScan
 ///
 /// Used by the fast path only: the caller guarantees a stop byte (the buffer's last LF) at or
 /// before the end, so the byte-by-byte tail needs no bounds check.
+@usableFromInline
 struct StopCursor {
     /// First byte of the window.
-    private var base: UnsafePointer<UInt8>
+    @usableFromInline var base: UnsafePointer<UInt8>
     /// Bit i set when base[i] is a stop byte; bits past the scanned part of the window are 0.
-    private var bits: UInt64 = 0
-    private let end: UnsafePointer<UInt8>
-    private let table: UnsafePointer<UInt8>
+    @usableFromInline var bits: UInt64
+    @usableFromInline let end: UnsafePointer<UInt8>
+    @usableFromInline let table: UnsafePointer<UInt8>
 
+    @inlinable
     init(start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>, table: UnsafePointer<UInt8>) {
         base = start
+        bits = 0
         self.end = end
         self.table = table
     }
 
     /// The first stop byte at or after `q`.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func next(_ q: UnsafePointer<UInt8>) -> UnsafePointer<UInt8> {
         let offset = UInt(bitPattern: q - base)
         if offset < 64 {
@@ -32,8 +35,8 @@ struct StopCursor {
     }
 
     /// Moves the window to `q` (and on while it holds no stop) and returns the first stop.
-    @inline(never)
-    private mutating func reload(_ q: UnsafePointer<UInt8>) -> UnsafePointer<UInt8> {
+    @usableFromInline @inline(never)
+    mutating func reload(_ q: UnsafePointer<UInt8>) -> UnsafePointer<UInt8> {
         var r = q
         while end - r >= 64 {
             base = r

@@ -149,6 +149,12 @@ public struct TagView {
     public let key: TokenView
     /// The tag value.
     public let value: TokenView
+
+    @usableFromInline
+    init(key: TokenView, value: TokenView) {
+        self.key = key
+        self.value = value
+    }
 }
 
 /// A field inside the buffer.
@@ -157,4 +163,10 @@ public struct FieldView {
     public let key: TokenView
     /// The parsed value.
     public let value: FieldValueView
+
+    @usableFromInline
+    init(key: TokenView, value: FieldValueView) {
+        self.key = key
+        self.value = value
+    }
 }

@@ -2,6 +2,7 @@ import Bus
 import BusTestSupport
 import Foundation
 import Store
+import Synchronization
 import Testing
 
 /// `clusterd run` as a process: SIGKILL in the middle of thousands of events, restart, and
@@ -49,11 +50,13 @@ import Testing
     }
 
     /// The hook side: starts, and stops lagging 40 jobs behind, each with a message id,
-    /// retried with the same id until the broker confirms.
-    static func publishAll(url: String, jobs: Int) throws {
+    /// retried with the same id until the broker confirms. After `pauseAfter` jobs it waits
+    /// for `resume`, so the stop always comes in the middle of the stream.
+    static func publishAll(url: String, jobs: Int, pauseAfter: Int, resume: DispatchSemaphore) throws {
         let client = try BusConnection(ConnectionOptions(servers: [url], name: "hook"))
         let js = try JetStream(client)
         for i in 1...(jobs + 40) {
+            if i == pauseAfter { resume.wait() }
             var batch: [(String, String)] = []
             if i <= jobs { batch.append((start(i), "start-\(i)")) }
             if i > 40 { batch.append((stop(i - 40), "stop-\(i - 40)")) }
@@ -70,12 +73,25 @@ import Testing
         var clusterd = try launch()
         let jobs = 2000
         let url = server.url
-        // The hook side: starts, and stops lagging 40 jobs behind, each with a message id.
-        let publisher = Task.detached { try RunCrashTests.publishAll(url: url, jobs: jobs) }
-        // Kill clusterd hard once it is part-way through.
+        // The hook side, on a thread of its own (it blocks while paused): starts, and stops
+        // lagging 40 jobs behind, each with a message id.
+        let resume = DispatchSemaphore(value: 0)
+        let published = Mutex<String?>(nil)  // "ok" or the publisher's error
+        Thread {
+            let outcome: String
+            do {
+                try RunCrashTests.publishAll(url: url, jobs: jobs, pauseAfter: 500, resume: resume)
+                outcome = "ok"
+            } catch {
+                outcome = "\(error)"
+            }
+            published.withLock { $0 = outcome }
+        }.start()
+        // Stop clusterd once it is part-way through.
         let deadline = Date().addingTimeInterval(60)
         while scalar("SELECT count(*) FROM job") < 300 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         kill(clusterd.processIdentifier, signal)
+        resume.signal()
         clusterd.waitUntilExit()
         if signal == SIGKILL {
             #expect(clusterd.terminationReason == .uncaughtSignal)
@@ -83,7 +99,8 @@ import Testing
             #expect(clusterd.terminationReason == .exit && clusterd.terminationStatus == 0)
         }
         let atKill = scalar("SELECT count(*) FROM job")
-        try await publisher.value
+        while published.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(50)) }
+        try #require(published.withLock { $0 } == "ok")
         clusterd = try launch()
         defer { clusterd.terminate(); clusterd.waitUntilExit() }
         let finish = Date().addingTimeInterval(120)
