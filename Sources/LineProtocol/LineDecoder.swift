@@ -31,7 +31,7 @@ public final class LineDecoder {
     @usableFromInline let commonFields: UnsafeMutablePointer<FieldView>
     /// Tags and fields a line may have on the fast path.
     @inlinable static var commonCapacity: Int { 64 }
-    /// Whether common lines take the one-pass fast path (tests turn it off to compare).
+    /// Whether common lines take the one-pass fast path (see ``init(precision:fastPath:)``).
     @usableFromInline let fastPath: Bool
 
     /// Creates a decoder for timestamps in `precision`.
@@ -39,7 +39,9 @@ public final class LineDecoder {
         self.init(precision: precision, fastPath: true)
     }
 
-    init(precision: Precision, fastPath: Bool) {
+    /// Creates a decoder; with `fastPath` false every line goes through the full parser,
+    /// which decodes exactly the same (the tests compare both on random input) but slower.
+    public init(precision: Precision, fastPath: Bool) {
         self.precision = precision
         self.fastPath = fastPath
         tagCapacity = 16

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import LineProtocol
+import LineProtocol
 import Testing
 
 /// A small deterministic generator (SplitMix64) so a failing input can be reproduced from its seed.
