@@ -17,14 +17,14 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         var b = JSONObjectBuilder()
         b.add("time", ISO8601DateFormatter().string(from: Date()))
-        b.add("level", level.rawValue)
+        b.add("level", event.level.rawValue)
         b.add("label", label)
-        b.add("message", message.description)
-        for (key, value) in self.metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
+        b.add("message", event.message.description)
+        if let error = event.error { b.add("error", "\(error)") }
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
             b.add(key, "\(value)")
         }
         let bytes = Data((b.value.jsonText + "\n").utf8)
