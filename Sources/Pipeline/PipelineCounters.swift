@@ -19,7 +19,7 @@ public final class PipelineCounters: Sendable {
     public func add(_ name: String, _ n: Int = 1) {
         values.withLock { $0[name, default: 0] += n }
         let (metric, labels) = Self.prometheus(name)
-        registry.makeCounter(name: metric, labels: labels).increment(by: Int64(n))
+        registry.makeCounter(descriptor: metric, labels: labels).increment(by: Int64(n))
     }
 
     /// The value of `name`.
@@ -30,22 +30,34 @@ public final class PipelineCounters: Sendable {
 
     /// Records one committed batch of `stage`: its size and how long it took.
     public func observeBatch(stage: String, messages: Int, duration: Duration) {
-        registry.makeValueHistogram(name: "clusterd_batch_messages", labels: [("stage", stage)],
+        registry.makeValueHistogram(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: "batch", unitName: "messages",
+                                                                     helpText: "Messages per committed batch, by stage"),
+                                    labels: [("stage", stage)],
                                     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]).record(Double(messages))
-        registry.makeDurationHistogram(name: "clusterd_batch_seconds", labels: [("stage", stage)],
+        registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: "batch", unitName: "seconds",
+                                                                        helpText: "Time to apply and commit one batch, by stage"),
+                                       labels: [("stage", stage)],
                                        buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
                                                  .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
             .recordNanoseconds(duration.nanosecondsValue)
     }
 
-    /// The Prometheus metric name and labels of a dotted counter name.
-    static func prometheus(_ name: String) -> (String, [(String, String)]) {
+    /// The Prometheus counter (name and help) and labels of a dotted counter name.
+    static func prometheus(_ name: String) -> (MetricNameDescriptor, [(String, String)]) {
+        func counter(_ base: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "clusterd", metricName: base, unitName: "total", helpText: help)
+        }
         let parts = name.split(separator: ".").map(String.init)
-        if parts.count == 3, parts[0] == "dead_letters" { return ("clusterd_dead_letters_total", [("stage", parts[1]), ("code", parts[2])]) }
-        if parts.count == 2, parts[1] == "messages" { return ("clusterd_messages_total", [("stage", parts[0])]) }
-        if parts.count == 3, parts[0] == "jobs", parts[1] == "events" { return ("clusterd_job_events_total", [("status", parts[2])]) }
-        let flat = name.map { $0.isLetter || $0.isNumber ? $0 : "_" }
-        return ("clusterd_\(String(flat))_total", [])
+        if parts.count == 3, parts[0] == "dead_letters" {
+            return (counter("dead_letters", "Rejected lines and messages, by stage and code (each one is on clusterd.dlq.<stage>)"),
+                    [("stage", parts[1]), ("code", parts[2])])
+        }
+        if parts.count == 2, parts[1] == "messages" { return (counter("messages", "Messages received, by stage"), [("stage", parts[0])]) }
+        if parts.count == 3, parts[0] == "jobs", parts[1] == "events" {
+            return (counter("job_events", "Job events applied, by status"), [("status", parts[2])])
+        }
+        let flat = String(name.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+        return (counter(flat, "clusterd counter \(name)"), [])
     }
 }
 

@@ -156,7 +156,7 @@ public final class QueryAPI: @unchecked Sendable {
             """).rows([.text(cluster), .text(host)], Self.nodeRow)
         guard let current = rows.last else { throw MicroService.Failure(404, "no node \(host) in \(cluster)") }
         var members: [(key: String, value: JSONValue)] = [("node", current)]
-        if try o.raw("history") == .bool(true) { members.append(("history", .array(rows))) }
+        if o.raw("history") == .bool(true) { members.append(("history", .array(rows))) }
         return .object(members)
     }
 

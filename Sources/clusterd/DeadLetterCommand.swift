@@ -19,7 +19,7 @@ struct DeadLetterCommand: ParsableCommand {
 
     func run() throws {
         guard verb == "list" || verb == "replay" else { throw ValidationError("dlq list or dlq replay") }
-        var query = try QueryCommand.parse(["dlq", verb] + filters + (server.map { ["--server", $0] } ?? []) + (json ? ["--json"] : []))
+        let query = try QueryCommand.parse(["dlq", verb] + filters + (server.map { ["--server", $0] } ?? []) + (json ? ["--json"] : []))
         try query.run()
     }
 }

@@ -27,7 +27,7 @@ import Testing
         p.executableURL = CLIRunner.executable
         p.arguments = ["run", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"]
         let log = directory.appendingPathComponent("clusterd.log")
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         p.standardError = handle
@@ -38,7 +38,7 @@ import Testing
 
     func scalar(_ sql: String) -> Int {
         guard let db = try? Database(path: directory.appendingPathComponent("clusterd.db").path, readOnly: true) else { return 0 }
-        return Int((try? db.prepare(sql).first { $0.int(0) }) ?? 0 ?? 0)
+        return Int((try? db.prepare(sql).first { $0.int(0) }) ?? 0)
     }
 
     static func start(_ id: Int) -> String {

@@ -12,7 +12,7 @@ private let stringAlphabet: [Character] = Array("ab \"\\\n\r\t,=#{}:\u{1}\u{e9}\
 private let stringGen = Gen<Character?>.element(of: stringAlphabet).map { $0! }.string(of: 0...16)
 
 /// Float edges that a uniform draw would never hit.
-private let floatEdges: [Double] = [0.0, -0.0, 0.1, 5e-324, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 1e-300, 123456789.125]
+private let floatEdges: [Double] = [0.0, -0.0, 0.1, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 1e-300, 123456789.125]
 
 /// A random value of every field type, edges included: the kind is drawn first, then the
 /// raw material for each kind.

@@ -33,8 +33,8 @@ import Testing
         var logLevel: Logger.Level = .trace
         var metadata: Logger.Metadata = [:]
         subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
-        func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            sink.add("\(level) \(message) \(metadata.merging(extra ?? [:]) { $1 })")
+        func log(event: LogEvent) {
+            sink.add("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 })")
         }
     }
 
