@@ -8,9 +8,10 @@ import CLineScan
 /// kind — makes this path give up (`nil`) and the full parser decode the line from its start,
 /// so errors and rare forms keep exactly one implementation.
 ///
-/// Bounds: the line starts before `limit`, the buffer's last LF. Every scan of a name, number
-/// or timestamp stops at an LF at the latest, and string scans give up at an LF, so no
-/// per-byte end check is needed; 16-byte loads happen only where 16 bytes remain.
+/// Bounds: ``LineDecoder/forEachLine(in:_:)`` calls it only for lines that start before the
+/// buffer's last LF. Every scan of a name, number or timestamp stops at an LF at the latest,
+/// and string scans give up at an LF, so no per-byte end check is needed; 16-byte loads happen
+/// only where 16 bytes remain.
 extension LineDecoder {
     @usableFromInline @_transparent
     func parseCommonLine(_ s: inout Scanner, _ stops: inout StopCursor) -> PointView? {
@@ -73,7 +74,7 @@ extension LineDecoder {
                     if c == Byte.quote { break }
                     // LF or non-ASCII: the full parser counts lines and validates UTF-8.
                     guard c == Byte.backslash else { return nil }
-                    // r < limit, so r[1] is readable (LF is no escape, so it is never skipped over).
+                    // r is before the last LF, so r[1] is readable (LF is no escape, so it is never skipped over).
                     if EscapeSet.string.replacement(for: r[1]) != nil {
                         escaped = true
                         r += 2
@@ -120,7 +121,7 @@ extension LineDecoder {
             }
         }
 
-        // Line ending (q < limit unless q is the LF at limit, so q[1] is readable after a CR).
+        // Line ending (a CR is before the last LF, so q[1] is readable after it).
         let contentEnd = q
         if b == Byte.lf {
             s.p = q + 1
