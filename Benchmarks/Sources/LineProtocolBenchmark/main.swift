@@ -4,7 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import LineProtocol
+@_spi(Benchmark) import LineProtocol
 import MallocInterposerSwift
 
 func now() -> Double {
@@ -82,6 +82,7 @@ var workloads = [
 ]
 if let only { workloads.removeAll { !$0.name.contains(only) } }
 var calibration = Double.infinity
+var floor = Double.infinity
 // Rounds interleave the workloads and the calibration loop, so a slow phase of a shared
 // machine hits all of them alike; the best time of each is reported.
 for _ in 0..<rounds {
@@ -96,10 +97,18 @@ for _ in 0..<rounds {
         let t0 = now()
         if countNewlines(buffer) == 0 { print("no lines?") }
         calibration = min(calibration, now() - t0)
+        let t1 = now()
+        if tokenBoundaryWalk(buffer) == 0 { print("no tokens?") }
+        floor = min(floor, now() - t1)
     }
 }
 let calibrationMBs = Double(metrics.bytes.count) / calibration / 1e6
 print("calibration: a plain byte loop runs at \(String(format2: calibrationMBs)) MB/s on this core (best of \(rounds))")
+print("""
+    floor: visiting every token end of the metric batch with the decoder's SIMD masks, and nothing else, \
+    runs at \(String(format2: Double(metrics.bytes.count) / floor / 1e6)) MB/s, \
+    \(String(format2: floor * 1e9 / Double(metrics.lines))) ns/line
+    """)
 for w in workloads {
     MallocInterposerSwift.reset()
     MallocInterposerSwift.hook()
