@@ -117,10 +117,13 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         for (name, _) in servers { #expect(try health("acme", name) == expected[name], "\(name)") }
-        // Five problems, five alerts, one each, with fleet labels; more polls add none.
+        // Five problems, five alerts, one each, with fleet labels; more polls add none. (A check
+        // that times out on an overloaded machine changes an alert's severity: still one alert,
+        // announced again with its next sequence, so alerts are counted by fingerprint.)
         try await Task.sleep(for: .seconds(4))
         let firing = alerts.messages.compactMap { try? JSONValue.parse($0.data) }
-        #expect(firing.count == 5, "\(firing.map(\.jsonText))")
+        #expect(Set(firing.compactMap { $0["fingerprint"]?.stringValue }).count == 5, "\(firing.map(\.jsonText))")
+        #expect(firing.allSatisfy { $0["status"] == .string("firing") })
         #expect(Set(firing.compactMap { $0["labels"]?["server"]?.stringValue }) == ["web2", "web3", "web4", "web5", "web6"])
         let web3 = try #require(firing.first { $0["labels"]?["server"] == .string("web3") })
         #expect(web3["labels"]?["organization"] == .string("acme") && web3["labels"]?["severity"] == .string("crit")
@@ -133,9 +136,11 @@ import Testing
         // Recovery: one resolve.
         degraded.set(status: 200, body: healthy.body)
         let until = Date().addingTimeInterval(10)
-        while alerts.messages.count < 6 && Date() < until { try await Task.sleep(for: .milliseconds(100)) }
-        let last = try JSONValue.parse(try #require(alerts.messages.last).data)
-        #expect(last["status"] == .string("resolved") && last["labels"]?["server"] == .string("web2"))
+        func resolved() -> [JSONValue] {
+            alerts.messages.compactMap { try? JSONValue.parse($0.data) }.filter { $0["status"] == .string("resolved") }
+        }
+        while resolved().isEmpty && Date() < until { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(resolved().map { $0["labels"]?["server"] } == [.string("web2")])
         // The token went to the server as a bearer token, and nowhere else.
         #expect(healthy.seenAuthorization.contains("Bearer \(secret)"))
         let data = URL(fileURLWithPath: service.config.storage.dataDir)
