@@ -67,6 +67,18 @@ extension String {
     init(format4 v: Double) { self = String(Double(Int((v * 10000).rounded())) / 10000) }
 }
 
+// `--dump DIR` writes both inputs to DIR (metric-batch.lp, short-lines.lp) and exits, so another
+// decoder can be timed on exactly the same bytes.
+if let i = CommandLine.arguments.firstIndex(of: "--dump"), i + 1 < CommandLine.arguments.count {
+    let dir = CommandLine.arguments[i + 1]
+    for (name, bytes) in [("metric-batch.lp", Workloads.metricBatch(targetBytes: 26_000_000).bytes),
+                          ("short-lines.lp", Workloads.shortLines(count: 873_814).bytes)] {
+        guard let file = fopen("\(dir)/\(name)", "wb") else { fatalError("cannot write \(dir)/\(name)") }
+        _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        fclose(file)
+    }
+    exit(0)
+}
 MallocInterposerSwift.initialize()
 let rounds = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 30
 let metrics = Workloads.metricBatch(targetBytes: 26_000_000)
