@@ -28,6 +28,9 @@ extension LineDecoder {
 
         // Tags.
         var tagCount = 0
+        // One bit per (first byte, length) of the keys so far: a new key is compared with the
+        // earlier ones only when its bit is already set.
+        var keySignature: UInt64 = 0
         while b == Byte.comma {
             let kStart = q + 1
             q = stops.next(kStart)
@@ -37,7 +40,11 @@ extension LineDecoder {
             q = stops.next(vStart)
             b = q[0]
             guard q != vStart, b == Byte.comma || b == Byte.space else { return nil }
-            for j in 0..<tagCount where sameBytes(commonTags[j].key, kStart, kCount) { return nil }
+            let keyBit: UInt64 = 1 << ((UInt64(kStart[0]) &+ UInt64(truncatingIfNeeded: kCount) &* 7) & 63)
+            if keySignature & keyBit != 0 {
+                for j in 0..<tagCount where sameBytes(commonTags[j].key, kStart, kCount) { return nil }
+            }
+            keySignature |= keyBit
             if tagCount == Self.commonCapacity { return nil }
             (commonTags + tagCount).initialize(to: TagView(
                 key: TokenView(start: kStart, count: kCount, escapes: .none),
