@@ -24,3 +24,18 @@ public final class BusFixture: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 }
+
+/// A suite that runs on a ``BusFixture``: its server, directory and client by name.
+public protocol BusSuite {
+    /// The suite's fixture.
+    var fixture: BusFixture { get }
+}
+
+extension BusSuite {
+    /// The suite's nats-server.
+    public var server: NATSServer { fixture.server }
+    /// The suite's temporary directory.
+    public var directory: URL { fixture.directory }
+    /// The suite's own client connection.
+    public var client: BusConnection { fixture.client }
+}

@@ -9,12 +9,9 @@ import Testing
 
 /// The fleet through a real nats-server, with real HTTP servers on loopback playing the
 /// managed servers.
-@Suite(.serialized) final class FleetBusTests {
+@Suite(.serialized) final class FleetBusTests: BusSuite {
     typealias Collector = ServiceBusTests.Collector
     let fixture: BusFixture
-    var server: NATSServer { fixture.server }
-    var directory: URL { fixture.directory }
-    var client: BusConnection { fixture.client }
 
     init() throws {
         fixture = try BusFixture("clusterd-fleet")

@@ -10,12 +10,9 @@ import Testing
 
 /// Health evaluation and alerts through a real nats-server: metric lines, node states and
 /// job events in; alerts read by an independent subscriber and from the alert stream.
-@Suite(.serialized) final class HealthBusTests {
+@Suite(.serialized) final class HealthBusTests: BusSuite {
     typealias Collector = ServiceBusTests.Collector
     let fixture: BusFixture
-    var server: NATSServer { fixture.server }
-    var directory: URL { fixture.directory }
-    var client: BusConnection { fixture.client }
 
     static let checks = """
         checks:

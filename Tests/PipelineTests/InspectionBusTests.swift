@@ -10,11 +10,8 @@ import Pipeline
 import Testing
 
 /// The query API, service discovery and KV mirror through a real nats-server.
-@Suite(.serialized) final class InspectionBusTests {
+@Suite(.serialized) final class InspectionBusTests: BusSuite {
     let fixture: BusFixture
-    var server: NATSServer { fixture.server }
-    var directory: URL { fixture.directory }
-    var client: BusConnection { fixture.client }
 
     init() throws {
         fixture = try BusFixture("clusterd-inspect")
