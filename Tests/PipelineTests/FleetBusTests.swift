@@ -226,15 +226,8 @@ import Testing
         let service = ClusterdService(config: config, logger: logger)
         try service.start()
         defer { service.stop() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Repository.path("scripts/org-isolation-check.py"), broker.url]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(out)")
+        let (status, out) = try Repository.runPython("scripts/org-isolation-check.py", [broker.url])
+        #expect(status == 0, "\(out)")
         #expect(out.contains("cross-organization request refused by the broker") && out.contains("spoofed heartbeat refused"), "\(out)")
     }
 

@@ -307,18 +307,11 @@ import Testing
 
     /// Runs the schema validator (Python jsonschema) over one archive file; returns its errors.
     static func validate(_ kind: String, _ file: String) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Repository.path("scripts/validate-archive.py"), "/work/shared/reference/cc-schemas", kind, file]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let errors = String(decoding: out, as: UTF8.self).split(separator: "\n").map(String.init)
+        let (status, out) = try Repository.runPython("scripts/validate-archive.py", ["/work/shared/reference/cc-schemas", kind, file])
+        let errors = out.split(separator: "\n").map(String.init)
         // 0: valid, 1: invalid; anything else means the validator itself failed.
-        guard process.terminationStatus == (errors.isEmpty ? 0 : 1) else {
-            throw TestFailure("validator exited with \(process.terminationStatus) for \(file)")
+        guard status == (errors.isEmpty ? 0 : 1) else {
+            throw TestFailure("validator exited with \(status) for \(file)")
         }
         return errors
     }
