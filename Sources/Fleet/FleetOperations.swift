@@ -26,7 +26,7 @@ extension FleetRegistry {
         for group in (try o.array("groups") ?? []).compactMap(\.stringValue) {
             for s in try members(organization, group: group) { targets[s.id] = s }
         }
-        if let filter = try o.raw("filter") {
+        if let filter = o.raw("filter") {
             let f = try StrictObject(filter, allowed: ["tag", "region", "environment", "status", "health"], path: "filter")
             for s in try list(organization, status: try f.string("status"), health: try f.string("health"), region: try f.string("region"),
                               environment: try f.string("environment"), tag: try f.string("tag")) {
@@ -36,7 +36,7 @@ extension FleetRegistry {
         guard !targets.isEmpty else { throw Failure(code: 400, description: "the operation targets no server (give servers, groups or filter)") }
         let servers = targets.values.sorted { $0.name < $1.name }
         let id = UUID().uuidString.lowercased()
-        let parameters = try o.raw("parameters") ?? .object([])
+        let parameters = o.raw("parameters") ?? .object([])
         let targetJSON = JSONValue.object([("servers", o.raw("servers") ?? .array([])), ("groups", o.raw("groups") ?? .array([])),
                                            ("filter", o.raw("filter") ?? .null)])
         try database.prepare("""

@@ -154,7 +154,14 @@ import Testing
         service = try startService(extraClusters: [emmy.path])
         defer { service.stop() }
         #expect(try ask("dlq.replay", #"{"stage":"jobs","code":"unknown_cluster"}"#).0["count"] == .integer(1))
-        try await until("the job") { try self.ask("jobs.get", #"{"jobId":5001,"cluster":"emmy"}"#).0["job"]?["cluster"] == .string("emmy") }
+        // 40 s: a delivery the restart cut off comes back after the consumer's ack wait (15 s);
+        // the replay must still become the job then. On failure, say what broker and store hold.
+        do {
+            try await until("the job", timeout: 40) { try self.ask("jobs.get", #"{"jobId":5001,"cluster":"emmy"}"#).0["job"]?["cluster"] == .string("emmy") }
+        } catch {
+            let lag = try js.consumerLag(stream: "CC_EVENTS", consumer: "clusterd_jobs")
+            throw TestFailure("\(error); stream messages \(try js.streamMessageCount("CC_EVENTS")), consumer \(lag), letters \(try ask("dlq.list").0.jsonText)")
+        }
         try await until("the letter to leave") { try self.ask("dlq.list", #"{"code":"unknown_cluster"}"#).0["total"] == .integer(0) }
         // The other rejected line of that message (an empty start) was never replayed and stays.
         #expect(try ask("dlq.list", #"{"stage":"jobs"}"#).0["total"] == .integer(1))
