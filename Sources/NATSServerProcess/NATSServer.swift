@@ -46,7 +46,7 @@ public final class NATSServer: @unchecked Sendable {
         }
         p.standardOutput = FileHandle.nullDevice
         let log = directory.appendingPathComponent("server.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        guard FileManager.default.createFile(atPath: log.path, contents: nil) else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: log.path]) }
         p.standardError = try FileHandle(forWritingTo: log)
         try p.run()
         process = p
