@@ -11,16 +11,19 @@
 #include <emmintrin.h>
 
 /// Bytes that end a name in the fast path: space and controls (<= 0x20), ',', '=', '\\', DEL and
-/// non-ASCII (>= 0x7F).
-static inline uint32_t lp_key_stops16(const uint8_t *p) {
-    __m128i x = _mm_loadu_si128((const __m128i *)p);
-    __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x20)), x);
-    __m128i high = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x7F)), x);
+/// non-ASCII (>= 0x7F). The range test is one signed compare: adding 0x5F maps 0x21...0x7E,
+/// the bytes that can continue a name, to -128...-35.
+static inline __m128i lp_key_stop_bytes(__m128i x) {
+    __m128i outside = _mm_cmpgt_epi8(_mm_add_epi8(x, _mm_set1_epi8(0x5F)), _mm_set1_epi8(-35));
     __m128i comma = _mm_cmpeq_epi8(x, _mm_set1_epi8(','));
     __m128i backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
     __m128i equals = _mm_cmpeq_epi8(x, _mm_set1_epi8('='));
-    return (uint32_t)_mm_movemask_epi8(
-        _mm_or_si128(_mm_or_si128(_mm_or_si128(low, high), _mm_or_si128(comma, backslash)), equals));
+    return _mm_or_si128(_mm_or_si128(outside, comma), _mm_or_si128(backslash, equals));
+}
+
+/// Bit i set when p[i] ends a name (see ``lp_key_stop_bytes``).
+static inline uint32_t lp_key_stops16(const uint8_t *p) {
+    return (uint32_t)_mm_movemask_epi8(lp_key_stop_bytes(_mm_loadu_si128((const __m128i *)p)));
 }
 
 /// ``lp_key_stops16`` for the 64 bytes at p, bit i for p[i].
