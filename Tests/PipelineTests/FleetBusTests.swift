@@ -189,14 +189,16 @@ import Testing
             }
         }
         beating.start()
-        let beatsEnd = Date().addingTimeInterval(3)
-        var healthy = false
+        // Healthy once a beat went through the service; on a loaded CI machine that can take
+        // seconds, so wait for it rather than sample a fixed window.
+        let beatsEnd = Date().addingTimeInterval(20)
+        var last: String? = nil
         while Date() < beatsEnd {
-            let now = try health("acme", "hb1")
-            healthy = healthy || now == "healthy"
+            last = try health("acme", "hb1")
+            if last == "healthy" { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        #expect(healthy)
+        #expect(last == "healthy", "health while beating: \(last ?? "none")")
         #expect(try ask("acme", "get", #"{"name":"hb1"}"#).0["server"]?["version"] == .string("1.2.3"))
         #expect(alerts.messages.isEmpty)
         stopBeating.withLock { $0 = true }
