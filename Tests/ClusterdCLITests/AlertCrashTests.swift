@@ -38,11 +38,20 @@ import Testing
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
+    /// Where both runs of clusterd log (warnings and errors), shown when an expectation fails.
+    var logFile: URL { directory.appendingPathComponent("clusterd.log") }
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
     func launch() throws -> Process {
         let p = Process()
         p.executableURL = CLIRunner.executable
         p.arguments = ["run", "--config", config.path]
-        p.standardError = FileHandle.nullDevice
+        if !FileManager.default.fileExists(atPath: logFile.path) {
+            try Data().write(to: logFile)
+        }
+        let handle = try FileHandle(forWritingTo: logFile)
+        handle.seekToEndOfFile()
+        p.standardError = handle
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         return p
@@ -60,9 +69,10 @@ import Testing
         var all: [(id: String, status: String, sequence: Int)] { lock.lock(); defer { lock.unlock() }; return items }
     }
 
-    /// Publishes `value` for one GPU every 200 ms until `done` holds (clusterd may still be starting).
+    /// Publishes `value` for one GPU every 200 ms until `done` holds (clusterd may still be
+    /// starting; on a loaded machine that can take many seconds, so the deadline is generous).
     func feed(_ client: BusConnection, _ value: Int, until done: () -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(90)
         while !done() && Date() < deadline {
             let line = "nv_temp,cluster=alex,hostname=a0603,type=accelerator,type-id=0 value=\(value) \(Int(Date().timeIntervalSince1970))"
             try client.publish("cc.metrics.alex", Array(line.utf8))
@@ -89,7 +99,7 @@ import Testing
         // A copy published twice around the crash carries the same id; the stream keeps one.
         var seen = Set<String>()
         let distinct = alerts.all.filter { seen.insert($0.id).inserted }
-        #expect(distinct.map(\.status) == ["firing", "resolved"])
+        #expect(distinct.map(\.status) == ["firing", "resolved"], "clusterd log:\n\(log)")
         #expect(distinct.map(\.sequence) == [1, 2])
         #expect(try JetStream(client).streamMessageCount("CLUSTERD_ALERTS") == 2)
         _ = sub
