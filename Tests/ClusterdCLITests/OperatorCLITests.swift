@@ -62,13 +62,21 @@ import Testing
         let pipe = Pipe()
         tail.standardOutput = pipe
         try tail.run()
+        // Stopped on every path: a leftover `tail` would keep the test runner's output open.
+        defer { if tail.isRunning { tail.terminate(); tail.waitUntilExit() } }
+        // A tail that never sees its message is stopped after a minute: the test fails, not hangs.
+        let watchdog = Task.detached {
+            try? await Task.sleep(for: .seconds(60))
+            if tail.isRunning { tail.terminate() }
+        }
+        defer { watchdog.cancel() }
         try await Task.sleep(for: .milliseconds(500))
         let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
         defer { client.close() }
         let js = try JetStream(client)
         let good = #"job,function=start_job event="{\"jobId\":1001,\"user\":\"alice\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1718004000}" 1"#
         _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array((good + "\njob,function=start_job event=\"{\\\"jobId\\\":2,\\\"cluster\\\":\\\"emmy\\\"}\" 1").utf8)),
-                           messageID: "cli-1")
+                           messageID: "cli-1", retries: 40, interval: .milliseconds(250))
         let tailed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         tail.waitUntilExit()
         #expect(tail.terminationStatus == 0)
