@@ -1,4 +1,7 @@
 import CNats
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A connection to NATS: publish, subscribe, request, and the JetStream context.
 ///
@@ -64,7 +67,26 @@ public final class BusConnection: @unchecked Sendable {
         guard let conn else { throw BusError.closed }
         nc = conn
         connected = true
-        if status == NATS_OK { onEvent(.connected) }
+        if status == NATS_OK {
+            sink.everConnected.store(true, ordering: .releasing)
+            onEvent(.connected)
+        }
+    }
+
+    /// Waits (blocking, up to `timeout`) until the connection has been up once. Until then
+    /// libnats does not know whether the server takes headers and refuses every message that
+    /// has some — a message id included — with a misleading "Not Supported By Server"; after
+    /// it, messages are buffered across reconnects as usual.
+    func awaitFirstConnection(timeout: Duration, for operation: String) throws(BusError) {
+        let deadline = ContinuousClock.now + timeout
+        while !sink.everConnected.load(ordering: .acquiring) {
+            if isConnected {
+                sink.everConnected.store(true, ordering: .releasing)
+                return
+            }
+            if ContinuousClock.now >= deadline { throw BusError.timeout(operation: "\(operation) (not connected to NATS yet)") }
+            usleep(5_000)
+        }
     }
 
     deinit {
@@ -94,6 +116,7 @@ public final class BusConnection: @unchecked Sendable {
 
     /// Publishes a message with headers.
     public func publish(_ message: BusMessage) throws(BusError) {
+        if !message.headers.isEmpty { try awaitFirstConnection(timeout: .seconds(5), for: "publish on \(message.subject)") }
         let msg = try message.makeNatsMsg()
         defer { natsMsg_Destroy(msg) }
         try check(natsConnection_PublishMsg(nc, msg), "publish on \(message.subject)")
@@ -107,6 +130,7 @@ public final class BusConnection: @unchecked Sendable {
     /// Sends a request and waits for its reply. Blocks the calling thread: call it from a
     /// dedicated thread or a detached task, never in a tight loop on the cooperative pool.
     public func request(_ message: BusMessage, timeout: Duration = .seconds(5)) throws(BusError) -> BusMessage {
+        if !message.headers.isEmpty { try awaitFirstConnection(timeout: timeout, for: "request on \(message.subject)") }
         let msg = try message.makeNatsMsg()
         defer { natsMsg_Destroy(msg) }
         var reply: OpaquePointer?

@@ -9,6 +9,8 @@ import Synchronization
 final class ConnectionEventSink: Sendable {
     let handler: @Sendable (ConnectionEvent) -> Void
     let counters: ConnectionCounters
+    /// Set once the connection was up at least once (libnats knows the server's INFO from then on).
+    let everConnected = Atomic<Bool>(false)
 
     init(handler: @escaping @Sendable (ConnectionEvent) -> Void, counters: ConnectionCounters) {
         self.handler = handler
@@ -35,7 +37,9 @@ public final class ConnectionCounters: Sendable {
 }
 
 let connectedTrampoline: natsConnectionHandler = { _, closure in
-    ConnectionEventSink.from(closure).handler(.connected)
+    let sink = ConnectionEventSink.from(closure)
+    sink.everConnected.store(true, ordering: .releasing)
+    sink.handler(.connected)
 }
 
 let disconnectedTrampoline: natsConnectionHandler = { _, closure in

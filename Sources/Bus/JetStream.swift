@@ -110,6 +110,9 @@ public final class JetStream: @unchecked Sendable {
     /// Publishes and waits for the stream's acknowledgement. A `messageID` makes retries of
     /// the same message idempotent within the stream's duplicate window.
     public func publish(_ message: BusMessage, messageID: String? = nil, timeout: Duration = .seconds(5)) throws(BusError) -> PublishAck {
+        if messageID != nil || !message.headers.isEmpty {
+            try connection.awaitFirstConnection(timeout: timeout, for: "JetStream publish on \(message.subject)")
+        }
         let msg = try message.makeNatsMsg()
         defer { natsMsg_Destroy(msg) }
         let strings = CStrings()

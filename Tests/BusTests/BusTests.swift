@@ -162,6 +162,35 @@ struct BusTests {
         _ = sub
     }
 
+    @Test("a publish with a message id made before the first connection waits for it instead of failing")
+    func publishBeforeTheFirstConnection() async throws {
+        do {
+            let js = try JetStream(try connect())
+            try js.ensureStream(StreamConfig(name: "EARLY", description: "e", subjects: ["early.>"]))
+        }
+        server.stop()
+        let conn = try connect()
+        #expect(!conn.isConnected)
+        let js = try JetStream(conn)
+        // The publish waits on a thread of its own while the server comes up (libnats alone
+        // refuses a message with headers before the first connection: "Not Supported By Server").
+        let outcome = Mutex<Result<PublishAck, BusError>?>(nil)
+        let message = BusMessage(subject: "early.x", data: Array("first".utf8))
+        Thread {
+            let result = Result { () throws(BusError) -> PublishAck in try js.publish(message, messageID: "early-1", timeout: .seconds(15)) }
+            outcome.withLock { $0 = result }
+        }.start()
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(outcome.withLock { $0 } == nil, "the publish returned before there was a server")
+        try server.start()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while outcome.withLock({ $0 }) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let ack = try #require(try outcome.withLock { $0 }?.get())
+        #expect(ack.stream == "EARLY" && !ack.duplicate)
+        let again = try js.publish(BusMessage(subject: "early.x", data: Array("first".utf8)), messageID: "early-1")
+        #expect(again.duplicate)
+    }
+
     @Test("key-value put and get")
     func keyValue() throws {
         let conn = try connect()
