@@ -40,13 +40,15 @@ import Testing
         return (try JSONValue.parse(reply.data), reply)
     }
 
-    func until(_ what: String, timeout: TimeInterval = 15, _ condition: () throws -> Bool) async throws {
+    /// Polls `condition` for up to `timeout` (generous: each step is quick, but a loaded CI
+    /// machine stretches them); on timeout the failure carries `state()`, what was seen last.
+    func until(_ what: String, timeout: TimeInterval = 45, state: () -> String = { "" }, _ condition: () throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if (try? condition()) == true { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw TestFailure("timed out waiting for \(what)")
+        throw TestFailure("timed out waiting for \(what) \(state())")
     }
 
     @Test func queriesAnswerFromTheStoreAndTheEngine() async throws {
@@ -65,7 +67,12 @@ import Testing
         let nodes = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0120\",\"states\":[\"IDLE\",\"DRAIN\"]},{\"hostname\":\"f0121\",\"states\":[\"ALLOCATED\"]}]}" 1"#
         _ = try js.publish(BusMessage(subject: "cc.node.state", data: Array(nodes.utf8)), messageID: "q-nodes")
         // The starts, the stop and the rejected line can arrive in separate fetches: wait for all of them.
-        try await until("jobs, the stop, the dead letter and nodes") {
+        try await until("jobs, the stop, the dead letter and nodes", state: {
+            let totals = [("jobs", "jobs.list", "{}"), ("running", "jobs.list", #"{"state":"running"}"#),
+                          ("dead letters", "dlq.list", #"{"stage":"jobs"}"#), ("nodes", "nodes.list", "{}")]
+                .map { name, endpoint, body in "\(name): \((try? self.ask(endpoint, body).0["total"]).map { "\($0)" } ?? "no answer")" }
+            return "(seen " + totals.joined(separator: ", ") + ")"
+        }) {
             try self.ask("jobs.list").0["total"] == .integer(3) && self.ask("jobs.list", #"{"state":"running"}"#).0["total"] == .integer(2)
                 && self.ask("dlq.list", #"{"stage":"jobs"}"#).0["total"] == .integer(1) && self.ask("nodes.list").0["total"] == .integer(2)
         }
