@@ -80,10 +80,6 @@ public final class BusConnection: @unchecked Sendable {
     func awaitFirstConnection(timeout: Duration, for operation: String) throws(BusError) {
         let deadline = ContinuousClock.now + timeout
         while !sink.everConnected.load(ordering: .acquiring) {
-            if isConnected {
-                sink.everConnected.store(true, ordering: .releasing)
-                return
-            }
             if ContinuousClock.now >= deadline { throw BusError.timeout(operation: "\(operation) (not connected to NATS yet)") }
             usleep(5_000)
         }
