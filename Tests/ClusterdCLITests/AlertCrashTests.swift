@@ -43,18 +43,7 @@ import Testing
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
     func launch() throws -> Process {
-        let p = Process()
-        p.executableURL = CLIRunner.executable
-        p.arguments = ["run", "--config", config.path]
-        if !FileManager.default.fileExists(atPath: logFile.path) {
-            try Data().write(to: logFile)
-        }
-        let handle = try FileHandle(forWritingTo: logFile)
-        handle.seekToEndOfFile()
-        p.standardError = handle
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        return p
+        try CLIRunner.launch(["run", "--config", config.path], log: logFile)
     }
 
     final class Alerts: @unchecked Sendable {

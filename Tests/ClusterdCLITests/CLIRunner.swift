@@ -21,6 +21,21 @@ struct CLIRunner {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
     }
 
+    /// Starts `clusterd` with `arguments` in the background, its standard error appended to
+    /// `log` (kept across restarts, for the failure messages of tests that crash and restart it).
+    static func launch(_ arguments: [String], log: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if !FileManager.default.fileExists(atPath: log.path) { try Data().write(to: log) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
         try run(arguments, stdinBytes: Array(stdin.utf8), environment: environment, directory: directory)
     }

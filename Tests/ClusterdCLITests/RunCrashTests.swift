@@ -23,17 +23,8 @@ import Testing
     deinit { try? FileManager.default.removeItem(at: directory) }
 
     func launch() throws -> Process {
-        let p = Process()
-        p.executableURL = CLIRunner.executable
-        p.arguments = ["run", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"]
-        let log = directory.appendingPathComponent("clusterd.log")
-        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        p.standardError = handle
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        return p
+        try CLIRunner.launch(["run", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"],
+                             log: directory.appendingPathComponent("clusterd.log"))
     }
 
     func scalar(_ sql: String) -> Int {

@@ -42,9 +42,8 @@ import Testing
         alertmanager.arguments = ["--config.file=\(directory.appendingPathComponent("am.yml").path)",
                                   "--storage.path=\(directory.appendingPathComponent("am").path)",
                                   "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address="]
-        let log = directory.appendingPathComponent("alertmanager.log")
-        try Data().write(to: log)
-        alertmanager.standardError = try FileHandle(forWritingTo: log)
+        try Data().write(to: alertmanagerLogFile)
+        alertmanager.standardError = try FileHandle(forWritingTo: alertmanagerLogFile)
         alertmanager.standardOutput = FileHandle.nullDevice
         try alertmanager.run()
     }
@@ -56,9 +55,8 @@ import Testing
     }
 
     /// Alertmanager's own log, shown when it does not become ready.
-    var alertmanagerLog: String {
-        (try? String(contentsOf: directory.appendingPathComponent("alertmanager.log"), encoding: .utf8)) ?? ""
-    }
+    var alertmanagerLogFile: URL { directory.appendingPathComponent("alertmanager.log") }
+    var alertmanagerLog: String { (try? String(contentsOf: alertmanagerLogFile, encoding: .utf8)) ?? "" }
 
     func get(_ path: String) async throws -> (Int, [UInt8]) {
         // A short timeout per request: a loaded machine retries instead of waiting out the default 60 s.

@@ -67,14 +67,14 @@ import Testing
         let nodes = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0120\",\"states\":[\"IDLE\",\"DRAIN\"]},{\"hostname\":\"f0121\",\"states\":[\"ALLOCATED\"]}]}" 1"#
         _ = try js.publish(BusMessage(subject: "cc.node.state", data: Array(nodes.utf8)), messageID: "q-nodes")
         // The starts, the stop and the rejected line can arrive in separate fetches: wait for all of them.
+        let expected: [(name: String, endpoint: String, body: String, total: JSONValue)] = [
+            ("jobs", "jobs.list", "{}", .integer(3)), ("running", "jobs.list", #"{"state":"running"}"#, .integer(2)),
+            ("dead letters", "dlq.list", #"{"stage":"jobs"}"#, .integer(1)), ("nodes", "nodes.list", "{}", .integer(2))]
+        func totals() -> [JSONValue?] { expected.map { try? self.ask($0.endpoint, $0.body).0["total"] } }
         try await until("jobs, the stop, the dead letter and nodes", state: {
-            let totals = [("jobs", "jobs.list", "{}"), ("running", "jobs.list", #"{"state":"running"}"#),
-                          ("dead letters", "dlq.list", #"{"stage":"jobs"}"#), ("nodes", "nodes.list", "{}")]
-                .map { name, endpoint, body in "\(name): \((try? self.ask(endpoint, body).0["total"]).map { "\($0)" } ?? "no answer")" }
-            return "(seen " + totals.joined(separator: ", ") + ")"
+            "(seen " + zip(expected, totals()).map { "\($0.name): \($1.map { "\($0)" } ?? "no answer")" }.joined(separator: ", ") + ")"
         }) {
-            try self.ask("jobs.list").0["total"] == .integer(3) && self.ask("jobs.list", #"{"state":"running"}"#).0["total"] == .integer(2)
-                && self.ask("dlq.list", #"{"stage":"jobs"}"#).0["total"] == .integer(1) && self.ask("nodes.list").0["total"] == .integer(2)
+            totals() == expected.map(\.total)
         }
         // jobs
         let job = try ask("jobs.get", #"{"jobId":701,"cluster":"fritz"}"#).0
