@@ -14,7 +14,7 @@ import CLineScan
 /// only where 16 bytes remain.
 extension LineDecoder {
     @usableFromInline @_transparent
-    func parseCommonLine(_ s: inout Scanner, _ stops: inout StopCursor) -> PointView? {
+    func parseCommonLine(_ s: inout Scanner, _ stops: inout StopCursor, _ memo: inout TimestampMemo) -> PointView? {
         let end = s.end
         let table = s.table
         let entryStart = s.p
@@ -113,16 +113,22 @@ extension LineDecoder {
             repeat { q += 1 } while q[0] == Byte.space
             b = q[0]
             if b != Byte.lf && b != Byte.cr {
+                let tokenStart = q
                 let negative = b == UInt8(ascii: "-")
                 let digitStart = negative ? q + 1 : q
                 q = stops.next(digitStart)
-                let count = q - digitStart
-                guard count > 0, count <= 19,
-                      let magnitude = digitsValue(digitStart, count, readableFrom: s.lineStart),
-                      magnitude <= (negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max)),
-                      let ns = precision.nanoseconds(negative ? Int64(truncatingIfNeeded: 0 &- magnitude) : Int64(magnitude))
-                else { return nil }
-                timestamp = ns
+                if let ns = memo.lookup(endingAt: q, count: q - tokenStart) {
+                    timestamp = ns
+                } else {
+                    let count = q - digitStart
+                    guard count > 0, count <= 19,
+                          let magnitude = digitsValue(digitStart, count, readableFrom: s.lineStart),
+                          magnitude <= (negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max)),
+                          let ns = precision.nanoseconds(negative ? Int64(truncatingIfNeeded: 0 &- magnitude) : Int64(magnitude))
+                    else { return nil }
+                    memo.remember(endingAt: q, count: q - tokenStart, nanoseconds: ns)
+                    timestamp = ns
+                }
                 while q[0] == Byte.space { q += 1 }
                 b = q[0]
             }

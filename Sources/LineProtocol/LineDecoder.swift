@@ -75,8 +75,9 @@ public final class LineDecoder {
         while limit > s.p && limit[0] != Byte.lf { limit -= 1 }
         if !fastPath || limit[0] != Byte.lf { limit = s.p }
         var stops = StopCursor(start: s.p, end: s.end, table: s.table)
+        var memo = TimestampMemo(readableFrom: s.p)
         while s.p < s.end {
-            if s.p < limit && s.p[0] != Byte.hash, let point = parseCommonLine(&s, &stops) {
+            if s.p < limit && s.p[0] != Byte.hash, let point = parseCommonLine(&s, &stops, &memo) {
                 try body(.point(point))
                 continue
             }

@@ -47,4 +47,28 @@ struct TimestampTests {
         #expect(e?.reason == .unexpectedAfterTimestamp(found: UInt8(ascii: "6")))
         #expect(e?.column == 9)
     }
+
+    /// The fast path remembers the last timestamp's text; a line with other text of the same
+    /// length (differing in any of the 24 bytes compared, or in the sign) must convert afresh,
+    /// and a bad timestamp after a good one must still be an error.
+    @Test("consecutive timestamps: the same text is reused, similar text is converted")
+    func consecutive() throws {
+        let stamps = [
+            "1718001260", "1718001260", "1718001261", "2718001260", "1718001260",
+            "-718001260", "1718001260", "12a8001260", "1718001260",
+            "1602841605822791506", "1602841605822791506", "1612841605822791506", "1602841605822791507",
+            "1602841605822791506", "-602841605822791506", "5", "-", "5", "6",
+        ]
+        let text = "m v=1 5\n" + stamps.map { "cpu,host=a value=1 \($0)\n" }.joined()
+        let bytes = Array(text.utf8)
+        let decoded = LineDecoder(precision: .nanoseconds).decode(bytes)
+        #expect(decoded.count == stamps.count + 1)
+        for (stamp, entry) in zip(stamps, decoded.dropFirst()) {
+            switch entry {
+            case .success(let p): #expect(p.timestamp == Int64(stamp), "\(stamp)")
+            case .failure: #expect(Int64(stamp) == nil, "\(stamp) rejected")
+            }
+        }
+        #expect(describeEntries(bytes, fastPath: true) == describeEntries(bytes, fastPath: false))
+    }
 }
