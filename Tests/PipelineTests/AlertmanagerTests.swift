@@ -94,7 +94,8 @@ import Testing
         defer { client.close() }
         func gpu(_ v: Int) throws {
             try client.publish("cc.metrics.alex", Array("nv_temp,cluster=alex,hostname=a0603,type=accelerator,type-id=0 value=\(v) \(Int(Date().timeIntervalSince1970))".utf8))
-            try client.flush()
+            // Sized for a loaded machine (a 5 s flush timed out under two CPU hogs); returns at once otherwise.
+            try client.flush(timeout: .seconds(30))
         }
         try gpu(99)
         var alerts: [JSONValue] = []
