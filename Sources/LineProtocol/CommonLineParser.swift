@@ -117,7 +117,8 @@ extension LineDecoder {
                 let negative = b == UInt8(ascii: "-")
                 let digitStart = negative ? q + 1 : q
                 q = stops.next(digitStart)
-                if let ns = memo.lookup(endingAt: q, count: q - tokenStart) {
+                let textCount = q - tokenStart
+                if let ns = memo.lookup(endingAt: q, count: textCount) {
                     timestamp = ns
                 } else {
                     let count = q - digitStart
@@ -126,7 +127,7 @@ extension LineDecoder {
                           magnitude <= (negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max)),
                           let ns = precision.nanoseconds(negative ? Int64(truncatingIfNeeded: 0 &- magnitude) : Int64(magnitude))
                     else { return nil }
-                    memo.remember(endingAt: q, count: q - tokenStart, nanoseconds: ns)
+                    memo.remember(endingAt: q, count: textCount, nanoseconds: ns)
                     timestamp = ns
                 }
                 while q[0] == Byte.space { q += 1 }
