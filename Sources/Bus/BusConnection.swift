@@ -49,6 +49,9 @@ public final class BusConnection: @unchecked Sendable {
                 try check(natsOptions_LoadCertificatesChain(opts, cert, key), "load TLS certificate \(cert)")
             }
         }
+        if let prefix = options.inboxPrefix {
+            try check(natsOptions_SetCustomInboxPrefix(opts, prefix), "set inbox prefix \(prefix)")
+        }
         try check(natsOptions_SetMaxReconnect(opts, -1), "set reconnect forever")
         try check(natsOptions_SetReconnectWait(opts, options.reconnectWait.milliseconds), "set reconnect wait")
         try check(natsOptions_SetReconnectBufSize(opts, Int32(options.reconnectBufferBytes)), "set reconnect buffer")
@@ -87,6 +90,16 @@ public final class BusConnection: @unchecked Sendable {
 
     deinit {
         natsConnection_Destroy(nc)
+    }
+
+    /// The last error libnats recorded on this connection (a failed connect's reason
+    /// included), or nil.
+    public var lastError: String? {
+        var text: UnsafePointer<CChar>?
+        let status = natsConnection_GetLastError(nc, &text)
+        guard status != NATS_OK else { return nil }
+        if let text, text.pointee != 0 { return String(cString: text) }
+        return String(cString: natsStatus_GetText(status))
     }
 
     /// Whether the connection is up right now.

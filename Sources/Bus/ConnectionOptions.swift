@@ -25,6 +25,9 @@ public struct ConnectionOptions: Sendable {
     public var sendAsap: Bool
     /// Bytes of publishes buffered while disconnected (libnats default 8 MB).
     public var reconnectBufferBytes: Int
+    /// Prefix of reply subjects instead of `_INBOX`, for brokers whose permissions give a
+    /// user only its own inboxes (`_INBOX_hook.>` in config/nats-server.conf).
+    public var inboxPrefix: String?
 
     /// Options for the given servers with defaults suited to a long-running daemon.
     public init(servers: [String] = ["nats://127.0.0.1:4222"], name: String = "clusterd") {

@@ -18,8 +18,9 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var tlsCA: String?
         public var tlsCertificate: String?
         public var tlsKey: String?
-        /// Port of the embedded nats-server (0 = 4222 when free, else any free port).
-        public var embeddedPort = 0
+        /// Port of the embedded nats-server: 4222 by default (what the examples and
+        /// `clusterd publish` use); another free port when it is taken (logged); 0 = any free port.
+        public var embeddedPort = 4222
 
         /// The defaults.
         public init() {}
@@ -422,7 +423,20 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         }
     }
 
-    func validate() throws(LoadError) {
+    /// Why `url` is not a NATS server URL libnats can use (nil when it is).
+    public static func problem(natsURL url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host, !host.isEmpty else {
+            return "\"\(url)\" is not a URL like nats://host:4222"
+        }
+        guard ["nats", "tls"].contains(scheme.lowercased()) else {
+            return "\"\(url)\": scheme \(scheme) is not nats or tls"
+        }
+        if let port = components.port, !(1...65535).contains(port) { return "\"\(url)\": port \(port) is out of range" }
+        return nil
+    }
+
+    /// Checks values the file's schema cannot: modes, addresses, URLs, names.
+    public func validate() throws(LoadError) {
         if intake.mode != "jetstream" && intake.mode != "core" {
             throw LoadError(description: "intake.mode: \"\(intake.mode)\" is not jetstream or core")
         }
@@ -432,6 +446,12 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             guard parts.count == 2, UInt16(parts[1]) != nil else {
                 throw LoadError(description: "observability.listen: \"\(observability.listen)\" is not host:port")
             }
+            guard ObservabilityServer.ipv4Address(of: String(parts[0])) != nil else {
+                throw LoadError(description: "observability.listen: host \"\(parts[0])\" does not resolve to an IPv4 address")
+            }
+        }
+        for url in nats.servers {
+            if let problem = Self.problem(natsURL: url) { throw LoadError(description: "nats.servers: \(problem)") }
         }
         for r in alertmanager.receivers {
             guard !r.name.isEmpty, r.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {

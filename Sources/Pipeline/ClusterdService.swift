@@ -39,17 +39,43 @@ public final class ClusterdService: @unchecked Sendable {
     /// The metric buffers (nil before start).
     public private(set) var metricStore: MetricStore?
 
+    /// Start-up progress (for `/readyz`) and cancellation (SIGTERM while starting).
+    private let startup = StartupState()
+    /// Called once when clusterd cannot go on (its embedded broker keeps dying): the caller
+    /// stops the service and exits non-zero.
+    public var onFatal: (@Sendable (String) -> Void)?
+    /// The embedded nats-server (nil with a configured broker), for tests and the log.
+    public var embeddedServer: NATSServer? { embedded }
+
     /// A service for `config` (nothing starts before ``start()``).
     public init(config: ClusterdConfig, logger: Logger) {
         self.config = config
         self.logger = logger
     }
 
+    /// Makes a ``start()`` in progress give up at its next retry with ``StartCancelled``
+    /// (SIGTERM during start-up must not wait for an unreachable broker).
+    public func cancelStart() { startup.cancel() }
+
+    /// ``start()`` was cancelled by ``cancelStart()``.
+    public struct StartCancelled: Error, CustomStringConvertible {
+        public var description: String { "start-up cancelled by a shutdown request" }
+    }
+
     /// Opens the database (migrating it), installs cluster files, connects (starting a local
     /// nats-server when none is configured), sets up the stream and consumer, and starts the
     /// intake loop.
     public func start() throws {
+        startup.phase("opening the database")
+        // /healthz and /readyz answer from the first moment, so a stuck start-up is visible.
+        startObservability()
         try FileManager.default.createDirectory(atPath: config.storage.dataDir, withIntermediateDirectories: true)
+        var servers = config.nats.servers
+        if servers.isEmpty {
+            startup.phase("starting the embedded nats-server")
+            let server = try startEmbedded()
+            servers = [server.url]
+        }
         let database = try openDatabase()
         let migrated = try database.migrate(Self.migrations)
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
@@ -63,14 +89,6 @@ public final class ClusterdService: @unchecked Sendable {
             logger.info("clusters loaded", metadata: ["clusters": "\(clusters.clusters.keys.sorted().joined(separator: ","))"])
         }
 
-        var servers = config.nats.servers
-        if servers.isEmpty {
-            let server = try NATSServer(directory: URL(fileURLWithPath: config.storage.dataDir).appendingPathComponent("nats"),
-                                        port: config.nats.embeddedPort)
-            embedded = server
-            servers = [server.url]
-            logger.info("no NATS server configured: started a local nats-server with JetStream", metadata: ["url": "\(server.url)"])
-        }
         var options = ConnectionOptions(servers: servers, name: config.nats.name)
         options.user = config.nats.user
         options.password = config.nats.password
@@ -88,6 +106,7 @@ public final class ClusterdService: @unchecked Sendable {
             logger.notice("nats connection event", metadata: ["event": "\(event)"])
         }
         self.connection = connection
+        startup.phase("setting up streams and consumers on \(servers.joined(separator: ","))")
 
         let jobSource: any MessageSource
         let nodeSource: any MessageSource
@@ -97,7 +116,7 @@ public final class ClusterdService: @unchecked Sendable {
             jobSource = try CoreSource(connection: connection, config: config, subject: intake.jobSubject)
             nodeSource = try CoreSource(connection: connection, config: config, subject: intake.nodeStateSubject)
         } else {
-            jobSource = try Self.retrying(logger: logger, "set up stream \(intake.stream)") {
+            jobSource = try retrying("set up stream \(intake.stream)", connection: connection, servers: servers) {
                 try JetStreamSource(connection: connection, config: config, consumer: intake.consumer, subject: intake.jobSubject,
                                     description: "clusterd job stage: ack after the SQLite commit")
             }
@@ -152,7 +171,6 @@ public final class ClusterdService: @unchecked Sendable {
                                }
                            })
         reader = try Database(path: config.databasePath, busyTimeoutMilliseconds: 1000, readOnly: true)
-        startObservability()
         let fleet = try FleetService(connection: connection, database: try openDatabase(), alertDatabase: try openDatabase(),
                                      publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
@@ -179,7 +197,45 @@ public final class ClusterdService: @unchecked Sendable {
             }
             health.submit(samples: samples, receivedAt: at)
         }
-        logger.info("clusterd running", metadata: ["mode": "\(config.intake.mode)", "subject": "\(config.intake.jobSubject)"])
+        startup.phase(nil)
+        logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.joined(separator: ","))",
+                                                    "subject": "\(config.intake.jobSubject)"])
+    }
+
+    /// Starts the embedded nats-server (port `nats.embedded_port`, another free one when that
+    /// is taken) and watches it: an exit nobody asked for is logged as an error and the
+    /// server restarted on the same port and store; a server that dies five times within a
+    /// minute is fatal (``onFatal``).
+    private func startEmbedded() throws -> NATSServer {
+        let wanted = config.nats.embeddedPort
+        let server = try NATSServer(directory: URL(fileURLWithPath: config.storage.dataDir).appendingPathComponent("nats"),
+                                    port: wanted, fallbackToFreePort: true)
+        embedded = server
+        if wanted != 0 && server.port != wanted {
+            logger.warning("port \(wanted) is taken: the embedded nats-server listens on another port; point clients at it",
+                           metadata: ["url": "\(server.url)"])
+        }
+        logger.notice("no NATS server configured: started a local nats-server with JetStream; clients connect to \(server.url)",
+                      metadata: ["url": "\(server.url)", "pid": "\(server.processIdentifier ?? 0)", "store": "\(server.directory.path)"])
+        let logger = self.logger
+        let counters = self.counters
+        let restarts = RestartBudget(limit: 5, window: 60)
+        server.onUnexpectedExit = { [weak self, weak server] status, tail in
+            counters.add("nats.embedded_exits")
+            logger.error("the embedded nats-server exited unexpectedly", metadata: ["status": "\(status)", "log": "\(tail)"])
+            guard let self, let server, !self.startup.isCancelled else { return }
+            guard restarts.allow() else {
+                self.onFatal?("the embedded nats-server exited 5 times within a minute (last status \(status)): \(tail)")
+                return
+            }
+            do {
+                try server.start()
+                logger.warning("embedded nats-server restarted", metadata: ["url": "\(server.url)", "pid": "\(server.processIdentifier ?? 0)"])
+            } catch {
+                self.onFatal?("the embedded nats-server exited (status \(status)) and does not start again: \(error)")
+            }
+        }
+        return server
     }
 
     /// Finishes the batch in flight, then closes the connection and the embedded server.
@@ -244,6 +300,8 @@ public final class ClusterdService: @unchecked Sendable {
     /// What keeps clusterd from being ready; empty when ready.
     func readiness() -> [String] {
         var problems: [String] = []
+        // During start-up the parts below are being assigned on the starting thread.
+        if let phase = startup.currentPhase { return ["starting: \(phase)"] }
         if connection?.isConnected != true { problems.append("not connected to NATS") }
         if loops.isEmpty || health == nil { problems.append("intake and health loops not running") }
         if (try? reader?.prepare("SELECT count(*) FROM schema_migration").first { $0.int(0) }) == nil { problems.append("database not readable") }
@@ -260,6 +318,7 @@ public final class ClusterdService: @unchecked Sendable {
     /// The Prometheus exposition: counters and histograms as they move, gauges read now.
     func scrape() -> [UInt8] {
         let registry = counters.registry
+        if startup.currentPhase != nil { return registry.emitToBuffer() }  // parts not assigned yet
         func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: name, unitName: "", helpText: help), labels: labels)
         }
@@ -379,15 +438,56 @@ public final class ClusterdService: @unchecked Sendable {
     }
 
     /// Retries `body` until it succeeds (the broker may come up after clusterd, or a
-    /// JetStream leader election may take seconds).
-    static func retrying<T>(logger: Logger, _ what: String, _ body: () throws -> T) throws -> T {
+    /// JetStream leader election may take seconds), until ``cancelStart()``. While not
+    /// connected, the log names the servers and libnats' own reason instead of a bare timeout.
+    func retrying<T>(_ what: String, connection: BusConnection, servers: [String], _ body: () throws -> T) throws -> T {
         var delay = 0.25
         while true {
+            if startup.isCancelled { throw StartCancelled() }
             do { return try body() } catch {
-                logger.warning("\(what) failed; retrying", metadata: ["error": "\(error)", "in_seconds": "\(delay)"])
-                Thread.sleep(forTimeInterval: delay)
+                var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.joined(separator: ","))", "in_seconds": "\(delay)"]
+                if !connection.isConnected {
+                    metadata["error"] = "not connected to NATS at \(servers.joined(separator: ",")): \(connection.lastError ?? "no answer yet")"
+                }
+                logger.warning("\(what) failed; retrying", metadata: metadata)
+                let until = Date().addingTimeInterval(delay)
+                while Date() < until && !startup.isCancelled { Thread.sleep(forTimeInterval: 0.05) }
                 delay = min(delay * 2, 5)
             }
+        }
+    }
+}
+
+/// What start-up is doing now, and whether it was asked to give up.
+final class StartupState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _phase: String?
+    private var cancelled = false
+
+    func phase(_ p: String?) { lock.withLock { _phase = p } }
+    var currentPhase: String? { lock.withLock { _phase } }
+    func cancel() { lock.withLock { cancelled = true } }
+    var isCancelled: Bool { lock.withLock { cancelled } }
+}
+
+/// At most `limit` events within `window` seconds.
+final class RestartBudget: @unchecked Sendable {
+    private let lock = NSLock()
+    private var times: [Date] = []
+    private let limit: Int
+    private let window: TimeInterval
+
+    init(limit: Int, window: TimeInterval) {
+        self.limit = limit
+        self.window = window
+    }
+
+    /// Records one event; false when it is one too many.
+    func allow() -> Bool {
+        lock.withLock {
+            let now = Date()
+            times = times.filter { now.timeIntervalSince($0) < window } + [now]
+            return times.count <= limit
         }
     }
 }

@@ -30,10 +30,11 @@ public final class ObservabilityServer: @unchecked Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+        guard let resolved = Self.ipv4Address(of: host) else {
             close(fd)
-            throw ServerError("\(host) is not an IPv4 address")
+            throw ServerError("\(host) is neither an IPv4 address nor a name that resolves to one")
         }
+        address.sin_addr = resolved
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -47,6 +48,22 @@ public final class ObservabilityServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         self.port = UInt16(bigEndian: actual.sin_port)
         socket = fd
+    }
+
+    /// `host` as an IPv4 address: a literal, or the first IPv4 address a name (`localhost`)
+    /// resolves to; empty means every interface.
+    public static func ipv4Address(of host: String) -> in_addr? {
+        var address = in_addr()
+        if host.isEmpty { return in_addr(s_addr: INADDR_ANY) }
+        if inet_pton(AF_INET, host, &address) == 1 { return address }
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return nil }
+        defer { freeaddrinfo(list) }
+        guard let sa = first.pointee.ai_addr else { return nil }
+        return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
     }
 
     struct ServerError: Error, CustomStringConvertible {

@@ -25,6 +25,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Data directory: database and archive live inside unless configured elsewhere.")
     var dataDir: String?
 
+    @Option(help: "host:port of /metrics, /healthz and /readyz; overrides observability.listen (empty: off).")
+    var listen: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
     var logLevel: String?
 
@@ -34,18 +37,29 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         var settings = ClusterdConfig()
         if let config {
-            do { settings = try ClusterdConfig.load(path: config) } catch {
-                throw ValidationError(error.description)
+            // A configuration problem is not a usage problem: say what is wrong, not the usage.
+            do { settings = try ClusterdConfig.load(path: config) } catch { throw RunError(description: error.description) }
+        }
+        if let natsURL {
+            settings.nats.servers = natsURL.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            for url in settings.nats.servers {
+                if let problem = ClusterdConfig.problem(natsURL: url) { throw RunError(description: "--nats-url: \(problem)") }
             }
         }
-        if let natsURL { settings.nats.servers = natsURL.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         if let dataDir { settings.storage.dataDir = dataDir }
+        if let listen { settings.observability.listen = listen }
+        do { try settings.validate() } catch { throw RunError(description: error.description) }
         if let logLevel { settings.logLevel = logLevel }
         guard let level = Logger.Level(rawValue: settings.logLevel) else { throw ValidationError("unknown log level \(settings.logLevel)") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format is text or json") }
         var logger = logFormat == "json" ? Logger(label: "clusterd") { JSONLogHandler(label: $0) }
-            : Logger(label: "clusterd") { StreamLogHandler.standardError(label: $0) }
+            : Logger(label: "clusterd") { TextLogHandler(label: $0) }
         logger.logLevel = level
+        logger.notice("clusterd \(ClusterdService.version) starting", metadata: [
+            "config": "\(config ?? "(none: built-in defaults)")",
+            "nats": "\(settings.nats.servers.isEmpty ? "embedded nats-server" : settings.nats.servers.joined(separator: ","))",
+            "data_dir": "\(settings.storage.dataDir)", "pid": "\(getpid())",
+        ])
 
         let service = ClusterdService(config: settings, logger: logger)
         // swift-service-lifecycle: SIGTERM/SIGINT shut the group down gracefully — the batch in
@@ -76,13 +90,37 @@ struct ClusterdLifecycleService: Service {
     let logger: Logger
 
     func run() async throws {
+        let (fatalities, fatal) = AsyncStream.makeStream(of: String.self)
+        service.onFatal = { fatal.yield($0) }
         do {
-            try await Self.offload { try service.start() }
+            // A shutdown request during start-up (an unreachable broker retries for ever)
+            // makes start() give up at its next retry.
+            try await withGracefulShutdownHandler {
+                try await Self.offload { try service.start() }
+            } onGracefulShutdown: {
+                service.cancelStart()
+            }
+        } catch is ClusterdService.StartCancelled {
+            logger.notice("shutdown requested during start-up")
+            await Self.offloadQuietly { service.stop() }
+            return
         } catch {
             await Self.offloadQuietly { service.stop() }
             throw error
         }
-        try? await gracefulShutdown()
+        let failure: String? = await withTaskGroup(of: String?.self) { group in
+            group.addTask { try? await gracefulShutdown(); return nil }
+            group.addTask { for await reason in fatalities { return reason }; return nil }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let failure {
+            logger.critical("clusterd cannot go on", metadata: ["reason": "\(failure)"])
+            service.cancelStart()
+            await Self.offloadQuietly { service.stop() }
+            throw RunError(description: failure)
+        }
         logger.notice("shutdown requested: finishing the batch in flight")
         await Self.offloadQuietly { service.stop() }
     }
@@ -99,6 +137,11 @@ struct ClusterdLifecycleService: Service {
             Thread { body(); c.resume() }.start()
         }
     }
+}
+
+/// A reason `clusterd run` cannot run, printed without the usage text.
+struct RunError: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// Exits at once on the second SIGTERM/SIGINT (the first starts the graceful shutdown).

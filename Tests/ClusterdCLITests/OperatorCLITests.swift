@@ -41,7 +41,7 @@ import Testing
     @Test func queryAndTailTalkToARunningClusterd() async throws {
         let run = Process()
         run.executableURL = CLIRunner.executable
-        run.arguments = ["run", "--config", "config/clusterd.yaml", "--nats-url", server.url, "--data-dir", directory.appendingPathComponent("data").path, "--log-level", "error"]
+        run.arguments = ["run", "--config", "config/clusterd.yaml", "--listen", "", "--nats-url", server.url, "--data-dir", directory.appendingPathComponent("data").path, "--log-level", "error"]
         run.currentDirectoryURL = CLIRunner.packageRoot
         run.standardError = FileHandle.nullDevice
         run.standardOutput = FileHandle.nullDevice
@@ -111,7 +111,7 @@ import Testing
     @Test func jsonLogsAreOneObjectPerLine() async throws {
         let run = Process()
         run.executableURL = CLIRunner.executable
-        run.arguments = ["run", "--config", "config/clusterd.yaml", "--nats-url", server.url, "--data-dir",
+        run.arguments = ["run", "--config", "config/clusterd.yaml", "--listen", "", "--nats-url", server.url, "--data-dir",
                          directory.appendingPathComponent("json").path, "--log-format", "json"]
         run.currentDirectoryURL = CLIRunner.packageRoot
         let pipe = Pipe()

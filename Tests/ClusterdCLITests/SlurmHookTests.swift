@@ -40,7 +40,7 @@ import Testing
     @Test func prologAndEpilogRecordTheJobAndProblemsAreLoggedNotFatal() async throws {
         let run = Process()
         run.executableURL = CLIRunner.executable
-        run.arguments = ["run", "--config", "config/clusterd.yaml", "--nats-url", server.url, "--data-dir",
+        run.arguments = ["run", "--config", "config/clusterd.yaml", "--listen", "", "--nats-url", server.url, "--data-dir",
                          directory.appendingPathComponent("data").path, "--log-level", "error"]
         run.currentDirectoryURL = CLIRunner.packageRoot
         run.standardError = FileHandle.nullDevice
