@@ -50,6 +50,9 @@ let package = Package(
         .target(name: "Alerts", dependencies: ["Health", "Model", "Store"]),
         // Fleet records: managed servers, heartbeats, pull health checks, summary.
         .target(name: "Fleet", dependencies: ["Model", "Store"]),
+        // Slurm's own reports (squeue/sinfo --json) read into jobs and nodes, and the
+        // ClusterCockpit events built from them (pure: the commands run in the executable).
+        .target(name: "Slurm", dependencies: ["Model"]),
         // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
         .target(name: "Pipeline", dependencies: [
             "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
@@ -64,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs",
+                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs", "Slurm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,6 +3,7 @@ import Bus
 import Foundation
 import LineProtocol
 import Model
+import Slurm
 
 /// `clusterd publish`: what a scheduler hook runs. Builds the exact ClusterCockpit event,
 /// publishes it (JetStream with a message id, so a retried hook is de-duplicated; core
@@ -27,13 +28,34 @@ struct PublishCommand: ParsableCommand {
 struct PublishOptions: ParsableArguments {
     @Option(help: "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222).") var server: String?
     @Option(help: "Subject (default cc.job.event, or cc.node.state for node-state).") var subject: String?
-    @Option(help: "Seconds to wait for clusterd's result.") var timeout: Double = 10
+    @Option(help: "Seconds for everything: connecting, publishing (retried) and waiting for clusterd's result.") var timeout: Double = 10
     @Option(help: "Nats-Msg-Id (default: derived from the event, so a retry is de-duplicated).") var messageID: String?
-    @Option(name: .customLong("nats-user"), help: "NATS user and password (or $CLUSTERD_NATS_USER / $CLUSTERD_NATS_PASSWORD).") var natsUser: String?
-    @Option(name: .customLong("nats-password")) var natsPassword: String?
-    @Flag(help: "Print the payload instead of sending it.") var dryRun = false
+    @Option(name: .customLong("nats-user"), help: "NATS user (or $CLUSTERD_NATS_USER).") var natsUser: String?
+    @Option(name: .customLong("nats-password"), help: "NATS password (or $CLUSTERD_NATS_PASSWORD).") var natsPassword: String?
+    @Option(name: .customLong("inbox-prefix"),
+            help: "Reply-subject prefix the broker allows this user, e.g. _INBOX_hook (or $CLUSTERD_INBOX_PREFIX; default _INBOX).")
+    var inboxPrefix: String?
+    @Flag(help: "Print the subject, message id and payload instead of sending them.") var dryRun = false
 
-    /// Sends one line-protocol event and waits for the result on `clusterd.result.<stage>.<id>`.
+    /// A connection with these options (user, password and inbox prefix from the
+    /// environment when not given).
+    func connect(name: String) throws -> BusConnection {
+        var options = ConnectionOptions(servers: [QueryCommand.serverURL(server)], name: name)
+        let env = ProcessInfo.processInfo.environment
+        options.user = natsUser ?? env["CLUSTERD_NATS_USER"].flatMap { $0.isEmpty ? nil : $0 }
+        options.password = natsPassword ?? env["CLUSTERD_NATS_PASSWORD"]
+        options.inboxPrefix = inboxPrefix ?? env["CLUSTERD_INBOX_PREFIX"].flatMap { $0.isEmpty ? nil : $0 }
+        options.sendAsap = true
+        do { return try BusConnection(options) } catch {
+            FileHandle.standardError.write(Data("cannot connect to NATS at \(QueryCommand.serverURL(server)): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    /// Sends one line-protocol event and waits for the result on
+    /// `clusterd.result.<stage>.<id>`, all within ``timeout``. A JetStream acknowledgement
+    /// that reports a duplicate means an earlier attempt (a retried hook, the reconciliation)
+    /// delivered this very event already: that is success.
     func send(line: [UInt8], stage: String, defaultSubject: String, messageID defaultID: String) throws {
         let subject = self.subject ?? defaultSubject
         let id = messageID ?? defaultID
@@ -42,40 +64,55 @@ struct PublishOptions: ParsableArguments {
             print(String(decoding: line, as: UTF8.self), terminator: "")
             return
         }
-        var options = ConnectionOptions(servers: [QueryCommand.serverURL(server)], name: "clusterd-publish")
-        let env = ProcessInfo.processInfo.environment
-        options.user = natsUser ?? env["CLUSTERD_NATS_USER"]
-        options.password = natsPassword ?? env["CLUSTERD_NATS_PASSWORD"]
-        options.sendAsap = true
-        let connection: BusConnection
-        do { connection = try BusConnection(options) } catch {
-            FileHandle.standardError.write(Data("cannot connect to NATS: \(error)\n".utf8))
-            throw ExitCode(2)
+        let deadline = Date().addingTimeInterval(timeout)
+        func remaining(max: Double = .infinity) -> Duration {
+            .milliseconds(Int64(1000 * Swift.max(0.05, Swift.min(max, deadline.timeIntervalSinceNow))))
         }
+        let connection = try connect(name: "clusterd-publish")
         defer { connection.close() }
-        let token = String(id.map { $0 == "." || $0 == "*" || $0 == ">" || $0.isWhitespace || !$0.isASCII ? "_" : $0 })
+        let url = QueryCommand.serverURL(server)
         let box = ResultWaiter()
         let sub: BusSubscription
         do {
-            sub = try connection.subscribe("clusterd.result.\(stage).\(token)") { box.put($0) }
-            try connection.flush(timeout: .seconds(Int64(max(1, min(timeout, 5)))))
+            sub = try connection.subscribe("clusterd.result.\(stage).\(Self.subjectToken(id))") { box.put($0) }
+            try connection.flush(timeout: remaining())
         } catch {
-            FileHandle.standardError.write(Data("cannot reach NATS at \(QueryCommand.serverURL(server)): \(error)\n".utf8))
+            let reason = connection.lastError.map { "\(error) (\($0))" } ?? "\(error)"
+            FileHandle.standardError.write(Data("cannot reach NATS at \(url): \(reason)\n".utf8))
             throw ExitCode(2)
         }
+        defer { sub.unsubscribe() }
         let message = BusMessage(subject: subject, headers: ["Nats-Msg-Id": [id]], data: line)
         var answer: BusMessage?
-        do {
-            _ = try JetStream(connection, timeout: .seconds(2)).publish(message, messageID: id, retries: 3, interval: .milliseconds(500))
-            answer = box.wait(timeout)
-        } catch {
-            // No stream: clusterd runs in core mode and answers on the reply subject.
-            answer = try? connection.request(message, timeout: .seconds(Int64(timeout)))
+        var lastError: BusError?
+        publishing: while deadline.timeIntervalSinceNow > 0 {
+            do {
+                let ack = try JetStream(connection, timeout: remaining(max: 2)).publish(message, messageID: id, timeout: remaining(max: 2))
+                if ack.duplicate {
+                    // The result of the first delivery may still be on its way; else it went out then.
+                    answer = box.wait(Swift.min(1, Swift.max(0, deadline.timeIntervalSinceNow)))
+                    if answer == nil {
+                        FileHandle.standardError.write(Data("\(id): already delivered (the stream reports a duplicate): accepted earlier\n".utf8))
+                        return
+                    }
+                } else {
+                    answer = box.wait(Swift.max(0, deadline.timeIntervalSinceNow))
+                }
+                lastError = nil
+                break publishing
+            } catch .noResponders {
+                // No stream on the subject: clusterd runs in core mode and answers on the reply subject.
+                answer = try? connection.request(message, timeout: remaining())
+                break publishing
+            } catch {
+                lastError = error
+                usleep(200_000)
+            }
         }
-        sub.unsubscribe()
         guard let answer else {
-            FileHandle.standardError.write(Data("no result from clusterd within \(timeout) s for \(id)\n".utf8))
-            throw ExitCode(3)
+            let why = lastError.map { "not delivered to NATS at \(url): \($0)" } ?? "no result from clusterd"
+            FileHandle.standardError.write(Data("\(why) within \(timeout) s for \(id)\n".utf8))
+            throw ExitCode(lastError == nil ? 3 : 2)
         }
         print(answer.text)
         let result = try? JSONValue.parse(answer.data)
@@ -85,14 +122,16 @@ struct PublishOptions: ParsableArguments {
         }
     }
 
+    /// A message id as one subject token (no dots, wildcards, spaces or non-ASCII).
+    static func subjectToken(_ id: String) -> String {
+        String(id.map { $0 == "." || $0 == "*" || $0 == ">" || $0.isWhitespace || !$0.isASCII ? "_" : $0 })
+    }
+
     /// Sends a job event; its time (`timeKey`) stamps the line, and the message id is
     /// `<function>-<cluster>-<jobId>-<time>`, the same for every retry of the same event.
     func sendJob(_ function: String, _ payload: JSONValue, timeKey: String) throws {
-        var time = Int64(Date().timeIntervalSince1970)
-        if case .integer(let t)? = payload[timeKey] { time = t }
-        let id = "\(function)-\(payload["cluster"]?.stringValue ?? "")-\(payload["jobId"]?.jsonText ?? "")-\(time)"
-        try send(line: try eventLine(measurement: "job", function: function, json: payload, time: time), stage: "jobs",
-                 defaultSubject: "cc.job.event", messageID: id)
+        let (line, id) = try jobMessage(function, payload, timeKey: timeKey)
+        try send(line: line, stage: "jobs", defaultSubject: "cc.job.event", messageID: id)
     }
 
     final class ResultWaiter: @unchecked Sendable {
@@ -106,6 +145,28 @@ struct PublishOptions: ParsableArguments {
             return message
         }
     }
+}
+
+/// A job event's line and message id: the line is stamped with the event's `timeKey`
+/// time, and the id is `<function>-<cluster>-<jobId>-<time>` — the same for every
+/// publisher of the same event (hook, retry, reconciliation).
+func jobMessage(_ function: String, _ payload: JSONValue, timeKey: String) throws -> (line: [UInt8], id: String) {
+    var time = Int64(Date().timeIntervalSince1970)
+    if case .integer(let t)? = payload[timeKey] { time = t }
+    let id = "\(function)-\(payload["cluster"]?.stringValue ?? "")-\(payload["jobId"]?.jsonText ?? "")-\(time)"
+    return (try eventLine(measurement: "job", function: function, json: payload, time: time), id)
+}
+
+/// A nodestate event's line and message id. The id is derived from the content (cluster,
+/// time and a hash of the JSON), so two different events of one cluster in the same second
+/// both count, and only a true repeat is de-duplicated.
+func nodeStateMessage(_ payload: JSONValue, time: Int64) throws -> (line: [UInt8], id: String) {
+    let text = payload.jsonText
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64: stable across runs and machines
+    for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    let hex = String(hash, radix: 16)
+    let id = "nodestate-\(payload["cluster"]?.stringValue ?? "")-\(time)-\(String(repeating: "0", count: 16 - hex.count) + hex)"
+    return (try eventLine(measurement: "nodestate", function: nil, json: payload, time: time), id)
 }
 
 /// ClusterCockpit's envelope: `<measurement>[,function=<f>] event="<json>" <ns>`.
@@ -145,6 +206,30 @@ struct SlurmEnvironment {
         return total
     }
 
+    /// An epoch-seconds variable (`SLURM_JOB_START_TIME`, `SLURM_JOB_END_TIME`: Slurm 23.02+).
+    func time(_ key: String) -> Int64? { optional(key).flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil } }
+
+    /// The hook's job as Slurm itself reports it (`squeue --json`: the real start and end
+    /// times and end state), or nil — with a warning on standard error — when squeue cannot
+    /// tell; the environment is the fallback then. squeue gets a third of the publish's
+    /// time (at most 3 s); the publish keeps what squeue left (`--timeout` bounds both).
+    static func fromSlurm(within options: PublishOptions) -> (job: SlurmJob?, rest: PublishOptions) {
+        let env = ProcessInfo.processInfo.environment
+        guard let text = env["SLURM_JOB_ID"], let id = Int64(text) else { return (nil, options) }
+        let started = Date()
+        var rest = options
+        do {
+            let job = try SlurmCLI(timeout: min(3, options.timeout / 3)).job(id, cluster: env["SLURM_CLUSTER_NAME"])
+            guard job.ran else { throw SlurmCLI.Failure(description: "squeue: job \(id) has no nodes or start time yet") }
+            rest.timeout = max(0.5, options.timeout - Date().timeIntervalSince(started))
+            return (job, rest)
+        } catch {
+            FileHandle.standardError.write(Data("warning: job \(id): \(error); using the hook's environment instead\n".utf8))
+            rest.timeout = max(0.5, options.timeout - Date().timeIntervalSince(started))
+            return (nil, rest)
+        }
+    }
+
     /// The end state from `SLURM_JOB_EXIT_CODE2` ("exit:signal"): 0:0 completed, a signal
     /// cancelled, any other exit code failed.
     var finalState: String {
@@ -175,17 +260,23 @@ struct JobStartPublish: ParsableCommand {
 
     func run() throws {
         var payload: JSONValue
+        var options = publish
         if json {
             payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
         } else {
             var jobId = self.jobId, cluster = self.cluster, user = self.user, project = self.project, partition = self.partition
             var nodes = self.nodes, threads = numHwthreads, name = jobName
             if fromSlurmEnv {
+                let (job, rest) = SlurmEnvironment.fromSlurm(within: publish)
+                options = rest
+                if let job { return try options.sendJob("start_job", try job.startEvent(), timeKey: "startTime") }
+            }
+            if fromSlurmEnv {
                 let slurm = SlurmEnvironment(env: ProcessInfo.processInfo.environment)
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))
                 cluster = try cluster ?? slurm.value("SLURM_CLUSTER_NAME")
                 user = try user ?? slurm.value("SLURM_JOB_USER")
-                if project.isEmpty { project = slurm.optional("SLURM_JOB_ACCOUNT") ?? "" }
+                if project.isEmpty { project = slurm.optional("SLURM_JOB_ACCOUNT") ?? slurm.optional("SLURM_JOB_GROUP") ?? "" }
                 if partition.isEmpty { partition = slurm.optional("SLURM_JOB_PARTITION") ?? "" }
                 nodes = try nodes ?? slurm.value("SLURM_JOB_NODELIST")
                 threads = threads ?? slurm.totalCPUs
@@ -206,10 +297,11 @@ struct JobStartPublish: ParsableCommand {
             if let shared { b.add("shared", shared) }
             b.add("resources", .array(hosts.map { .object([("hostname", .string($0))]) }))
             if let name { b.add("metaData", .object([("jobName", .string(name))])) }
-            b.add("startTime", startTime ?? Int64(Date().timeIntervalSince1970))
+            b.add("startTime", startTime ?? (fromSlurmEnv ? SlurmEnvironment(env: ProcessInfo.processInfo.environment).time("SLURM_JOB_START_TIME") : nil)
+                  ?? Int64(Date().timeIntervalSince1970))
             payload = b.value
         }
-        try publish.sendJob("start_job", payload, timeKey: "startTime")
+        try options.sendJob("start_job", payload, timeKey: "startTime")
     }
 }
 
@@ -227,15 +319,23 @@ struct JobStopPublish: ParsableCommand {
 
     func run() throws {
         var payload: JSONValue
+        var options = publish
         if json {
             payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
         } else {
-            var jobId = self.jobId, cluster = self.cluster, state = self.state
+            var jobId = self.jobId, cluster = self.cluster, state = self.state, startTime = self.startTime, stopTime = self.stopTime
+            if fromSlurmEnv {
+                let (job, rest) = SlurmEnvironment.fromSlurm(within: publish)
+                options = rest
+                if let job { return try options.sendJob("stop_job", try job.stopEvent(), timeKey: "stopTime") }
+            }
             if fromSlurmEnv {
                 let slurm = SlurmEnvironment(env: ProcessInfo.processInfo.environment)
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))
                 cluster = try cluster ?? slurm.value("SLURM_CLUSTER_NAME")
                 state = state ?? slurm.finalState
+                startTime = startTime ?? slurm.time("SLURM_JOB_START_TIME")
+                stopTime = stopTime ?? slurm.time("SLURM_JOB_END_TIME")
             }
             guard let jobId else { throw ValidationError("give --job-id (or --from-slurm-env or --json)") }
             var b = JSONObjectBuilder()
@@ -246,7 +346,7 @@ struct JobStopPublish: ParsableCommand {
             b.add("stopTime", stopTime ?? Int64(Date().timeIntervalSince1970))
             payload = b.value
         }
-        try publish.sendJob("stop_job", payload, timeKey: "stopTime")
+        try options.sendJob("stop_job", payload, timeKey: "stopTime")
     }
 }
 
@@ -258,8 +358,7 @@ struct NodeStatePublish: ParsableCommand {
 
     func run() throws {
         let payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
-        let now = Int64(Date().timeIntervalSince1970)
-        try publish.send(line: try eventLine(measurement: "nodestate", function: nil, json: payload, time: now), stage: "nodes",
-                         defaultSubject: "cc.node.state", messageID: "nodestate-\(payload["cluster"]?.stringValue ?? "")-\(now)")
+        let (line, id) = try nodeStateMessage(payload, time: Int64(Date().timeIntervalSince1970))
+        try publish.send(line: line, stage: "nodes", defaultSubject: "cc.node.state", messageID: id)
     }
 }

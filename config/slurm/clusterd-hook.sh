@@ -1,14 +1,25 @@
 #!/bin/sh
 # Slurm controller hook for clusterd: install as both PrologSlurmctld and EpilogSlurmctld.
-#   PrologSlurmctld=/etc/clusterd/clusterd-hook.sh
-#   EpilogSlurmctld=/etc/clusterd/clusterd-hook.sh
-# It publishes the job's start (prolog) or stop (epilog) with `clusterd publish --from-slurm-env`
-# and waits for clusterd's verdict, but never holds the scheduler up for long and never fails
-# the job: every problem is logged (syslog tag clusterd-hook, or $CLUSTERD_HOOK_LOG) and the hook
-# exits 0. A retried publish carries the same message id, so clusterd applies it once.
-# Settings (e.g. in slurmctld's environment or /etc/default/slurmctld):
-#   CLUSTERD_BIN (default /usr/local/bin/clusterd), CLUSTERD_NATS_URL (default nats://127.0.0.1:4222),
-#   CLUSTERD_NATS_USER / CLUSTERD_NATS_PASSWORD, CLUSTERD_HOOK_TIMEOUT (seconds, default 15).
+#   install -D -m 755 config/slurm/clusterd-hook.sh /etc/clusterd/clusterd-hook.sh
+#   install -D -m 600 config/slurm/hook.env /etc/clusterd/hook.env     # then edit it
+#   slurm.conf: PrologSlurmctld=/etc/clusterd/clusterd-hook.sh
+#               EpilogSlurmctld=/etc/clusterd/clusterd-hook.sh
+# slurmctld runs it with a clean environment (only SLURM_* variables, no PATH), so every
+# setting comes from hook.env in this script's directory (CLUSTERD_HOOK_ENV names another
+# file). It publishes the job's start (prolog) or stop (epilog) with `clusterd publish
+# --from-slurm-env`, which reads the job's real times and end state from `squeue --json`, and
+# waits for clusterd's verdict — but never holds the scheduler up for long and never fails
+# the job: every problem is logged (to $CLUSTERD_HOOK_LOG, else syslog tag clusterd-hook) and
+# the hook exits 0. A retried publish carries the same message id, so clusterd applies it once;
+# `clusterd slurm` publishes what a lost hook missed.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+conf=${CLUSTERD_HOOK_ENV:-$(dirname "$0")/hook.env}
+if [ -r "$conf" ]; then
+    set -a
+    . "$conf"
+    set +a
+fi
 bin=${CLUSTERD_BIN:-/usr/local/bin/clusterd}
 limit=${CLUSTERD_HOOK_TIMEOUT:-15}
 case "$SLURM_SCRIPT_CONTEXT" in
@@ -17,18 +28,29 @@ case "$SLURM_SCRIPT_CONTEXT" in
     *) what="" ;;
 esac
 
-log() {
+log() {  # one line per event, whatever clusterd printed
+    msg=$(printf '%s' "$*" | tr '\n' ' ')
     if [ -n "$CLUSTERD_HOOK_LOG" ]; then
-        printf '%s clusterd-hook: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >> "$CLUSTERD_HOOK_LOG"
+        printf '%s clusterd-hook: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$msg" >> "$CLUSTERD_HOOK_LOG"
     elif command -v logger >/dev/null 2>&1; then
-        logger -t clusterd-hook -- "$*"
+        logger -t clusterd-hook -- "$msg"
     else
-        printf 'clusterd-hook: %s\n' "$*" >&2
+        printf 'clusterd-hook: %s\n' "$msg" >&2
     fi
 }
 
+if [ ! -r "$conf" ]; then
+    log "job ${SLURM_JOB_ID:-?}: no settings file $conf; using the defaults"
+fi
+case "${CLUSTERD_HOOK_ENABLED:-yes}" in
+    no|false|0) log "job ${SLURM_JOB_ID:-?} $what: hook disabled in $conf, nothing sent (clusterd slurm reconciles it)"; exit 0 ;;
+esac
 if [ -z "$what" ]; then
     log "job ${SLURM_JOB_ID:-?}: unknown SLURM_SCRIPT_CONTEXT '${SLURM_SCRIPT_CONTEXT:-}', nothing sent"
+    exit 0
+fi
+if [ ! -x "$bin" ]; then
+    log "job $SLURM_JOB_ID $what not delivered: $bin is not an executable (set CLUSTERD_BIN in $conf)"
     exit 0
 fi
 wait=$((limit > 3 ? limit - 2 : 1))
@@ -36,7 +58,7 @@ out=$(timeout "$limit" "$bin" publish "$what" --from-slurm-env --timeout "$wait"
       --server "${CLUSTERD_NATS_URL:-nats://127.0.0.1:4222}" 2>&1)
 rc=$?
 case $rc in
-    0) ;;
+    0) case "$out" in *warning:*) log "job $SLURM_JOB_ID $what delivered with a warning: $out" ;; esac ;;
     1) log "job $SLURM_JOB_ID $what refused by clusterd: $out" ;;
     124) log "job $SLURM_JOB_ID $what: no verdict within ${limit} s (it may still be applied): $out" ;;
     *) log "job $SLURM_JOB_ID $what not delivered (exit $rc): $out" ;;
