@@ -447,7 +447,8 @@ public final class ClusterdService: @unchecked Sendable {
             do { return try body() } catch {
                 var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.joined(separator: ","))", "in_seconds": "\(delay)"]
                 if !connection.isConnected {
-                    metadata["error"] = "not connected to NATS at \(servers.joined(separator: ",")): \(connection.lastError ?? "no answer yet")"
+                    let reasons = servers.map { "\($0): \(BrokerProbe.problem(url: $0) ?? connection.lastError ?? "reachable, but the NATS connection is not up (TLS or credentials?)")" }
+                    metadata["error"] = "not connected to NATS at \(reasons.joined(separator: "; "))"
                 }
                 logger.warning("\(what) failed; retrying", metadata: metadata)
                 let until = Date().addingTimeInterval(delay)
