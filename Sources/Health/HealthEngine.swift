@@ -60,6 +60,15 @@ public final class HealthEngine {
 
     /// Takes over alerts that were firing before a restart: they are not fired again, and
     /// their resolve will come when the problem is gone.
+    /// Marks `host` as one that has reported before (clusterd's node and metric records):
+    /// silence checks expect it to report again, counted from the engine's start.
+    public func expect(host: String, cluster: String) {
+        if lastSeen[host] == nil { lastSeen[host] = (cluster, startedAt) }
+    }
+
+    /// The alert keys of check `id` that have a state.
+    private func byCheck(_ id: String) -> [AlertKey] { states.keys.filter { $0.check == id } }
+
     public func restore(_ alerts: [RestoredAlert]) {
         let index = Dictionary(library.checks.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         for a in alerts {
@@ -130,8 +139,11 @@ public final class HealthEngine {
     public func tick(now: Int64) {
         for i in silenceChecks {
             guard case .silence(let allowance, let severity) = library.checks[i].source else { continue }
-            var hosts = Set(topology.hosts.keys)
-            hosts.formUnion(lastSeen.keys)
+            // Only hosts that have reported at least once (now, or before a restart: see
+            // expect(host:cluster:)) are expected to keep reporting; a topology host that never
+            // sent anything is not "silent" (a quick start with no collectors pages nobody).
+            var hosts = Set(lastSeen.keys)
+            for key in byCheck(library.checks[i].id) { hosts.insert(key.entity) }
             for host in hosts {
                 let seen = lastSeen[host]
                 let key = AlertKey(check: library.checks[i].id, cluster: seen?.cluster ?? "", entity: host)

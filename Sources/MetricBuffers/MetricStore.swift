@@ -54,6 +54,17 @@ public final class MetricStore: @unchecked Sendable {
         return byHostMetric[HostMetric(cluster: cluster, host: host, metric: metric)] ?? []
     }
 
+    /// Every (cluster, host) with buffered series.
+    public var hosts: Set<HostKey> {
+        lock.withLock { Set(byHostMetric.keys.map { HostKey(cluster: $0.cluster, host: $0.host) }) }
+    }
+
+    /// A host of a cluster.
+    public struct HostKey: Hashable, Sendable {
+        public let cluster: String
+        public let host: String
+    }
+
     /// Time (epoch seconds) of the newest sample of a host's metric in any scope, nil when none.
     public func newest(cluster: String, host: String, metric: String) -> Int64? {
         lock.lock()

@@ -411,6 +411,11 @@ public final class ClusterdService: @unchecked Sendable {
         let book = AlertBook(database: try openDatabase(), prefix: settings.alertPrefix, resendInterval: Int64(settings.resendIntervalSeconds))
         let restored = try book.restore()
         engine.restore(restored)
+        // Hosts that reported before this start (node records, buffered metrics) are expected
+        // to report again; silence checks leave every other topology host alone.
+        let reported = try database.prepare("SELECT hostname, cluster FROM node").rows([]) { ($0.text(0), $0.text(1)) }
+        for (host, cluster) in reported { engine.expect(host: host, cluster: cluster) }
+        for host in metricStore?.hosts ?? [] { engine.expect(host: host.host, cluster: host.cluster) }
         let window = library.checks.compactMap { check -> Int64? in
             if case .jobExits(_, _, let w, _, _, _) = check.source { return w }
             return nil
