@@ -263,6 +263,11 @@ public final class KeyValueBucket: @unchecked Sendable {
     }
 
     /// The current value of `key`, or nil when it does not exist or was deleted.
+    /// Deletes `key` (a delete marker: watchers see it go).
+    public func delete(_ key: String) throws(BusError) {
+        try check(kvStore_Delete(kv, key), "KV delete \(key)")
+    }
+
     public func get(_ key: String) throws(BusError) -> (value: [UInt8], revision: UInt64)? {
         var entry: OpaquePointer?
         let status = kvStore_Get(&entry, kv, key)

@@ -91,7 +91,15 @@ public final class FleetService: @unchecked Sendable {
                 let o = try StrictObject(request, allowed: verb == "checks" ? ["name", "id", "limit"] : ["name", "id"])
                 guard let key = try o.string("name") ?? o.string("id") else { throw MicroService.Failure(400, "name or id is required") }
                 if verb == "deregister" {
-                    reply = .object([("server", try registry.deregister(org, key).json)])
+                    let server = try registry.deregister(org, key)
+                    // Its alert resolves with it (the book resolves only what it announced).
+                    var gone = Self.transition(server, from: server.health, to: HealthCheckResult(status: "healthy", error: ""), at: now)
+                    gone.summary = "\(server.name) was deregistered"
+                    try book.record([gone], now: now)
+                    try publisher.drain()
+                    do { try kv?.delete("\(server.organization).\(server.name)") } catch { counters.add("kv.fleet.errors") }
+                    logger.notice("fleet server deregistered", metadata: ["organization": "\(org)", "server": "\(server.name)"])
+                    reply = .object([("server", server.json)])
                 } else {
                     guard let server = try registry.server(org, key) else { throw MicroService.Failure(404, "no server \(key) in \(org)") }
                     reply = verb == "get" ? .object([("server", server.json)])
@@ -331,13 +339,14 @@ public final class FleetService: @unchecked Sendable {
                 logger.error("fleet check not stored", metadata: ["server": "\(server.name)", "error": "\(error)"])
             }
         }
-        lock.unlock()
+        // The alert book is also written by deregister: one thread at a time (under the lock).
         do {
             try book.record(transitions, now: now)
             try publisher.drain()
         } catch {
             logger.error("fleet alerts not recorded yet", metadata: ["error": "\(error)"])
         }
+        lock.unlock()
     }
 
     /// The server's health now: the pull check (when it has an API URL), made unreachable by

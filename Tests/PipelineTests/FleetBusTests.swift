@@ -153,6 +153,14 @@ import Testing
         #expect(summary["totalServers"] == .integer(6) && summary["byHealth"]?["unreachable"] == .integer(2))
         #expect(try ask("globex", "get", #"{"name":"web1"}"#).1.header("Nats-Service-Error-Code") == "404")
         #expect(try ask("globex", "list", "{}").0["total"] == .integer(0))
+        // A deregistered server's alert resolves with it (no firing alert left to re-send) and
+        // its KV entry goes.
+        _ = try ask("acme", "deregister", #"{"name":"web3"}"#)
+        let after = Date().addingTimeInterval(10)
+        while resolved().count < 2 && Date() < after { try await Task.sleep(for: .milliseconds(100)) }
+        let gone = try #require(resolved().first { $0["labels"]?["server"] == .string("web3") })
+        #expect(gone["annotations"]?["summary"] == .string("web3 was deregistered"), "\(gone.jsonText)")
+        #expect(try kv.get("acme.web3") == nil)
         _ = sub
     }
 
