@@ -7,7 +7,9 @@ import Model
 /// of the alert stream, so nothing is lost while Alertmanager is down: a batch is acked only
 /// after Alertmanager accepted it, and nak'ed with a growing delay otherwise. Firing alerts
 /// carry `endsAt` four re-send intervals ahead (clusterd re-sends them), resolved ones their
-/// resolve time — Alertmanager's own contract.
+/// resolve time — Alertmanager's own contract. The firing alerts it forwarded are posted
+/// again every `resend_seconds` (60 by default, as Prometheus does), so an Alertmanager that
+/// restarted with an empty state has them back within a minute.
 public final class AlertmanagerForwarder: @unchecked Sendable {
     let receiver: ClusterdConfig.AlertmanagerSettings.Receiver
     let subscription: PullSubscription
@@ -15,6 +17,9 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
     let counters: PipelineCounters
     let logger: Logger
     private let worker = WorkerThread()
+    /// Firing alerts forwarded, by fingerprint (a resolve removes its alert).
+    private var firing: [String: JSONValue] = [:]
+    private let endsAhead: Int64
 
     /// Ensures the durable consumer `clusterd_am_<name>` on the alert stream and binds it.
     public init(receiver: ClusterdConfig.AlertmanagerSettings.Receiver, connection: BusConnection, config: ClusterdConfig,
@@ -28,6 +33,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
             filterSubject: "\(config.health.alertPrefix).>"))
         subscription = try js.pullSubscription(stream: config.health.alertStream, consumer: durable)
         probe = HTTPProbe(timeout: Double(receiver.timeoutSeconds))
+        endsAhead = 4 * Int64(max(receiver.resendSeconds, config.health.resendIntervalSeconds))
         self.counters = counters
         self.logger = logger
     }
@@ -45,16 +51,46 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
         return b.value
     }
 
+    /// Remembers firing alerts and forgets resolved ones, for the re-send.
+    private func track(_ data: [UInt8], _ alert: JSONValue) {
+        guard let parsed = try? JSONValue.parse(data), let fingerprint = parsed["fingerprint"]?.stringValue else { return }
+        if parsed["status"]?.stringValue == "firing" { firing[fingerprint] = alert } else { firing[fingerprint] = nil }
+    }
+
+    /// Posts every remembered firing alert again with `endsAt` moved ahead.
+    private func resend(to url: URL) {
+        guard !firing.isEmpty else { return }
+        let endsAt = ISO8601DateFormatter().string(from: Date().addingTimeInterval(TimeInterval(endsAhead)))
+        let alerts = firing.values.map { alert -> JSONValue in
+            guard case .object(var members) = alert else { return alert }
+            members.removeAll { $0.key == "endsAt" }
+            members.append(("endsAt", .string(endsAt)))
+            return .object(members)
+        }
+        let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: Double(receiver.timeoutSeconds))
+        if let status = r.status, (200..<300).contains(status) {
+            counters.add("alertmanager.\(receiver.name).resent", alerts.count)
+        } else {
+            counters.add("alertmanager.\(receiver.name).errors")
+        }
+    }
+
     /// Starts forwarding.
     public func start() {
         worker.start(name: "clusterd-am-\(receiver.name)") { [self] in
             var failures = 0
             let url = URL(string: receiver.url.hasSuffix("/") ? receiver.url + "api/v2/alerts" : receiver.url + "/api/v2/alerts")!
+            var lastResend = Date()
             while !worker.isStopping {
+                if Date().timeIntervalSince(lastResend) >= Double(receiver.resendSeconds) {
+                    lastResend = Date()
+                    resend(to: url)
+                }
                 let batch: [JetStreamMessage]
                 do { batch = try subscription.fetch(batch: 100, timeout: .milliseconds(500)) } catch { continue }
                 if batch.isEmpty { continue }
                 let alerts = batch.compactMap { posted($0.message.data) }
+                let tracked = batch.compactMap { m in posted(m.message.data).map { (m.message.data, $0) } }
                 if alerts.isEmpty {
                     for m in batch { try? m.ack() }
                     continue
@@ -63,6 +99,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
                 if let status = r.status, (200..<300).contains(status) {
                     failures = 0
                     for m in batch { try? m.ack() }
+                    for (data, alert) in tracked { track(data, alert) }
                     counters.add("alertmanager.\(receiver.name).sent", alerts.count)
                 } else {
                     failures += 1

@@ -274,8 +274,11 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             /// Severities forwarded (`crit`, `warn`, `unknown`); empty: all.
             public var severities: [String] = []
             public var timeoutSeconds = 5
+            /// Firing alerts are posted again this often (Prometheus: about every minute), so an
+            /// Alertmanager that restarted empty has them back within this time.
+            public var resendSeconds = 60
 
-            enum CodingKeys: String, CodingKey { case name, url, severities, timeoutSeconds = "timeout_seconds" }
+            enum CodingKeys: String, CodingKey { case name, url, severities, timeoutSeconds = "timeout_seconds", resendSeconds = "resend_seconds" }
 
             /// A receiver.
             public init(name: String, url: String, severities: [String] = [], timeoutSeconds: Int = 5) {
@@ -291,6 +294,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
                 url = try c.decode(String.self, forKey: .url)
                 severities = try c.decodeIfPresent([String].self, forKey: .severities) ?? []
                 timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? timeoutSeconds
+                resendSeconds = try c.decodeIfPresent(Int.self, forKey: .resendSeconds) ?? resendSeconds
             }
         }
 

@@ -36,6 +36,8 @@ public final class ClusterdService: @unchecked Sendable {
     /// clusterd's version, as the micro service reports it.
     public static let version = "0.4.0"
     private var checkpointer: WorkerThread?
+    private let processMetrics = ProcessMetrics()
+    private let droppedReported = LockedCounter()
     /// The metric buffers (nil before start).
     public private(set) var metricStore: MetricStore?
 
@@ -322,12 +324,18 @@ public final class ClusterdService: @unchecked Sendable {
         func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: name, unitName: "", helpText: help), labels: labels)
         }
+        processMetrics.collect(into: registry)
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: "build_info", unitName: "",
+                                                            helpText: "clusterd's version (the value is always 1)"),
+                           labels: [("version", Self.version)]).set(Int64(1))
         gauge("nats_connected", "1 while connected to NATS").set(Int64(connection?.isConnected == true ? 1 : 0))
         if let store = metricStore {
             let usage = store.usage
             gauge("metric_series", "metric series buffered").set(Int64(usage.series))
             gauge("metric_buffer_bytes", "bytes of buffered samples").set(Int64(usage.sampleBytes))
-            gauge("metric_samples_dropped", "samples older than the buffers hold").set(Int64(usage.dropped))
+            // A counter (clusterd_metrics_samples_dropped_total): the store counts from its start.
+            let dropped = usage.dropped - droppedReported.exchange(usage.dropped)
+            if dropped > 0 { counters.add("metrics.samples_dropped", dropped) }
         }
         if let reader {
             let firing = (try? reader.prepare("SELECT severity, count(*) FROM alert WHERE status = 'firing' GROUP BY severity")
@@ -496,4 +504,13 @@ final class RestartBudget: @unchecked Sendable {
             return times.count <= limit
         }
     }
+}
+
+/// An integer behind a lock.
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    /// Sets the value; returns the previous one.
+    func exchange(_ new: Int) -> Int { lock.withLock { defer { value = new }; return value } }
 }

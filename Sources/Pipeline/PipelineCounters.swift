@@ -52,13 +52,52 @@ public final class PipelineCounters: Sendable {
             return (counter("dead_letters", "Rejected lines and messages, by stage and code (each one is on clusterd.dlq.<stage>)"),
                     [("stage", parts[1]), ("code", parts[2])])
         }
+        if parts.count == 2, parts[1] == "replays" { return (counter("replays", "Dead letters replayed, by stage"), [("stage", parts[0])]) }
         if parts.count == 2, parts[1] == "messages" { return (counter("messages", "Messages received, by stage"), [("stage", parts[0])]) }
         if parts.count == 3, parts[0] == "jobs", parts[1] == "events" {
             return (counter("job_events", "Job events applied, by status"), [("status", parts[2])])
         }
+        if parts.count == 3, parts[0] == "alertmanager" {
+            return (counter("alertmanager_alerts", "Alerts posted to Alertmanager by receiver: sent (new), resent (firing, every resend_seconds), errors (failed posts)"),
+                    [("receiver", parts[1]), ("result", parts[2])])
+        }
+        if parts.count == 2, parts[0] == "nats", !name.hasPrefix("nats.embedded") {
+            return (counter("nats_connection_events", "NATS connection events (connected, disconnected, reconnected, ...)"), [("event", parts[1])])
+        }
+        if parts.count == 3, parts[0] == "fleet", ["checks", "operations"].contains(parts[1]) {
+            return (counter("fleet_\(parts[1])", parts[1] == "checks" ? "Fleet pull checks, by resulting health" : "Fleet operations ended, by status"),
+                    [("status", parts[2])])
+        }
         let flat = String(name.map { $0.isLetter || $0.isNumber ? $0 : "_" })
-        return (counter(flat, "clusterd counter \(name)"), [])
+        return (counter(flat, Self.help[name] ?? "clusterd counter \(name)"), [])
     }
+
+    /// HELP text of the counters without labels.
+    static let help: [String: String] = [
+        "outbox.publish_errors": "Outbox rows whose publication failed (retried)",
+        "kv.fleet.errors": "Fleet health KV mirror writes that failed",
+        "kv.nodes.puts": "Node states mirrored into the clusterd_nodes KV bucket",
+        "kv.nodes.errors": "Node-state KV mirror writes that failed",
+        "observability.bind_errors": "Times the /metrics endpoint could not listen",
+        "nats.embedded_exits": "Unexpected exits of the embedded nats-server (each restarted)",
+        "metrics.lines": "Metric lines received on cc.metrics.>",
+        "metrics.checkpoints": "Metric buffer checkpoints written",
+        "metrics.checkpoint_errors": "Metric buffer checkpoints that failed",
+        "jobs.retention_removed": "Finished jobs removed by archive retention",
+        "jobs.archived": "Job archive entries written",
+        "jobs.archive_failed": "Job archive entries that failed (retried)",
+        "intake.fetch_errors": "JetStream fetches that failed",
+        "intake.batch_retries": "Batches rolled back and redelivered (database busy or full)",
+        "health.samples": "Metric samples evaluated by the checks",
+        "health.samples_dropped": "Metric samples the health queue dropped (full)",
+        "fleet.heartbeats": "Fleet heartbeats received",
+        "fleet.heartbeats_unknown": "Fleet heartbeats from unregistered servers",
+        "alerts.transitions": "Alert transitions recorded",
+        "alerts.resent_or_unsilenced": "Firing alerts re-sent or announced after a maintenance window",
+        "alerts.record_errors": "Alert transitions that could not be recorded (retried)",
+        "alerts.published": "Alert messages published",
+        "metrics.samples_dropped": "Metric samples older than the buffers hold",
+    ]
 }
 
 extension Duration {
