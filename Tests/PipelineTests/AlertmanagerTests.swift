@@ -14,8 +14,9 @@ import Testing
 @Suite(.serialized) final class AlertmanagerTests {
     let server: NATSServer
     let directory: URL
-    let alertmanager: Process
+    var alertmanager: Process
     let amURL: String
+    let amPort: Int
 
     static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -35,17 +36,39 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n"
             .write(to: directory.appendingPathComponent("am.yml"), atomically: true, encoding: .utf8)
-        let port = Self.freePort()
-        amURL = "http://127.0.0.1:\(port)"
-        alertmanager = Process()
-        alertmanager.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus-alertmanager")
-        alertmanager.arguments = ["--config.file=\(directory.appendingPathComponent("am.yml").path)",
-                                  "--storage.path=\(directory.appendingPathComponent("am").path)",
-                                  "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address="]
-        try Data().write(to: alertmanagerLogFile)
-        alertmanager.standardError = try FileHandle(forWritingTo: alertmanagerLogFile)
-        alertmanager.standardOutput = FileHandle.nullDevice
-        try alertmanager.run()
+        amPort = Self.freePort()
+        amURL = "http://127.0.0.1:\(amPort)"
+        try Data().write(to: directory.appendingPathComponent("alertmanager.log"))
+        alertmanager = try Self.startAlertmanager(directory: directory, port: amPort, storage: "am")
+    }
+
+    /// Alertmanager on `port` with its state in `storage` (a new name: an empty Alertmanager).
+    static func startAlertmanager(directory: URL, port: Int, storage: String) throws -> Process {
+        let am = Process()
+        am.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus-alertmanager")
+        am.arguments = ["--config.file=\(directory.appendingPathComponent("am.yml").path)",
+                        "--storage.path=\(directory.appendingPathComponent(storage).path)",
+                        "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address="]
+        let log = try FileHandle(forWritingTo: directory.appendingPathComponent("alertmanager.log"))
+        log.seekToEndOfFile()
+        am.standardError = log
+        am.standardOutput = FileHandle.nullDevice
+        try am.run()
+        return am
+    }
+
+    /// The alerts Alertmanager lists (`active=true`: only active ones), waiting up to 60 s for `until`.
+    func waitForAlerts(active: Bool = false, until: ([JSONValue]) -> Bool) async throws -> [JSONValue] {
+        let deadline = Date().addingTimeInterval(60)
+        var alerts: [JSONValue] = []
+        while Date() < deadline {
+            if let (_, body) = try? await get("/api/v2/alerts" + (active ? "?active=true" : "")), case .array(let list)? = try? JSONValue.parse(body) {
+                alerts = list
+                if until(list) { break }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return alerts
     }
 
     deinit {
@@ -84,7 +107,9 @@ import Testing
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
         config.health.evaluationIntervalMilliseconds = 200
         config.observability.listen = ""
-        config.alertmanager.receivers = [.init(name: "local", url: amURL, severities: ["crit"])]
+        var receiver = ClusterdConfig.AlertmanagerSettings.Receiver(name: "local", url: amURL, severities: ["crit"])
+        receiver.resendSeconds = 2
+        config.alertmanager.receivers = [receiver]
         var logger = Logger(label: "am-test")
         logger.logLevel = .critical
         let service = ClusterdService(config: config, logger: logger)
@@ -98,27 +123,20 @@ import Testing
             try client.flush(timeout: .seconds(30))
         }
         try gpu(99)
-        var alerts: [JSONValue] = []
-        let until = Date().addingTimeInterval(60)
-        while alerts.isEmpty && Date() < until {
-            if case .array(let list)? = try? JSONValue.parse(try await get("/api/v2/alerts").1) { alerts = list }
-            if alerts.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        let alert = try #require(alerts.first)
+        let alert = try #require(try await waitForAlerts { !$0.isEmpty }.first)
         #expect(alert["labels"]?["alertname"] == .string("gpu_temperature") && alert["labels"]?["hostname"] == .string("a0603"))
         #expect(alert["labels"]?["rack"] == .string("g01") && alert["status"]?["state"] == .string("active"))
         #expect(alert["annotations"]?["summary"]?.stringValue?.contains("a0603") == true)
+        // Alertmanager restarts with an empty state: the firing alert is back within the re-send interval.
+        alertmanager.terminate()
+        alertmanager.waitUntilExit()
+        alertmanager = try Self.startAlertmanager(directory: directory, port: amPort, storage: "am-empty")
+        let back = try await waitForAlerts { !$0.isEmpty }
+        #expect(back.first?["labels"]?["alertname"] == .string("gpu_temperature"), "Alertmanager log:\n\(alertmanagerLog)")
+        #expect(service.counters["alertmanager.local.resent"] >= 1)
         // Back to normal: the resolve reaches Alertmanager, which then no longer lists it as active.
         try gpu(50)
-        let resolvedBy = Date().addingTimeInterval(60)
-        var active = true
-        while active && Date() < resolvedBy {
-            if let (_, body) = try? await get("/api/v2/alerts?active=true"), case .array(let list)? = try? JSONValue.parse(body) {
-                active = !list.isEmpty
-            }
-            if active { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        #expect(!active)
+        #expect(try await waitForAlerts(active: true) { $0.isEmpty }.isEmpty)
         #expect(service.counters["alertmanager.local.sent"] == 2)
     }
 }
