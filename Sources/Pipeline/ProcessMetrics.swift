@@ -9,12 +9,13 @@ final class ProcessMetrics: @unchecked Sendable {
     private var cpuReported = 0.0
     private let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
     private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+    private let started = Date().timeIntervalSince1970
 
     /// Updates the process metrics in `registry`.
     func collect(into registry: PrometheusCollectorRegistry) {
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return }
-        // Fields after "pid (comm)": state is field 3; utime 14, stime 15, starttime 22, vsize 23, rss 24.
+        // Fields after "pid (comm)": state is field 3; utime 14, stime 15, vsize 23, rss 24.
         let fields = stat[stat.index(after: close)...].split(separator: " ").map(String.init)
         func field(_ n: Int) -> Double { fields.count > n - 3 ? Double(fields[n - 3]) ?? 0 : 0 }
         let cpu = (field(14) + field(15)) / ticks
@@ -31,10 +32,9 @@ final class ProcessMetrics: @unchecked Sendable {
         }
         gauge("process_virtual_memory", "bytes", "Virtual memory size in bytes.", field(23))
         gauge("process_resident_memory", "bytes", "Resident memory size in bytes.", field(24) * pageSize)
-        if let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8).split(separator: " ").first.flatMap({ Double($0) }) {
-            let started = Date().timeIntervalSince1970 - uptime + field(22) / ticks
-            gauge("process_start_time", "seconds", "Start time of the process since unix epoch in seconds.", started.rounded())
-        }
+        // The kernel's start time is relative to boot (/proc/uptime, hidden under systemd's
+        // ProcSubset=pid): this object is made at start-up, which is close enough.
+        gauge("process_start_time", "seconds", "Start time of the process since unix epoch in seconds.", started.rounded())
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
         gauge("process_open_fds", "", "Number of open file descriptors.", Double(fds))
         var limit = rlimit()

@@ -29,6 +29,9 @@ import Testing
             #expect(dpkg.terminationStatus == 0, "\(package) is not a package of this Debian")
         }
         #expect(dockerfile.contains(#"CMD ["run", "--config", "config/clusterd.yaml""#))
+        // Not root, and a health check through clusterd itself (a real subcommand).
+        #expect(dockerfile.contains("USER clusterd") && dockerfile.contains(#"HEALTHCHECK"#) && dockerfile.contains(#"CMD ["clusterd", "healthcheck"]"#))
+        #expect(try CLIRunner.run(["healthcheck", "--help"]).status == 0)
         let compose = try Self.text("docker/compose.yaml")
         #expect(compose.contains("dockerfile: docker/Dockerfile") && compose.contains("context: .."))
         #expect(compose.contains(#""-js""#) && compose.contains("image: nats:2.9"))
@@ -41,7 +44,7 @@ import Testing
         #expect(ok.status == 0)
         // The compose service's own configuration and Alertmanager's file are mounted from docker/.
         #expect(compose.contains("./clusterd.yaml:/etc/clusterd/clusterd.yaml:ro") && compose.contains("./alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"))
-        #expect(compose.contains("image: prom/alertmanager:v0.25.0"))
+        #expect(compose.contains("image: prom/alertmanager:v0.25.0") && compose.contains("alertmanager-data:/alertmanager"))
         let composed = try CLIRunner.run(["check-config", "--config", "docker/clusterd.yaml"], directory: Self.root)
         #expect(composed.status == 0, "\(composed.stdout)")
         let am = Process()      // Alertmanager's own checker (amtool, from the same Debian package)
@@ -64,6 +67,20 @@ import Testing
         let help = try CLIRunner.run(arguments + ["--help"])
         #expect(help.status == 0, "\(help.stderr)")
         #expect(unit.contains("Restart=on-failure") && unit.contains("NoNewPrivileges=yes") && unit.contains("ReadWritePaths=/var/lib/clusterd"))
+        for hardening in ["ProtectProc=invisible", "ProcSubset=pid", "UMask=0027", "SystemCallFilter=~@privileged"] {
+            #expect(unit.contains(hardening), "\(hardening)")
+        }
+        // The unit's User= is created by the shipped sysusers.d file.
+        let sysusers = try Self.text("config/clusterd.sysusers.conf")
+        #expect(unit.contains("User=clusterd") && sysusers.split(separator: "\n").contains { $0.hasPrefix("u clusterd ") })
+        // The Slurm publisher's unit runs a command the binary accepts.
+        let slurmUnit = try Self.text("config/slurm/clusterd-slurm.service")
+        let slurmExec = try #require(slurmUnit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+        let slurmArguments = slurmExec.dropFirst("ExecStart=".count).split(separator: " ").dropFirst().map {
+            $0 == "${CLUSTERD_NATS_URL}" ? "nats://127.0.0.1:4222" : String($0)
+        }
+        let slurmHelp = try CLIRunner.run(slurmArguments + ["--help"])
+        #expect(slurmArguments.first == "slurm" && slurmHelp.status == 0, "\(slurmHelp.stderr)")
         let sh = Process()
         sh.executableURL = URL(fileURLWithPath: "/bin/sh")
         sh.arguments = ["-n", Self.root.appendingPathComponent("config/slurm/clusterd-hook.sh").path]

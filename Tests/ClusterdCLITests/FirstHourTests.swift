@@ -44,6 +44,16 @@ import Testing
         }
     }
 
+    /// Stops a process that may hang: SIGTERM, then SIGKILL after 30 s.
+    static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
     func ready() -> Bool { CLIRunner.get(port: 9464, "/readyz")?.0 == 200 }
 
     /// `clusterd run --config config/clusterd.yaml` in the checkout copy, once /readyz says ready.
@@ -66,11 +76,15 @@ import Testing
     @Test func runWithoutANATSURLServesTheEmbeddedBrokerOn4222AndTheREADMEExamplesWork() async throws {
         let started = Date()
         let run = try await startAsTheREADMESays()
-        defer { if run.isRunning { run.interrupt(); run.waitUntilExit() } }
+        defer { Self.stop(run) }
         #expect(logText.contains("clients connect to nats://127.0.0.1:4222"), "\(logText)")
         let firstLines = logText.split(separator: "\n").prefix(4).joined(separator: "\n")
         #expect(firstLines.contains("clusterd 0.4.0 starting") && firstLines.contains("nats://127.0.0.1:4222"), "\(firstLines)")
         let pid = try #require(embeddedPID())
+        let healthcheck = try CLIRunner.run(["healthcheck"])
+        #expect(healthcheck.status == 0 && healthcheck.stdout.hasPrefix("200 ready"), "\(healthcheck.stdout)\(healthcheck.stderr)")
+        let metrics = CLIRunner.get(port: 9464, "/metrics")?.1 ?? ""
+        #expect(metrics.contains(#"clusterd_build_info{version="0.4.0"} 1"#) && metrics.contains("process_resident_memory_bytes"), "\(metrics)")
 
         // The README's examples, as written (they connect to nats://127.0.0.1:4222).
         let examples = try Self.readmeExamples()
@@ -79,7 +93,7 @@ import Testing
             let file = directory.appendingPathComponent("example\(index).py")
             try code.write(to: file, atomically: true, encoding: .utf8)
             let result = try CLIRunner.runProgram("python3", [file.path], directory: directory)
-            #expect(result.status == 0, "README example \(index) failed:\n\(code)\n\(result.stdout)\(result.stderr)")
+            #expect(result.status == 0, "README example \(index) failed:\n\(code)\n\(result.stdout)\(result.stderr)\nclusterd:\n\(logText)")
             if code.contains("cc.job.event") {
                 #expect(result.stdout.contains(#""status":"started""#) && result.stdout.contains(#""status":"stopped""#), "\(result.stdout)")
             }
@@ -107,7 +121,7 @@ import Testing
         // SIGTERM: a clean exit that takes the embedded server with it.
         let last = embeddedPID()
         run.terminate()
-        run.waitUntilExit()
+        try await waitFor("clusterd to exit after SIGTERM", seconds: 60) { !run.isRunning }
         #expect(run.terminationStatus == 0, "\(logText)")
         if let last { try await waitFor("the embedded server to go", seconds: 10) { kill(last, 0) != 0 } }
     }
@@ -132,7 +146,7 @@ import Testing
             return
         }
         let run = try await startAsTheREADMESays()
-        defer { if run.isRunning { run.interrupt(); run.waitUntilExit() } }
+        defer { Self.stop(run) }
 
         // The README's installation, into <tmp>/etc/clusterd instead of /etc/clusterd, then
         // hook.env edited as an operator would: where clusterd is, where problems go, and
