@@ -321,7 +321,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? listen
+            // Yams reads `listen: ""` as null; a key that is there but empty turns the endpoint off.
+            if c.contains(.listen) { listen = try c.decodeNil(forKey: .listen) ? "" : c.decode(String.self, forKey: .listen) }
         }
 
         enum CodingKeys: String, CodingKey { case listen }

@@ -14,10 +14,11 @@ struct PublishCommand: ParsableCommand {
         commandName: "publish",
         abstract: "Publish a job start, job stop or node state as a scheduler hook would, and wait for clusterd's verdict.",
         discussion: """
-            job-start and job-stop take flags, JSON on standard input (--json), or the variables Slurm gives \
-            PrologSlurmctld/EpilogSlurmctld (--from-slurm-env: SLURM_JOB_ID, SLURM_JOB_USER, SLURM_JOB_ACCOUNT, \
-            SLURM_JOB_PARTITION, SLURM_JOB_NODELIST (hostlists are expanded), SLURM_CLUSTER_NAME, SLURM_JOB_NUM_NODES, \
-            SLURM_JOB_CPUS_PER_NODE, SLURM_JOB_NAME, and in the epilog SLURM_JOB_EXIT_CODE2). \
+            job-start and job-stop take flags, JSON on standard input (--json), or Slurm's own record of the hook's job \
+            (--from-slurm-env: `squeue --json` for SLURM_JOB_ID — real start and end times, end state, account, nodes; \
+            when squeue cannot answer, the variables Slurm gives PrologSlurmctld/EpilogSlurmctld, with a warning). \
+            The message id is derived from the event, so a retry, or `clusterd slurm` publishing the same job, is applied once; \
+            a duplicate acknowledgement from the stream counts as delivered. \
             Exit codes: 0 accepted, 1 refused (reason on standard error), 2 usage or connection error, 3 no result in time.
             """,
         subcommands: [JobStartPublish.self, JobStopPublish.self, NodeStatePublish.self]
@@ -245,18 +246,19 @@ struct JobStartPublish: ParsableCommand {
 
     @OptionGroup var publish: PublishOptions
     @Option(help: "Scheduler job id.") var jobId: Int64?
-    @Option var cluster: String?
-    @Option var user: String?
-    @Option var project: String = ""
-    @Option var partition: String = ""
+    @Option(help: "Cluster name (a <archive>/<cluster>/cluster.json must exist).") var cluster: String?
+    @Option(help: "User name of the job's owner.") var user: String?
+    @Option(help: "Project (Slurm: the account).") var project: String = ""
+    @Option(help: "Partition (queue).") var partition: String = ""
     @Option(help: "Host list, e.g. f[0101-0104],f0200 (expanded).") var nodes: String?
     @Option(help: "Epoch seconds (default now).") var startTime: Int64?
-    @Option(help: "Seconds.") var walltime: Int64?
-    @Option var numHwthreads: Int64?
+    @Option(help: "Requested run time limit in seconds.") var walltime: Int64?
+    @Option(help: "Hardware threads (CPUs) allocated in total.") var numHwthreads: Int64?
     @Option(help: "none, single_user or multi_user.") var shared: String?
-    @Option var jobName: String?
+    @Option(help: "The job's name (metaData.jobName).") var jobName: String?
     @Flag(help: "Read the whole start_job JSON from standard input.") var json = false
-    @Flag(help: "Take everything from Slurm's PrologSlurmctld environment.") var fromSlurmEnv = false
+    @Flag(help: "PrologSlurmctld mode: the job from `squeue --json` (real start time), else from Slurm's hook environment.")
+    var fromSlurmEnv = false
 
     func run() throws {
         var payload: JSONValue
@@ -309,13 +311,14 @@ struct JobStopPublish: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "job-stop", abstract: "Publish a stop_job event.")
 
     @OptionGroup var publish: PublishOptions
-    @Option var jobId: Int64?
-    @Option var cluster: String?
+    @Option(help: "Scheduler job id.") var jobId: Int64?
+    @Option(help: "Cluster name.") var cluster: String?
     @Option(help: "The start time, to tell a requeued job's runs apart.") var startTime: Int64?
     @Option(help: "Epoch seconds (default now).") var stopTime: Int64?
     @Option(help: "completed, failed, cancelled, timeout, node_fail, out_of_memory, ... (default completed).") var state: String?
     @Flag(help: "Read the whole stop_job JSON from standard input.") var json = false
-    @Flag(help: "Take everything from Slurm's EpilogSlurmctld environment (state from SLURM_JOB_EXIT_CODE2).") var fromSlurmEnv = false
+    @Flag(help: "EpilogSlurmctld mode: end time and state from `squeue --json`, else from the hook environment (state from SLURM_JOB_EXIT_CODE2).")
+    var fromSlurmEnv = false
 
     func run() throws {
         var payload: JSONValue

@@ -32,6 +32,7 @@ import Testing
               checks: "\(checks.path)"
               topology: "\(CLIRunner.packageRoot.appendingPathComponent("config/topology.yaml").path)"
               evaluation_interval_ms: 200
+            observability: {listen: ""}
             log_level: warning
             """.write(to: config, atomically: true, encoding: .utf8)
     }

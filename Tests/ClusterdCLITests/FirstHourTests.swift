@@ -33,11 +33,11 @@ import Testing
         }.first { kill($0, 0) == 0 }
     }
 
-    func waitFor(_ what: String, seconds: Double = 60, _ condition: () -> Bool) async throws {
+    func waitFor(_ what: String, seconds: Double = 60, context: () -> String = { "" }, _ condition: () -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while !condition() {
             guard Date() < deadline else {
-                Issue.record("timed out waiting for \(what); clusterd's log:\n\(logText)")
+                Issue.record("timed out waiting for \(what); \(context())\nclusterd's log:\n\(logText)")
                 throw CancellationError()
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -58,9 +58,16 @@ import Testing
 
     /// `clusterd run --config config/clusterd.yaml` in the checkout copy, once /readyz says ready.
     func startAsTheREADMESays() async throws -> Process {
-        try #require(CLIRunner.get(port: 9464, "/readyz") == nil, "something already listens on 127.0.0.1:9464")
+        if CLIRunner.get(port: 9464, "/readyz") != nil {
+            let listeners = (try? CLIRunner.runProgram("ss", ["-ltnp"]))?.stdout ?? ""
+            Issue.record("something already listens on 127.0.0.1:9464:\n\(listeners)")
+            throw CancellationError()
+        }
         let run = try CLIRunner.launch(["run", "--config", "config/clusterd.yaml"], log: log, directory: directory)
-        try await waitFor("/readyz 200") { ready() }
+        do { try await waitFor("/readyz 200") { ready() } } catch {
+            Self.stop(run)  // never leave it running: it would hold 4222 and 9464 for every later run
+            throw error
+        }
         return run
     }
 
@@ -168,6 +175,7 @@ import Testing
         }
         try writeSettings(enabled: true)
         let slurm = try LocalSlurm(directory: slurmDir, hook: hook.path)
+        defer { slurm.stop() }
         func hookText() -> String { (try? String(contentsOf: hookLog, encoding: .utf8)) ?? "" }
         func context() -> String { "hook log:\n\(hookText())\nclusterd:\n\(logText.suffix(3000))\n\(slurm.logs)" }
         try await waitFor("slurmd to register", seconds: 30) { slurm.nodeState == "idle" }
@@ -187,7 +195,7 @@ import Testing
         // A job whose hooks are lost (hook disabled while it runs and ends).
         try writeSettings(enabled: false)
         let lost = try slurm.submit(["--wrap", "sleep 1"])
-        try await waitFor("the lost job to end", seconds: 60) { slurm.state(lost) == "COMPLETED" }
+        try await waitFor("the lost job to end", seconds: 60, context: { "job \(lost): \(slurm.state(lost)), node \(slurm.nodeState)\n\(slurm.logs)" }) { slurm.state(lost) == "COMPLETED" }
         try writeSettings(enabled: true)
         #expect(clusterdJob(lost) == nil)
 

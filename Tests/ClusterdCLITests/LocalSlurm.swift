@@ -55,6 +55,8 @@ final class LocalSlurm {
         if try run("/bin/sh", ["-c", "munge -n | unmunge >/dev/null 2>&1"]).status != 0 {
             _ = try run("/bin/sh", ["-c", "mkdir -p /run/munge && chown munge /run/munge && su -s /bin/sh munge -c munged"])
         }
+        // A run that was killed may have left daemons on this Slurm's ports.
+        _ = try? run("/bin/sh", ["-c", "fuser -k -KILL 16817/tcp 16818/tcp 2>/dev/null || pkill -KILL -f '^/usr/sbin/slurm(ctld|d -N \(node))$'; sleep 0.5"])
         for daemon in [["/usr/sbin/slurmctld"], ["/usr/sbin/slurmd", "-N", node]] {
             let r = try run(daemon[0], Array(daemon.dropFirst()))
             guard r.status == 0 else { throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(daemon[0]): \(r.stdout)\(r.stderr)\n\(logs)"]) }
@@ -110,6 +112,7 @@ final class LocalSlurm {
             if let text = try? String(contentsOf: file, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
                 kill(pid, SIGTERM)
                 for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
+                kill(pid, SIGKILL)  // slurmd may ignore SIGTERM while it is busy
             }
         }
     }

@@ -23,7 +23,7 @@ import Testing
     deinit { try? FileManager.default.removeItem(at: directory) }
 
     func launch() throws -> Process {
-        try CLIRunner.launch(["run", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"],
+        try CLIRunner.launch(["run", "--listen", "", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"],
                              log: directory.appendingPathComponent("clusterd.log"))
     }
 

@@ -1,3 +1,4 @@
+import BusTestSupport
 import Foundation
 import Testing
 
@@ -14,21 +15,8 @@ import Testing
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    /// A port nothing listens on now.
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func anUnreachableBrokerIsNamedReadyzSaysWhyAndSIGTERMStopsTheStartUp() async throws {
-        let port = Self.freePort()
+        let port = freeLoopbackPort()
         let log = directory.appendingPathComponent("clusterd.log")
         let run = try CLIRunner.launch(["run", "--config", "config/clusterd.yaml", "--nats-url", "nats://127.0.0.1:1",
                                         "--listen", "localhost:\(port)", "--data-dir", directory.appendingPathComponent("data").path],

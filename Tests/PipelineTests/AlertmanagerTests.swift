@@ -18,25 +18,13 @@ import Testing
     let amURL: String
     let amPort: Int
 
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     init() throws {
         server = try NATSServer()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-am-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n"
             .write(to: directory.appendingPathComponent("am.yml"), atomically: true, encoding: .utf8)
-        amPort = Self.freePort()
+        amPort = freeLoopbackPort()
         amURL = "http://127.0.0.1:\(amPort)"
         try Data().write(to: directory.appendingPathComponent("alertmanager.log"))
         alertmanager = try Self.startAlertmanager(directory: directory, port: amPort, storage: "am")

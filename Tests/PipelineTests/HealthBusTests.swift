@@ -40,6 +40,7 @@ import Testing
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.observability.listen = ""  // 127.0.0.1:9464 belongs to FirstHourTests
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
         config.health.topology = topology ? Repository.path("config/topology.yaml") : nil
         config.health.checks = directory.appendingPathComponent("checks.yaml").path

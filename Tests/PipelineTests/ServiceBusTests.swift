@@ -27,6 +27,7 @@ import Testing
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.path
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
+        config.observability.listen = ""  // 127.0.0.1:9464 belongs to FirstHourTests
         configure(&config)
         var logger = Logger(label: "svc-test")
         logger.logLevel = .critical
