@@ -166,7 +166,10 @@ public final class JobStage {
         if stop.stopTime < record.start.startTime {
             throw JobRejection.stopBeforeStart("stopTime \(stop.stopTime) is before startTime \(record.start.startTime) of job \(record.start.jobId)")
         }
-        let duration = stop.stopTime - record.start.startTime
+        let duration = stop.stopTime - record.start.startTime  // both within JobStart.epochSeconds: no overflow
+        if duration > JobStart.maxDuration {
+            throw JobRejection.invalidValue("stopTime \(stop.stopTime) is \(duration / 86_400) days after startTime \(record.start.startTime) of job \(record.start.jobId); at most \(JobStart.maxDuration / 86_400) days are accepted")
+        }
         try database.prepare("UPDATE job SET job_state = ?, duration = ? WHERE id = ?").run([.text(stop.state.rawValue), .integer(duration), .integer(id)])
         try database.prepare("UPDATE clusterd_job_event SET stop_event = ? WHERE job = ?").run([.text(canonical), .integer(id)])
         var stopped = record

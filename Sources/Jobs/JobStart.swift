@@ -70,6 +70,15 @@ public struct JobStart: Sendable, Equatable {
     }
 
     /// Every key cc-backend's decoder accepts, plus the legacy `exclusive`.
+    /// Scheduler job ids are not negative.
+    public static let jobIds: ClosedRange<Int64> = 0...Int64.max
+    /// Times a job event may carry: 0 (unknown, as cc-backend allows) or 2000-01-01 up to
+    /// 2100-01-01. Bounds that keep every sum and difference of times far from overflow.
+    public static let epochSeconds: ClosedRange<Int64> = 0...4_102_444_800
+    /// The longest job accepted: a stop more than this after its start is refused, so an
+    /// archive window stays bounded (366 days).
+    public static let maxDuration: Int64 = 366 * 86_400
+
     static let keys = ["jobId", "cluster", "subCluster", "partition", "project", "user", "shared", "jobState", "resources",
                        "numNodes", "numHwthreads", "numAcc", "smt", "startTime", "submitTime", "walltime", "duration",
                        "arrayJobId", "monitoringStatus", "metaData", "tags", "energy", "footprint", "requestedMemory",
@@ -84,7 +93,7 @@ public struct JobStart: Sendable, Equatable {
 
     private init(parsing json: JSONValue) throws {
         let o = try StrictObject(json, allowed: Self.keys)
-        guard let jobId = try o.int("jobId") else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
+        guard let jobId = try o.int("jobId", Self.jobIds) else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
         self.init(jobId: jobId, cluster: try o.string("cluster") ?? "")
         subCluster = try o.string("subCluster") ?? ""
         partition = try o.string("partition") ?? ""
@@ -107,9 +116,9 @@ public struct JobStart: Sendable, Equatable {
         numHwthreads = try o.int32("numHwthreads") ?? 0
         numAcc = try o.int32("numAcc") ?? 0
         smt = try o.int32("smt") ?? 1
-        startTime = try o.int("startTime") ?? 0
-        submitTime = try o.int("submitTime") ?? 0
-        walltime = try o.int("walltime") ?? 0
+        startTime = try o.int("startTime", Self.epochSeconds) ?? 0
+        submitTime = try o.int("submitTime", Self.epochSeconds) ?? 0
+        walltime = try o.int("walltime", 0...Self.maxDuration * 10) ?? 0
         _ = try o.int32("duration")
         arrayJobId = try o.int("arrayJobId") ?? 0
         monitoringStatus = try o.int("monitoringStatus", 0...3) ?? 1

@@ -102,6 +102,38 @@ import Testing
         _ = (s1, s2)
     }
 
+    /// Issue 16's first two reproductions: extreme times crashed the intake on every
+    /// redelivery (arithmetic overflow) or sized a 66 GB archive window.
+    @Test func extremeTimesAreDeadLetteredAndTheServiceGoesOn() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let letters = Collector()
+        let sub = try client.subscribe("clusterd.dlq.jobs") { letters.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        func send(_ line: String, _ id: String) throws {
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(line.utf8)), messageID: id)
+        }
+        let now = Int(Date().timeIntervalSince1970)
+        try send(#"job,function=start_job event="{\"jobId\":61,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":-9223372036854775808}""#, "min-start")
+        try send(Self.start(62, startTime: now - 600), "start-62")
+        try send(#"job,function=stop_job event="{\"jobId\":62,\"cluster\":\"fritz\",\"stopTime\":9223372036854775807}""#, "max-stop")
+        try send(#"job,function=stop_job event="{\"jobId\":62,\"cluster\":\"fritz\",\"stopTime\":\#(now - 600 + 1_000_000_000_000)}""#, "far-stop")
+        try send(#"job,function=stop_job event="{\"jobId\":62,\"cluster\":\"fritz\",\"stopTime\":\#(now + 2 * 366 * 86_400)}""#, "long-stop")
+        try send(#"job,function=start_job event="{\"jobId\":-5,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#, "negative-id")
+        // Good events after them are applied.
+        try send(Self.stop(62, stopTime: now), "stop-62")
+        try send(Self.start(63), "start-63")
+        try send(Self.stop(63), "stop-63")
+        let got = try await letters.wait(count: 5)
+        let codes = got.compactMap { try? JSONValue.parse($0.data)["code"]?.stringValue }
+        #expect(codes == ["out_of_range", "out_of_range", "out_of_range", "invalid_value", "out_of_range"], "\(got.map(\.text))")
+        #expect(try await waitForJobs(2) == 2)
+        _ = sub
+    }
+
     @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
         let service = makeService()
         try service.start()
