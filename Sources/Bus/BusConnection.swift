@@ -102,6 +102,10 @@ public final class BusConnection: @unchecked Sendable {
         return String(cString: natsStatus_GetText(status))
     }
 
+    /// The largest message (headers and payload) the connected server accepts; 0 before
+    /// the first connection.
+    public var maxPayload: Int { Int(natsConnection_GetMaxPayload(nc)) }
+
     /// Whether the connection is up right now.
     public var isConnected: Bool { natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED }
 

@@ -132,7 +132,7 @@ public final class ClusterdService: @unchecked Sendable {
                                              maxAge: .seconds(intake.maxAgeDays * 86_400)))
         }
         let store = try startMetricStore()
-        let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger)
+        let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger, counters: counters)
         let health = try startHealth(connection: connection, publisher: publisher, database: database, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
@@ -346,6 +346,10 @@ public final class ClusterdService: @unchecked Sendable {
             }
             let pending: Int64? = try? reader.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } ?? 0
             if let pending { gauge("outbox_pending", "committed messages not yet published").set(pending) }
+            let parked: Int64? = try? reader.prepare("SELECT count(*) FROM outbox_parked").first { $0.int(0) } ?? 0
+            if let parked {
+                gauge("outbox_parked", "messages larger than the broker takes, kept in the outbox_parked table").set(parked)
+            }
         }
         if config.intake.mode != "core", let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
             for consumer in [config.intake.consumer, config.intake.nodeConsumer] {

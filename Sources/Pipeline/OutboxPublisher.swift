@@ -15,10 +15,14 @@ public final class OutboxPublisher: @unchecked Sendable {
 
     /// A publisher of `database`'s outbox on `connection`; `database` must be a connection
     /// of its own.
-    public init(database: Database, connection: BusConnection, logger: Logger) {
+    /// Counts parked messages (`outbox.parked`).
+    let counters: PipelineCounters?
+
+    public init(database: Database, connection: BusConnection, logger: Logger, counters: PipelineCounters? = nil) {
         outbox = Outbox(database)
         self.connection = connection
         self.logger = logger
+        self.counters = counters
     }
 
     /// Publishes everything pending; returns how many were sent. Throws when the broker
@@ -32,11 +36,33 @@ public final class OutboxPublisher: @unchecked Sendable {
             let batch = try outbox.pending(limit: 1000)
             guard let last = batch.last else { return sent }
             for m in batch {
-                try connection.publish(BusMessage(subject: m.subject, headers: ["Nats-Msg-Id": [m.messageID]], data: m.payload))
+                // A message larger than the broker takes can never be sent: retrying it would
+                // hold back every later one (head-of-line blocking). It is parked instead.
+                let limit = connection.maxPayload
+                let size = m.payload.count + m.messageID.count + m.subject.count + 64  // + header block
+                if limit > 0 && size > limit {
+                    try park(m, reason: "\(size) bytes exceed the broker's max_payload of \(limit)")
+                    continue
+                }
+                do {
+                    try connection.publish(BusMessage(subject: m.subject, headers: ["Nats-Msg-Id": [m.messageID]], data: m.payload))
+                } catch {
+                    let text = "\(error)"
+                    guard text.contains("Maximum Payload") else { throw error }
+                    try park(m, reason: text)
+                }
             }
             try connection.flush(timeout: .seconds(5))
             try outbox.remove(upTo: last.id)
             sent += batch.count
         }
+    }
+
+    private func park(_ m: OutboxMessage, reason: String) throws {
+        try outbox.park(m, reason: reason)
+        counters?.add("outbox.parked")
+        logger.error("outbox message parked: it can never be published; later messages go on", metadata: [
+            "subject": "\(m.subject)", "message_id": "\(m.messageID)", "bytes": "\(m.payload.count)", "reason": "\(reason)",
+            "inspect": "SELECT * FROM outbox_parked"])
     }
 }

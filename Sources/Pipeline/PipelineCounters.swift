@@ -75,6 +75,7 @@ public final class PipelineCounters: Sendable {
     /// HELP text of the counters without labels.
     static let help: [String: String] = [
         "outbox.publish_errors": "Outbox rows whose publication failed (retried)",
+        "outbox.parked": "Outbox messages parked because they exceed the broker's max_payload",
         "kv.fleet.errors": "Fleet health KV mirror writes that failed",
         "kv.nodes.puts": "Node states mirrored into the clusterd_nodes KV bucket",
         "kv.nodes.errors": "Node-state KV mirror writes that failed",

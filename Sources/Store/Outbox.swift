@@ -32,6 +32,17 @@ public struct Outbox {
                 payload BLOB NOT NULL,
                 created_at INTEGER NOT NULL DEFAULT (unixepoch()));
             """),
+        // Messages that can never be published (larger than the broker takes): kept for
+        // inspection instead of blocking every later message.
+        Migration(module: "outbox", version: 2, sql: """
+            CREATE TABLE outbox_parked (
+                id INTEGER PRIMARY KEY,
+                subject TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                payload BLOB NOT NULL,
+                reason TEXT NOT NULL,
+                parked_at INTEGER NOT NULL DEFAULT (unixepoch()));
+            """),
     ]
 
     let database: Database
@@ -49,6 +60,13 @@ public struct Outbox {
     public func pending(limit: Int = 1000) throws(StoreError) -> [OutboxMessage] {
         try database.prepare("SELECT id, subject, message_id, payload FROM outbox ORDER BY id LIMIT ?")
             .rows([.integer(Int64(limit))]) { OutboxMessage(id: $0.int(0), subject: $0.text(1), messageID: $0.text(2), payload: $0.blob(3)) }
+    }
+
+    /// Moves a message that can never be published out of the way, with the reason.
+    public func park(_ message: OutboxMessage, reason: String) throws(StoreError) {
+        try database.prepare("INSERT INTO outbox_parked (id, subject, message_id, payload, reason) VALUES (?, ?, ?, ?, ?)")
+            .run([.integer(message.id), .text(message.subject), .text(message.messageID), .blob(message.payload), .text(reason)])
+        try database.prepare("DELETE FROM outbox WHERE id = ?").run([.integer(message.id)])
     }
 
     /// Removes messages that were published.

@@ -134,6 +134,34 @@ import Testing
         _ = sub
     }
 
+    /// Issue 16's third reproduction: a dead letter larger than the broker's max_payload (a
+    /// 600 kB line of quotes escapes to > 1 MB) was retried forever and held back every later
+    /// publication. It is parked; the results after it flow.
+    @Test func anOversizedOutgoingMessageIsParkedAndLaterOnesFlow() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let results = Collector()
+        let sub = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        let quotes = "job,function=start_job event=" + String(repeating: "\"", count: 600_000)
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(quotes.utf8)), messageID: "quotes")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(71).utf8)), messageID: "start-71")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(71).utf8)), messageID: "stop-71")
+        let deadline = Date().addingTimeInterval(30)
+        while !results.messages.contains(where: { $0.subject == "clusterd.result.jobs.stop-71" }) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(results.messages.contains { $0.subject == "clusterd.result.jobs.stop-71" }, "\(results.messages.map(\.subject))")
+        let db = try Database(path: directory.appendingPathComponent("clusterd.db").path)
+        #expect(try db.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } == 0)
+        #expect(try db.prepare("SELECT count(*) FROM outbox_parked WHERE reason LIKE '%max_payload%'").first { $0.int(0) } ?? 0 >= 1)
+        #expect(service.counters["outbox.parked"] >= 1)
+        _ = sub
+    }
+
     @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
         let service = makeService()
         try service.start()
