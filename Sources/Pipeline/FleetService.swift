@@ -61,14 +61,21 @@ public final class FleetService: @unchecked Sendable {
 
     /// The registry endpoints, served by the `clusterd` micro service.
     var endpoints: [MicroService.Endpoint] {
-        ["register", "update", "deregister", "get", "list", "summary", "checks", "group.save", "group.get", "group.list", "group.delete",
-         "operation.start", "operation.get", "operation.list", "metrics"].map { verb in
+        Self.verbs.map { verb in
             MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
                                   metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
                 try answer(verb, m)
             }
-        }
+        } + [MicroService.Endpoint(name: "fleet-api", subject: "fleet.*.api",
+                                   metadata: ["description": "fleet registry without a verb: answers 400 with the verbs"]) { m throws(MicroService.Failure) in
+            // A request without a verb would otherwise wait out its whole timeout for nobody.
+            throw MicroService.Failure(400, "subject must be fleet.<organization>.api.<verb>; verbs: \(Self.verbs.joined(separator: ", "))")
+        }]
     }
+
+    /// The registry's request verbs.
+    static let verbs = ["register", "update", "deregister", "get", "list", "summary", "checks", "group.save", "group.get", "group.list",
+                        "group.delete", "operation.start", "operation.get", "operation.list", "metrics"]
 
     private func answer(_ endpoint: String, _ message: BusMessage) throws(MicroService.Failure) -> [UInt8] {
         let tokens = message.subject.split(separator: ".")
@@ -227,7 +234,8 @@ public final class FleetService: @unchecked Sendable {
     /// A bad line goes to `clusterd.dlq.fleet` and the log; the others count.
     private func metrics(_ message: BusMessage) {
         let tokens = message.subject.split(separator: ".").map(String.init)
-        guard tokens.count == 4 else { return }
+        // fleet.<org>.api.metrics is the registry's request endpoint, not a server called "api".
+        guard tokens.count == 4, tokens[2] != "api" else { return }
         let now = Int64(Date().timeIntervalSince1970)
         var samples: [(metric: String, value: Double, time: Int64)] = []
         var letters: [DeadLetter] = []

@@ -315,6 +315,13 @@ import Testing
         guard case .array(let disk)? = day["metrics"]?["disk_percent"] else { throw TestFailure("no disk series") }
         #expect(disk.first?["bucket"] == .integer(1_795_305_600) && disk.first?["avg"]?.numberValue == 70)
         #expect(try ask("acme", "metrics", #"{"name":"m1","period":"2m"}"#).1.header("Nats-Service-Error-Code") == "400")
+        // The metrics requests above are not pushed metrics of a server named "api": no bogus dead letter
+        // (a flush round trip after the last request lets one arrive if it were sent).
+        try client.flush()
+        #expect(letters.messages.count == 1, "\(letters.messages.map(\.text))")
+        // A request without a verb is answered (400 naming the verbs), not left to time out.
+        let bare = try client.request(BusMessage(subject: "fleet.acme.api", data: Array("{}".utf8)), timeout: .seconds(5))
+        #expect(bare.header("Nats-Service-Error-Code") == "400" && bare.text.contains("register"), "\(bare.text)")
         _ = sub
     }
 }

@@ -233,6 +233,6 @@ import Testing
         defer { service.stop() }
         let (status, out) = try Repository.runPython("scripts/micro-check.py", [server.url, "clusterd", "clusterd.api.jobs.list"])
         #expect(status == 0, "\(out)")
-        #expect(out.contains("info ok: 25 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
+        #expect(out.contains("info ok: 26 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
     }
 }
