@@ -84,7 +84,29 @@ public final class FleetRegistry: @unchecked Sendable {
         return server
     }
 
+    /// Bounds of what a registration may store (a registry is not a file store).
+    public static let maxDescriptionBytes = 4096, maxFieldBytes = 1024, maxTags = 64, maxMetadataEntries = 64
+
+    /// Refuses values beyond the bounds, naming the field and its limit.
+    static func checkBounds(_ s: ManagedServer) throws {
+        func tooLong(_ field: String, _ value: String, _ limit: Int) throws {
+            if value.utf8.count > limit { throw Failure(code: 400, description: "\(field) is \(value.utf8.count) bytes; at most \(limit) are accepted") }
+        }
+        try tooLong("description", s.description, maxDescriptionBytes)
+        for (field, value) in [("hostname", s.hostname), ("apiUrl", s.apiURL), ("tokenRef", s.tokenRef), ("region", s.region),
+                               ("environment", s.environment), ("version", s.version)] {
+            try tooLong(field, value, maxFieldBytes)
+        }
+        if s.tags.count > maxTags { throw Failure(code: 400, description: "\(s.tags.count) tags; at most \(maxTags) are accepted") }
+        for tag in s.tags { try tooLong("a tag", tag, maxFieldBytes) }
+        if s.metadata.count > maxMetadataEntries {
+            throw Failure(code: 400, description: "\(s.metadata.count) metadata entries; at most \(maxMetadataEntries) are accepted")
+        }
+        for (key, value) in s.metadata { try tooLong("metadata \(key.prefix(40))", key + value, maxFieldBytes) }
+    }
+
     private func save(_ s: ManagedServer) throws {
+        try Self.checkBounds(s)
         let tags = JSONValue.array(s.tags.map(JSONValue.string)).jsonText
         let metadata = JSONValue.object(s.metadata.keys.sorted().map { ($0, .string(s.metadata[$0]!)) }).jsonText
         try database.prepare("""

@@ -50,6 +50,12 @@ public final class MetricIntake: @unchecked Sendable {
                 }
             }
         }
+        if samples.isEmpty && letters.isEmpty {
+            // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
+            letters.append(DeadLetter(stage: "metrics", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: origin,
+                                      line: 1, column: 1, code: "empty_message", reason: "the message holds no metric line",
+                                      raw: String(decoding: message.data.prefix(200), as: UTF8.self), receivedAt: now))
+        }
         return (samples, letters)
     }
 

@@ -175,6 +175,12 @@ import Testing
         let (refused, _) = try ask("acme", "register", #"{"name":"x","token":"plain"}"#)
         #expect(refused["code"] == .integer(400))
         #expect(try ask("acme", "register", #"{"name":"a.b"}"#).1.header("Nats-Service-Error-Code") == "400")
+        // A 900 kB description is refused with its limit, not stored.
+        let huge = #"{"name":"big","description":"\#(String(repeating: "x", count: 900_000))"}"#
+        let (tooBig, tooBigMessage) = try ask("acme", "register", huge)
+        #expect(tooBigMessage.header("Nats-Service-Error-Code") == "400" && tooBig["error"]?.stringValue?.contains("at most 4096") == true,
+                "\(tooBig.jsonText.prefix(300))")
+        #expect(try ask("acme", "get", #"{"name":"big"}"#).1.header("Nats-Service-Error-Code") == "404")
     }
 
     @Test func aServerThatStopsHeartbeatingIsUnreachableAndRecovers() async throws {

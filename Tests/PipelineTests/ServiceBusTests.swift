@@ -162,6 +162,24 @@ import Testing
         _ = sub
     }
 
+    /// Issue 16's fourth reproduction, first part: an empty metric message disappeared.
+    @Test func anEmptyMetricMessageIsADeadLetter() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "collector"))
+        let letters = Collector()
+        let sub = try client.subscribe("clusterd.dlq.metrics") { letters.add($0) }
+        try client.flush()
+        try client.publish("cc.metrics.fritz", [])
+        try client.publish("cc.metrics.fritz", Array("# only a comment\n\n".utf8))
+        try client.flush()
+        let got = try await letters.wait(count: 2)
+        #expect(got.compactMap { try? JSONValue.parse($0.data)["code"]?.stringValue } == ["empty_message", "empty_message"])
+        #expect(service.counters["dead_letters.metrics.empty_message"] == 2)
+        _ = sub
+    }
+
     @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
         let service = makeService()
         try service.start()
