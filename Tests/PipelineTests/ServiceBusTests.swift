@@ -102,16 +102,23 @@ import Testing
         _ = (s1, s2)
     }
 
+    /// A started service, a client of its own and what arrives on `subject` (keep the
+    /// subscription alive; stop the service).
+    func running(watching subject: String) throws -> (ClusterdService, BusConnection, Collector, BusSubscription) {
+        let service = makeService()
+        try service.start()
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "client"))
+        let seen = Collector()
+        let sub = try client.subscribe(subject) { seen.add($0) }
+        try client.flush()
+        return (service, client, seen, sub)
+    }
+
     /// Issue 16's first two reproductions: extreme times crashed the intake on every
     /// redelivery (arithmetic overflow) or sized a 66 GB archive window.
     @Test func extremeTimesAreDeadLetteredAndTheServiceGoesOn() async throws {
-        let service = makeService()
-        try service.start()
+        let (service, client, letters, sub) = try running(watching: "clusterd.dlq.jobs")
         defer { service.stop() }
-        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
-        let letters = Collector()
-        let sub = try client.subscribe("clusterd.dlq.jobs") { letters.add($0) }
-        try client.flush()
         let js = try JetStream(client)
         func send(_ line: String, _ id: String) throws {
             _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(line.utf8)), messageID: id)
@@ -138,13 +145,8 @@ import Testing
     /// 600 kB line of quotes escapes to > 1 MB) was retried forever and held back every later
     /// publication. It is parked; the results after it flow.
     @Test func anOversizedOutgoingMessageIsParkedAndLaterOnesFlow() async throws {
-        let service = makeService()
-        try service.start()
+        let (service, client, results, sub) = try running(watching: "clusterd.result.jobs.>")
         defer { service.stop() }
-        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
-        let results = Collector()
-        let sub = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
-        try client.flush()
         let js = try JetStream(client)
         let quotes = "job,function=start_job event=" + String(repeating: "\"", count: 600_000)
         _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(quotes.utf8)), messageID: "quotes")
@@ -164,13 +166,8 @@ import Testing
 
     /// Issue 16's fourth reproduction, first part: an empty metric message disappeared.
     @Test func anEmptyMetricMessageIsADeadLetter() async throws {
-        let service = makeService()
-        try service.start()
+        let (service, client, letters, sub) = try running(watching: "clusterd.dlq.metrics")
         defer { service.stop() }
-        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "collector"))
-        let letters = Collector()
-        let sub = try client.subscribe("clusterd.dlq.metrics") { letters.add($0) }
-        try client.flush()
         try client.publish("cc.metrics.fritz", [])
         try client.publish("cc.metrics.fritz", Array("# only a comment\n\n".utf8))
         try client.flush()
