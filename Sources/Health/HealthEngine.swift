@@ -265,6 +265,11 @@ public final class HealthEngine {
                                ("{value}", st.value.map { Self.format($0) } ?? "no data"), ("{check}", check.name)] {
             summary = summary.replacingOccurrences(of: token, with: value)
         }
+        if status == .resolved {
+            // The firing text ("... at 70 °C (CRIT)") would be false now: say what ended and what holds.
+            let what = key.component.isEmpty ? key.entity : "\(key.entity) \(key.component)"
+            summary = "\(check.name) on \(what) resolved (was \(severity.rawValue)" + (st.value.map { ", now \(Self.format($0))" } ?? "") + ")"
+        }
         transitions.append(HealthTransition(key: key, scope: check.scope, status: status, severity: severity, placement: placement,
                                             startsAt: st.publishedSince, endsAt: status == .resolved ? now : nil,
                                             flapping: st.flapping, value: st.value, name: check.name, summary: summary, at: now))

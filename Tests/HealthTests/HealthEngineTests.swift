@@ -61,6 +61,8 @@ import Testing
         let resolved = e.takeTransitions()
         #expect(resolved.map(\.status) == [.resolved])
         #expect(resolved.first?.endsAt == Self.t0 + 190 && resolved.first?.startsAt == Self.t0)
+        // The resolve does not repeat the firing text (issue 22 #6).
+        #expect(resolved.first?.summary == "GPU temperature on a0603 00000000:0E:00.0 resolved (was CRIT, now 60)", "\(resolved.first?.summary ?? "")")
         e.tick(now: Self.t0 + 300)
         #expect(e.takeTransitions().isEmpty)
     }
