@@ -8,7 +8,31 @@ public final class FleetRegistry: @unchecked Sendable {
     let database: Database
 
     /// A registry over a migrated database (one connection, used under the caller's lock or thread).
-    public init(database: Database) { self.database = database }
+    /// Token-reference prefixes granted per organization (`fleet.token_refs`).
+    public let grants: [String: [String]]
+
+    /// A registry over `database`; `grants` are the token references each organization may use.
+    public init(database: Database, grants: [String: [String]] = [:]) {
+        self.database = database
+        self.grants = grants
+    }
+
+    /// Whether `organization` may use the token reference `ref` (empty: no token, always).
+    /// `env:` references match a granted `env:` prefix; `file:` references are normalised
+    /// (`..`, symlinks) and must lie below a granted `file:` directory.
+    public static func granted(_ ref: String, organization: String, grants: [String: [String]]) -> Bool {
+        if ref.isEmpty { return true }
+        let allowed = grants[organization] ?? []
+        if ref.hasPrefix("env:") { return allowed.contains { $0.hasPrefix("env:") && $0.count > 4 && ref.hasPrefix($0) } }
+        guard ref.hasPrefix("file:") else { return false }
+        let path = URL(fileURLWithPath: String(ref.dropFirst(5))).standardizedFileURL.resolvingSymlinksInPath().path
+        return allowed.contains { grant in
+            guard grant.hasPrefix("file:") else { return false }
+            var dir = URL(fileURLWithPath: String(grant.dropFirst(5))).standardizedFileURL.resolvingSymlinksInPath().path
+            if !dir.hasSuffix("/") { dir += "/" }
+            return path.hasPrefix(dir)
+        }
+    }
 
     /// Why a request was refused: 400 bad request, 404 unknown server.
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -88,25 +112,28 @@ public final class FleetRegistry: @unchecked Sendable {
     public static let maxDescriptionBytes = 4096, maxFieldBytes = 1024, maxTags = 64, maxMetadataEntries = 64
 
     /// Refuses values beyond the bounds, naming the field and its limit.
-    static func checkBounds(_ s: ManagedServer) throws {
+    func checkBounds(_ s: ManagedServer) throws {
+        guard Self.granted(s.tokenRef, organization: s.organization, grants: grants) else {
+            throw Failure(code: 403, description: "tokenRef \(s.tokenRef) is not granted to organization \(s.organization): the operator grants token references per organization in fleet.token_refs (granted: \((grants[s.organization] ?? []).joined(separator: ", ")))")
+        }
         func tooLong(_ field: String, _ value: String, _ limit: Int) throws {
             if value.utf8.count > limit { throw Failure(code: 400, description: "\(field) is \(value.utf8.count) bytes; at most \(limit) are accepted") }
         }
-        try tooLong("description", s.description, maxDescriptionBytes)
+        try tooLong("description", s.description, Self.maxDescriptionBytes)
         for (field, value) in [("hostname", s.hostname), ("apiUrl", s.apiURL), ("tokenRef", s.tokenRef), ("region", s.region),
                                ("environment", s.environment), ("version", s.version)] {
-            try tooLong(field, value, maxFieldBytes)
+            try tooLong(field, value, Self.maxFieldBytes)
         }
-        if s.tags.count > maxTags { throw Failure(code: 400, description: "\(s.tags.count) tags; at most \(maxTags) are accepted") }
-        for tag in s.tags { try tooLong("a tag", tag, maxFieldBytes) }
-        if s.metadata.count > maxMetadataEntries {
-            throw Failure(code: 400, description: "\(s.metadata.count) metadata entries; at most \(maxMetadataEntries) are accepted")
+        if s.tags.count > Self.maxTags { throw Failure(code: 400, description: "\(s.tags.count) tags; at most \(Self.maxTags) are accepted") }
+        for tag in s.tags { try tooLong("a tag", tag, Self.maxFieldBytes) }
+        if s.metadata.count > Self.maxMetadataEntries {
+            throw Failure(code: 400, description: "\(s.metadata.count) metadata entries; at most \(Self.maxMetadataEntries) are accepted")
         }
-        for (key, value) in s.metadata { try tooLong("metadata \(key.prefix(40))", key + value, maxFieldBytes) }
+        for (key, value) in s.metadata { try tooLong("metadata \(key.prefix(40))", key + value, Self.maxFieldBytes) }
     }
 
     private func save(_ s: ManagedServer) throws {
-        try Self.checkBounds(s)
+        try checkBounds(s)
         let tags = JSONValue.array(s.tags.map(JSONValue.string)).jsonText
         let metadata = JSONValue.object(s.metadata.keys.sorted().map { ($0, .string(s.metadata[$0]!)) }).jsonText
         try database.prepare("""

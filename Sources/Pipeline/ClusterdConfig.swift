@@ -247,6 +247,11 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var timeoutSeconds = 5
         /// Checks running at the same time.
         public var concurrency = 10
+        /// Token references each organization may use, as prefixes: `env:ACME_` (variables whose
+        /// name starts so), `file:/etc/clusterd/secrets/acme/` (files below that directory).
+        /// An organization without an entry may register no tokenRef: no organization can make
+        /// clusterd send another's secret (or any file) to a URL of its choosing.
+        public var tokenRefs: [String: [String]] = [:]
 
         /// The defaults.
         public init() {}
@@ -256,10 +261,11 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             checkIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .checkIntervalSeconds) ?? checkIntervalSeconds
             timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? timeoutSeconds
             concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
+            tokenRefs = try c.decodeIfPresent([String: [String]].self, forKey: .tokenRefs) ?? tokenRefs
         }
 
         enum CodingKeys: String, CodingKey {
-            case checkIntervalSeconds = "check_interval_seconds", timeoutSeconds = "timeout_seconds", concurrency
+            case checkIntervalSeconds = "check_interval_seconds", timeoutSeconds = "timeout_seconds", concurrency, tokenRefs = "token_refs"
         }
     }
 
@@ -487,7 +493,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
                    "history_retention_days"],
         "observability": ["listen"],
-        "fleet": ["check_interval_seconds", "timeout_seconds", "concurrency"],
+        "fleet": ["check_interval_seconds", "timeout_seconds", "concurrency", "token_refs"],
         "alertmanager": ["receivers"],
         "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],

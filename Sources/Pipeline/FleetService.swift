@@ -35,7 +35,7 @@ public final class FleetService: @unchecked Sendable {
     /// starts with ``start()``.
     public init(connection: BusConnection, database: Database, alertDatabase: Database, publisher: OutboxPublisher,
                 config: ClusterdConfig, counters: PipelineCounters, logger: Logger) throws {
-        registry = FleetRegistry(database: database)
+        registry = FleetRegistry(database: database, grants: config.fleet.tokenRefs)
         self.connection = connection
         book = AlertBook(database: alertDatabase, prefix: config.health.alertPrefix, resendInterval: Int64(config.health.resendIntervalSeconds))
         self.publisher = publisher
@@ -362,9 +362,14 @@ public final class FleetService: @unchecked Sendable {
     func check(_ server: ManagedServer) -> (HealthCheckResult, checked: Bool)? {
         var result: HealthCheckResult?
         if !server.apiURL.isEmpty, let url = URL(string: server.apiURL.hasSuffix("/") ? server.apiURL + "health" : server.apiURL + "/health") {
-            let token = Self.token(server.tokenRef)
-            let r = probe.get(url, token: token, timeout: Double(config.fleet.timeoutSeconds))
-            result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)
+            if FleetRegistry.granted(server.tokenRef, organization: server.organization, grants: config.fleet.tokenRefs) {
+                let token = Self.token(server.tokenRef)
+                let r = probe.get(url, token: token, timeout: Double(config.fleet.timeoutSeconds))
+                result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)
+            } else {
+                // The grant was withdrawn after registration: the secret is not sent.
+                result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) is no longer granted to \(server.organization) (fleet.token_refs); not checked")
+            }
         }
         if server.heartbeatSeconds > 0 {
             // Read again now: a round can take seconds, and heartbeats keep arriving meanwhile.

@@ -42,6 +42,7 @@ import Testing
         config.fleet.checkIntervalSeconds = 1
         config.fleet.timeoutSeconds = 3     // generous: the suites run in parallel on two cores
         config.observability.listen = ""
+        config.fleet.tokenRefs = ["acme": ["env:FLEET_TEST_", "env:ACME_", "file:\(directory.path)/acme/"]]
         let service = ClusterdService(config: config, logger: Logger(label: "fleet-test") { _ in SinkHandler(sink: logs) })
         try service.start()
         return service
@@ -171,10 +172,19 @@ import Testing
         let example = try #require(SubjectExamplesTests.blocks(doc, info: "json request=register").first)
         let (reply, message) = try ask("acme", "register", example)
         #expect(message.header("Nats-Service-Error") == nil, "\(reply.jsonText)")
-        #expect(reply["server"]?["tokenRef"] == .string("env:WEB1_TOKEN") && reply["server"]?["health"] == .string("unknown"))
+        #expect(reply["server"]?["tokenRef"] == .string("env:ACME_WEB1_TOKEN") && reply["server"]?["health"] == .string("unknown"))
         let (refused, _) = try ask("acme", "register", #"{"name":"x","token":"plain"}"#)
         #expect(refused["code"] == .integer(400))
         #expect(try ask("acme", "register", #"{"name":"a.b"}"#).1.header("Nats-Service-Error-Code") == "400")
+        // Token references are scoped per organization (issue 21 #1): globex may not name acme's
+        // variable, nor anybody any file outside its granted directory.
+        for (org, ref) in [("globex", "env:FLEET_TEST_TOKEN"), ("acme", "env:PATH"), ("acme", "file:/etc/hostname"),
+                           ("acme", "file:\(directory.path)/acme/../../../etc/hostname")] {
+            let (refusal, message) = try ask(org, "register", #"{"name":"thief","apiUrl":"http://127.0.0.1:9","tokenRef":"\#(ref)"}"#)
+            #expect(message.header("Nats-Service-Error-Code") == "403" && refusal["error"]?.stringValue?.contains("not granted") == true,
+                    "\(org) \(ref): \(refusal.jsonText)")
+        }
+        #expect(try ask("acme", "register", #"{"name":"ok","tokenRef":"file:\#(directory.path)/acme/web.token"}"#).1.header("Nats-Service-Error") == nil)
         // A 900 kB description is refused with its limit, not stored.
         let huge = #"{"name":"big","description":"\#(String(repeating: "x", count: 900_000))"}"#
         let (tooBig, tooBigMessage) = try ask("acme", "register", huge)
