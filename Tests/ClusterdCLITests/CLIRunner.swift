@@ -42,9 +42,20 @@ struct CLIRunner {
     }
 
     static func run(_ arguments: [String], stdinBytes: [UInt8], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
+        try spawn(executable, arguments, stdin: stdinBytes, environment: environment, directory: directory)
+    }
+
+    /// Runs any program (a script of the repository, python3, ...) to its end.
+    static func runProgram(_ path: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) throws -> Result {
+        try spawn(URL(fileURLWithPath: "/usr/bin/env"), [path] + arguments, stdin: [], environment: environment, directory: directory)
+    }
+
+    /// Runs `program` to its end with `stdin`; standard error is read while standard output
+    /// is, so neither pipe can fill up and stall the program.
+    private static func spawn(_ program: URL, _ arguments: [String], stdin: [UInt8], environment: [String: String], directory: URL?) throws -> Result {
         let process = Process()
         if let directory { process.currentDirectoryURL = directory }
-        process.executableURL = executable
+        process.executableURL = program
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let input = Pipe(), output = Pipe(), error = Pipe()
@@ -52,32 +63,15 @@ struct CLIRunner {
         process.standardOutput = output
         process.standardError = error
         try process.run()
-        input.fileHandleForWriting.write(Data(stdinBytes))
+        input.fileHandleForWriting.write(Data(stdin))
         try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
-    }
-
-    /// Runs any program (a script of the repository, python3, ...) to its end.
-    static func runProgram(_ path: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [path] + arguments
-        if let directory { process.currentDirectoryURL = directory }
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe(), error = Pipe()
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
         nonisolated(unsafe) var err = Data()
-        let reader = Thread { err = error.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
+        let stderrRead = DispatchGroup()
+        stderrRead.enter()
+        DispatchQueue.global().async { err = error.fileHandleForReading.readDataToEndOfFile(); stderrRead.leave() }
         let out = output.fileHandleForReading.readDataToEndOfFile()
+        stderrRead.wait()
         process.waitUntilExit()
-        while reader.isExecuting || !reader.isFinished { usleep(1000) }
         return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 
