@@ -111,9 +111,13 @@ public final class FleetRegistry: @unchecked Sendable {
     /// Bounds of what a registration may store (a registry is not a file store).
     public static let maxDescriptionBytes = 4096, maxFieldBytes = 1024, maxTags = 64, maxMetadataEntries = 64
 
-    /// Refuses values beyond the bounds, naming the field and its limit.
-    func checkBounds(_ s: ManagedServer) throws {
-        guard Self.granted(s.tokenRef, organization: s.organization, grants: grants) else {
+    /// Whether `server`'s token reference is granted to its organization now.
+    public func isGranted(_ server: ManagedServer) -> Bool { Self.granted(server.tokenRef, organization: server.organization, grants: grants) }
+
+    /// Refuses an ungranted token reference (403) and values beyond the bounds (400), naming
+    /// the field and its limit.
+    func validate(_ s: ManagedServer) throws {
+        guard isGranted(s) else {
             throw Failure(code: 403, description: "tokenRef \(s.tokenRef) is not granted to organization \(s.organization): the operator grants token references per organization in fleet.token_refs (granted: \((grants[s.organization] ?? []).joined(separator: ", ")))")
         }
         func tooLong(_ field: String, _ value: String, _ limit: Int) throws {
@@ -133,7 +137,7 @@ public final class FleetRegistry: @unchecked Sendable {
     }
 
     private func save(_ s: ManagedServer) throws {
-        try checkBounds(s)
+        try validate(s)
         let tags = JSONValue.array(s.tags.map(JSONValue.string)).jsonText
         let metadata = JSONValue.object(s.metadata.keys.sorted().map { ($0, .string(s.metadata[$0]!)) }).jsonText
         try database.prepare("""

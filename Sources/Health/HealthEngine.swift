@@ -66,9 +66,6 @@ public final class HealthEngine {
         if lastSeen[host] == nil { lastSeen[host] = (cluster, startedAt) }
     }
 
-    /// The alert keys of check `id` that have a state.
-    private func byCheck(_ id: String) -> [AlertKey] { states.keys.filter { $0.check == id } }
-
     public func restore(_ alerts: [RestoredAlert]) {
         let index = Dictionary(library.checks.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         for a in alerts {
@@ -82,6 +79,8 @@ public final class HealthEngine {
             st.publishedSince = a.startsAt
             states[a.key] = st
             byEntity[a.key.entity, default: []].insert(a.key)
+            // A restored silence alert's host is expected, so the alert can resolve when it reports.
+            if case .silence = library.checks[i].source { expect(host: a.key.entity, cluster: a.key.cluster) }
         }
     }
 
@@ -142,12 +141,9 @@ public final class HealthEngine {
             // Only hosts that have reported at least once (now, or before a restart: see
             // expect(host:cluster:)) are expected to keep reporting; a topology host that never
             // sent anything is not "silent" (a quick start with no collectors pages nobody).
-            var hosts = Set(lastSeen.keys)
-            for key in byCheck(library.checks[i].id) { hosts.insert(key.entity) }
-            for host in hosts {
-                let seen = lastSeen[host]
-                let key = AlertKey(check: library.checks[i].id, cluster: seen?.cluster ?? "", entity: host)
-                let silent = now - (seen?.at ?? startedAt) > allowance
+            for (host, seen) in lastSeen {
+                let key = AlertKey(check: library.checks[i].id, cluster: seen.cluster, entity: host)
+                let silent = now - seen.at > allowance
                 if silent || states[key] != nil {
                     evaluate(key, check: i, raw: silent ? severity : .ok, value: nil, now: now, fresh: false)
                 }

@@ -39,9 +39,6 @@ public final class NATSServer: @unchecked Sendable {
     /// The running server's process id (nil when stopped).
     public var processIdentifier: Int32? { lock.withLock { process.map(\.processIdentifier) } }
 
-    /// Whether the child process is running now.
-    public var isRunning: Bool { lock.withLock { process?.isRunning == true } }
-
     /// The server's log (its standard error).
     public var logFile: URL { directory.appendingPathComponent("server.log") }
 

@@ -38,8 +38,9 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// An alert message in Alertmanager's posted-alert shape; nil when it is not forwarded here.
-    func posted(_ data: [UInt8]) -> JSONValue? {
+    /// An alert message in Alertmanager's posted-alert shape, with its fingerprint and whether
+    /// it fires (for the re-send); nil when it is not forwarded here.
+    func posted(_ data: [UInt8]) -> (alert: JSONValue, fingerprint: String?, firing: Bool)? {
         guard let alert = try? JSONValue.parse(data), case .object = alert else { return nil }
         let severity = alert["labels"]?["severity"]?.stringValue ?? ""
         if !receiver.severities.isEmpty, !receiver.severities.contains(severity) { return nil }
@@ -48,14 +49,9 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
         b.add("annotations", alert["annotations"] ?? .object([]))
         b.addIfPresent("startsAt", alert["startsAt"])
         b.addIfPresent("endsAt", alert["endsAt"])
-        return b.value
+        return (b.value, alert["fingerprint"]?.stringValue, alert["status"]?.stringValue == "firing")
     }
 
-    /// Remembers firing alerts and forgets resolved ones, for the re-send.
-    private func track(_ data: [UInt8], _ alert: JSONValue) {
-        guard let parsed = try? JSONValue.parse(data), let fingerprint = parsed["fingerprint"]?.stringValue else { return }
-        if parsed["status"]?.stringValue == "firing" { firing[fingerprint] = alert } else { firing[fingerprint] = nil }
-    }
 
     /// Posts every remembered firing alert again with `endsAt` moved ahead.
     private func resend(to url: URL) {
@@ -89,8 +85,8 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
                 let batch: [JetStreamMessage]
                 do { batch = try subscription.fetch(batch: 100, timeout: .milliseconds(500)) } catch { continue }
                 if batch.isEmpty { continue }
-                let alerts = batch.compactMap { posted($0.message.data) }
-                let tracked = batch.compactMap { m in posted(m.message.data).map { (m.message.data, $0) } }
+                let forwarded = batch.compactMap { posted($0.message.data) }
+                let alerts = forwarded.map(\.alert)
                 if alerts.isEmpty {
                     for m in batch { try? m.ack() }
                     continue
@@ -99,7 +95,8 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
                 if let status = r.status, (200..<300).contains(status) {
                     failures = 0
                     for m in batch { try? m.ack() }
-                    for (data, alert) in tracked { track(data, alert) }
+                    // Remember firing alerts and forget resolved ones, for the re-send.
+                    for f in forwarded { if let fingerprint = f.fingerprint { firing[fingerprint] = f.firing ? f.alert : nil } }
                     counters.add("alertmanager.\(receiver.name).sent", alerts.count)
                 } else {
                     failures += 1

@@ -46,8 +46,6 @@ public final class ClusterdService: @unchecked Sendable {
     /// Called once when clusterd cannot go on (its embedded broker keeps dying): the caller
     /// stops the service and exits non-zero.
     public var onFatal: (@Sendable (String) -> Void)?
-    /// The embedded nats-server (nil with a configured broker), for tests and the log.
-    public var embeddedServer: NATSServer? { embedded }
 
     /// A service for `config` (nothing starts before ``start()``).
     public init(config: ClusterdConfig, logger: Logger) {
@@ -68,7 +66,7 @@ public final class ClusterdService: @unchecked Sendable {
     /// nats-server when none is configured), sets up the stream and consumer, and starts the
     /// intake loop.
     public func start() throws {
-        startup.phase("opening the database")
+        startup.phase("starting")
         // /healthz and /readyz answer from the first moment, so a stuck start-up is visible.
         startObservability()
         try FileManager.default.createDirectory(atPath: config.storage.dataDir, withIntermediateDirectories: true)
@@ -78,6 +76,7 @@ public final class ClusterdService: @unchecked Sendable {
             let server = try startEmbedded()
             servers = [server.url]
         }
+        startup.phase("opening the database")
         let database = try openDatabase()
         let migrated = try database.migrate(Self.migrations)
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])

@@ -362,7 +362,7 @@ public final class FleetService: @unchecked Sendable {
     func check(_ server: ManagedServer) -> (HealthCheckResult, checked: Bool)? {
         var result: HealthCheckResult?
         if !server.apiURL.isEmpty, let url = URL(string: server.apiURL.hasSuffix("/") ? server.apiURL + "health" : server.apiURL + "/health") {
-            if FleetRegistry.granted(server.tokenRef, organization: server.organization, grants: config.fleet.tokenRefs) {
+            if registry.isGranted(server) {
                 let token = Self.token(server.tokenRef)
                 let r = probe.get(url, token: token, timeout: Double(config.fleet.timeoutSeconds))
                 result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)

@@ -218,17 +218,17 @@ struct SlurmEnvironment {
         let env = ProcessInfo.processInfo.environment
         guard let text = env["SLURM_JOB_ID"], let id = Int64(text) else { return (nil, options) }
         let started = Date()
-        var rest = options
+        var job: SlurmJob?
         do {
-            let job = try SlurmCLI(timeout: min(3, options.timeout / 3)).job(id, cluster: env["SLURM_CLUSTER_NAME"])
-            guard job.ran else { throw SlurmCLI.Failure(description: "squeue: job \(id) has no nodes or start time yet") }
-            rest.timeout = max(0.5, options.timeout - Date().timeIntervalSince(started))
-            return (job, rest)
+            job = try SlurmCLI(timeout: min(3, options.timeout / 3)).job(id, cluster: env["SLURM_CLUSTER_NAME"])
+            if job?.ran == false { throw SlurmCLI.Failure(description: "squeue: job \(id) has no nodes or start time yet") }
         } catch {
             FileHandle.standardError.write(Data("warning: job \(id): \(error); using the hook's environment instead\n".utf8))
-            rest.timeout = max(0.5, options.timeout - Date().timeIntervalSince(started))
-            return (nil, rest)
+            job = nil
         }
+        var rest = options
+        rest.timeout = max(0.5, options.timeout - Date().timeIntervalSince(started))
+        return (job, rest)
     }
 
     /// The end state from `SLURM_JOB_EXIT_CODE2` ("exit:signal"): 0:0 completed, a signal
@@ -267,13 +267,11 @@ struct JobStartPublish: ParsableCommand {
             payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
         } else {
             var jobId = self.jobId, cluster = self.cluster, user = self.user, project = self.project, partition = self.partition
-            var nodes = self.nodes, threads = numHwthreads, name = jobName
+            var nodes = self.nodes, threads = numHwthreads, name = jobName, startTime = self.startTime
             if fromSlurmEnv {
                 let (job, rest) = SlurmEnvironment.fromSlurm(within: publish)
                 options = rest
                 if let job { return try options.sendJob("start_job", try job.startEvent(), timeKey: "startTime") }
-            }
-            if fromSlurmEnv {
                 let slurm = SlurmEnvironment(env: ProcessInfo.processInfo.environment)
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))
                 cluster = try cluster ?? slurm.value("SLURM_CLUSTER_NAME")
@@ -283,6 +281,7 @@ struct JobStartPublish: ParsableCommand {
                 nodes = try nodes ?? slurm.value("SLURM_JOB_NODELIST")
                 threads = threads ?? slurm.totalCPUs
                 name = name ?? slurm.optional("SLURM_JOB_NAME")
+                startTime = startTime ?? slurm.time("SLURM_JOB_START_TIME")
             }
             guard let jobId, let cluster, let user, let nodes else { throw ValidationError("give --job-id, --cluster, --user and --nodes (or --from-slurm-env or --json)") }
             let hosts: [String]
@@ -299,8 +298,7 @@ struct JobStartPublish: ParsableCommand {
             if let shared { b.add("shared", shared) }
             b.add("resources", .array(hosts.map { .object([("hostname", .string($0))]) }))
             if let name { b.add("metaData", .object([("jobName", .string(name))])) }
-            b.add("startTime", startTime ?? (fromSlurmEnv ? SlurmEnvironment(env: ProcessInfo.processInfo.environment).time("SLURM_JOB_START_TIME") : nil)
-                  ?? Int64(Date().timeIntervalSince1970))
+            b.add("startTime", startTime ?? Int64(Date().timeIntervalSince1970))
             payload = b.value
         }
         try options.sendJob("start_job", payload, timeKey: "startTime")
@@ -331,8 +329,6 @@ struct JobStopPublish: ParsableCommand {
                 let (job, rest) = SlurmEnvironment.fromSlurm(within: publish)
                 options = rest
                 if let job { return try options.sendJob("stop_job", try job.stopEvent(), timeKey: "stopTime") }
-            }
-            if fromSlurmEnv {
                 let slurm = SlurmEnvironment(env: ProcessInfo.processInfo.environment)
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))
                 cluster = try cluster ?? slurm.value("SLURM_CLUSTER_NAME")

@@ -110,8 +110,7 @@ final class SlurmPublisher {
         guard !changed.isEmpty else { return true }
         do {
             let (line, id) = try nodeStateMessage(SlurmNode.event(cluster: cluster, nodes: changed), time: Int64(Date().timeIntervalSince1970))
-            _ = try JetStream(connection, timeout: .seconds(5)).publish(BusMessage(subject: "cc.node.state", data: line), messageID: id,
-                                                                        retries: 3, interval: .milliseconds(500))
+            try publish("cc.node.state", line, id)
         } catch {
             log("node states not published: \(error)")
             return false
@@ -189,7 +188,12 @@ final class SlurmPublisher {
 
     private func send(_ function: String, _ payload: JSONValue, timeKey: String) throws {
         let (line, id) = try jobMessage(function, payload, timeKey: timeKey)
-        _ = try JetStream(connection, timeout: .seconds(5)).publish(BusMessage(subject: "cc.job.event", data: line), messageID: id,
+        try publish("cc.job.event", line, id)
+    }
+
+    /// Publishes to the stream with the event's message id, retried while a broker restarts.
+    private func publish(_ subject: String, _ line: [UInt8], _ id: String) throws {
+        _ = try JetStream(connection, timeout: .seconds(5)).publish(BusMessage(subject: subject, data: line), messageID: id,
                                                                     retries: 3, interval: .milliseconds(500))
     }
 }
