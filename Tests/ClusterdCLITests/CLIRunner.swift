@@ -50,29 +50,73 @@ struct CLIRunner {
         try spawn(URL(fileURLWithPath: "/usr/bin/env"), [path] + arguments, stdin: [], environment: environment, directory: directory)
     }
 
-    /// Runs `program` to its end with `stdin`; standard error is read while standard output
-    /// is, so neither pipe can fill up and stall the program.
-    private static func spawn(_ program: URL, _ arguments: [String], stdin: [UInt8], environment: [String: String], directory: URL?) throws -> Result {
-        let process = Process()
-        if let directory { process.currentDirectoryURL = directory }
-        process.executableURL = program
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let input = Pipe(), output = Pipe(), error = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        input.fileHandleForWriting.write(Data(stdin))
-        try input.fileHandleForWriting.close()
-        nonisolated(unsafe) var err = Data()
-        let stderrRead = DispatchGroup()
-        stderrRead.enter()
-        DispatchQueue.global().async { err = error.fileHandleForReading.readDataToEndOfFile(); stderrRead.leave() }
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        stderrRead.wait()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+    /// Runs `program` to its end with `stdin`, reading standard output and standard error
+    /// together so neither pipe can fill up and stall it. posix_spawn, not Foundation's
+    /// Process: Process learns of the child's exit through a socket the child inherits, so a
+    /// daemon the program starts (munged keeps every inherited descriptor) would hide the exit
+    /// for ever. Here the child gets only 0, 1 and 2, and after `timeout` seconds its process
+    /// group is killed and the result says so: a hung tool fails its test instead of the run.
+    private static func spawn(_ program: URL, _ arguments: [String], stdin: [UInt8], environment: [String: String], directory: URL?, timeout: Double = 240) throws -> Result {
+        _ = SpawnExtensions.ignoreSIGPIPE
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], error: [Int32] = [0, 0]
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&error) == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "pipe: \(String(cString: strerror(errno)))"])
+        }
+        for fd in input + output + error { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, error[1], 2)
+        _ = SpawnExtensions.closeFrom?(&actions, 3)
+        if let directory { _ = SpawnExtensions.changeDirectory?(&actions, directory.path) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let argv = ([program.path] + arguments).map { strdup($0) } + [nil]
+        let envp = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program.path, &actions, &attributes, argv, envp)
+        for fd in [input[0], output[1], error[1]] { close(fd) }
+        guard spawned == 0 else {
+            for fd in [input[1], output[0], error[0]] { close(fd) }
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(program.path): \(String(cString: strerror(spawned)))"])
+        }
+        stdin.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(input[1], bytes.baseAddress! + offset, bytes.count - offset)
+                if n <= 0 { break }
+                offset += n
+            }
+        }
+        close(input[1])
+        let deadline = Date().addingTimeInterval(timeout)
+        var collected: [Int32: [UInt8]] = [output[0]: [], error[0]: []]
+        var open = [output[0], error[0]]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var timedOut = false
+        while !open.isEmpty {
+            if Date() >= deadline { timedOut = true; kill(-pid, SIGKILL); break }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 500) >= 0 || errno == EINTR else { break }
+            for entry in fds where entry.revents != 0 {
+                let n = read(entry.fd, &buffer, buffer.count)
+                if n > 0 { collected[entry.fd]! += buffer[0..<n] } else if n == 0 || errno != EINTR { open.removeAll { $0 == entry.fd } }
+            }
+        }
+        for fd in [output[0], error[0]] { close(fd) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFEXITED / WEXITSTATUS, which Swift does not import (they are macros).
+        let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
+        var stderrText = String(decoding: collected[error[0]]!, as: UTF8.self)
+        if timedOut { stderrText += "\n[test runner: \(program.lastPathComponent) \(arguments.joined(separator: " ")) killed after \(Int(timeout)) s]" }
+        return Result(status: timedOut ? -SIGKILL : code, stdout: String(decoding: collected[output[0]]!, as: UTF8.self), stderr: stderrText)
     }
 
     /// `GET http://127.0.0.1:<port><path>`: status and body (nil when nothing answers).
@@ -104,4 +148,15 @@ struct CLIRunner {
         let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
         return (status, body)
     }
+}
+
+/// glibc's posix_spawn extensions that Swift's Glibc module does not import (they sit behind
+/// feature macros), looked up once at run time.
+private enum SpawnExtensions {
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    typealias ChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    /// A program that exits without reading its input must fail its write, not kill the tests.
+    static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+    static let closeFrom: CloseFrom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
+    static let changeDirectory: ChangeDirectory? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: ChangeDirectory.self) }
 }
