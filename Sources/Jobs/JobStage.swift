@@ -46,9 +46,20 @@ public final class JobStage {
     /// (stream sequence or message id) and `raw` is the line, both kept with held stops.
     public func apply(_ event: JobEvent, now: Int64, origin: String, raw: String) throws -> JobOutcome {
         switch event {
-        case .start(let start): return try apply(start)
-        case .stop(let stop): return try apply(stop, now: now, origin: origin, raw: raw)
+        case .start(let start):
+            try Self.notInTheFuture("startTime", start.startTime, now: now)
+            return try apply(start)
+        case .stop(let stop):
+            try Self.notInTheFuture("stopTime", stop.stopTime, now: now)
+            return try apply(stop, now: now, origin: origin, raw: raw)
         }
+    }
+
+    /// A time more than a day after the event's arrival is a wrong clock or a wrong unit;
+    /// taken as it is, it would keep a job running (or ended) in the future.
+    static func notInTheFuture(_ name: String, _ time: Int64, now: Int64) throws(JobRejection) {
+        guard time > now + JobStart.maxFuture else { return }
+        throw .badField(path: name, reason: "\(time) is \((time - now) / 3600) hours after the event arrived (\(now)); at most \(JobStart.maxFuture / 3600) hours ahead are accepted", code: "in_the_future")
     }
 
     // MARK: start

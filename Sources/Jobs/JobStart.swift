@@ -73,8 +73,22 @@ public struct JobStart: Sendable, Equatable {
     /// Scheduler job ids are not negative.
     public static let jobIds: ClosedRange<Int64> = 0...Int64.max
     /// Times a job event may carry: 0 (unknown, as cc-backend allows) or 2000-01-01 up to
-    /// 2100-01-01. Bounds that keep every sum and difference of times far from overflow.
-    public static let epochSeconds: ClosedRange<Int64> = 0...4_102_444_800
+    /// 2100-01-01. Bounds that keep every sum and difference of times far from overflow; the
+    /// stage also refuses times more than ``maxFuture`` after it received the event.
+    public static let epochSeconds: ClosedRange<Int64> = 946_684_800...4_102_444_800
+    /// How far after its arrival an event's time may lie (clocks a little out of step).
+    public static let maxFuture: Int64 = 86_400
+
+    /// The epoch-seconds member `name`: nil when absent, null or 0 (unknown); refused outside
+    /// ``epochSeconds`` with the reason spelled out (a Slurm hook sending milliseconds, say).
+    static func epoch(_ o: StrictObject, _ name: String) throws(JSONFieldError) -> Int64? {
+        guard let t = try o.int(name), t != 0 else { return nil }
+        guard epochSeconds.contains(t) else {
+            let hint = t > epochSeconds.upperBound && t / 1000 < epochSeconds.upperBound ? " (milliseconds? times are epoch seconds)" : ""
+            throw JSONFieldError(path: o.path(of: name), reason: "\(t) is outside 2000-01-01 (\(epochSeconds.lowerBound)) ... 2100-01-01 (\(epochSeconds.upperBound))\(hint); 0 means unknown", code: "out_of_range")
+        }
+        return t
+    }
     /// The longest job accepted: a stop more than this after its start is refused, so an
     /// archive window stays bounded (366 days).
     public static let maxDuration: Int64 = 366 * 86_400
@@ -116,8 +130,8 @@ public struct JobStart: Sendable, Equatable {
         numHwthreads = try o.int32("numHwthreads") ?? 0
         numAcc = try o.int32("numAcc") ?? 0
         smt = try o.int32("smt") ?? 1
-        startTime = try o.int("startTime", Self.epochSeconds) ?? 0
-        submitTime = try o.int("submitTime", Self.epochSeconds) ?? 0
+        startTime = try Self.epoch(o, "startTime") ?? 0
+        submitTime = try Self.epoch(o, "submitTime") ?? 0
         walltime = try o.int("walltime", 0...Self.maxDuration * 10) ?? 0
         _ = try o.int32("duration")
         arrayJobId = try o.int("arrayJobId") ?? 0

@@ -31,7 +31,7 @@ public struct JobStop: Sendable, Equatable {
     private init(parsing json: JSONValue) throws {
         let o = try StrictObject(json, allowed: ["jobId", "cluster", "startTime", "jobState", "stopTime", "state"])
         guard let jobId = try o.int("jobId", JobStart.jobIds) else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
-        guard let stopTime = try o.int("stopTime", JobStart.epochSeconds) else { throw JSONFieldError(path: "stopTime", reason: "is required", code: "missing_field") }
+        guard let stopTime = try JobStart.epoch(o, "stopTime") else { throw JSONFieldError(path: "stopTime", reason: "is required (epoch seconds)", code: "missing_field") }
         let jobState = try o.string("jobState") ?? ""
         let legacy = try o.string("state") ?? ""
         if !jobState.isEmpty, !legacy.isEmpty, jobState != legacy {
@@ -47,7 +47,7 @@ public struct JobStop: Sendable, Equatable {
         }
         let cluster = try o.string("cluster")
         self.init(jobId: jobId, cluster: cluster?.isEmpty == true ? nil : cluster,
-                  startTime: try o.int("startTime", JobStart.epochSeconds).flatMap { $0 == 0 ? nil : $0 }, state: state, stopTime: stopTime)
+                  startTime: try JobStart.epoch(o, "startTime"), state: state, stopTime: stopTime)
     }
 
     /// Canonical JSON (stored with held stops and compared on redelivery).

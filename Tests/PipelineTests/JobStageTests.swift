@@ -34,52 +34,52 @@ import Testing
 
     @Test func monitoringStatusZeroIsNotArchived() throws {
         let env = try TestEnvironment()
-        try env.send(#"job,function=start_job event="{\"jobId\":7,\"user\":\"u\",\"cluster\":\"fritz\",\"monitoringStatus\":0,\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":100}""#)
-        try env.send(#"job,function=stop_job event="{\"jobId\":7,\"stopTime\":200}""#)
-        #expect(!FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0/007/100/meta.json"))
+        try env.send(#"job,function=start_job event="{\"jobId\":7,\"user\":\"u\",\"cluster\":\"fritz\",\"monitoringStatus\":0,\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000100}""#)
+        try env.send(#"job,function=stop_job event="{\"jobId\":7,\"stopTime\":1700000200}""#)
+        #expect(!FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0/007/1700000100/meta.json"))
         #expect(try env.query("SELECT monitoring_status, job_state FROM job").first?.prefix(2) == ["0", "completed"])
     }
 
     @Test func archiveRetentionRemovesOldJobsButNotProtectedOnes() throws {
         let env = try TestEnvironment()
         for id in [501, 502, 503] {
-            try env.send(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1000}""#)
+            try env.send(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700001000}""#)
         }
-        for id in [501, 502] { try env.send(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1100}""#) }
+        for id in [501, 502] { try env.send(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1700001100}""#) }
         let archive = try ArchiveWriter(root: env.config.archivePath)
-        #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1000) + "/meta.json"))
-        #expect(try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "audit", now: 2000) != nil)
-        #expect(try env.processor.stage.protect(jobId: 999, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "", now: 2000) == nil)
+        #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1700001000) + "/meta.json"))
+        #expect(try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "audit", now: 1700002000) != nil)
+        #expect(try env.processor.stage.protect(jobId: 999, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "", now: 1700002000) == nil)
         // 501 ended long ago and goes; 502 is protected; 503 still runs.
-        #expect(try env.processor.applyRetention(now: 1100 + 86_400 * 40, days: 30) == 1)
+        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 30) == 1)
         #expect(try env.query("SELECT job_id FROM job ORDER BY job_id").map { $0[0] } == ["502", "503"])
-        #expect(!FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1000)))
-        #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 502, startTime: 1000) + "/meta.json"))
+        #expect(!FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1700001000)))
+        #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 502, startTime: 1700001000) + "/meta.json"))
         // Lifting the protection lets it go too; 0 days keeps everything.
-        #expect(try env.processor.applyRetention(now: 1100 + 86_400 * 40, days: 0) == 0)
-        _ = try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: 1000, protected: false, by: "ops", reason: "", now: 3000)
-        #expect(try env.processor.applyRetention(now: 1100 + 86_400 * 40, days: 30) == 1)
+        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 0) == 0)
+        _ = try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: 1700001000, protected: false, by: "ops", reason: "", now: 1700003000)
+        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 30) == 1)
     }
 
     @Test func heldStopExpiresIntoADeadLetter() throws {
         let env = try TestEnvironment { $0.jobs.heldStopTimeoutSeconds = 60 }
-        #expect(TestEnvironment.statuses(try env.send(#"job,function=stop_job event="{\"jobId\":9,\"stopTime\":200}""#, now: 1000)) == ["held"])
-        #expect(try env.processor.expireHeldStops(now: 1050, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 0)
-        #expect(try env.processor.expireHeldStops(now: 1061, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 1)
+        #expect(TestEnvironment.statuses(try env.send(#"job,function=stop_job event="{\"jobId\":9,\"stopTime\":1700000200}""#, now: 1700001000)) == ["held"])
+        #expect(try env.processor.expireHeldStops(now: 1700001050, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 0)
+        #expect(try env.processor.expireHeldStops(now: 1700001061, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 1)
         let letter = try #require(try env.deadLetters().last)
         #expect(letter["code"] == .string("held_stop_expired"))
         // Dead letters are pruned by age, per stage.
-        #expect(try env.nodes.pruneDeadLetters(before: 2000) == 0)
-        #expect(try env.processor.pruneDeadLetters(before: 1061) == 0)
-        #expect(try env.processor.pruneDeadLetters(before: 1062) == 1)
+        #expect(try env.nodes.pruneDeadLetters(before: 1700002000) == 0)
+        #expect(try env.processor.pruneDeadLetters(before: 1700001061) == 0)
+        #expect(try env.processor.pruneDeadLetters(before: 1700001062) == 1)
         // The start now finds nothing waiting.
-        let r = try env.send(#"job,function=start_job event="{\"jobId\":9,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":100}""#)
+        let r = try env.send(#"job,function=start_job event="{\"jobId\":9,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000100}""#)
         #expect(TestEnvironment.statuses(r) == ["started"])
     }
 
     @Test func redeliveryOfACommittedMessageIsRecognised() throws {
         let env = try TestEnvironment()
-        let message = IncomingMessage(subject: "cc.job.event", data: Array(Self.start.utf8), messageID: "x", origin: "S:1", receivedAt: 1)
+        let message = IncomingMessage(subject: "cc.job.event", data: Array(Self.start.utf8), messageID: "x", origin: "S:1", receivedAt: 1_800_000_000)
         #expect(try env.processor.process([message]) == [.applied(accepted: 1, rejected: 0)])
         #expect(try env.processor.process([message]) == [.alreadyApplied])
         #expect(try env.query("SELECT count(*) FROM job").first?.first == "1")
@@ -106,7 +106,7 @@ import Testing
 
     @Test func jsonFollowsGoDecodingRules() throws {
         // Case-insensitive keys, last duplicate wins, unknown key named, integers only.
-        let v = try JSONValue.parse(#"{"JOBID": 5, "jobId": 6, "cluster": "fritz", "stopTime": 10}"#)
+        let v = try JSONValue.parse(#"{"JOBID": 5, "jobId": 6, "cluster": "fritz", "stopTime": 1700000010}"#)
         #expect(try JobStop(json: v).jobId == 6)
         #expect(throws: JobRejection.badField(path: "stoptime2", reason: "unknown key \"stoptime2\"", code: "unknown_key")) {
             try JobStop(json: try JSONValue.parse(#"{"jobId": 5, "stoptime2": 1}"#))

@@ -129,15 +129,20 @@ import Testing
         try send(#"job,function=stop_job event="{\"jobId\":62,\"cluster\":\"fritz\",\"stopTime\":9223372036854775807}""#, "max-stop")
         try send(#"job,function=stop_job event="{\"jobId\":62,\"cluster\":\"fritz\",\"stopTime\":\#(now - 600 + 1_000_000_000_000)}""#, "far-stop")
         try send(#"job,function=stop_job event="{\"jobId\":62,\"cluster\":\"fritz\",\"stopTime\":\#(now + 2 * 366 * 86_400)}""#, "long-stop")
+        try send(#"job,function=start_job event="{\"jobId\":64,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":915148800}""#, "start-1999")
+        try send(Self.start(65, startTime: now + 2 * 86_400), "start-in-two-days")
         try send(#"job,function=start_job event="{\"jobId\":-5,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#, "negative-id")
+        try send(Self.start(66, startTime: now - 400 * 86_400), "start-66")
+        try send(Self.stop(66, stopTime: now), "stop-after-400-days")
         // Good events after them are applied.
         try send(Self.stop(62, stopTime: now), "stop-62")
         try send(Self.start(63), "start-63")
         try send(Self.stop(63), "stop-63")
-        let got = try await letters.wait(count: 5)
+        let got = try await letters.wait(count: 8)
         let codes = got.compactMap { try? JSONValue.parse($0.data)["code"]?.stringValue }
-        #expect(codes == ["out_of_range", "out_of_range", "out_of_range", "invalid_value", "out_of_range"], "\(got.map(\.text))")
+        #expect(codes == ["out_of_range", "out_of_range", "out_of_range", "in_the_future", "out_of_range", "in_the_future", "out_of_range", "invalid_value"], "\(got.map(\.text))")
         #expect(try await waitForJobs(2) == 2)
+        #expect(try countJobs("SELECT count(*) FROM job WHERE job_id = 66 AND job_state = 'running'") == 1)
         _ = sub
     }
 
