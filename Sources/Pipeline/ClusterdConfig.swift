@@ -69,6 +69,9 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var ackWaitSeconds = 15
         /// Stream retention (days).
         public var maxAgeDays = 30
+        /// A message whose application failed or ended with the process this many times is
+        /// dead-lettered as `poison_pill` and never retried again.
+        public var maxAttempts = 3
         /// Queue group in core mode, so several instances share the events.
         public var queueGroup = "clusterd"
 
@@ -87,6 +90,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             duplicateWindowSeconds = try c.decodeIfPresent(type(of: duplicateWindowSeconds).self, forKey: .duplicateWindowSeconds) ?? duplicateWindowSeconds
             ackWaitSeconds = try c.decodeIfPresent(type(of: ackWaitSeconds).self, forKey: .ackWaitSeconds) ?? ackWaitSeconds
             maxAgeDays = try c.decodeIfPresent(type(of: maxAgeDays).self, forKey: .maxAgeDays) ?? maxAgeDays
+            maxAttempts = try c.decodeIfPresent(type(of: maxAttempts).self, forKey: .maxAttempts) ?? maxAttempts
             queueGroup = try c.decodeIfPresent(type(of: queueGroup).self, forKey: .queueGroup) ?? queueGroup
         }
 
@@ -94,7 +98,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             case mode, stream, consumer, batch
             case jobSubject = "job_subject", nodeStateSubject = "node_state_subject", nodeConsumer = "node_consumer"
             case duplicateWindowSeconds = "duplicate_window_seconds", ackWaitSeconds = "ack_wait_seconds"
-            case maxAgeDays = "max_age_days", queueGroup = "queue_group"
+            case maxAgeDays = "max_age_days", queueGroup = "queue_group", maxAttempts = "max_attempts"
         }
     }
 
@@ -486,7 +490,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
-                   "ack_wait_seconds", "max_age_days", "queue_group"],
+                   "ack_wait_seconds", "max_age_days", "queue_group", "max_attempts"],
         "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
         "jobs": ["cluster_files", "held_stop_timeout_seconds", "archive_retention_days"],
         "nodes": ["history_retention_hours"],

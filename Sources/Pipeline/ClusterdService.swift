@@ -159,6 +159,7 @@ public final class ClusterdService: @unchecked Sendable {
                                 periodic: { now in try nodes.stage.prune(before: now - retention) }))
         for loop in loops {
             loop.deadLetterRetention = Int64(config.publish.deadLetterRetentionDays) * 86_400
+            loop.maxAttempts = max(1, config.intake.maxAttempts)
             loop.start()
         }
         let api = QueryAPI(database: try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds),

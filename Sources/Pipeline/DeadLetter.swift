@@ -24,7 +24,24 @@ public struct DeadLetter: Sendable, Equatable {
     /// Epoch seconds.
     public var receivedAt: Int64
 
-    /// The JSON published on the dead-letter subject.
+    /// The most of `raw` a published dead letter carries (bytes); the table keeps all of it
+    /// (for replay). With `reason` capped too, a letter stays far below any broker's
+    /// max_payload even when every byte needs escaping.
+    public static let maxRaw = 16 * 1024
+    /// The most of `reason` a published dead letter carries (bytes).
+    public static let maxReason = 4 * 1024
+
+    /// `text` cut to at most `limit` bytes on a character boundary, marked when cut.
+    static func bounded(_ text: String, _ limit: Int) -> (text: String, cut: Bool) {
+        let utf8 = text.utf8
+        guard utf8.count > limit else { return (text, false) }
+        var end = utf8.index(utf8.startIndex, offsetBy: limit)
+        while end > utf8.startIndex && end.samePosition(in: text.unicodeScalars) == nil { end = utf8.index(before: end) }
+        return (String(text[..<end]) + "…", true)
+    }
+
+    /// The JSON published on the dead-letter subject. A long `raw` is cut to ``maxRaw``
+    /// bytes; `rawBytes` then gives its full size and `rawTruncated` is true.
     public var json: JSONValue {
         var b = JSONObjectBuilder()
         b.add("stage", stage)
@@ -34,8 +51,13 @@ public struct DeadLetter: Sendable, Equatable {
         b.add("line", line)
         b.add("column", column)
         b.add("code", code)
-        b.add("reason", reason)
-        b.add("raw", raw)
+        b.add("reason", Self.bounded(reason, Self.maxReason).text)
+        let (shownRaw, cut) = Self.bounded(raw, Self.maxRaw)
+        b.add("raw", shownRaw)
+        if cut {
+            b.add("rawBytes", raw.utf8.count)
+            b.add("rawTruncated", true)
+        }
         b.add("receivedAt", receivedAt)
         return b.value
     }
@@ -69,6 +91,18 @@ public enum PipelineSchema {
                 origin TEXT PRIMARY KEY,
                 applied_at INTEGER NOT NULL) WITHOUT ROWID;
             CREATE INDEX applied_message_age ON applied_message (applied_at);
+            """),
+        Migration(module: "pipeline", version: 2, sql: """
+            -- Attempts at a redelivered message, recorded before each attempt (a crash leaves
+            -- its count behind): the poison-pill breaker's memory. A row goes when the
+            -- message is applied or dead-lettered.
+            CREATE TABLE intake_attempt (
+                origin TEXT PRIMARY KEY,
+                stage TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                failures INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                updated_at INTEGER NOT NULL) WITHOUT ROWID;
             """),
     ]
 

@@ -16,6 +16,9 @@ public struct IncomingMessage: Sendable {
     /// The dead letter this message replays (header `Clusterd-Replay-Of`): it leaves the
     /// dead-letter table when this message is applied (a new rejection records a new letter).
     public var replayOf: Int64?
+    /// How often the broker has handed this message out, this time included: above 1, an
+    /// earlier attempt failed or ended with the process, and the intake applies it alone.
+    public var deliveries: UInt64 = 1
 
     /// The header naming the dead letter a message replays.
     public static let replayHeader = "Clusterd-Replay-Of"

@@ -1,6 +1,7 @@
 import Bus
 import Foundation
 import Logging
+import Store
 import Synchronization
 
 /// The single writer: fetches a batch, applies it in one transaction, settles every message
@@ -16,6 +17,8 @@ public final class IntakeLoop: @unchecked Sendable {
     let name: String
     /// Dead letters are kept this long (seconds).
     var deadLetterRetention: Int64 = 30 * 86_400
+    /// Attempts at one message before it is dead-lettered as a poison pill.
+    var maxAttempts = 3
     let connection: BusConnection
     let batch: Int
     let logger: Logger
@@ -69,6 +72,12 @@ public final class IntakeLoop: @unchecked Sendable {
                 continue
             }
             if deliveries.isEmpty { continue }
+            if deliveries.contains(where: { $0.message.deliveries > 1 }) {
+                // An earlier attempt at this batch failed or ended with the process: find the
+                // message that does it, one at a time, and stop retrying it after maxAttempts.
+                failures = applyAlone(deliveries, failures: failures)
+                continue
+            }
             do {
                 let started = ContinuousClock.now
                 let dispositions = try processor.process(deliveries.map(\.message))
@@ -82,16 +91,65 @@ public final class IntakeLoop: @unchecked Sendable {
                 }
                 settleLeftovers()
             } catch {
-                // Nothing of the batch was committed: redeliver it after a growing delay.
-                failures += 1
-                let delay = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
-                counters.add("intake.batch_retries")
-                logger.error("batch not committed; redelivering", metadata: ["error": "\(error)", "messages": "\(deliveries.count)", "delay": "\(delay)"])
-                for delivery in deliveries { delivery.nak(delay) }
-                Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                // Nothing of the batch was committed: redeliver it after a growing delay (then
+                // message by message, see applyAlone).
+                failures = retryLater(deliveries, failures: failures + 1, error: error, message: "batch not committed; redelivering")
             }
         }
         settleLeftovers()
+    }
+
+    /// The poison-pill breaker: applies `deliveries` one by one, each attempt recorded (and
+    /// committed) before it is made. A message whose attempts reached `maxAttempts` — failed
+    /// with an error, or ended with the process — is dead-lettered (`poison_pill`) and
+    /// terminated instead; the messages after it go on. On a failure the rest of the batch
+    /// is redelivered behind it, so order holds. Returns the consecutive transient failures.
+    private func applyAlone(_ deliveries: [Delivery], failures: Int) -> Int {
+        for (index, delivery) in deliveries.enumerated() {
+            let message = delivery.message
+            do {
+                if try !processor.isApplied(message) {
+                    let attempts = try processor.attempts(message)
+                    if attempts.started >= maxAttempts {
+                        try processor.poison(message, after: attempts)
+                        logger.error("poison pill: message dead-lettered after \(attempts.started) attempts",
+                                     metadata: ["origin": "\(message.origin)", "subject": "\(message.subject)", "last_error": "\(attempts.lastError ?? "none (the process ended)")"])
+                        delivery.term()
+                        settleLeftovers()
+                        continue
+                    }
+                    try processor.beginAttempt(message)
+                }
+            } catch {
+                return retryLater(Array(deliveries[index...]), failures: failures + 1, error: error, message: "attempt bookkeeping failed")
+            }
+            do {
+                let disposition = try processor.process([message])[0]
+                if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
+                if disposition == .alreadyApplied, let reply = message.reply {
+                    try? connection.publish(reply, Array(#"{"ok":true,"duplicate":true}"#.utf8))
+                }
+                settleLeftovers()
+            } catch {
+                let transient = (error as? StoreError)?.isTransient ?? false
+                try? processor.endAttempt(message, error: transient ? nil : "\(error)")
+                if !transient { counters.add("intake.failed_attempts") }
+                return retryLater(Array(deliveries[index...]), failures: transient ? failures + 1 : 1, error: error,
+                                  message: transient ? "message not committed; redelivering" : "applying a message failed; retrying it alone")
+            }
+        }
+        return 0
+    }
+
+    /// Naks `deliveries` (in order, after a delay that grows with `failures`) and waits that long.
+    private func retryLater(_ deliveries: [Delivery], failures: Int, error: any Error, message: Logger.Message) -> Int {
+        let delay = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
+        counters.add("intake.batch_retries")
+        logger.error(message, metadata: ["error": "\(error)", "messages": "\(deliveries.count)", "delay": "\(delay)",
+                                         "origin": "\(deliveries.first?.message.origin ?? "")"])
+        for delivery in deliveries { delivery.nak(delay) }
+        Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+        return failures
     }
 
     /// Publishes the outbox and writes pending archive entries.
@@ -114,6 +172,7 @@ public final class IntakeLoop: @unchecked Sendable {
         do {
             try periodic(now)
             try processor.pruneApplied(before: now - 14 * 86_400)
+            try processor.pruneAttempts(before: now - 14 * 86_400)
             try processor.pruneDeadLetters(before: now - deadLetterRetention)
         } catch {
             logger.error("periodic chores failed", metadata: ["error": "\(error)"])

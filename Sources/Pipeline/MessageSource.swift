@@ -54,10 +54,12 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
     public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
         let now = Int64(Date().timeIntervalSince1970)
         return try subscription.fetch(batch: batch, timeout: timeout).map { m in
-            Delivery(
-                message: IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
-                                         origin: "\(stream):\(m.delivery.streamSequence)", receivedAt: now,
-                                         replayOf: m.message.header(IncomingMessage.replayHeader).flatMap { Int64($0) }),
+            var message = IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
+                                          origin: "\(stream):\(m.delivery.streamSequence)", receivedAt: now,
+                                          replayOf: m.message.header(IncomingMessage.replayHeader).flatMap { Int64($0) })
+            message.deliveries = m.delivery.deliveries
+            return Delivery(
+                message: message,
                 ack: { try? m.ack() },
                 nak: { try? m.nak(delay: $0) },
                 term: { try? m.term() })
@@ -68,13 +70,20 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
 /// At-most-once intake for brokers without JetStream: a queue subscription whose messages
 /// wait in memory for the loop.
 public final class CoreSource: MessageSource, @unchecked Sendable {
-    /// Messages received and not yet taken by the loop.
+    /// Messages received and not yet taken by the loop, with how often each was taken.
     final class Inbox: Sendable {
-        let queue = Mutex<[BusMessage]>([])
+        typealias Entry = (message: BusMessage, origin: String, deliveries: UInt64)
+        let queue = Mutex<[Entry]>([])
         let signal = DispatchSemaphore(value: 0)
 
-        func push(_ m: BusMessage, front: Bool = false) {
-            queue.withLock { front ? $0.insert(m, at: 0) : $0.append(m) }
+        /// Queues a new message; its delivery identity is fixed here, so that a retry of it
+        /// is recognised (attempt counts, applied-message check).
+        func push(_ m: BusMessage) {
+            push((m, "core:\(m.header("Nats-Msg-Id") ?? UUID().uuidString)", 0), front: false)
+        }
+
+        func push(_ entry: Entry, front: Bool) {
+            queue.withLock { front ? $0.insert(entry, at: 0) : $0.append(entry) }
             signal.signal()
         }
     }
@@ -94,22 +103,23 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
             let (seconds, attoseconds) = timeout.components
             _ = inbox.signal.wait(timeout: .now() + .milliseconds(Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)))
         }
-        let taken: [BusMessage] = inbox.queue.withLock { q in
+        let taken: [Inbox.Entry] = inbox.queue.withLock { q in
             let n = min(batch, q.count)
             let head = Array(q.prefix(n))
             q.removeFirst(n)
             return head
         }
         let now = Int64(Date().timeIntervalSince1970)
-        return taken.map { m in
-            let id = m.header("Nats-Msg-Id")
+        return taken.map { (m, origin, deliveries) in
+            var message = IncomingMessage(subject: m.subject, data: m.data, messageID: m.header("Nats-Msg-Id"),
+                                          origin: origin, reply: m.reply, receivedAt: now,
+                                          replayOf: m.header(IncomingMessage.replayHeader).flatMap { Int64($0) })
+            message.deliveries = deliveries + 1
             return Delivery(
-                message: IncomingMessage(subject: m.subject, data: m.data, messageID: id,
-                                         origin: "core:\(id ?? UUID().uuidString)", reply: m.reply, receivedAt: now,
-                                         replayOf: m.header(IncomingMessage.replayHeader).flatMap { Int64($0) }),
+                message: message,
                 ack: {},
                 // No broker redelivery in core mode: put it back for the next batch.
-                nak: { [inbox] _ in inbox.push(m, front: true) },
+                nak: { [inbox] _ in inbox.push((m, origin, deliveries + 1), front: true) },
                 term: {})
         }
     }

@@ -82,8 +82,11 @@ public class StageProcessor: @unchecked Sendable {
     }
 
     private func processOne(_ message: IncomingMessage) throws -> MessageDisposition {
-        let seen = try database.prepare("SELECT 1 FROM applied_message WHERE origin = ?").first([.text(message.origin)]) { _ in true } ?? false
-        if seen { return .alreadyApplied }
+        if try isApplied(message) { return .alreadyApplied }
+        if message.deliveries > 1 {
+            // Applied at last: the breaker forgets its attempts (with this transaction).
+            try database.prepare("DELETE FROM intake_attempt WHERE origin = ?").run([.text(message.origin)])
+        }
         let stage = handler.stage
         var accepted = 0
         var rejected = 0
@@ -119,7 +122,7 @@ public class StageProcessor: @unchecked Sendable {
                     entryJSON.addIfPresent("entry", part.map(JSONValue.string))
                     entryJSON.add("status", "rejected")
                     entryJSON.add("code", code)
-                    entryJSON.add("error", letter.summary)
+                    entryJSON.add("error", DeadLetter.bounded(letter.summary, DeadLetter.maxReason).text)
                 }
                 results.append(entryJSON.value)
             }
@@ -144,6 +147,74 @@ public class StageProcessor: @unchecked Sendable {
         return .applied(accepted: accepted, rejected: rejected)
     }
 
+    /// Whether this delivery's effects are committed already.
+    func isApplied(_ message: IncomingMessage) throws -> Bool {
+        try database.prepare("SELECT 1 FROM applied_message WHERE origin = ?").first([.text(message.origin)]) { _ in true } ?? false
+    }
+
+    // MARK: poison-pill breaker
+
+    /// What earlier attempts at one message left behind.
+    public struct Attempts: Sendable, Equatable {
+        /// Attempts begun.
+        public var started = 0
+        /// Of those, attempts that failed with an error (the others ended with the process).
+        public var failed = 0
+        /// The last failure's error.
+        public var lastError: String?
+    }
+
+    /// The attempts recorded for `message`.
+    public func attempts(_ message: IncomingMessage) throws -> Attempts {
+        try database.prepare("SELECT attempts, failures, last_error FROM intake_attempt WHERE origin = ?")
+            .first([.text(message.origin)]) { Attempts(started: Int($0.int(0)), failed: Int($0.int(1)), lastError: $0.isNull(2) ? nil : $0.text(2)) }
+            ?? Attempts()
+    }
+
+    /// Records, committed before the attempt, that `message` is about to be applied: if the
+    /// process dies in it, the next run knows.
+    public func beginAttempt(_ message: IncomingMessage) throws {
+        try database.prepare("""
+            INSERT INTO intake_attempt (origin, stage, attempts, updated_at) VALUES (?, ?, 1, ?)
+            ON CONFLICT (origin) DO UPDATE SET attempts = attempts + 1, updated_at = excluded.updated_at
+            """).run([.text(message.origin), .text(handler.stage), .integer(message.receivedAt)])
+    }
+
+    /// The attempt failed: with `error` (it counts), or transiently (it does not: a busy or
+    /// full database says nothing about the message).
+    public func endAttempt(_ message: IncomingMessage, error: String?) throws {
+        if let error {
+            try database.prepare("UPDATE intake_attempt SET failures = failures + 1, last_error = ? WHERE origin = ?")
+                .run([.text(String(error.prefix(2000))), .text(message.origin)])
+        } else {
+            try database.prepare("UPDATE intake_attempt SET attempts = attempts - 1 WHERE origin = ?").run([.text(message.origin)])
+        }
+    }
+
+    /// Gives up on `message` after `attempts`: one dead letter (`poison_pill`, saying how the
+    /// attempts ended) and a failed result, in one transaction; the caller terminates it.
+    public func poison(_ message: IncomingMessage, after attempts: Attempts) throws {
+        let crashed = attempts.started - attempts.failed
+        var how: [String] = []
+        if attempts.failed > 0 { how.append("\(attempts.failed) failed (last error: \(attempts.lastError ?? "?"))") }
+        if crashed > 0 { how.append("\(crashed) ended with the process (a crash or a kill: that run's log says which)") }
+        let reason = "applying this message was attempted \(attempts.started) times and never finished: \(how.joined(separator: "; ")); it is not retried again (intake.max_attempts)"
+        let letter = DeadLetter(stage: handler.stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
+                                line: 0, column: 0, code: "poison_pill", reason: reason,
+                                raw: String(decoding: message.data, as: UTF8.self), receivedAt: message.receivedAt)
+        try database.transaction {
+            try deadLetter(letter)
+            try publishResult(for: message, ok: false, events: [], error: letter.summary)
+            try database.prepare("DELETE FROM intake_attempt WHERE origin = ?").run([.text(message.origin)])
+        }
+        counters.add("intake.poison_pills")
+    }
+
+    /// Forgets attempts at messages not seen since `cutoff` (their messages are gone).
+    public func pruneAttempts(before cutoff: Int64) throws {
+        try database.prepare("DELETE FROM intake_attempt WHERE stage = ? AND updated_at < ?").run([.text(handler.stage), .integer(cutoff)])
+    }
+
     /// Stores `letter` and queues it on `<dead_letter_prefix>.<stage>`.
     func deadLetter(_ letter: DeadLetter, entry: String? = nil) throws {
         try PipelineSchema.insert(letter, into: database)
@@ -162,8 +233,14 @@ public class StageProcessor: @unchecked Sendable {
         b.add("stage", handler.stage)
         b.addIfPresent("messageId", message.messageID.map(JSONValue.string))
         b.add("origin", message.origin)
-        b.add("events", .array(events))
-        b.addIfPresent("error", error.map(JSONValue.string))
+        // A message of many lines gets the first entries (a summary, not a copy: the dead
+        // letters hold every refusal), so the result always fits the broker's max_payload.
+        b.add("events", .array(Array(events.prefix(Self.maxResultEvents))))
+        if events.count > Self.maxResultEvents {
+            b.add("eventsTotal", events.count)
+            b.add("eventsTruncated", true)
+        }
+        b.addIfPresent("error", error.map { JSONValue.string(DeadLetter.bounded($0, DeadLetter.maxReason).text) })
         let payload = Array(b.value.jsonText.utf8)
         if let id = message.messageID {
             try outbox.append(OutboxMessage(subject: "\(config.publish.resultPrefix).\(handler.stage).\(Self.subjectToken(id))",
@@ -173,6 +250,9 @@ public class StageProcessor: @unchecked Sendable {
             try outbox.append(OutboxMessage(subject: reply, messageID: "reply-\(message.origin)", payload: payload))
         }
     }
+
+    /// The most entries a message's result lists.
+    public static let maxResultEvents = 100
 
     /// A message id as one subject token: characters NATS gives meaning to (`.`, `*`, `>`,
     /// whitespace) become `_`.

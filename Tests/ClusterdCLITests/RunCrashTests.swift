@@ -112,6 +112,64 @@ import Testing
         #expect(archived == jobs)
     }
 
+    /// Issue 16's poison-pill breaker, with real crashes: a message whose application never
+    /// finishes (a trigger the test adds makes SQLite work for hours on it) is SIGKILLed
+    /// with the process once as part of a batch and then at each of its three recorded
+    /// attempts; the next run dead-letters it as `poison_pill` instead of dying again, and the
+    /// events around it are applied.
+    @Test func aMessageThatTakesTheProcessDownEveryTimeIsDeadLetteredAfterThreeAttempts() async throws {
+        let config = directory.appendingPathComponent("clusterd.yaml")
+        try "intake:\n  ack_wait_seconds: 2\n  max_attempts: 3\n".write(to: config, atomically: true, encoding: .utf8)
+        let arguments = ["run", "--config", config.path, "--listen", "", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"]
+        let log = directory.appendingPathComponent("clusterd.log")
+        var clusterd = try CLIRunner.launch(arguments, log: log)
+        defer { kill(clusterd.processIdentifier, SIGKILL); clusterd.waitUntilExit() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let js = try JetStream(client)
+        func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+            let deadline = Date().addingTimeInterval(60)
+            while !condition() {
+                guard Date() < deadline else {
+                    Issue.record("timed out waiting for \(what); log:\n\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+                    throw CancellationError()
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(91).utf8)), messageID: "start-91", retries: 100)
+        try await waitUntil("job 91") { scalar("SELECT count(*) FROM job WHERE job_id = 91") == 1 }
+        // Stream sequence 2 (the next message) never finishes applying.
+        let db = try Database(path: directory.appendingPathComponent("clusterd.db").path, busyTimeoutMilliseconds: 10_000)
+        try db.execute("""
+            CREATE TABLE test_big (x INTEGER);
+            WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) INSERT INTO test_big SELECT x FROM c;
+            CREATE TRIGGER test_endless BEFORE INSERT ON applied_message WHEN NEW.origin = 'CC_EVENTS:2'
+            BEGIN SELECT count(*) FROM test_big a, test_big b, test_big c; END;
+            """)
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(92).utf8)), messageID: "start-92")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(91).utf8)), messageID: "stop-91")
+        // The first kill: the batch is in flight (delivered, not acknowledged).
+        try await waitUntil("the batch in flight") { ((try? js.consumerLag(stream: "CC_EVENTS", consumer: "clusterd_jobs"))?.ackPending ?? 0) >= 1 }
+        for attempt in 1...3 {
+            kill(clusterd.processIdentifier, SIGKILL)
+            clusterd.waitUntilExit()
+            clusterd = try CLIRunner.launch(arguments, log: log)
+            // The breaker records each attempt before it makes it: kill it in the middle.
+            try await waitUntil("attempt \(attempt)") { scalar("SELECT attempts FROM intake_attempt WHERE origin = 'CC_EVENTS:2'") == attempt }
+        }
+        kill(clusterd.processIdentifier, SIGKILL)
+        clusterd.waitUntilExit()
+        clusterd = try CLIRunner.launch(arguments, log: log)
+        try await waitUntil("the poison pill's dead letter") { scalar("SELECT count(*) FROM dead_letter WHERE code = 'poison_pill'") == 1 }
+        try await waitUntil("job 91 stopped after it") { scalar("SELECT count(*) FROM job WHERE job_id = 91 AND job_state = 'failed'") == 1 }
+        let reason = try #require(try db.prepare("SELECT reason FROM dead_letter WHERE code = 'poison_pill'").first { $0.text(0) })
+        #expect(reason.contains("attempted 3 times") && reason.contains("3 ended with the process"), "\(reason)")
+        #expect(scalar("SELECT count(*) FROM job WHERE job_id = 92") == 0)
+        #expect(scalar("SELECT count(*) FROM intake_attempt") == 0)
+        try await waitUntil("an empty outbox") { scalar("SELECT count(*) FROM outbox") == 0 }
+        #expect(clusterd.isRunning)
+    }
+
     @Test func sigtermStopsCleanly() async throws {
         let clusterd = try launch()
         try await Task.sleep(for: .milliseconds(500))

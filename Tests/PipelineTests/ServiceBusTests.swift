@@ -146,17 +146,53 @@ import Testing
         _ = sub
     }
 
+    /// The poison-pill breaker for a message that fails with an error every time (here a
+    /// trigger refuses to record it as applied): after three attempts it is dead-lettered as
+    /// `poison_pill` with that error, and the messages behind it, held back until then, are
+    /// applied in order. (RunCrashTests has the same for a message that kills the process.)
+    @Test func aMessageThatAlwaysFailsIsDeadLetteredAfterThreeAttemptsAndTheRestFlows() async throws {
+        let (service, client, letters, sub) = try running(watching: "clusterd.dlq.jobs")
+        defer { service.stop() }
+        let db = try Database(path: directory.appendingPathComponent("clusterd.db").path, busyTimeoutMilliseconds: 10_000)
+        try db.execute("""
+            CREATE TRIGGER test_refuse BEFORE INSERT ON applied_message WHEN NEW.origin = 'CC_EVENTS:2'
+            BEGIN SELECT RAISE(ABORT, 'test: this message cannot be recorded'); END;
+            """)
+        let js = try JetStream(client)
+        for (body, id) in [(Self.start(81), "start-81"), (Self.start(82), "start-82"), (Self.stop(81), "stop-81"), (Self.stop(82), "stop-82")] {
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id)
+        }
+        let got = try await letters.wait(count: 1)
+        let letter = try JSONValue.parse(got[0].data)
+        #expect(letter["code"]?.stringValue == "poison_pill")
+        #expect(letter["origin"]?.stringValue == "CC_EVENTS:2")
+        let reason = letter["reason"]?.stringValue ?? ""
+        #expect(reason.contains("attempted 3 times") && reason.contains("3 failed") && reason.contains("test: this message cannot be recorded"), "\(reason)")
+        // Job 81 stops after the poison pill; 82 never started, so its stop waits (held).
+        #expect(try await waitForJobs(1) == 1)
+        #expect(try countJobs("SELECT count(*) FROM job WHERE job_id = 82") == 0)
+        #expect(try countJobs("SELECT count(*) FROM intake_attempt") == 0)
+        _ = sub
+    }
+
     /// Issue 16's third reproduction: a dead letter larger than the broker's max_payload (a
     /// 600 kB line of quotes escapes to > 1 MB) was retried forever and held back every later
-    /// publication. It is parked; the results after it flow.
-    @Test func anOversizedOutgoingMessageIsParkedAndLaterOnesFlow() async throws {
-        let (service, client, results, sub) = try running(watching: "clusterd.result.jobs.>")
+    /// publication. The published letter now carries the first 16 KiB of the line and says
+    /// so; the results after it flow and nothing is left behind.
+    @Test func anOversizedDeadLetterIsCutToFitAndLaterMessagesFlow() async throws {
+        let (service, client, letters, sub) = try running(watching: "clusterd.dlq.jobs")
         defer { service.stop() }
+        let results = Collector()
+        let resultSub = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
+        try client.flush()
         let js = try JetStream(client)
         let quotes = "job,function=start_job event=" + String(repeating: "\"", count: 600_000)
         _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(quotes.utf8)), messageID: "quotes")
         _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(71).utf8)), messageID: "start-71")
         _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(71).utf8)), messageID: "stop-71")
+        let letter = try JSONValue.parse(try await letters.wait(count: 1)[0].data)
+        #expect(letter["rawTruncated"] == .bool(true) && letter["rawBytes"] == .integer(Int64(quotes.utf8.count)))
+        #expect((letter["raw"]?.stringValue?.utf8.count ?? 0) <= DeadLetter.maxRaw + 3)
         let deadline = Date().addingTimeInterval(30)
         while !results.messages.contains(where: { $0.subject == "clusterd.result.jobs.stop-71" }) && Date() < deadline {
             try await Task.sleep(for: .milliseconds(50))
@@ -164,7 +200,39 @@ import Testing
         #expect(results.messages.contains { $0.subject == "clusterd.result.jobs.stop-71" }, "\(results.messages.map(\.subject))")
         let db = try Database(path: directory.appendingPathComponent("clusterd.db").path)
         #expect(try db.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } == 0)
-        #expect(try db.prepare("SELECT count(*) FROM outbox_parked WHERE reason LIKE '%max_payload%'").first { $0.int(0) } ?? 0 >= 1)
+        #expect(try db.prepare("SELECT count(*) FROM outbox_parked").first { $0.int(0) } == 0)
+        // The table keeps the whole line, for replay.
+        #expect(try db.prepare("SELECT length(raw) FROM dead_letter").first { $0.int(0) } == Int64(quotes.utf8.count))
+        _ = (sub, resultSub)
+    }
+
+    /// A broker configured with a small max_payload (20 kB): a dead letter that still exceeds
+    /// it is parked (table `outbox_parked`, counted) instead of blocking what comes after.
+    @Test func aMessageTheBrokerCanNeverTakeIsParkedAndLaterOnesFlow() async throws {
+        let small = directory.appendingPathComponent("small.conf")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try "max_payload: 20000\n".write(to: small, atomically: true, encoding: .utf8)
+        let broker = try NATSServer(arguments: ["-c", small.path])
+        let service = makeService { $0.nats.servers = [broker.url] }
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [broker.url], name: "client"))
+        let results = Collector()
+        let sub = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        let quotes = "job,function=start_job event=" + String(repeating: "\"", count: 19_000)
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(quotes.utf8)), messageID: "quotes")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(72).utf8)), messageID: "start-72")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(72).utf8)), messageID: "stop-72")
+        let deadline = Date().addingTimeInterval(30)
+        while !results.messages.contains(where: { $0.subject == "clusterd.result.jobs.stop-72" }) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(results.messages.contains { $0.subject == "clusterd.result.jobs.stop-72" }, "\(results.messages.map(\.subject))")
+        let db = try Database(path: directory.appendingPathComponent("clusterd.db").path)
+        #expect(try db.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } == 0)
+        #expect(try db.prepare("SELECT count(*) FROM outbox_parked WHERE reason LIKE '%max_payload of 20000%'").first { $0.int(0) } ?? 0 >= 1)
         #expect(service.counters["outbox.parked"] >= 1)
         _ = sub
     }
