@@ -56,6 +56,13 @@ public final class FleetService: @unchecked Sendable {
         subscriptions.append(try connection.subscribe("fleet.*.*.metrics", queue: config.intake.queueGroup) { [weak self] m in
             self?.metrics(m)
         })
+        // Near misses would otherwise vanish: a server name with a dot (one token too many)
+        // or a suffix after the kind. Each gets a dead letter (and a 400 when it asks).
+        for pattern in ["fleet.*.*.*.metrics", "fleet.*.*.*.heartbeat", "fleet.*.*.metrics.>", "fleet.*.*.heartbeat.>"] {
+            subscriptions.append(try connection.subscribe(pattern, queue: config.intake.queueGroup) { [weak self] m in
+                self?.misaddressed(m)
+            })
+        }
         try connection.flush()
     }
 
@@ -259,23 +266,56 @@ public final class FleetService: @unchecked Sendable {
                 samples += line
             }
         }
+        if samples.isEmpty && letters.isEmpty {
+            letters.append(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
+                                      line: 1, column: 1, code: "empty_message", reason: "the message holds no line", raw: "", receivedAt: now))
+        }
         lock.lock()
         let known = (try? registry.addMetrics(tokens[1], tokens[2], samples)) ?? false
         lock.unlock()
         counters.add(known ? "fleet.metric_samples" : "fleet.metric_samples_unknown_server", samples.count)
-        for letter in letters {
-            counters.add("dead_letters.fleet.\(letter.code)")
-            logger.warning("dead letter", metadata: ["stage": "fleet", "subject": "\(letter.subject)", "error": "\(letter.summary)"])
-            try? connection.publish(BusMessage(subject: "\(config.publish.deadLetterPrefix).fleet",
-                                               headers: ["Nats-Msg-Id": ["dlq-fleet-\(UUID().uuidString)-\(letter.line)"]],
-                                               data: Array(letter.json.jsonText.utf8)))
+        letters.forEach(publish)
+    }
+
+    /// A fleet message on a subject of the wrong shape: one `bad_subject` dead letter, and a
+    /// 400 to a requester.
+    private func misaddressed(_ message: BusMessage) {
+        let tokens = message.subject.split(separator: ".")
+        let kind = tokens.count == 5 && (tokens[4] == "metrics" || tokens[4] == "heartbeat") ? String(tokens[4]) : String(tokens[3])
+        let reason = "subject \(message.subject) is not fleet.<organization>.<server>.\(kind): organization and server are one token each (no dots), nothing follows \(kind)"
+        publish(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
+                           line: 0, column: 0, code: "bad_subject", reason: reason,
+                           raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970)))
+        if let reply = message.reply {
+            var b = JSONObjectBuilder()
+            b.add("ok", false)
+            b.add("error", reason)
+            try? connection.publish(reply, Array(b.value.jsonText.utf8))
         }
+    }
+
+    /// Counts, logs and publishes a fleet dead letter (core NATS: the fleet stage keeps no table).
+    private func publish(_ letter: DeadLetter) {
+        counters.add("dead_letters.fleet.\(letter.code)")
+        logger.warning("dead letter", metadata: ["stage": "fleet", "subject": "\(letter.subject)", "code": "\(letter.code)", "error": "\(letter.summary)"])
+        try? connection.publish(BusMessage(subject: "\(config.publish.deadLetterPrefix).fleet",
+                                           headers: ["Nats-Msg-Id": ["dlq-fleet-\(UUID().uuidString)-\(letter.line)"]],
+                                           data: Array(letter.json.jsonText.utf8)))
     }
 
     private func heartbeat(_ message: BusMessage) {
         let tokens = message.subject.split(separator: ".").map(String.init)
         guard tokens.count == 4 else { return }
-        let version = (try? JSONValue.parse(message.data))?["version"]?.stringValue
+        let body = try? JSONValue.parse(message.data)
+        let version = body?["version"]?.stringValue
+        var isObject = false
+        if case .object = body { isObject = true }
+        if !message.data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }), !isObject {
+            // Still a sign of life; only the body is refused.
+            publish(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
+                               line: 1, column: 1, code: "invalid_json", reason: "a heartbeat's body is empty or a JSON object like {\"version\":\"1.2.3\"}; this one was ignored (the heartbeat counts)",
+                               raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970)))
+        }
         lock.lock()
         defer { lock.unlock() }
         do {
