@@ -55,6 +55,10 @@ public struct JobDataBuilder: Sendable {
 
     /// The job's metrics; nil when the buffers hold nothing for its hosts and window.
     public func build(_ job: JobWindow, cluster: ClusterConfig) -> JobMetrics? {
+        // The buffers hold `capacity` slots back from their newest sample: a longer job gets
+        // its last `retention` seconds, so the work and memory per series stay bounded by the
+        // ring whatever the job's length (a year at 60 s would be 527,040 slots per series).
+        let from = max(job.start, job.stop - Int64(store.capacity) * store.resolution)
         var data: [(key: String, value: JSONValue)] = []
         var statistics: [(key: String, value: JSONValue)] = []
         var footprint: [(key: String, value: Double)] = []
@@ -72,7 +76,7 @@ public struct JobDataBuilder: Sendable {
                     if key.scope == "accelerator", let accs = host.accelerators { return accs.contains(key.id) }
                     return true
                 }.sorted { (Int($0.id) ?? Int.max, $0.id) < (Int($1.id) ?? Int.max, $1.id) }
-                let rows = keys.map { ($0, store.read($0, from: job.start, to: job.stop)) }.filter { $0.1.contains { !$0.isNaN } }
+                let rows = keys.map { ($0, store.read($0, from: from, to: job.stop)) }.filter { $0.1.contains { !$0.isNaN } }
                 guard !rows.isEmpty else { continue }
                 let combined = scope == "node" ? rows[0].1 : Self.combine(rows.map(\.1), sum: metric.aggregation == "sum")
                 guard let stats = Self.statistics(combined) else { continue }

@@ -74,5 +74,26 @@ import Testing
         #expect(m.data["load"]?["node"]?["timestep"] == .integer(10))
     }
 
+    /// Issue 16's second reproduction: a year-long window sized its series from the job's
+    /// length (66 GB for a 10^12 s window). It is bounded by what the buffers can hold.
+    @Test func aJobLongerThanTheBuffersGetsTheirRetentionNotItsLength() throws {
+        let store = MetricStore(resolution: 60, retention: 86_400)
+        let stop: Int64 = 1_700_000_000
+        for t in stride(from: stop - 600, through: stop, by: 60) {
+            store.write(SeriesKey(cluster: "c", host: "n1", metric: "load", scope: "node", id: ""), time: t, value: 1)
+        }
+        let cluster = try ClusterConfig(document: Array("""
+            {"name": "c", "metricConfig": [{"name": "load", "unit": {"base": ""}, "scope": "node", "timestep": 60, "aggregation": "avg"}],
+             "subClusters": [{"name": "main", "nodes": "n1"}]}
+            """.utf8), file: "c.json")
+        let job = JobWindow(cluster: "c", subCluster: "main", hosts: [.init(hostname: "n1")], start: stop - 366 * 86_400, stop: stop)
+        let m = try #require(JobDataBuilder(store: store).build(job, cluster: cluster))
+        guard case .array(let series)? = m.data["load"]?["node"]?["series"], case .array(let values)? = series.first?["data"] else {
+            throw Failure("no node series")
+        }
+        #expect(values.count <= store.capacity + 1)
+        #expect(m.statistics["load"]?["avg"] == .double(1))
+    }
+
     struct Failure: Error { let message: String; init(_ m: String) { message = m } }
 }
