@@ -65,6 +65,10 @@ let package = Package(
         // Starts a real nats-server per test suite.
         .target(name: "BusTestSupport", dependencies: ["NATSServerProcess", "Bus"]),
         .executableTarget(
+            name: "clusterd-fuzz",
+            dependencies: ["LineProtocol", "Jobs", "Nodes"]
+        ),
+        .executableTarget(
             name: "clusterd",
             dependencies: [
                 "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs", "Slurm",
@@ -76,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "LineProtocolTests",
             dependencies: [
-                "LineProtocol",
+                "LineProtocol", "BusTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

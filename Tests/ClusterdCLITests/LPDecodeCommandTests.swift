@@ -76,3 +76,14 @@ struct LPDecodeCommandTests {
         #expect(r.stdout.contains("--precision"))
     }
 }
+
+/// The fuzz target built normally replays the committed corpus (scripts/fuzz grows it with
+/// libFuzzer): CI runs every input through the decoders on each change.
+@Suite struct FuzzCorpusTests {
+    @Test func theCommittedCorpusReplaysWithoutACrash() throws {
+        let binary = CLIRunner.executable.deletingLastPathComponent().appendingPathComponent("clusterd-fuzz")
+        let r = try CLIRunner.runProgram(binary.path, [CLIRunner.packageRoot.appendingPathComponent("Fuzz/corpus").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("inputs replayed, no crash"))
+    }
+}

@@ -1,20 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BusTestSupport
 import LineProtocol
 import Testing
-
-/// A small deterministic generator (SplitMix64) so a failing input can be reproduced from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Bytes that matter to the grammar, drawn often; any other byte is drawn sometimes.
 private let interesting: [UInt8] = Array(" ,=\"\\\n\r\t#-.0123456789eEiutTfFabc".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xA9, 0xED, 0xF0, 0xFF]

@@ -190,16 +190,9 @@ import Testing
     }()
 
     @Test func everyKindOfBadInputIsAnsweredAndTheRestIsApplied() async throws {
-        var config = ClusterdConfig()
-        config.nats.servers = [server.url]
-        config.storage.dataDir = directory.appendingPathComponent("data").path
-        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
-        config.observability.listen = ""
-        config.fleet.tokenRefs = ["acme": ["env:ACME_"], "globex": ["env:GLOBEX_"]]
-        var logger = Logger(label: "catalogue")
-        logger.logLevel = .critical
-        let service = ClusterdService(config: config, logger: logger)
-        try service.start()
+        let (service, config) = try ClusterdService.started(server: server.url, directory: directory.appendingPathComponent("data")) {
+            $0.fleet.tokenRefs = ["acme": ["env:ACME_"], "globex": ["env:GLOBEX_"]]
+        }
         defer { service.stop() }
         let letters = ServiceBusTests.Collector()
         let sub = try client.subscribe("clusterd.dlq.>") { letters.add($0) }

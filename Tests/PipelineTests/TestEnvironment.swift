@@ -122,3 +122,22 @@ struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
+
+extension ClusterdService {
+    /// A started service for an integration test: on `server`, data under `directory`, the
+    /// example clusters, no /metrics listener (127.0.0.1:9464 belongs to FirstHourTests), quiet
+    /// logs; `configure` adjusts the rest.
+    static func started(server: String, directory: URL, configure: (inout ClusterdConfig) -> Void = { _ in }) throws -> (ClusterdService, ClusterdConfig) {
+        var config = ClusterdConfig()
+        config.nats.servers = [server]
+        config.storage.dataDir = directory.path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+        config.observability.listen = ""
+        configure(&config)
+        var logger = Logger(label: "clusterd-test")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        return (service, config)
+    }
+}
