@@ -461,7 +461,12 @@ public final class ClusterdService: @unchecked Sendable {
         var delay = 0.25
         while true {
             if startup.isCancelled { throw StartCancelled() }
-            do { return try body() } catch {
+            do {
+                // Not connected, a JetStream request would only wait out its timeout (5 s)
+                // in libnats' buffer, deaf to a SIGTERM meanwhile: wait for the connection here.
+                guard connection.isConnected else { throw NotConnectedYet() }
+                return try body()
+            } catch {
                 var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.joined(separator: ","))", "in_seconds": "\(delay)"]
                 if !connection.isConnected {
                     let reasons = servers.map { "\($0): \(BrokerProbe.problem(url: $0) ?? connection.lastError ?? "reachable, but the NATS connection is not up (TLS or credentials?)")" }
@@ -487,6 +492,9 @@ final class StartupState: @unchecked Sendable {
     func cancel() { lock.withLock { cancelled = true } }
     var isCancelled: Bool { lock.withLock { cancelled } }
 }
+
+/// The broker connection is not up (yet): nothing was attempted.
+struct NotConnectedYet: Error {}
 
 /// At most `limit` events within `window` seconds.
 final class RestartBudget: @unchecked Sendable {
