@@ -37,6 +37,8 @@ public struct NodeStateEvent: Sendable {
     public var cluster: String
     /// Entries in input order.
     public var nodes: [Result<NodeReport, NodeRejection>]
+    /// Each entry as it arrived (a refused entry's dead letter quotes its entry, not the line).
+    public var entries: [JSONValue]
 
     static let nodeKeys = ["hostname", "states", "cpusAllocated", "memoryAllocated", "gpusAllocated", "jobsRunning"]
 
@@ -73,6 +75,7 @@ public struct NodeStateEvent: Sendable {
         let entries: [JSONValue]
         do { entries = try top.array("nodes") ?? [] } catch { throw .from(error) }
         guard !entries.isEmpty else { throw .badField(path: "nodes", reason: "is required and must not be empty", code: "missing_field") }
+        self.entries = entries
         nodes = entries.enumerated().map { i, entry in Self.report(entry, path: "nodes[\(i)]") }
     }
 

@@ -24,8 +24,9 @@ public enum LineResult: Sendable {
     /// Took effect; the JSON describes it in the message's result.
     case accepted(JSONValue)
     /// Refused: dead-lettered with this column, code and reason; `entry` names the part of
-    /// the line (`nodes[3]`) when a line has several.
-    case rejected(column: Int, code: String, reason: String, entry: String?)
+    /// the line (`nodes[3]`) when a line has several, and `raw` is then that part's text
+    /// (nil: the whole line).
+    case rejected(column: Int, code: String, reason: String, entry: String?, raw: String? = nil)
 }
 
 /// What a stage does with one decoded line, inside the batch transaction.
@@ -92,6 +93,7 @@ public class StageProcessor: @unchecked Sendable {
         var rejected = 0
         var results: [JSONValue] = []
         var firstError: String?
+        var beyond: [String: Int] = [:]
         try decoder.forEachLine(in: message.data) { entry in
             let line: Int
             let raw: String
@@ -113,11 +115,18 @@ public class StageProcessor: @unchecked Sendable {
                 case .accepted(let json):
                     accepted += 1
                     if case .object(let members) = json { for m in members { entryJSON.add(m.key, m.value) } }
-                case .rejected(let column, let code, let reason, let part):
+                case .rejected(let column, let code, let reason, let part, let quoted):
                     rejected += 1
                     let letter = DeadLetter(stage: stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
-                                            line: line, column: column, code: code, reason: reason, raw: raw, receivedAt: message.receivedAt)
-                    try deadLetter(letter, entry: part)
+                                            line: line, column: column, code: code, reason: reason,
+                                            raw: quoted.map { DeadLetter.bounded($0, DeadLetter.maxRaw).text } ?? raw, receivedAt: message.receivedAt)
+                    if rejected <= Self.maxLettersPerMessage {
+                        try deadLetter(letter, entry: part)
+                    } else {
+                        // Beyond the bound: counted and summarised in one letter at the end.
+                        counters.add("dead_letters.\(stage).\(code)")
+                        beyond[code, default: 0] += 1
+                    }
                     firstError = firstError ?? letter.summary
                     entryJSON.addIfPresent("entry", part.map(JSONValue.string))
                     entryJSON.add("status", "rejected")
@@ -126,6 +135,13 @@ public class StageProcessor: @unchecked Sendable {
                 }
                 results.append(entryJSON.value)
             }
+        }
+        if !beyond.isEmpty {
+            let codes = beyond.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            try deadLetter(DeadLetter(stage: stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
+                                      line: 0, column: 0, code: "more_rejections",
+                                      reason: "\(rejected - Self.maxLettersPerMessage) more entries of this message were refused (\(codes)); the first \(Self.maxLettersPerMessage) have letters of their own",
+                                      raw: "", receivedAt: message.receivedAt), counted: false)
         }
         if accepted == 0 && rejected == 0 {
             // An empty message is refused too: it is never silently dropped.
@@ -215,14 +231,18 @@ public class StageProcessor: @unchecked Sendable {
         try database.prepare("DELETE FROM intake_attempt WHERE stage = ? AND updated_at < ?").run([.text(handler.stage), .integer(cutoff)])
     }
 
+    /// Dead letters one message may write; the rest are counted and summarised in one
+    /// `more_rejections` letter, so a message's cost is bounded whatever it holds.
+    public static let maxLettersPerMessage = 100
+
     /// Stores `letter` and queues it on `<dead_letter_prefix>.<stage>`.
-    func deadLetter(_ letter: DeadLetter, entry: String? = nil) throws {
+    func deadLetter(_ letter: DeadLetter, entry: String? = nil, counted: Bool = true) throws {
         try PipelineSchema.insert(letter, into: database)
         let part = entry.map { "-\($0)" } ?? ""
         try outbox.append(OutboxMessage(subject: "\(config.publish.deadLetterPrefix).\(letter.stage)",
                                         messageID: "dlq-\(letter.stage)-\(letter.origin)-\(letter.line)\(part)-\(letter.code)",
                                         payload: Array(letter.json.jsonText.utf8)))
-        counters.add("dead_letters.\(letter.stage).\(letter.code)")
+        if counted { counters.add("dead_letters.\(letter.stage).\(letter.code)") }
         logger.warning("dead letter", metadata: ["stage": "\(letter.stage)", "origin": "\(letter.origin)", "code": "\(letter.code)",
                                                  "error": "\(letter.summary)"])
     }

@@ -2,6 +2,7 @@ import Foundation
 import LineProtocol
 import Model
 import Nodes
+import Pipeline
 import Testing
 
 /// The node-state stage without a broker: reduction, flags, partial batches, change points,
@@ -92,5 +93,26 @@ import Testing
         #expect(try env.nodes.stage.history(cluster: "fritz", hostname: "f0101").map(\.since) == [1120])
         #expect(try env.nodes.stage.history(cluster: "fritz", hostname: "f0102").count == 1)
         #expect(try env.nodes.stage.current(cluster: "fritz", hostname: "f0101")?.cpusAllocated == 8)
+    }
+
+    /// Issue 21 #2: each refused entry's letter quoted the whole line, and every entry had
+    /// one: 735 kB with 15,000 bad entries wrote 1.7 GB. Letters now quote their entry and a
+    /// message writes at most 100 of them plus one summary; the bytes written (dead-letter
+    /// rows and outbox rows) stay below the input's size.
+    @Test func aMessageOfManyBadEntriesWritesBoundedDeadLetters() throws {
+        let env = try TestEnvironment()
+        let entries = (0..<15_000).map { i in #"{\"hostname\":\"f0\#(101 + i % 80)\",\"states\":[\"IDLE\"],\"cpuAllocated\":\#(i)}"# }
+        let body = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[\#(entries.joined(separator: ","))]}""#
+        let result = try env.sendNodes(body)
+        #expect(result["eventsTotal"] == .integer(15_000))
+        let letters = try env.query("SELECT count(*), sum(length(raw) + length(reason)) FROM dead_letter")[0]
+        #expect(letters[0] == String(StageProcessor.maxLettersPerMessage + 1))
+        let outboxBytes = try env.query("SELECT sum(length(payload)) FROM outbox")[0][0]
+        let written = (Int(letters[1]) ?? 0) + (Int(outboxBytes) ?? 0)
+        #expect(written < body.utf8.count / 4, "\(written) bytes written for \(body.utf8.count) bytes of input")
+        let summary = try env.query("SELECT reason FROM dead_letter WHERE code = 'more_rejections'")
+        #expect(summary.first?.first?.contains("14900 more entries") == true, "\(summary)")
+        #expect(env.counters["dead_letters.nodes.unknown_key"] == 15_000)
+        print("node-state amplification: \(written) bytes written for \(body.utf8.count) bytes of input (\(String(format: "%.3f", Double(written) / Double(body.utf8.count))) per byte)")
     }
 }
