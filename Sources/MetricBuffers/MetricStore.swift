@@ -17,10 +17,55 @@ public final class MetricStore: @unchecked Sendable {
     /// Bytes per buffered sample (a 32-bit float).
     public static let bytesPerSample = MemoryLayout<Float>.size
 
+    /// Series the store holds at most, in all; per cluster; of hosts no cluster.json or
+    /// topology lists (each series costs `capacity` × 4 bytes, 5.6 KiB at the defaults).
+    public struct Limits: Sendable {
+        public var total: Int
+        public var perCluster: Int
+        public var unknownHosts: Int
+
+        /// Limits; the defaults bound the buffers to about 560 MB.
+        public init(total: Int = 100_000, perCluster: Int = 100_000, unknownHosts: Int = 1_000) {
+            self.total = total
+            self.perCluster = perCluster
+            self.unknownHosts = unknownHosts
+        }
+    }
+
+    /// The limits on new series.
+    public let limits: Limits
+    private var perCluster: [String: Int] = [:]
+    private var unknownHostSeries = 0
+
     /// A store keeping `retention` seconds at `resolution` seconds per sample.
-    public init(resolution: Int64, retention: Int64) {
+    public init(resolution: Int64, retention: Int64, limits: Limits = Limits()) {
         self.resolution = max(1, resolution)
         capacity = max(1, Int(retention / max(1, resolution)))
+        self.limits = limits
+    }
+
+    /// Makes room for `key` (a series of a host some cluster.json or the topology lists, or
+    /// not): nil when it exists or was created, else why it may not be (a limit reached).
+    public func admit(_ key: SeriesKey, knownHost: Bool) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        if buffers[key] != nil { return nil }
+        if buffers.count >= limits.total { return "the metric buffers hold their limit of \(limits.total) series (metrics.max_series)" }
+        if perCluster[key.cluster, default: 0] >= limits.perCluster {
+            return "cluster \(key.cluster) has its limit of \(limits.perCluster) series (metrics.max_series_per_cluster)"
+        }
+        if !knownHost && unknownHostSeries >= limits.unknownHosts {
+            return "host \(key.host) is in no cluster.json and not in the topology, and such hosts have their limit of \(limits.unknownHosts) series (metrics.max_unknown_host_series)"
+        }
+        if !knownHost { unknownHostSeries += 1 }
+        create(key)
+        return nil
+    }
+
+    private func create(_ key: SeriesKey) {
+        buffers[key] = MetricBuffer(capacity: capacity)
+        perCluster[key.cluster, default: 0] += 1
+        byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
     }
 
     /// Records one value at `time` (epoch seconds). Returns false when it is older than the
@@ -31,9 +76,8 @@ public final class MetricStore: @unchecked Sendable {
         defer { lock.unlock() }
         let buffer: MetricBuffer
         if let b = buffers[key] { buffer = b } else {
-            buffer = MetricBuffer(capacity: capacity)
-            buffers[key] = buffer
-            byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
+            create(key)
+            buffer = buffers[key]!
         }
         let ok = buffer.write(slot: time / resolution, Float(value))
         if !ok { dropped += 1 }
@@ -165,9 +209,9 @@ public final class MetricStore: @unchecked Sendable {
             buffer.values.withUnsafeMutableBytes { $0.copyBytes(from: bytes[at..<at + cap * 4]) }
             at += cap * 4
             guard newest != .min, (newest + 1) * resolution > now - Int64(cap) * resolution else { continue }
-            if buffers[key] == nil {
-                byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
-            }
+            // Restored within the total limit (a lowered limit keeps the first series).
+            guard buffers[key] != nil || buffers.count < limits.total else { continue }
+            if buffers[key] == nil { create(key) }
             buffers[key] = buffer
             restored += 1
         }

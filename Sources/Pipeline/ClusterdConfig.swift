@@ -224,12 +224,21 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var retentionHours = 24
         /// The buffers are written to `<data_dir>/metrics.checkpoint` this often and at shutdown.
         public var checkpointIntervalSeconds = 300
+        /// Series the buffers hold at most, in all (each costs retention / resolution × 4 bytes).
+        public var maxSeries = 100_000
+        /// Series of one cluster at most.
+        public var maxSeriesPerCluster = 100_000
+        /// Series of hosts that no cluster.json and no topology lists, at most.
+        public var maxUnknownHostSeries = 1_000
 
         /// The defaults.
         public init() {}
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            maxSeries = try c.decodeIfPresent(Int.self, forKey: .maxSeries) ?? maxSeries
+            maxSeriesPerCluster = try c.decodeIfPresent(Int.self, forKey: .maxSeriesPerCluster) ?? maxSeriesPerCluster
+            maxUnknownHostSeries = try c.decodeIfPresent(Int.self, forKey: .maxUnknownHostSeries) ?? maxUnknownHostSeries
             subject = try c.decodeIfPresent(String.self, forKey: .subject) ?? subject
             defaultCluster = try c.decodeIfPresent(String.self, forKey: .defaultCluster) ?? defaultCluster
             resolutionSeconds = try c.decodeIfPresent(Int.self, forKey: .resolutionSeconds) ?? resolutionSeconds
@@ -240,6 +249,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         enum CodingKeys: String, CodingKey {
             case subject, defaultCluster = "default_cluster", resolutionSeconds = "resolution_seconds"
             case retentionHours = "retention_hours", checkpointIntervalSeconds = "checkpoint_interval_seconds"
+            case maxSeries = "max_series", maxSeriesPerCluster = "max_series_per_cluster", maxUnknownHostSeries = "max_unknown_host_series"
         }
     }
 
@@ -499,7 +509,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "observability": ["listen"],
         "fleet": ["check_interval_seconds", "timeout_seconds", "concurrency", "token_refs"],
         "alertmanager": ["receivers"],
-        "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds"],
+        "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds",
+                    "max_series", "max_series_per_cluster", "max_unknown_host_series"],
         "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
     ]
 

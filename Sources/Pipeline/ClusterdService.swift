@@ -190,13 +190,13 @@ public final class ClusterdService: @unchecked Sendable {
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
                                  endpoints: api.endpoints + fleet.endpoints
                                     + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint])
-        metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger) { samples, at in
-            for s in samples {
-                var id = s.tag("type-id") ?? ""
-                if let sub = s.tag("stype-id") { id += "/\(sub)" }
-                store.write(SeriesKey(cluster: s.cluster, host: s.hostname, metric: s.name, scope: s.tag("type") ?? "node", id: id),
-                            time: s.time, value: s.value)
-            }
+        let topology = health.engine.topology
+        metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger, admit: { s in
+            // A host some cluster.json or the topology lists has the full budget; others a small one.
+            let known = topology.placement(of: s.hostname) != nil || clusters[s.cluster]?.subCluster(named: "", forHost: s.hostname) != nil
+            return store.admit(s.seriesKey, knownHost: known)
+        }) { samples, at in
+            for s in samples { store.write(s.seriesKey, time: s.time, value: s.value) }
             health.submit(samples: samples, receivedAt: at)
         }
         startup.phase(nil)
@@ -365,7 +365,8 @@ public final class ClusterdService: @unchecked Sendable {
     /// checkpoint every `metrics.checkpoint_interval_seconds`.
     private func startMetricStore() throws -> MetricStore {
         let settings = config.metrics
-        let store = MetricStore(resolution: Int64(settings.resolutionSeconds), retention: Int64(settings.retentionHours) * 3600)
+        let store = MetricStore(resolution: Int64(settings.resolutionSeconds), retention: Int64(settings.retentionHours) * 3600,
+                                limits: .init(total: settings.maxSeries, perCluster: settings.maxSeriesPerCluster, unknownHosts: settings.maxUnknownHostSeries))
         do {
             let restored = try store.restore(from: config.metricCheckpointPath, now: Int64(Date().timeIntervalSince1970))
             logger.info("metric buffers ready", metadata: ["series_restored": "\(restored)", "resolution_s": "\(store.resolution)",

@@ -15,11 +15,15 @@ public final class MetricIntake: @unchecked Sendable {
     let counters: PipelineCounters
     let logger: Logger
     let sink: @Sendable ([MetricSample], Int64) -> Void
+    let admit: @Sendable (MetricSample) -> String?
     private var subscription: BusSubscription?
 
-    /// Subscribes at once.
+    /// Subscribes at once. `admit` says why a sample may not be kept (its series would pass
+    /// a limit), nil when it may; a refused sample is a `series_limit` dead letter.
     public init(connection: BusConnection, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
+                admit: @escaping @Sendable (MetricSample) -> String? = { _ in nil },
                 sink: @escaping @Sendable ([MetricSample], Int64) -> Void) throws {
+        self.admit = admit
         self.connection = connection
         self.config = config
         self.counters = counters
@@ -32,7 +36,8 @@ public final class MetricIntake: @unchecked Sendable {
     }
 
     /// Decodes one message; returns the samples and the dead letters of its bad lines.
-    public static func decode(_ message: BusMessage, defaultCluster: String, now: Int64) -> ([MetricSample], [DeadLetter]) {
+    public static func decode(_ message: BusMessage, defaultCluster: String, now: Int64,
+                              admit: (MetricSample) -> String? = { _ in nil }) -> ([MetricSample], [DeadLetter]) {
         var samples: [MetricSample] = []
         var letters: [DeadLetter] = []
         let origin = "core:\(message.subject)"
@@ -45,7 +50,12 @@ public final class MetricIntake: @unchecked Sendable {
             case .error(let e, let raw): letters.append(letter(e.line, e.column, "syntax", e.reason.description, raw))
             case .point(let view):
                 switch MetricLine.decode(view, defaultCluster: defaultCluster, now: now) {
-                case .success(let s): samples.append(s)
+                case .success(let s):
+                    if let refusal = admit(s) {
+                        letters.append(letter(view.line, 1, "series_limit", refusal, view.raw))
+                    } else {
+                        samples.append(s)
+                    }
                 case .failure(let located): letters.append(letter(view.line, located.column, located.value.code, located.value.reason, view.raw))
                 }
             }
@@ -61,7 +71,7 @@ public final class MetricIntake: @unchecked Sendable {
 
     private func handle(_ message: BusMessage) {
         let now = Int64(Date().timeIntervalSince1970)
-        let (samples, letters) = Self.decode(message, defaultCluster: config.metrics.defaultCluster, now: now)
+        let (samples, letters) = Self.decode(message, defaultCluster: config.metrics.defaultCluster, now: now, admit: admit)
         counters.add("metrics.lines", samples.count)
         sink(samples, now)
         for letter in letters {

@@ -1,5 +1,6 @@
 import Health
 import LineProtocol
+import MetricBuffers
 import Model
 
 /// cc-metric-collector's line format: `<metric>,cluster=..,hostname=..,type=..[,type-id=..][,stype=..,stype-id=..] value=<n> [ts]`.
@@ -42,9 +43,23 @@ public enum MetricLine {
             value = v
         }
         guard let value else { return .failure(Located(column: 1, Rejection(code: "unknown_field", reason: "no field value"))) }
-        return .success(MetricSample(cluster: clusterName, hostname: hostname, name: view.measurement.string, tags: tags, value: value,
-                                     time: view.timestamp.map(seconds(fromUnscaled:)) ?? now))
+        let name = view.measurement.string
+        for (what, text) in [("metric name", name), ("hostname", hostname), ("cluster", clusterName)] where text.utf8.count > maxNameBytes {
+            return .failure(Located(column: 1, Rejection(code: "too_long", reason: "\(what) is \(text.utf8.count) bytes; at most \(maxNameBytes) are accepted")))
+        }
+        let time = view.timestamp.map(seconds(fromUnscaled:)) ?? now
+        // One sample from the far future would move its ring's newest slot there, and every
+        // current sample after it would count as too old.
+        guard time <= now + maxSkewSeconds else {
+            return .failure(Located(column: 1, Rejection(code: "in_the_future", reason: "timestamp \(time) is \(time - now) s after now (\(now)); at most \(maxSkewSeconds) s ahead are accepted")))
+        }
+        return .success(MetricSample(cluster: clusterName, hostname: hostname, name: name, tags: tags, value: value, time: time))
     }
+
+    /// How far ahead of the receiver's clock a sample may be (seconds).
+    public static let maxSkewSeconds: Int64 = 300
+    /// The longest metric name, hostname or cluster name accepted (bytes).
+    public static let maxNameBytes = 128
 
     /// Seconds from a timestamp read without scaling: collectors send seconds by default,
     /// but ms, us and ns are accepted, told apart by magnitude.
@@ -54,5 +69,15 @@ public enum MetricLine {
         if a < 100_000_000_000_000 { return t / 1000 }
         if a < 100_000_000_000_000_000 { return t / 1_000_000 }
         return t / 1_000_000_000
+    }
+}
+
+extension MetricSample {
+    /// The buffer series of this sample: scope from tag `type` (node when absent), id from
+    /// `type-id` (and `stype-id`), as cc-metric-store keys them.
+    public var seriesKey: SeriesKey {
+        var id = tag("type-id") ?? ""
+        if let sub = tag("stype-id") { id += "/\(sub)" }
+        return SeriesKey(cluster: cluster, host: hostname, metric: name, scope: tag("type") ?? "node", id: id)
     }
 }

@@ -61,12 +61,7 @@ struct HealthBench: ParsableCommand {
         let store = MetricStore(resolution: Int64(resolution), retention: Int64(retentionHours) * 3600)
         func write(_ batches: ArraySlice<[MetricSample]>) {
             for batch in batches {
-                for s in batch {
-                    var id = s.tag("type-id") ?? ""
-                    if let sub = s.tag("stype-id") { id += "/\(sub)" }
-                    store.write(SeriesKey(cluster: s.cluster, host: s.hostname, metric: s.name, scope: s.tag("type") ?? "node", id: id),
-                                time: s.time, value: s.value)
-                }
+                for s in batch { store.write(s.seriesKey, time: s.time, value: s.value) }
             }
         }
         // The first round allocates every ring (page faults dominate); later rounds are the steady state.

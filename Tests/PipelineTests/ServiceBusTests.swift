@@ -2,6 +2,7 @@ import Bus
 import BusTestSupport
 import Foundation
 import Logging
+import MetricBuffers
 import Model
 import Pipeline
 import Store
@@ -247,6 +248,48 @@ import Testing
         let got = try await letters.wait(count: 2)
         #expect(got.compactMap { try? JSONValue.parse($0.data)["code"]?.stringValue } == ["empty_message", "empty_message"])
         #expect(service.counters["dead_letters.metrics.empty_message"] == 2)
+        _ = sub
+    }
+
+    /// Issue 21 #3 and #4: new series beyond the limits are dead letters (`series_limit`), not
+    /// memory — hosts no cluster.json or topology lists have a small budget of their own; a
+    /// sample from the far future is a dead letter (`in_the_future`) and the series it would
+    /// have moved keeps taking current samples.
+    @Test func metricSeriesAreBoundedAndFutureSamplesRefused() async throws {
+        let service = makeService {
+            $0.metrics.maxSeries = 8
+            $0.metrics.maxUnknownHostSeries = 3
+        }
+        try service.start()
+        defer { service.stop() }
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "collector"))
+        let letters = Collector()
+        let sub = try client.subscribe("clusterd.dlq.metrics") { letters.add($0) }
+        try client.flush()
+        let now = Int(Date().timeIntervalSince1970)
+        // Ten bogus hosts: three get a series, seven are refused.
+        let bogus = (0..<10).map { "mem_used,cluster=fritz,hostname=bogus\($0) value=1 \(now)" }.joined(separator: "\n")
+        try client.publish("cc.metrics.fritz", Array(bogus.utf8))
+        // Known hosts fill the rest of the total of eight; the ninth and tenth are refused.
+        let known = (0..<7).map { "mem_used,cluster=fritz,hostname=f0\(101 + $0) value=1 \(now)" }.joined(separator: "\n")
+        try client.publish("cc.metrics.fritz", Array(known.utf8))
+        // Year 2200 on a series that exists, then a current sample on it.
+        try client.publish("cc.metrics.fritz", Array("mem_used,cluster=fritz,hostname=f0101 value=5 7258118400".utf8))
+        try client.publish("cc.metrics.fritz", Array("mem_used,cluster=fritz,hostname=f0101 value=6 \(now + 60)".utf8))
+        try client.flush()
+        let got = try await letters.wait(count: 10)
+        let codes = got.compactMap { try? JSONValue.parse($0.data)["code"]?.stringValue }
+        #expect(codes.filter { $0 == "series_limit" }.count == 9, "\(codes)")
+        #expect(codes.filter { $0 == "in_the_future" }.count == 1, "\(codes)")
+        let store = try #require(service.metricStore)
+        #expect(store.hosts.count == 8)
+        let key = SeriesKey(cluster: "fritz", host: "f0101", metric: "mem_used", scope: "node", id: "")
+        let deadline = Date().addingTimeInterval(10)
+        while store.newest(cluster: "fritz", host: "f0101", metric: "mem_used").map({ $0 < Int64(now) }) ?? true && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(store.read(key, from: Int64(now + 60), to: Int64(now + 60)) == [6])
+        #expect(service.counters["dead_letters.metrics.series_limit"] == 9)
         _ = sub
     }
 
