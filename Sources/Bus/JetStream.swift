@@ -25,9 +25,37 @@ public final class JetStream: @unchecked Sendable {
 
     deinit { jsCtx_Destroy(js) }
 
-    /// Creates the stream, or updates it when it exists with another configuration.
-    public func ensureStream(_ config: StreamConfig) throws(BusError) {
+    /// Creates the stream with `config` when it does not exist. An existing stream keeps its
+    /// settings (an operator's R3 stream stays R3); only subjects it lacks are added. Returns
+    /// the settings that differ from `config` and were kept, for the caller to report.
+    @discardableResult
+    public func ensureStream(_ config: StreamConfig) throws(BusError) -> [String] {
         let strings = CStrings()
+        var jerr = jsErrCode(0)
+        var existing: UnsafeMutablePointer<jsStreamInfo>?
+        if js_GetStreamInfo(&existing, js, config.name, nil, &jerr) == NATS_OK, let existing, let current = existing.pointee.Config {
+            // An existing stream is the operator's: never weakened (replicas, limits, storage
+            // stay); only subjects clusterd needs and the stream lacks are added.
+            defer { jsStreamInfo_Destroy(existing) }
+            let have = (0..<Int(current.pointee.SubjectsLen)).compactMap { current.pointee.Subjects[$0].map { String(cString: $0) } }
+            var kept: [String] = []
+            if current.pointee.Replicas != Int64(config.replicas) { kept.append("replicas \(current.pointee.Replicas) (configured \(config.replicas))") }
+            if current.pointee.MaxAge != config.maxAge.nanoseconds { kept.append("max age \(current.pointee.MaxAge / 1_000_000_000) s (configured \(config.maxAge.components.seconds) s)") }
+            if current.pointee.Duplicates != config.duplicateWindow.nanoseconds {
+                kept.append("duplicate window \(current.pointee.Duplicates / 1_000_000_000) s (configured \(config.duplicateWindow.components.seconds) s)")
+            }
+            let missing = config.subjects.filter { !have.contains($0) }
+            guard !missing.isEmpty else { return kept }
+            var cfg = current.pointee
+            cfg.Subjects = strings.array(have + missing)
+            cfg.SubjectsLen = Int32(have.count + missing.count)
+            var info: UnsafeMutablePointer<jsStreamInfo>?
+            jerr = jsErrCode(0)
+            let status = js_UpdateStream(&info, js, &cfg, nil, &jerr)
+            if let info { jsStreamInfo_Destroy(info) }
+            try check(status, "add subjects \(missing.joined(separator: ", ")) to stream \(config.name)", jsErr: jerr)
+            return kept
+        }
         var cfg = jsStreamConfig()
         try check(jsStreamConfig_Init(&cfg), "init stream config")
         cfg.Name = strings.copy(config.name)
@@ -37,15 +65,34 @@ public final class JetStream: @unchecked Sendable {
         cfg.Storage = config.fileStorage ? js_FileStorage : js_MemoryStorage
         cfg.Duplicates = config.duplicateWindow.nanoseconds
         cfg.MaxAge = config.maxAge.nanoseconds
+        cfg.Replicas = Int64(max(1, config.replicas))
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        jerr = jsErrCode(0)
+        let status = js_AddStream(&info, js, &cfg, nil, &jerr)
+        if let info { jsStreamInfo_Destroy(info) }
+        // Created meanwhile by another instance: that one's settings stand.
+        if status != NATS_OK && jerr == JSStreamNameExistErr { return [] }
+        try check(status, "ensure stream \(config.name)", jsErr: jerr)
+        return []
+    }
+
+    /// Whether JetStream answers for this account (on a cluster: a meta leader is elected).
+    public func checkAvailable() throws(BusError) {
+        var info: UnsafeMutablePointer<jsAccountInfo>?
+        var jerr = jsErrCode(0)
+        try check(js_GetAccountInfo(&info, js, nil, &jerr), "JetStream account info", jsErr: jerr)
+        jsAccountInfo_Destroy(info)
+    }
+
+    /// A stream's replicas, subjects and maximum age, as the server has them.
+    public func streamSettings(_ stream: String) throws(BusError) -> (replicas: Int, subjects: [String], maxAge: Duration) {
         var info: UnsafeMutablePointer<jsStreamInfo>?
         var jerr = jsErrCode(0)
-        var status = js_AddStream(&info, js, &cfg, nil, &jerr)
-        if status != NATS_OK && jerr == JSStreamNameExistErr {
-            jerr = jsErrCode(0)
-            status = js_UpdateStream(&info, js, &cfg, nil, &jerr)
-        }
-        if let info { jsStreamInfo_Destroy(info) }
-        try check(status, "ensure stream \(config.name)", jsErr: jerr)
+        try check(js_GetStreamInfo(&info, js, stream, nil, &jerr), "stream info \(stream)", jsErr: jerr)
+        defer { jsStreamInfo_Destroy(info) }
+        let c = info!.pointee.Config!.pointee
+        let subjects = (0..<Int(c.SubjectsLen)).compactMap { c.Subjects[$0].map { String(cString: $0) } }
+        return (Int(c.Replicas), subjects, .nanoseconds(c.MaxAge))
     }
 
     /// Messages currently stored in a stream.
@@ -145,7 +192,7 @@ public final class JetStream: @unchecked Sendable {
     }
 
     /// Opens a key-value bucket, creating it when `create` is set and it does not exist.
-    public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, create: Bool = true) throws(BusError) -> KeyValueBucket {
+    public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, replicas: Int = 1, create: Bool = true) throws(BusError) -> KeyValueBucket {
         var kv: OpaquePointer?
         if js_KeyValue(&kv, js, bucket) == NATS_OK, let kv { return KeyValueBucket(kv: kv, jetStream: self, name: bucket) }
         guard create else { throw BusError.notFound(operation: "open bucket \(bucket)") }
@@ -155,6 +202,7 @@ public final class JetStream: @unchecked Sendable {
         cfg.Bucket = strings.copy(bucket)
         cfg.Description = strings.copy(description)
         cfg.History = history
+        cfg.Replicas = Int32(max(1, replicas))
         cfg.StorageType = js_FileStorage
         try check(js_CreateKeyValue(&kv, js, &cfg), "create bucket \(bucket)")
         return KeyValueBucket(kv: kv!, jetStream: self, name: bucket)

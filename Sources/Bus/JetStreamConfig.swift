@@ -12,10 +12,13 @@ public struct StreamConfig: Sendable, Equatable {
     public var duplicateWindow: Duration
     /// Oldest message age kept; zero keeps everything.
     public var maxAge: Duration
+    /// Copies on a NATS cluster (1 on a single server).
+    public var replicas: Int
 
-    /// Creates a stream configuration (file storage, 2-minute duplicate window).
+    /// Creates a stream configuration (file storage, 2-minute duplicate window, one replica).
     public init(name: String, description: String, subjects: [String], fileStorage: Bool = true,
-                duplicateWindow: Duration = .seconds(120), maxAge: Duration = .zero) {
+                duplicateWindow: Duration = .seconds(120), maxAge: Duration = .zero, replicas: Int = 1) {
+        self.replicas = replicas
         self.name = name
         self.description = description
         self.subjects = subjects

@@ -74,6 +74,9 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public var maxAttempts = 3
         /// Queue group in core mode, so several instances share the events.
         public var queueGroup = "clusterd"
+        /// Replicas of the streams and key-value buckets clusterd creates (3 on a NATS cluster).
+        /// A stream that exists keeps its own settings.
+        public var replicas = 1
 
         /// The defaults.
         public init() {}
@@ -91,6 +94,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             ackWaitSeconds = try c.decodeIfPresent(type(of: ackWaitSeconds).self, forKey: .ackWaitSeconds) ?? ackWaitSeconds
             maxAgeDays = try c.decodeIfPresent(type(of: maxAgeDays).self, forKey: .maxAgeDays) ?? maxAgeDays
             maxAttempts = try c.decodeIfPresent(type(of: maxAttempts).self, forKey: .maxAttempts) ?? maxAttempts
+            replicas = try c.decodeIfPresent(type(of: replicas).self, forKey: .replicas) ?? replicas
             queueGroup = try c.decodeIfPresent(type(of: queueGroup).self, forKey: .queueGroup) ?? queueGroup
         }
 
@@ -98,7 +102,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             case mode, stream, consumer, batch
             case jobSubject = "job_subject", nodeStateSubject = "node_state_subject", nodeConsumer = "node_consumer"
             case duplicateWindowSeconds = "duplicate_window_seconds", ackWaitSeconds = "ack_wait_seconds"
-            case maxAgeDays = "max_age_days", queueGroup = "queue_group", maxAttempts = "max_attempts"
+            case maxAgeDays = "max_age_days", queueGroup = "queue_group", maxAttempts = "max_attempts", replicas
         }
     }
 
@@ -500,7 +504,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
                  "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
         "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
-                   "ack_wait_seconds", "max_age_days", "queue_group", "max_attempts"],
+                   "ack_wait_seconds", "max_age_days", "queue_group", "max_attempts", "replicas"],
         "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
         "jobs": ["cluster_files", "held_stop_timeout_seconds", "archive_retention_days"],
         "nodes": ["history_retention_hours"],

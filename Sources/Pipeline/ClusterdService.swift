@@ -118,17 +118,17 @@ public final class ClusterdService: @unchecked Sendable {
             nodeSource = try CoreSource(connection: connection, config: config, subject: intake.nodeStateSubject)
         } else {
             jobSource = try retrying("set up stream \(intake.stream)", connection: connection, servers: servers) {
-                try JetStreamSource(connection: connection, config: config, consumer: intake.consumer, subject: intake.jobSubject,
-                                    description: "clusterd job stage: ack after the SQLite commit")
+                try ensureStream(JetStreamSource.stream(config), on: connection)
+                return try JetStreamSource(connection: connection, config: config, consumer: intake.consumer, subject: intake.jobSubject,
+                                           description: "clusterd job stage: ack after the SQLite commit")
             }
             nodeSource = try JetStreamSource(connection: connection, config: config, consumer: intake.nodeConsumer,
                                              subject: intake.nodeStateSubject, description: "clusterd node-state stage: ack after the SQLite commit")
-            let js = try JetStream(connection)
-            try js.ensureStream(StreamConfig(name: config.publish.deadLetterStream,
-                                             description: "clusterd dead letters: every rejected line with its reason",
-                                             subjects: ["\(config.publish.deadLetterPrefix).>"],
-                                             duplicateWindow: .seconds(intake.duplicateWindowSeconds),
-                                             maxAge: .seconds(intake.maxAgeDays * 86_400)))
+            try ensureStream(StreamConfig(name: config.publish.deadLetterStream,
+                                          description: "clusterd dead letters: every rejected line with its reason",
+                                          subjects: ["\(config.publish.deadLetterPrefix).>"],
+                                          duplicateWindow: .seconds(intake.duplicateWindowSeconds),
+                                          maxAge: .seconds(intake.maxAgeDays * 86_400), replicas: intake.replicas), on: connection)
         }
         let store = try startMetricStore()
         let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger, counters: counters)
@@ -147,7 +147,7 @@ public final class ClusterdService: @unchecked Sendable {
                                     if hourly.due(now) { try jobs.applyRetention(now: now, days: retentionDays) }
                                 }))
         // KV needs JetStream; in core mode the database and the query API are the view.
-        let mirror = intake.mode == "core" ? nil : try NodeStateMirror(connection: connection, counters: counters, logger: logger)
+        let mirror = intake.mode == "core" ? nil : try NodeStateMirror(connection: connection, counters: counters, logger: logger, replicas: intake.replicas)
         let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
                                   counters: counters, logger: logger, onCommit: { observations in
                                       health.submit(nodes: observations)
@@ -414,10 +414,10 @@ public final class ClusterdService: @unchecked Sendable {
         let library = try settings.checks.map { try CheckLibrary(contentsOf: $0) } ?? CheckLibrary([])
         if library.checks.isEmpty { logger.warning("no checks configured (health.checks): nothing is evaluated, no alert is raised") }
         if config.intake.mode != "core" {
-            try JetStream(connection).ensureStream(StreamConfig(
+            try ensureStream(StreamConfig(
                 name: settings.alertStream, description: "clusterd alerts: every firing and resolved transition, sequenced",
                 subjects: ["\(settings.alertPrefix).>"], duplicateWindow: .seconds(config.intake.duplicateWindowSeconds),
-                maxAge: .seconds(config.intake.maxAgeDays * 86_400)))
+                maxAge: .seconds(config.intake.maxAgeDays * 86_400), replicas: config.intake.replicas), on: connection)
         }
         let now = Int64(Date().timeIntervalSince1970)
         let engine = HealthEngine(library: library, topology: topology, now: now)
@@ -448,6 +448,15 @@ public final class ClusterdService: @unchecked Sendable {
         maintenance = try MaintenanceResponder(book: AlertBook(database: try openDatabase()), topology: topology,
                                                connection: connection, logger: logger)
         return loop
+    }
+
+    /// Creates `stream` when missing; an existing one keeps its settings, and the log says
+    /// which of them differ from clusterd's configuration.
+    func ensureStream(_ stream: StreamConfig, on connection: BusConnection) throws {
+        let kept = try JetStream(connection).ensureStream(stream)
+        if !kept.isEmpty {
+            logger.notice("stream \(stream.name) exists: its own settings are kept", metadata: ["kept": "\(kept.joined(separator: "; "))"])
+        }
     }
 
     /// A new connection to the database (one per writer thread).

@@ -49,7 +49,8 @@ public final class FleetService: @unchecked Sendable {
             WHERE status IN ('pending', 'running')
             """).run([.integer(Int64(Date().timeIntervalSince1970))])
         kv = config.intake.mode == "core" ? nil
-            : try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10)
+            : try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10,
+                                                 replicas: config.intake.replicas)
         subscriptions.append(try connection.subscribe("fleet.*.*.heartbeat", queue: config.intake.queueGroup) { [weak self] m in
             self?.heartbeat(m)
         })

@@ -28,17 +28,21 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
     let stream: String
     public var isDurable: Bool { true }
 
-    /// Ensures the stream described by `config` and the durable `consumer` filtered on
-    /// `subject`, then binds.
+    /// The stream's configuration from clusterd's settings (created when missing; see
+    /// ``JetStream/ensureStream(_:)``).
+    public static func stream(_ config: ClusterdConfig) -> StreamConfig {
+        let intake = config.intake
+        return StreamConfig(name: intake.stream, description: "ClusterCockpit job and node-state events consumed by clusterd",
+                            subjects: [intake.jobSubject, intake.nodeStateSubject],
+                            duplicateWindow: .seconds(intake.duplicateWindowSeconds),
+                            maxAge: .seconds(intake.maxAgeDays * 86_400), replicas: intake.replicas)
+    }
+
+    /// Ensures the durable `consumer` filtered on `subject` (the stream exists, see
+    /// ``stream(_:)``), then binds.
     public init(connection: BusConnection, config: ClusterdConfig, consumer: String, subject: String, description: String) throws {
         let js = try JetStream(connection)
         let intake = config.intake
-        try js.ensureStream(StreamConfig(
-            name: intake.stream,
-            description: "ClusterCockpit job and node-state events consumed by clusterd",
-            subjects: [intake.jobSubject, intake.nodeStateSubject],
-            duplicateWindow: .seconds(intake.duplicateWindowSeconds),
-            maxAge: .seconds(intake.maxAgeDays * 86_400)))
         // Acks wait for the commit of a whole batch; at most one batch is outstanding, so a
         // nak'ed batch is redelivered before anything newer is fetched (per-job order).
         try js.ensureConsumer(stream: intake.stream, ConsumerConfig(

@@ -14,9 +14,9 @@ public final class NodeStateMirror: @unchecked Sendable {
     let logger: Logger
 
     /// Opens (creating) the bucket, keeping 10 revisions per key for `nats kv history`.
-    public init(connection: BusConnection, counters: PipelineCounters, logger: Logger) throws {
+    public init(connection: BusConnection, counters: PipelineCounters, logger: Logger, replicas: Int = 1) throws {
         kv = try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: current state of every node (<cluster>.<hostname>)",
-                                               history: 10)
+                                               history: 10, replicas: replicas)
         self.counters = counters
         self.logger = logger
     }

@@ -83,8 +83,12 @@ struct BusTests {
         try js.ensureStream(stream)
         try js.ensureStream(stream)  // idempotent
         var changed = stream
-        changed.description = "changed"
-        try js.ensureStream(changed)  // exists with another config: updated
+        changed.subjects = ["ev.>", "more.>"]
+        changed.maxAge = .seconds(3600)
+        // Exists with other settings: they are kept and reported; a missing subject is added.
+        #expect(try js.ensureStream(changed) == ["max age 0 s (configured 3600 s)"])
+        #expect(try js.streamSettings("TEST_EVENTS").subjects == ["ev.>", "more.>"])
+        #expect(try js.streamSettings("TEST_EVENTS").maxAge == .zero)
         try js.ensureConsumer(stream: "TEST_EVENTS", ConsumerConfig(durable: "worker", description: "test worker", ackWait: .seconds(1)))
         for i in 0..<5 {
             let ack = try js.publish(BusMessage(subject: "ev.job", data: Array("e\(i)".utf8)), messageID: "id-\(i)")

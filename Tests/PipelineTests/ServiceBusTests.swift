@@ -293,6 +293,30 @@ import Testing
         _ = sub
     }
 
+    /// Issue 21 #7: start-up updated an operator's pre-created R3 CC_EVENTS to R1 (library
+    /// defaults). On a real three-node cluster, the R3 stream stays R3 and clusterd still
+    /// works on it; the streams clusterd creates itself take `intake.replicas`.
+    @Test func anOperatorsR3StreamStaysR3() async throws {
+        let cluster = try NATSCluster()
+        let operatorClient = try BusConnection(ConnectionOptions(servers: cluster.urls, name: "operator"))
+        let js = try JetStream(operatorClient)
+        try js.ensureStream(StreamConfig(name: "CC_EVENTS", description: "the operator's", subjects: ["cc.job.event", "cc.node.state"],
+                                         duplicateWindow: .seconds(600), maxAge: .seconds(7 * 86_400), replicas: 3))
+        let service = makeService {
+            $0.nats.servers = cluster.urls
+            $0.intake.replicas = 2
+        }
+        try service.start()
+        defer { service.stop() }
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(90).utf8)), messageID: "start-90")
+        let deadline = Date().addingTimeInterval(30)
+        while (try? countJobs("SELECT count(*) FROM job WHERE job_id = 90")) != 1 && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try countJobs("SELECT count(*) FROM job WHERE job_id = 90") == 1)
+        #expect(try js.streamSettings("CC_EVENTS").replicas == 3)
+        #expect(try js.streamSettings("CC_EVENTS").maxAge == .seconds(7 * 86_400))
+        #expect(try js.streamSettings("CLUSTERD_DLQ").replicas == 2)
+    }
+
     @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
         let service = makeService()
         try service.start()
