@@ -1,9 +1,12 @@
 import Foundation
+import Synchronization
 
-/// A small HTTP/1.1 server for GET requests only — `/metrics`, `/healthz`, `/readyz` — on a
-/// dedicated thread, one connection at a time (scrapes are rare and tiny). Hand-written on
-/// POSIX sockets: an HTTP framework would add an event-loop stack to the build for three
-/// fixed responses.
+/// A small HTTP/1.1 server for GET requests only — `/metrics`, `/healthz`, `/readyz`: an
+/// accepting thread hands each connection to a thread of its own (at most ``maxConnections``
+/// at once; more are closed at once), and a request must arrive whole within
+/// ``requestDeadline``, so idle or trickling connections never keep a probe waiting.
+/// Hand-written on POSIX sockets: an HTTP framework would add an event-loop stack to the
+/// build for three fixed responses.
 public final class ObservabilityServer: @unchecked Sendable {
     /// A response: status code, content type, body.
     public typealias Response = (status: Int, contentType: String, body: [UInt8])
@@ -19,6 +22,12 @@ public final class ObservabilityServer: @unchecked Sendable {
     public let port: UInt16
     private let handler: @Sendable (Request) -> Response
     private let worker = WorkerThread()
+    private let active = Mutex(0)
+
+    /// Connections served at once, at most.
+    public static let maxConnections = 64
+    /// Time a client has to send its whole request (seconds).
+    public static let requestDeadline = 5.0
 
     /// Listens on `host:port` (port 0: any free port).
     public init(host: String, port: UInt16, handler: @escaping @Sendable (Request) -> Response) throws {
@@ -77,7 +86,16 @@ public final class ObservabilityServer: @unchecked Sendable {
             while !worker.isStopping {
                 let client = accept(socket, nil, nil)
                 if client < 0 { if worker.isStopping { return } else { continue } }
-                serve(client)
+                let admitted = active.withLock { n in
+                    guard n < Self.maxConnections else { return false }
+                    n += 1
+                    return true
+                }
+                guard admitted else { close(client); continue }
+                Thread { [self] in
+                    serve(client)
+                    active.withLock { $0 -= 1 }
+                }.start()
             }
         }
     }
@@ -92,16 +110,25 @@ public final class ObservabilityServer: @unchecked Sendable {
 
     private func serve(_ client: Int32) {
         defer { close(client) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var sendTimeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = Date().addingTimeInterval(Self.requestDeadline)
         var request: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while request.count < 16_384 {
+            // What is left of the request's deadline, not a fresh timeout per byte (a client
+            // trickling a byte a second would otherwise hold the connection for ever).
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return }
+            var timeout = timeval(tv_sec: Int(left), tv_usec: Int((left - left.rounded(.down)) * 1_000_000))
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             request += chunk[0..<n]
             if request.count >= 4, request.suffix(4) == [13, 10, 13, 10] { break }
         }
+        // A request cut short (deadline, closed, too long) gets no answer.
+        guard request.count >= 4, request.suffix(4) == [13, 10, 13, 10] else { return }
         let lines = String(decoding: request, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
         let line = (lines.first ?? "").split(separator: " ")
         var headers: [String: String] = [:]
