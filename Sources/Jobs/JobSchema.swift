@@ -86,5 +86,14 @@ public enum JobSchema {
                 reason TEXT NOT NULL,
                 protected_at INTEGER NOT NULL);
             """),
+        Migration(module: "jobs", version: 3, sql: """
+            -- Archive entries that could not be written (a full disk, say): retried with a
+            -- growing delay until written; the job keeps monitoring status 2 meanwhile.
+            CREATE TABLE clusterd_archive_retry (
+                job INTEGER PRIMARY KEY REFERENCES job (id) ON DELETE CASCADE,
+                attempts INTEGER NOT NULL,
+                next_at INTEGER NOT NULL,
+                last_error TEXT NOT NULL);
+            """),
     ]
 }

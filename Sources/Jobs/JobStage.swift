@@ -204,10 +204,36 @@ public final class JobStage {
     }
 
     /// Stopped jobs still waiting for their archive entry (monitoring status 1), oldest first.
-    public func pendingArchive(limit: Int = 1000) throws -> [JobRecord] {
-        let ids = try database.prepare("SELECT id FROM job WHERE monitoring_status = 1 AND job_state <> 'running' ORDER BY id LIMIT ?")
-            .rows([.integer(Int64(limit))]) { $0.int(0) }
+    public func pendingArchive(limit: Int = 1000, now: Int64) throws -> [JobRecord] {
+        let ids = try database.prepare("""
+            SELECT id FROM job WHERE job_state <> 'running' AND (monitoring_status = 1 OR (monitoring_status = 2 AND
+                NOT EXISTS (SELECT 1 FROM clusterd_archive_retry r WHERE r.job = job.id AND r.next_at > ?)))
+            ORDER BY id LIMIT ?
+            """).rows([.integer(now), .integer(Int64(limit))]) { $0.int(0) }
         return try ids.map { try load(id: $0) }
+    }
+
+    /// Records that writing job `id`'s archive entry failed at `now`: status 2, retried after
+    /// a delay that doubles with each attempt (30 s up to an hour).
+    public func archiveFailed(id: Int64, error: String, now: Int64) throws {
+        try setMonitoringStatus(id: id, 2)
+        try database.prepare("""
+            INSERT INTO clusterd_archive_retry (job, attempts, next_at, last_error) VALUES (?, 1, ? + 30, ?)
+            ON CONFLICT (job) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,
+                next_at = ? + min(3600, 30 << min(attempts, 7))
+            """).run([.integer(id), .integer(now), .text(error), .integer(now)])
+    }
+
+    /// Job `id`'s archive entry is written: status 3, nothing left to retry.
+    public func archived(id: Int64) throws {
+        try setMonitoringStatus(id: id, 3)
+        try database.prepare("DELETE FROM clusterd_archive_retry WHERE job = ?").run([.integer(id)])
+    }
+
+    /// Archive entries failing now: how many, and the latest error.
+    public func archiveFailures() throws -> (count: Int, lastError: String?) {
+        try database.prepare("SELECT count(*), (SELECT last_error FROM clusterd_archive_retry ORDER BY rowid DESC LIMIT 1) FROM clusterd_archive_retry")
+            .first { (Int($0.int(0)), $0.optionalText(1)) } ?? (0, nil)
     }
 
     /// Jobs that ended at or after `since` (epoch seconds), oldest first: black-hole detection

@@ -90,12 +90,13 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// Writes the archive entry of every stopped job still waiting for it — meta.json with
     /// statistics and footprint, and data.json (gzip above 2000 bytes, as cc-backend does)
     /// when the metric buffers hold data for it — and records the outcome (monitoring
-    /// status 3 and the footprint, or 2 with an error log). Returns how many were written.
+    /// status 3 and the footprint, or 2 with an error log and a retry after a growing delay,
+    /// e.g. once a full disk has room again). Returns how many were written.
     @discardableResult
-    public func archivePending() throws -> Int {
+    public func archivePending(now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> Int {
         var written = 0
         while true {
-            let pending = try stage.pendingArchive(limit: 256)
+            let pending = try stage.pendingArchive(limit: 256, now: now)
             if pending.isEmpty { return written }
             var footprints: [String?] = []
             let entries = pending.map { job -> ArchiveWriter.Entry in
@@ -111,12 +112,12 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                     let job = entry.job
                     switch result {
                     case .success:
-                        try stage.setMonitoringStatus(id: job.id, 3)
+                        try stage.archived(id: job.id)
                         if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
                         written += 1
                         counters.add("jobs.archived")
                     case .failure(let error):
-                        try stage.setMonitoringStatus(id: job.id, 2)
+                        try stage.archiveFailed(id: job.id, error: "\(error)", now: now)
                         counters.add("jobs.archive_failed")
                         logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
                     }

@@ -134,4 +134,42 @@ import Testing
             #expect(error.description.contains("intake.batch"))
         }
     }
+
+    /// Issue 21 #5: archive entries that failed on a full disk were never written, and the
+    /// service looked healthy. On a 32 kB tmpfs that is full, five stopped jobs fail (status
+    /// 2, each with a retry and its error); once there is room, the retry writes them all.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func archiveEntriesAreRetriedOnceTheFullDiskHasRoomAgain() throws {
+        let env = try TestEnvironment()
+        let mountPoint = "\(env.config.archivePath)/fritz/7"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        func run(_ arguments: [String]) throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = arguments
+            try p.run()
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        try #require(try run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", mountPoint]) == 0)
+        defer { _ = try? run(["umount", mountPoint]) }
+        let filler = "\(mountPoint)/filler"
+        FileManager.default.createFile(atPath: filler, contents: Data(repeating: 1, count: 32 * 1024))
+        for id in 7001...7005 {
+            try env.send(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#)
+            try env.send(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1700000600}""#)
+        }
+        let failures = try env.processor.stage.archiveFailures()
+        #expect(failures.count == 5)
+        #expect(failures.lastError?.contains("No space left on device") == true, "\(failures.lastError ?? "")")
+        #expect(try env.query("SELECT count(*) FROM job WHERE monitoring_status = 2").first?.first == "5")
+        // Room again; a retry before its time does nothing, at its time it writes them all.
+        try FileManager.default.removeItem(atPath: filler)
+        let now = Int64(Date().timeIntervalSince1970)
+        #expect(try env.processor.archivePending(now: now) == 0)
+        #expect(try env.processor.archivePending(now: now + 3600) == 5)
+        #expect(try env.processor.stage.archiveFailures().count == 0)
+        #expect(try env.query("SELECT count(*) FROM job WHERE monitoring_status = 3").first?.first == "5")
+        #expect(FileManager.default.fileExists(atPath: "\(mountPoint)/001/1700000000/meta.json"))
+    }
 }
