@@ -17,12 +17,18 @@ public final class FleetRegistry: @unchecked Sendable {
         self.grants = grants
     }
 
-    /// Whether `organization` may use the token reference `ref` (empty: no token, always).
-    /// `env:` references match a granted `env:` prefix; `file:` references are normalised
-    /// (`..`, symlinks) and must lie below a granted `file:` directory.
-    public static func granted(_ ref: String, organization: String, grants: [String: [String]]) -> Bool {
+    /// Whether `organization` may use the token reference `ref` for a server at `apiURL`
+    /// (empty reference: no token, always). `env:` references match a granted `env:` prefix;
+    /// `file:` references are normalised (`..`, symlinks) and must lie below a granted `file:`
+    /// directory; and the URL's host must be granted too (`host:name` or `host:*.domain`),
+    /// so a secret only ever goes where the operator allowed it (no URL: it is never sent).
+    public static func granted(_ ref: String, apiURL: String, organization: String, grants: [String: [String]]) -> Bool {
         if ref.isEmpty { return true }
         let allowed = grants[organization] ?? []
+        return refGranted(ref, allowed) && hostGranted(apiURL, allowed)
+    }
+
+    static func refGranted(_ ref: String, _ allowed: [String]) -> Bool {
         if ref.hasPrefix("env:") { return allowed.contains { $0.hasPrefix("env:") && $0.count > 4 && ref.hasPrefix($0) } }
         guard ref.hasPrefix("file:") else { return false }
         let path = URL(fileURLWithPath: String(ref.dropFirst(5))).standardizedFileURL.resolvingSymlinksInPath().path
@@ -32,6 +38,26 @@ public final class FleetRegistry: @unchecked Sendable {
             if !dir.hasSuffix("/") { dir += "/" }
             return path.hasPrefix(dir)
         }
+    }
+
+    static func hostGranted(_ apiURL: String, _ allowed: [String]) -> Bool {
+        if apiURL.isEmpty { return true }
+        guard let host = URL(string: apiURL)?.host?.lowercased(), !host.isEmpty else { return false }
+        return allowed.contains { grant in
+            guard grant.hasPrefix("host:") else { return false }
+            let pattern = grant.dropFirst(5).lowercased()
+            return pattern.hasPrefix("*.") ? host.hasSuffix(pattern.dropFirst()) : host == pattern
+        }
+    }
+
+    /// The secret a token reference names: an environment variable of clusterd or a file's
+    /// content (trimmed); nil when unset or unreadable.
+    public static func resolve(_ ref: String) -> String? {
+        if ref.hasPrefix("env:") { return ProcessInfo.processInfo.environment[String(ref.dropFirst(4))] }
+        if ref.hasPrefix("file:"), let data = FileManager.default.contents(atPath: String(ref.dropFirst(5))) {
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return nil
     }
 
     /// Why a request was refused: 400 bad request, 404 unknown server.
@@ -112,13 +138,21 @@ public final class FleetRegistry: @unchecked Sendable {
     public static let maxDescriptionBytes = 4096, maxFieldBytes = 1024, maxTags = 64, maxMetadataEntries = 64
 
     /// Whether `server`'s token reference is granted to its organization now.
-    public func isGranted(_ server: ManagedServer) -> Bool { Self.granted(server.tokenRef, organization: server.organization, grants: grants) }
+    public func isGranted(_ server: ManagedServer) -> Bool {
+        Self.granted(server.tokenRef, apiURL: server.apiURL, organization: server.organization, grants: grants)
+    }
 
     /// Refuses an ungranted token reference (403) and values beyond the bounds (400), naming
     /// the field and its limit.
     func validate(_ s: ManagedServer) throws {
         guard isGranted(s) else {
-            throw Failure(code: 403, description: "tokenRef \(s.tokenRef) is not granted to organization \(s.organization): the operator grants token references per organization in fleet.token_refs (granted: \((grants[s.organization] ?? []).joined(separator: ", ")))")
+            let allowed = grants[s.organization] ?? []
+            let what = Self.refGranted(s.tokenRef, allowed) ? "apiUrl \(s.apiURL): its host may not receive organization \(s.organization)'s tokens"
+                : "tokenRef \(s.tokenRef) is not granted to organization \(s.organization)"
+            throw Failure(code: 403, description: "\(what); the operator grants token references and hosts per organization in fleet.token_refs (granted: \(allowed.joined(separator: ", ")))")
+        }
+        if !s.tokenRef.isEmpty && Self.resolve(s.tokenRef) == nil {
+            throw Failure(code: 400, description: "tokenRef \(s.tokenRef) does not resolve on the clusterd host (\(s.tokenRef.hasPrefix("env:") ? "environment variable unset" : "file missing or unreadable")): checks would go without a token")
         }
         func tooLong(_ field: String, _ value: String, _ limit: Int) throws {
             if value.utf8.count > limit { throw Failure(code: 400, description: "\(field) is \(value.utf8.count) bytes; at most \(limit) are accepted") }

@@ -403,13 +403,15 @@ public final class FleetService: @unchecked Sendable {
     func check(_ server: ManagedServer) -> (HealthCheckResult, checked: Bool)? {
         var result: HealthCheckResult?
         if !server.apiURL.isEmpty, let url = URL(string: server.apiURL.hasSuffix("/") ? server.apiURL + "health" : server.apiURL + "/health") {
-            if registry.isGranted(server) {
-                let token = Self.token(server.tokenRef)
+            let token = FleetRegistry.resolve(server.tokenRef)
+            if !registry.isGranted(server) {
+                // The grant was withdrawn after registration: the secret is not sent.
+                result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) is no longer granted to \(server.organization) for \(server.apiURL) (fleet.token_refs); not checked")
+            } else if !server.tokenRef.isEmpty && token == nil {
+                result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) does not resolve on the clusterd host (unset or unreadable); not checked")
+            } else {
                 let r = probe.get(url, token: token, timeout: Double(config.fleet.timeoutSeconds))
                 result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)
-            } else {
-                // The grant was withdrawn after registration: the secret is not sent.
-                result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) is no longer granted to \(server.organization) (fleet.token_refs); not checked")
             }
         }
         if server.heartbeatSeconds > 0 {
@@ -431,14 +433,6 @@ public final class FleetService: @unchecked Sendable {
     }
 
     /// The token a reference names (`env:NAME`, `file:/path`); nil when none or unreadable.
-    static func token(_ ref: String) -> String? {
-        if ref.hasPrefix("env:") { return ProcessInfo.processInfo.environment[String(ref.dropFirst(4))] }
-        if ref.hasPrefix("file:"), let data = FileManager.default.contents(atPath: String(ref.dropFirst(5))) {
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return nil
-    }
-
     static let severities = ["degraded": Severity.warn, "critical": .crit, "unreachable": .crit, "unknown": .unknown]
 
     /// The alert transition of a health change: firing at the new severity, or resolved when

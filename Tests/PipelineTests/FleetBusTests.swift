@@ -42,7 +42,7 @@ import Testing
         config.fleet.checkIntervalSeconds = 1
         config.fleet.timeoutSeconds = 3     // generous: the suites run in parallel on two cores
         config.observability.listen = ""
-        config.fleet.tokenRefs = ["acme": ["env:FLEET_TEST_", "env:ACME_", "file:\(directory.path)/acme/"]]
+        config.fleet.tokenRefs = ["acme": ["env:FLEET_TEST_", "env:ACME_", "file:\(directory.path)/acme/", "host:127.0.0.1", "host:*.acme.example"]]
         let service = ClusterdService(config: config, logger: Logger(label: "fleet-test") { _ in SinkHandler(sink: logs) })
         try service.start()
         return service
@@ -170,6 +170,7 @@ import Testing
         defer { service.stop() }
         let doc = try String(contentsOfFile: Repository.path("subjects/fleet.api.md"), encoding: .utf8)
         let example = try #require(SubjectExamplesTests.blocks(doc, info: "json request=register").first)
+        setenv("ACME_WEB1_TOKEN", "documented-token", 1)
         let (reply, message) = try ask("acme", "register", example)
         #expect(message.header("Nats-Service-Error") == nil, "\(reply.jsonText)")
         #expect(reply["server"]?["tokenRef"] == .string("env:ACME_WEB1_TOKEN") && reply["server"]?["health"] == .string("unknown"))
@@ -184,7 +185,21 @@ import Testing
             #expect(message.header("Nats-Service-Error-Code") == "403" && refusal["error"]?.stringValue?.contains("not granted") == true,
                     "\(org) \(ref): \(refusal.jsonText)")
         }
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("acme"), withIntermediateDirectories: true)
+        try "acme-secret\n".write(to: directory.appendingPathComponent("acme/web.token"), atomically: true, encoding: .utf8)
         #expect(try ask("acme", "register", #"{"name":"ok","tokenRef":"file:\#(directory.path)/acme/web.token"}"#).1.header("Nats-Service-Error") == nil)
+        // Its own granted secret, but to a host the operator did not grant (also hidden behind
+        // user info): refused, naming the host (issue 21 #1, second half).
+        setenv("FLEET_TEST_TOKEN", "acme-token", 1)
+        for url in ["https://evil.example/api", "http://127.0.0.1@evil.example/", "http://127.0.0.1.evil.example/"] {
+            let (refusal, message) = try ask("acme", "register", #"{"name":"exfil","apiUrl":"\#(url)","tokenRef":"env:FLEET_TEST_TOKEN"}"#)
+            #expect(message.header("Nats-Service-Error-Code") == "403" && refusal["error"]?.stringValue?.contains("may not receive") == true,
+                    "\(url): \(refusal.jsonText)")
+        }
+        // A reference that names nothing on the clusterd host is refused, not sent as no token (issue 22 #5).
+        let (unresolved, unresolvedMessage) = try ask("acme", "register", #"{"name":"nokey","apiUrl":"http://127.0.0.1:9","tokenRef":"env:ACME_NOT_SET"}"#)
+        #expect(unresolvedMessage.header("Nats-Service-Error-Code") == "400" && unresolved["error"]?.stringValue?.contains("does not resolve") == true,
+                "\(unresolved.jsonText)")
         // A 900 kB description is refused with its limit, not stored.
         let huge = #"{"name":"big","description":"\#(String(repeating: "x", count: 900_000))"}"#
         let (tooBig, tooBigMessage) = try ask("acme", "register", huge)
