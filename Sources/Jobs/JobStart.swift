@@ -108,11 +108,11 @@ public struct JobStart: Sendable, Equatable {
     private init(parsing json: JSONValue) throws {
         let o = try StrictObject(json, allowed: Self.keys)
         guard let jobId = try o.int("jobId", Self.jobIds) else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
-        self.init(jobId: jobId, cluster: try o.string("cluster") ?? "")
-        subCluster = try o.string("subCluster") ?? ""
-        partition = try o.string("partition") ?? ""
-        project = try o.string("project") ?? ""
-        user = try o.string("user") ?? ""
+        self.init(jobId: jobId, cluster: try o.name("cluster") ?? "")
+        subCluster = try o.name("subCluster") ?? ""
+        partition = try o.name("partition") ?? ""
+        project = try o.name("project") ?? ""
+        user = try o.name("user") ?? ""
         if let s = try o.string("shared") {
             guard let mode = SharedMode(rawValue: s) else {
                 throw JobRejection.invalidValue("shared: \"\(s)\" is not one of none, single_user, multi_user")
@@ -144,7 +144,7 @@ public struct JobStart: Sendable, Equatable {
         _ = try o.int("id")
         for (i, r) in (try o.array("resources") ?? []).enumerated() {
             let ro = try StrictObject(r, allowed: ["hostname", "hwthreads", "accelerators", "configuration"], path: "resources[\(i)]")
-            var resource = JobResource(hostname: try ro.string("hostname") ?? "")
+            var resource = JobResource(hostname: try ro.name("hostname") ?? "")
             resource.configuration = try ro.string("configuration")
             if let threads = try ro.array("hwthreads") {
                 resource.hwthreads = try threads.enumerated().map { (k, v) throws(JSONFieldError) in

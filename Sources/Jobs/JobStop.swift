@@ -45,7 +45,7 @@ public struct JobStop: Sendable, Equatable {
             }
             state = s
         }
-        let cluster = try o.string("cluster")
+        let cluster = try o.name("cluster")
         self.init(jobId: jobId, cluster: cluster?.isEmpty == true ? nil : cluster,
                   startTime: try JobStart.epoch(o, "startTime"), state: state, stopTime: stopTime)
     }

@@ -1,3 +1,4 @@
+import Foundation
 /// Why a JSON member was refused, naming the member.
 public struct JSONFieldError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Dotted path of the member (`resources[1].hostname`).
@@ -85,6 +86,17 @@ public struct StrictObject {
     public func string(_ name: String) throws(JSONFieldError) -> String? {
         guard let v = raw(name) else { return nil }
         guard case .string(let s) = v else { throw mismatch(name, "a string", v) }
+        return s
+    }
+
+    /// A string member that names something (a user, cluster, host): control characters
+    /// (NUL included) and U+FFFD — what a lone surrogate or invalid UTF-8 became — are
+    /// refused, as no scheduler or file system name holds them.
+    public func name(_ name: String) throws(JSONFieldError) -> String? {
+        guard let s = try string(name) else { return nil }
+        if let bad = s.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0xFFFD }) {
+            throw JSONFieldError(path: Self.join(path, name), reason: "holds U+\(String(format: "%04X", bad.value)), which no name may contain", code: "invalid_characters")
+        }
         return s
     }
 

@@ -69,7 +69,7 @@ public struct NodeStateEvent: Sendable {
         let top: StrictObject
         do {
             top = try StrictObject(json, allowed: ["cluster", "nodes"])
-            cluster = try top.string("cluster") ?? ""
+            cluster = try top.name("cluster") ?? ""
         } catch { throw .from(error) }
         guard !cluster.isEmpty else { throw .badField(path: "cluster", reason: "is required", code: "missing_field") }
         let entries: [JSONValue]
@@ -82,7 +82,7 @@ public struct NodeStateEvent: Sendable {
     static func report(_ json: JSONValue, path: String) -> Result<NodeReport, NodeRejection> {
         do {
             let o = try StrictObject(json, allowed: nodeKeys, path: path)
-            guard let hostname = try o.string("hostname"), !hostname.isEmpty else {
+            guard let hostname = try o.name("hostname"), !hostname.isEmpty else {
                 return .failure(.badField(path: o.path(of: "hostname"), reason: "is required", code: "missing_field"))
             }
             var states: [String] = []

@@ -73,7 +73,7 @@ public final class QueryAPI: @unchecked Sendable {
         "nodes.get": ["cluster", "hostname", "history"],
         "nodes.list": ["cluster", "state", "health"] + paging,
         "health.get": ["site", "room", "rack", "hostname"],
-        "alerts.active": ["cluster", "severity", "entity"],
+        "alerts.active": ["cluster", "severity", "entity"] + paging,
         "alerts.history": ["entity", "check", "from", "to"] + paging,
         "dlq.list": ["stage", "code"] + paging,
         "dlq.replay": ["id", "stage", "code", "limit"],
@@ -247,11 +247,15 @@ public final class QueryAPI: @unchecked Sendable {
                                           ("severity = ?", Self.text(try o.string("severity")?.uppercased())),
                                           ("entity = ?", Self.text(try o.string("entity")))])
         sql = sql.isEmpty ? " WHERE status = 'firing'" : sql + " AND status = 'firing'"
+        // Paged like the other lists (500 by default, at most 1000: a reply stays far below
+        // the broker's max_payload; 3,900 alerts used to pass 1 MB).
+        let page = (limit: try o.int("limit", 1...1000) ?? 500, offset: try o.int("offset", 0...Int64.max) ?? 0)
+        let total = try database.prepare("SELECT count(*) FROM alert\(sql)").first(values) { $0.int(0) } ?? 0
         let rows = try database.prepare("""
             SELECT fingerprint, labels, summary, severity, status, starts_at, ends_at, sequence, silenced, flapping, value
-            FROM alert\(sql) ORDER BY starts_at
-            """).rows(values, Self.alertRow)
-        return .object([("alerts", .array(rows))])
+            FROM alert\(sql) ORDER BY starts_at, fingerprint LIMIT ? OFFSET ?
+            """).rows(values + [.integer(page.limit), .integer(page.offset)], Self.alertRow)
+        return listed("alerts", rows, total: total, page: page)
     }
 
     func alertsHistory(_ o: StrictObject) throws -> JSONValue {

@@ -96,6 +96,9 @@ import Testing
             Case("numNodes disagrees", s, start(20, #","numNodes":2"#), dl("sanity_check")),
             Case("numNodes beyond int32", s, start(21, #","numNodes":1099511627776"#), dl("out_of_range")),
             Case("user empty", s, start(22, #","user":"""#), dl("sanity_check")),
+            Case("user with a NUL", s, start(37, #","user":"ro\u0000ot""#), dl("invalid_characters")),
+            Case("user with a lone surrogate", s, start(38, #","user":"\ud800x""#), dl("invalid_characters")),
+            Case("cluster with a newline", s, job("stop_job", #"{"jobId":39,"cluster":"fri\u000atz","stopTime":\#(now - 60)}"#), dl("invalid_characters")),
             Case("host in no subcluster", s, start(23, host: "x9999"), dl("no_subcluster")),
             Case("unknown subCluster", s, start(24, #","subCluster":"nope""#), dl("no_subcluster")),
             Case("shared unknown", s, start(25, #","shared":"sometimes""#), dl("invalid_value")),
@@ -136,6 +139,7 @@ import Testing
             Case("count beyond int64", s, nodes(#"{"cluster":"fritz","nodes":[{"hostname":"f0102","states":["IDLE"],"memoryAllocated":99999999999999999999}]}"#), dl("wrong_type")),
             Case("states not strings", s, nodes(#"{"cluster":"fritz","nodes":[{"hostname":"f0102","states":[1]}]}"#), dl("wrong_type")),
             Case("syntax error", s, "nodestate event=", dl("syntax")),
+            Case("hostname with a NUL", s, nodes(#"{"cluster":"fritz","nodes":[{"hostname":"f0102\u0000","states":["IDLE"]}]}"#), dl("invalid_characters")),
         ]
     }()
 

@@ -100,6 +100,9 @@ import Testing
         let active = try ask("alerts.active", #"{"severity":"crit"}"#).0
         guard case .array(let alerts)? = active["alerts"] else { throw TestFailure("no alerts array") }
         #expect(alerts.first?["labels"]?["hostname"] == .string("f0120"))
+        // Paged (issue 21 #8): a page past the end is empty, the total stays.
+        let past = try ask("alerts.active", #"{"limit":1,"offset":1}"#).0
+        #expect(past["total"] == .integer(1) && past["limit"] == .integer(1) && past["alerts"] == .array([]))
         let history = try ask("alerts.history", #"{"entity":"f0120"}"#).0
         #expect(history["total"] == .integer(1))
         let host = try ask("health.get", #"{"hostname":"f0120"}"#).0
