@@ -545,6 +545,13 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     }
 
     /// The SQLite file.
+    /// `url` fit for a log: a password (or a token given as the user) replaced by `***`.
+    public static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.user != nil else { return url }
+        if components.password != nil { components.password = "***" } else { components.user = "***" }
+        return components.string ?? url
+    }
+
     public var databasePath: String { storage.database ?? "\(storage.dataDir)/clusterd.db" }
     /// The metric buffers' checkpoint file.
     public var metricCheckpointPath: String { "\(storage.dataDir)/metrics.checkpoint" }

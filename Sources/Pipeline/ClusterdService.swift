@@ -107,7 +107,7 @@ public final class ClusterdService: @unchecked Sendable {
             logger.notice("nats connection event", metadata: ["event": "\(event)"])
         }
         self.connection = connection
-        startup.phase("setting up streams and consumers on \(servers.joined(separator: ","))")
+        startup.phase("setting up streams and consumers on \(servers.map(ClusterdConfig.redacted).joined(separator: ","))")
 
         let jobSource: any MessageSource
         let nodeSource: any MessageSource
@@ -200,7 +200,7 @@ public final class ClusterdService: @unchecked Sendable {
             health.submit(samples: samples, receivedAt: at)
         }
         startup.phase(nil)
-        logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.joined(separator: ","))",
+        logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))",
                                                     "subject": "\(config.intake.jobSubject)"])
     }
 
@@ -485,9 +485,12 @@ public final class ClusterdService: @unchecked Sendable {
                 guard connection.isConnected else { throw NotConnectedYet() }
                 return try body()
             } catch {
-                var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.joined(separator: ","))", "in_seconds": "\(delay)"]
+                var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))", "in_seconds": "\(delay)"]
                 if !connection.isConnected {
-                    let reasons = servers.map { "\($0): \(BrokerProbe.problem(url: $0) ?? connection.lastError ?? "reachable, but the NATS connection is not up (TLS or credentials?)")" }
+                    let login = BrokerProbe.Credentials(user: config.nats.user, password: config.nats.password, token: config.nats.token)
+                    let reasons = servers.map { server in
+                        "\(ClusterdConfig.redacted(server)): \(BrokerProbe.problem(url: server, credentials: login) ?? connection.lastError ?? "reachable, but the NATS connection is not up (TLS or credentials?)")"
+                    }
                     metadata["error"] = "not connected to NATS at \(reasons.joined(separator: "; "))"
                 }
                 logger.warning("\(what) failed; retrying", metadata: metadata)

@@ -57,7 +57,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = level
         logger.notice("clusterd \(ClusterdService.version) starting", metadata: [
             "config": "\(config ?? "(none: built-in defaults)")",
-            "nats": "\(settings.nats.servers.isEmpty ? "embedded nats-server" : settings.nats.servers.joined(separator: ","))",
+            "nats": "\(settings.nats.servers.isEmpty ? "embedded nats-server" : settings.nats.servers.map(ClusterdConfig.redacted).joined(separator: ","))",
             "data_dir": "\(settings.storage.dataDir)", "pid": "\(getpid())",
         ])
 

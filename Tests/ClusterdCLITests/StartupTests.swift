@@ -39,6 +39,23 @@ import Testing
         #expect(Date().timeIntervalSince(stopped) < 5 && run.terminationStatus == 0, "\(logText())")
     }
 
+    /// Issue 21 #8: a wrong password was logged as "connection closed"; now the server's
+    /// refusal is named, and the password itself never reaches the log.
+    @Test func aRefusedLoginIsNamedAndThePasswordNotLogged() async throws {
+        let conf = directory.appendingPathComponent("auth.conf")
+        try "authorization { user: clusterd, password: right-one }\n".write(to: conf, atomically: true, encoding: .utf8)
+        let broker = try NATSServer(arguments: ["-c", conf.path])
+        let url = broker.url.replacingOccurrences(of: "nats://", with: "nats://clusterd:wrong-one@")
+        let log = directory.appendingPathComponent("clusterd.log")
+        let run = try CLIRunner.launch(["run", "--listen", "", "--nats-url", url, "--data-dir", directory.appendingPathComponent("data").path], log: log)
+        defer { run.terminate(); run.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(30)
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        while !logText().contains("failed; retrying") && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(logText().contains("the server refused the login (Authorization Violation)"), "\(logText())")
+        #expect(!logText().contains("wrong-one"), "\(logText())")
+    }
+
     @Test func configurationErrorsAreSaidWithoutTheUsageText() throws {
         let missing = try CLIRunner.run(["run", "--config", "/no/such/clusterd.yaml"])
         #expect(missing.status != 0 && missing.stderr.contains("/no/such/clusterd.yaml: cannot read the file") && !missing.stderr.contains("USAGE"),
