@@ -95,6 +95,15 @@ public final class JetStream: @unchecked Sendable {
         return (Int(c.Replicas), subjects, .nanoseconds(c.MaxAge))
     }
 
+    /// The message stored at `sequence` of `stream` (to compare a duplicate with the original).
+    public func message(stream: String, sequence: UInt64) throws(BusError) -> BusMessage {
+        var msg: OpaquePointer?
+        var jerr = jsErrCode(0)
+        try check(js_GetMsg(&msg, js, stream, sequence, nil, &jerr), "get message \(sequence) of \(stream)", jsErr: jerr)
+        defer { natsMsg_Destroy(msg) }
+        return BusMessage(copying: msg!)
+    }
+
     /// Messages currently stored in a stream.
     public func streamMessageCount(_ stream: String) throws(BusError) -> UInt64 {
         var info: UnsafeMutablePointer<jsStreamInfo>?

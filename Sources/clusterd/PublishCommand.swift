@@ -86,9 +86,16 @@ struct PublishOptions: ParsableArguments {
         let message = BusMessage(subject: subject, headers: ["Nats-Msg-Id": [id]], data: line)
         var answer: BusMessage?
         var lastError: BusError?
+        var conflicting: (stream: String, sequence: UInt64)?
         publishing: while deadline.timeIntervalSinceNow > 0 {
             do {
-                let ack = try JetStream(connection, timeout: remaining(max: 2)).publish(message, messageID: id, timeout: remaining(max: 2))
+                let js = try JetStream(connection, timeout: remaining(max: 2))
+                let ack = try js.publish(message, messageID: id, timeout: remaining(max: 2))
+                if ack.duplicate, let original = try? js.message(stream: ack.stream, sequence: ack.sequence), original.data != line {
+                    // The broker kept an earlier, different event under this id and dropped this one.
+                    conflicting = (ack.stream, ack.sequence)
+                    break publishing
+                }
                 if ack.duplicate {
                     // The result of the first delivery may still be on its way; else it went out then.
                     answer = box.wait(Swift.min(1, Swift.max(0, deadline.timeIntervalSinceNow)))
@@ -109,6 +116,14 @@ struct PublishOptions: ParsableArguments {
                 lastError = error
                 usleep(200_000)
             }
+        }
+        if let conflicting {
+            FileHandle.standardError.write(Data("""
+                \(id): NOT delivered: stream \(conflicting.stream) already holds a different event under this message id \
+                (sequence \(conflicting.sequence)) and the broker dropped this one; publish it with another --message-id
+
+                """.utf8))
+            throw ExitCode(3)
         }
         guard let answer else {
             let why = lastError.map { "not delivered to NATS at \(url): \($0)" } ?? "no result from clusterd"

@@ -106,6 +106,17 @@ import Testing
         #expect(summary.stdout.contains(#""totalServers":1"#), "\(summary.stdout)")
         let nobody = try CLIRunner.run(["query", "nodes", "--server", server.url.replacingOccurrences(of: "nats://", with: "nats://127.0.0.2:1#")])
         #expect(nobody.status != 0)
+        // Issue 21 #8: a different event under an id the stream already holds is dropped by the
+        // broker; publish says so (exit 3) instead of reporting an earlier delivery.
+        let first = try CLIRunner.run(["publish", "job-start", "--server", server.url, "--message-id", "shared-id", "--job-id", "1101",
+                                       "--cluster", "fritz", "--user", "bob", "--project", "p", "--nodes", "f0101", "--start-time", "1700000000"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let clash = try CLIRunner.run(["publish", "job-start", "--server", server.url, "--message-id", "shared-id", "--job-id", "1102",
+                                       "--cluster", "fritz", "--user", "bob", "--project", "p", "--nodes", "f0101", "--start-time", "1700000000"])
+        #expect(clash.status == 3 && clash.stderr.contains("NOT delivered") && clash.stderr.contains("different event"), "\(clash.stderr)")
+        let repeated = try CLIRunner.run(["publish", "job-start", "--server", server.url, "--message-id", "shared-id", "--job-id", "1101",
+                                          "--cluster", "fritz", "--user", "bob", "--project", "p", "--nodes", "f0101", "--start-time", "1700000000"])
+        #expect(repeated.status == 0, "\(repeated.stderr)")
     }
 
     @Test func jsonLogsAreOneObjectPerLine() async throws {
