@@ -192,9 +192,14 @@ public final class ClusterdService: @unchecked Sendable {
                                     + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint])
         let topology = health.engine.topology
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger, admit: { s in
-            // A host some cluster.json or the topology lists has the full budget; others a small one.
-            let known = topology.placement(of: s.hostname) != nil || clusters[s.cluster]?.subCluster(named: "", forHost: s.hostname) != nil
-            return store.admit(s.seriesKey, knownHost: known)
+            // As the job and node stages: a cluster needs its cluster.json.
+            guard let cluster = clusters[s.cluster] else {
+                let known = clusters.clusters.keys.sorted().joined(separator: ", ")
+                return ("unknown_cluster", "cluster \"\(s.cluster)\" is unknown (known: \(known.isEmpty ? "none" : known)); add <archive>/\(s.cluster)/cluster.json")
+            }
+            // A host the cluster.json or the topology lists has the full budget; others a small one.
+            let known = topology.placement(of: s.hostname) != nil || cluster.subCluster(named: "", forHost: s.hostname) != nil
+            return store.admit(s.seriesKey, knownHost: known).map { ("series_limit", $0) }
         }) { samples, at in
             for s in samples { store.write(s.seriesKey, time: s.time, value: s.value) }
             health.submit(samples: samples, receivedAt: at)

@@ -15,13 +15,13 @@ public final class MetricIntake: @unchecked Sendable {
     let counters: PipelineCounters
     let logger: Logger
     let sink: @Sendable ([MetricSample], Int64) -> Void
-    let admit: @Sendable (MetricSample) -> String?
+    let admit: @Sendable (MetricSample) -> (code: String, reason: String)?
     private var subscription: BusSubscription?
 
-    /// Subscribes at once. `admit` says why a sample may not be kept (its series would pass
-    /// a limit), nil when it may; a refused sample is a `series_limit` dead letter.
+    /// Subscribes at once. `admit` says why a sample may not be kept (code and reason: an
+    /// unknown cluster, a series past a limit), nil when it may; a refusal is a dead letter.
     public init(connection: BusConnection, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
-                admit: @escaping @Sendable (MetricSample) -> String? = { _ in nil },
+                admit: @escaping @Sendable (MetricSample) -> (code: String, reason: String)? = { _ in nil },
                 sink: @escaping @Sendable ([MetricSample], Int64) -> Void) throws {
         self.admit = admit
         self.connection = connection
@@ -37,7 +37,7 @@ public final class MetricIntake: @unchecked Sendable {
 
     /// Decodes one message; returns the samples and the dead letters of its bad lines.
     public static func decode(_ message: BusMessage, defaultCluster: String, now: Int64,
-                              admit: (MetricSample) -> String? = { _ in nil }) -> ([MetricSample], [DeadLetter]) {
+                              admit: (MetricSample) -> (code: String, reason: String)? = { _ in nil }) -> ([MetricSample], [DeadLetter]) {
         var samples: [MetricSample] = []
         var letters: [DeadLetter] = []
         let origin = "core:\(message.subject)"
@@ -52,7 +52,7 @@ public final class MetricIntake: @unchecked Sendable {
                 switch MetricLine.decode(view, defaultCluster: defaultCluster, now: now) {
                 case .success(let s):
                     if let refusal = admit(s) {
-                        letters.append(letter(view.line, 1, "series_limit", refusal, view.raw))
+                        letters.append(letter(view.line, 1, refusal.code, refusal.reason, view.raw))
                     } else {
                         samples.append(s)
                     }

@@ -151,6 +151,7 @@ import Testing
             Case("no hostname", "cc.metrics.fritz", "cpu_load,cluster=fritz value=1", dl("missing_tag")),
             Case("string value", "cc.metrics.fritz", #"cpu_load,hostname=f0101,cluster=fritz value="high""#, dl("wrong_type")),
             Case("timestamp overflow", "cc.metrics.fritz", "cpu_load,hostname=f0101,cluster=fritz value=1 99999999999999999999", dl("syntax")),
+            Case("a cluster without cluster.json (issue 22 #7)", "cc.metrics.emmy", "cpu_load,cluster=emmy,hostname=e0101 value=1", dl("unknown_cluster")),
             Case("invalid UTF-8", "cc.metrics.fritz", Array("cpu_load,hostname=f0101 value=1".utf8) + [0xff], dl("syntax")),
         ]
     }()

@@ -41,7 +41,12 @@ import Testing
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
         config.observability.listen = ""  // 127.0.0.1:9464 belongs to FirstHourTests
-        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json")]
+        // A small cluster "lab" (hosts h1, h2) for tests without the topology: metrics need a
+        // cluster.json like jobs and node states do.
+        let lab = directory.appendingPathComponent("lab-cluster.json")
+        try #"{"name": "lab", "metricConfig": [{"name": "temp", "unit": {"base": "C"}, "scope": "node", "timestep": 10, "aggregation": "avg", "peak": 100, "normal": 50, "caution": 80, "alert": 90}], "subClusters": [{"name": "main", "nodes": "h[1-2]", "processorType": "x", "socketsPerNode": 1, "coresPerSocket": 1, "threadsPerCore": 1, "flopRateScalar": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1}, "flopRateSimd": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1}, "memoryBandwidth": {"unit": {"base": "B/s", "prefix": "G"}, "value": 1}, "topology": {"node": [0]}}]}"#
+            .write(to: lab, atomically: true, encoding: .utf8)
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json"), lab.path]
         config.health.topology = topology ? Repository.path("config/topology.yaml") : nil
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
         if let checks {
