@@ -13,8 +13,10 @@ public struct NodeReport: Sendable, Equatable {
     public var gpusAllocated: Int64
     public var jobsRunning: Int64
 
-    /// The state cc-backend stores.
-    public var schedulerState: SchedulerState { .reduce(states) }
+    /// The state cc-backend stores, reduced from the normalised words: sinfo's short forms
+    /// and suffixes (`alloc$`, `mix*`, `idle~`) count as what they stand for (cc-backend's
+    /// whole-word match left them `unknown`).
+    public var schedulerState: SchedulerState { .reduce(slurm.flags) }
     /// Every Slurm flag, normalised.
     public var slurm: SlurmState { SlurmState(states) }
 

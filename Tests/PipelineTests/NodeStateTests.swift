@@ -21,6 +21,17 @@ import Testing
         #expect(SchedulerState.reduce(states) == expected)
     }
 
+    /// Issue 22 #9: sinfo's short forms gave `unknown`, so `nodes.list state=allocated` missed them.
+    @Test func sinfoShortFormsGiveTheirState() throws {
+        for (states, expected) in [(["alloc$"], SchedulerState.allocated), (["mix*"], .mixed), (["idle~"], .idle),
+                                   (["IDLE+DRAIN"], .idle), (["down*"], .down), (["resv"], .reserved), (["drain"], .unknown)] {
+            #expect(NodeReport(hostname: "h", states: states).schedulerState == expected, "\(states)")
+        }
+        let env = try TestEnvironment()
+        try env.sendNodes(#"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0101\",\"states\":[\"alloc$\"]},{\"hostname\":\"f0102\",\"states\":[\"mix*\"]}]}""#)
+        #expect(try env.query("SELECT n.hostname, s.node_state FROM node_state s JOIN node n ON n.id = s.node_id ORDER BY n.hostname").map { Array($0.prefix(2)) } == [["f0101", "allocated"], ["f0102", "mixed"]])
+    }
+
     @Test func slurmFlagsAreNormalised() {
         #expect(SlurmState(["IDLE", "DRAIN"]).flags == ["drain", "idle"])
         #expect(SlurmState(["idle*"]).flags == ["idle", "not_responding"])
