@@ -172,6 +172,10 @@ public final class JobStage {
         if record.state != .running {
             let stored = try database.prepare("SELECT stop_event FROM clusterd_job_event WHERE job = ?").first([.integer(id)]) { $0.optionalText(0) } ?? nil
             if stored == canonical { return .alreadyStopped(id: id) }
+            if let stored {
+                // Stopped by another stop event: the same identity with a different payload.
+                throw JobRejection.conflict("job \(record.start.jobId) on \(record.start.cluster) (startTime \(record.start.startTime)) was stopped by a different stop event: \(stored)")
+            }
             throw JobRejection.notRunning("job \(record.start.jobId) on \(record.start.cluster) (startTime \(record.start.startTime)) has already been stopped (state is: \(record.state.rawValue))")
         }
         if stop.stopTime < record.start.startTime {

@@ -114,7 +114,7 @@ import Testing
             Case("state contradicts jobState", s, stop(35, #","jobState":"failed","state":"completed""#), dl("invalid_value")),
             Case("stop a day ahead", s, stop(36, stopTime: now + 3 * 86_400), dl("in_the_future")),
             Case("stop before its start", s, stop(4000, stopTime: now - 7200), dl("stop_before_start")),
-            Case("stop of an ended job, another time", s, stop(4001, stopTime: now - 30), dl("not_running")),
+            Case("stop of an ended job, another time (issue 22 #10)", s, stop(4001, stopTime: now - 30), dl("conflict")),
             Case("stop 400 days after its start", s, stop(4002, stopTime: now - 60), dl("invalid_value")),
             Case("start again, different payload", s, start(4000, #","project":"other""#), dl("conflict")),
             Case("invalid UTF-8", s, Array("job,function=start_job event=\"".utf8) + [0xff, 0xfe] + Array("\"".utf8), dl("syntax")),
