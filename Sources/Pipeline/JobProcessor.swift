@@ -158,6 +158,9 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
             for job in expired {
                 let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
                 try? FileManager.default.removeItem(atPath: dir)
+                // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
+                var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
+                for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
             }
             try database.transaction { for job in expired { try stage.delete(id: job.id) } }
             removed += expired.count

@@ -54,11 +54,16 @@ import Testing
         #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 30) == 1)
         #expect(try env.query("SELECT job_id FROM job ORDER BY job_id").map { $0[0] } == ["502", "503"])
         #expect(!FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1700001000)))
+        // No empty directories are left behind (issue 22 #11): fritz/0/501 goes, fritz/0 stays for 502 and 503.
+        #expect(!FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0/501"))
+        #expect(FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0"))
         #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 502, startTime: 1700001000) + "/meta.json"))
         // Lifting the protection lets it go too; 0 days keeps everything.
         #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 0) == 0)
         _ = try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: 1700001000, protected: false, by: "ops", reason: "", now: 1700003000)
         #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 30) == 1)
+        #expect(!FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0"))
+        #expect(FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/cluster.json"))
     }
 
     @Test func heldStopExpiresIntoADeadLetter() throws {
