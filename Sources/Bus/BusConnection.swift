@@ -80,7 +80,7 @@ public final class BusConnection: @unchecked Sendable {
     /// libnats does not know whether the server takes headers and refuses every message that
     /// has some — a message id included — with a misleading "Not Supported By Server"; after
     /// it, messages are buffered across reconnects as usual.
-    func awaitFirstConnection(timeout: Duration, for operation: String) throws(BusError) {
+    public func awaitFirstConnection(timeout: Duration, for operation: String) throws(BusError) {
         let deadline = ContinuousClock.now + timeout
         while !sink.everConnected.load(ordering: .acquiring) {
             if ContinuousClock.now >= deadline { throw BusError.timeout(operation: "\(operation) (not connected to NATS yet)") }

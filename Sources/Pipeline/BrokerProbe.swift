@@ -4,10 +4,10 @@ import Model
 /// Why a NATS server URL cannot be reached, found with one TCP connect: libnats retries in
 /// the background without saying why, and "timed out" does not tell an operator whether the
 /// name, the port or a firewall is wrong.
-enum BrokerProbe {
+public enum BrokerProbe {
     /// "connection refused", "name does not resolve", ... for `url`; nil when a TCP
     /// connection succeeds (then the problem is above TCP: TLS, authentication, JetStream).
-    static func problem(url: String, credentials: Credentials = Credentials(), timeoutMilliseconds: Int32 = 1000) -> String? {
+    public static func problem(url: String, credentials: Credentials = Credentials(), timeoutMilliseconds: Int32 = 1000) -> String? {
         guard let components = URLComponents(string: url), let host = components.host else { return "not a URL" }
         let port = components.port ?? 4222
         var hints = addrinfo()
@@ -39,10 +39,17 @@ enum BrokerProbe {
     }
 
     /// User and password or token clusterd logs in with (nats.user/password/token or the URL).
-    struct Credentials {
+    public struct Credentials: Sendable {
         var user: String?
         var password: String?
         var token: String?
+
+        /// Credentials (all optional).
+        public init(user: String? = nil, password: String? = nil, token: String? = nil) {
+            self.user = user
+            self.password = password
+            self.token = token
+        }
     }
 
     /// Reads INFO, sends CONNECT (with `login`) and PING: the server's -ERR, if any, named.

@@ -86,7 +86,7 @@ struct ArchiveCommand: ParsableCommand {
             b.add("protected", !unprotect)
             b.add("by", by)
             b.add("reason", reason)
-            let connection = try BusConnection(ConnectionOptions(servers: [QueryCommand.serverURL(server)], name: "clusterd-archive"))
+            let connection = try QueryCommand.connect(server, name: "clusterd-archive", timeout: 3)
             defer { connection.close() }
             let reply: BusMessage
             do {

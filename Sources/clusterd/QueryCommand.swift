@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bus
 import Foundation
+import Pipeline
 import Model
 
 /// `clusterd query`: asks a running clusterd over `clusterd.api.*` and prints a table (or JSON).
@@ -43,7 +44,7 @@ struct QueryCommand: ParsableCommand {
             let key = String(pair[..<eq]), text = String(pair[pair.index(after: eq)...])
             members.append((key, Int64(text).map(JSONValue.integer) ?? (text == "true" ? .bool(true) : text == "false" ? .bool(false) : .string(text))))
         }
-        let connection = try BusConnection(ConnectionOptions(servers: [Self.serverURL(server)], name: "clusterd-query"))
+        let connection = try Self.connect(server, name: "clusterd-query", timeout: Double(timeout))
         defer { connection.close() }
         let reply: BusMessage
         do {
@@ -62,6 +63,25 @@ struct QueryCommand: ParsableCommand {
             return
         }
         print(Self.render(try JSONValue.parse(reply.data)), terminator: "")
+    }
+
+    /// A connection that is up: a broker that cannot be reached is said as such (exit 2), not
+    /// as "no clusterd answered" after the whole request timeout.
+    static func connect(_ server: String?, name: String, timeout: Double) throws -> BusConnection {
+        let url = serverURL(server)
+        if let problem = BrokerProbe.problem(url: url) {
+            FileHandle.standardError.write(Data("cannot reach NATS at \(ClusterdConfig.redacted(url)): \(problem)\n".utf8))
+            throw ExitCode(2)
+        }
+        let connection = try BusConnection(ConnectionOptions(servers: [url], name: name))
+        do {
+            try connection.awaitFirstConnection(timeout: .milliseconds(Int(min(timeout, 3) * 1000)), for: "connect")
+        } catch {
+            FileHandle.standardError.write(Data("cannot reach NATS at \(ClusterdConfig.redacted(url)): \(connection.lastError ?? "\(error)")\n".utf8))
+            connection.close()
+            throw ExitCode(2)
+        }
+        return connection
     }
 
     static func serverURL(_ option: String?) -> String {

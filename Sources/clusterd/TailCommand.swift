@@ -26,7 +26,7 @@ struct TailCommand: ParsableCommand {
         default: throw ValidationError("tail alerts, dlq or events")
         }
         let colour = isatty(STDOUT_FILENO) == 1 && !raw
-        let connection = try BusConnection(ConnectionOptions(servers: [QueryCommand.serverURL(server)], name: "clusterd-tail"))
+        let connection = try QueryCommand.connect(server, name: "clusterd-tail", timeout: 3)
         defer { connection.close() }
         let done = DispatchSemaphore(value: 0)
         let seen = Counter()

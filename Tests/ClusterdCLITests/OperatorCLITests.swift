@@ -38,6 +38,14 @@ import Testing
         #expect(t.stdout.contains("typo.yaml: line 4: unknown key \"helth\""), "\(t.stdout)")
     }
 
+    /// Issue 22 #12: an unreachable broker is said as such at once, as publish says it.
+    @Test func queryNamesAnUnreachableBroker() throws {
+        let started = Date()
+        let r = try CLIRunner.run(["query", "jobs", "--server", "nats://127.0.0.1:1"])
+        #expect(r.status == 2 && r.stderr.contains("cannot reach NATS at nats://127.0.0.1:1") && r.stderr.contains("Connection refused"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(started) < 3)
+    }
+
     @Test func queryAndTailTalkToARunningClusterd() async throws {
         let run = Process()
         run.executableURL = CLIRunner.executable
