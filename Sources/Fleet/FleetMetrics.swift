@@ -54,6 +54,17 @@ extension FleetRegistry {
         return .object([("server", .string(name)), ("period", .string(period)), ("metrics", .object(series))])
     }
 
+    /// Deletes health checks made before `cutoff` (epoch seconds), each server's newest one
+    /// kept; returns how many. Every check is kept for its retention, not for ever.
+    @discardableResult
+    public func pruneChecks(before cutoff: Int64) throws -> Int {
+        try database.prepare("""
+            DELETE FROM fleet_health_check WHERE at < ?
+                AND id NOT IN (SELECT max(id) FROM fleet_health_check GROUP BY server_id)
+            """).run([.integer(cutoff)])
+        return database.changes
+    }
+
     /// Deletes buckets older than their period's retention; returns how many.
     @discardableResult
     public func pruneMetrics(now: Int64) throws -> Int {

@@ -261,6 +261,8 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public struct FleetSettings: Sendable, Equatable, Decodable {
         /// How often every active server is checked.
         public var checkIntervalSeconds = 30
+        /// Health checks are kept this long (each server's newest always).
+        public var checkRetentionDays = 30
         /// Total timeout of one `GET {api_url}/health` (connect included).
         public var timeoutSeconds = 5
         /// Checks running at the same time.
@@ -277,12 +279,14 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             checkIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .checkIntervalSeconds) ?? checkIntervalSeconds
+            checkRetentionDays = try c.decodeIfPresent(Int.self, forKey: .checkRetentionDays) ?? checkRetentionDays
             timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? timeoutSeconds
             concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
             tokenRefs = try c.decodeIfPresent([String: [String]].self, forKey: .tokenRefs) ?? tokenRefs
         }
 
         enum CodingKeys: String, CodingKey {
+            case checkRetentionDays = "check_retention_days"
             case checkIntervalSeconds = "check_interval_seconds", timeoutSeconds = "timeout_seconds", concurrency, tokenRefs = "token_refs"
         }
     }
@@ -511,7 +515,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
                    "history_retention_days"],
         "observability": ["listen"],
-        "fleet": ["check_interval_seconds", "timeout_seconds", "concurrency", "token_refs"],
+        "fleet": ["check_interval_seconds", "check_retention_days", "timeout_seconds", "concurrency", "token_refs"],
         "alertmanager": ["receivers"],
         "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds",
                     "max_series", "max_series_per_cluster", "max_unknown_host_series"],

@@ -345,7 +345,9 @@ public final class FleetService: @unchecked Sendable {
                 if Date().timeIntervalSince(pruned) >= 3600 {
                     pruned = Date()
                     lock.lock()
-                    _ = try? registry.pruneMetrics(now: Int64(Date().timeIntervalSince1970))
+                    let now = Int64(Date().timeIntervalSince1970)
+                    _ = try? registry.pruneMetrics(now: now)
+                    _ = try? registry.pruneChecks(before: now - Int64(config.fleet.checkRetentionDays) * 86_400)
                     lock.unlock()
                 }
                 Thread.sleep(forTimeInterval: 0.1)
