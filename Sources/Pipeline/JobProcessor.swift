@@ -131,10 +131,16 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         let hosts = job.start.resources.map { JobWindow.Host(hostname: $0.hostname, hwthreads: $0.hwthreads, accelerators: $0.accelerators) }
         let window = JobWindow(cluster: job.start.cluster, subCluster: job.subCluster, hosts: hosts, start: job.start.startTime,
                                stop: job.start.startTime + job.duration)
-        guard let builder = dataBuilder, let cluster = clusters[job.start.cluster], let metrics = builder.build(window, cluster: cluster) else {
+        guard let cluster = clusters[job.start.cluster] else {
             return (ArchiveWriter.Entry(job: job, files: [("meta.json", Array((job.metaJSON + "\n").utf8))]), nil)
         }
-        let meta = job.metaJSON(statistics: metrics.statistics, footprint: metrics.footprint)
+        guard let builder = dataBuilder, let metrics = builder.build(window, cluster: cluster) else {
+            // No samples at all: every metric of the subcluster with zero statistics (the
+            // job-meta schema requires them) and no data.json.
+            let meta = job.metaJSON(statistics: Self.completed(nil, cluster: cluster, subCluster: job.subCluster), footprint: nil)
+            return (ArchiveWriter.Entry(job: job, files: [("meta.json", Array((meta + "\n").utf8))]), nil)
+        }
+        let meta = job.metaJSON(statistics: Self.completed(metrics.statistics, cluster: cluster, subCluster: job.subCluster), footprint: metrics.footprint)
         var files: [(name: String, bytes: [UInt8])] = [("meta.json", Array((meta + "\n").utf8))]
         let data = Array((metrics.data.jsonText + "\n").utf8)
         if data.count > 2000, let compressed = try? Gzip.compress(data) {
@@ -144,6 +150,18 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         }
         let footprint = JSONValue.object(metrics.footprint.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }).jsonText
         return (ArchiveWriter.Entry(job: job, files: files), metrics.footprint.isEmpty ? nil : footprint)
+    }
+
+    /// `statistics` with a zero entry (`avg`, `min`, `max` 0, the metric's unit) for every
+    /// metric of the subcluster the buffers had no samples of, so meta.json always carries the
+    /// metrics the job-meta schema requires.
+    static func completed(_ statistics: JSONValue?, cluster: ClusterConfig, subCluster: String) -> JSONValue {
+        var members: [(key: String, value: JSONValue)] = []
+        if case .object(let have)? = statistics { members = have }
+        for metric in cluster.metrics(of: subCluster) where !members.contains(where: { $0.key == metric.name }) {
+            members.append((metric.name, .object([("unit", metric.unitJSON), ("avg", .double(0)), ("min", .double(0)), ("max", .double(0))])))
+        }
+        return .object(members)
     }
 
     /// Archive retention: removes the archive entries and rows of finished jobs that ended

@@ -177,4 +177,18 @@ import Testing
         #expect(try env.query("SELECT count(*) FROM job WHERE monitoring_status = 3").first?.first == "5")
         #expect(FileManager.default.fileExists(atPath: "\(mountPoint)/001/1700000000/meta.json"))
     }
+
+    /// Issue 22 #1: a job without metric samples got `statistics: {}`, which ClusterCockpit's
+    /// job-meta schema refuses. It gets zero statistics for every metric of its subcluster
+    /// (and no data.json), and validates.
+    @Test func aJobWithoutMetricsGetsASchemaValidMetaJSON() throws {
+        let env = try TestEnvironment()
+        try env.send(#"job,function=start_job event="{\"jobId\":8001,\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#)
+        try env.send(#"job,function=stop_job event="{\"jobId\":8001,\"cluster\":\"fritz\",\"stopTime\":1700000600}""#)
+        let dir = try ArchiveWriter(root: env.config.archivePath).directory(cluster: "fritz", jobId: 8001, startTime: 1700000000)
+        #expect(try HealthBusTests.validate("meta", dir + "/meta.json") == [])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/data.json"))
+        let meta = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: dir + "/meta.json")).map { $0 })
+        #expect(meta["statistics"]?["cpu_load"]?["avg"] == .integer(0))
+    }
 }
