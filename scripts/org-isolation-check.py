@@ -67,6 +67,19 @@ async def main():
     assert any('subscription to "fleet.globex.web9.operation"' in e for e in acme_errors), acme_errors
     print("operations: own servers' subject allowed, another organization's refused")
 
+    # Secrets: with the shipped fleet.token_refs, acme can name neither globex's secrets, nor
+    # any other file or variable, nor send its own secret to a host not granted to it.
+    attempts = [("env:GLOBEX_WEB9_TOKEN", "https://web1.acme.example/api"),
+                ("file:/etc/clusterd/secrets/globex/web9.token", "https://web1.acme.example/api"),
+                ("file:/etc/clusterd/secrets/acme/../globex/web9.token", "https://web1.acme.example/api"),
+                ("file:/etc/hostname", "https://web1.acme.example/api"), ("env:PATH", "https://web1.acme.example/api"),
+                ("env:ACME_WEB1_TOKEN", "https://collector.evil.example/"),
+                ("env:ACME_WEB1_TOKEN", "https://web1.acme.example@collector.evil.example/")]
+    for ref, api in attempts:
+        reply = await acme.request("fleet.acme.api.register", json.dumps({"name": "thief", "apiUrl": api, "tokenRef": ref}).encode(), timeout=5)
+        assert reply.headers and reply.headers.get("Nats-Service-Error-Code") == "403", (ref, api, reply.headers, reply.data)
+    print("secrets: every foreign reference and every ungranted host refused (403)")
+
     listed = json.loads((await acme.request("fleet.acme.api.list", b"{}", timeout=5)).data)
     assert [s["name"] for s in listed["servers"]] == ["web1"], listed
     assert not globex_errors, globex_errors
