@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import MetricBuffers
 import Model
-import Pipeline
+@testable import Pipeline
 import Store
 import Testing
 
@@ -315,6 +315,43 @@ import Testing
         #expect(try js.streamSettings("CC_EVENTS").replicas == 3)
         #expect(try js.streamSettings("CC_EVENTS").maxAge == .seconds(7 * 86_400))
         #expect(try js.streamSettings("CLUSTERD_DLQ").replicas == 2)
+    }
+
+    /// Issue 21 #5, the operator's side: while archive entries cannot be written (a full
+    /// disk), /readyz says so with the error, and the gauge counts them.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func aFullArchiveDiskMakesClusterdNotReady() async throws {
+        let service = makeService()
+        try service.start()
+        defer { service.stop() }
+        let mountPoint = directory.appendingPathComponent("archive/fritz/7").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        mount.arguments = ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", mountPoint]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0)
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            umount.arguments = ["umount", mountPoint]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        FileManager.default.createFile(atPath: mountPoint + "/filler", contents: Data(repeating: 1, count: 16 * 1024))
+        #expect(service.readiness().isEmpty, "\(service.readiness())")
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let js = try JetStream(client)
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(7001).utf8)), messageID: "start-7001")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(7001).utf8)), messageID: "stop-7001")
+        let deadline = Date().addingTimeInterval(30)
+        while !service.readiness().contains(where: { $0.contains("cannot be written") }) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let problems = service.readiness()
+        #expect(problems.contains { $0.contains("1 job archive entries cannot be written") && $0.contains("No space left on device") }, "\(problems)")
+        #expect(String(decoding: service.scrape(), as: UTF8.self).contains("clusterd_archive_failing 1"))
     }
 
     @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
