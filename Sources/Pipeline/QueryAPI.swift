@@ -211,10 +211,12 @@ public final class QueryAPI: @unchecked Sendable {
                 let racks = (topology.rooms[room] ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }
                 return entry("room", room, engine.severity(ofRoom: room), .array(racks))
             }
-            let sites = site.map { [$0] } ?? topology.sites.keys.sorted()
-            return .object([("sites", .array(sites.map { s in
+            func siteEntry(_ s: String) -> JSONValue {
                 entry("site", s, engine.severity(ofSite: s), .array((topology.sites[s] ?? []).map { entry("room", $0, engine.severity(ofRoom: $0)) }))
-            }))])
+            }
+            // One site answers like one room or rack: the entity itself; no filter lists them all.
+            if let site { return siteEntry(site) }
+            return .object([("sites", .array(topology.sites.keys.sorted().map(siteEntry)))])
         }
         guard let answer else { throw MicroService.Failure(503, "health evaluation did not answer in time") }
         if case .object(let m) = answer, m.first?.key != "sites", m.first?.key != "hostname",

@@ -115,6 +115,11 @@ import Testing
         let sites = try ask("health.get").0
         #expect(sites["sites"].map { if case .array(let a) = $0 { return a.first?["severity"] == .string("CRIT") }; return false } == true)
         #expect(try ask("health.get", #"{"rack":"r99"}"#).1.header("Nats-Service-Error-Code") == "404")
+        // One site answers as one room or rack does: the entity at the top (issue 22 #13).
+        guard case .array(let allSites)? = sites["sites"], let firstSite = allSites.first?["site"]?.stringValue else { throw TestFailure("no site") }
+        let site = try ask("health.get", #"{"site":"\#(firstSite)"}"#).0
+        #expect(site["site"] == .string(firstSite) && site["severity"] != nil && site["children"] != nil && site["sites"] == nil, "\(site.jsonText)")
+        #expect(try ask("health.get", #"{"site":"atlantis"}"#).1.header("Nats-Service-Error-Code") == "404")
         // dead letters
         let letters = try ask("dlq.list", #"{"stage":"jobs"}"#).0
         #expect(letters["total"] == .integer(1))
