@@ -162,6 +162,8 @@ public final class IntakeLoop: @unchecked Sendable {
         }
         do {
             try settle()
+            // What settling queued (archive outcomes) goes out now, not with the next batch.
+            try publisher.drain()
         } catch {
             logger.error("\(name): settling committed work failed", metadata: ["error": "\(error)"])
         }

@@ -15,6 +15,8 @@ final class JobLineHandler: LineHandler {
     let counters: PipelineCounters
     let logger: Logger
     var onStopped: @Sendable ([JobRecord]) -> Void = { _ in }
+    /// Where a stopped job's archive outcome is published (`<result_prefix>.archive`).
+    var archiveSubjectPrefix = "clusterd.result.archive"
     private var stopped: [JobRecord] = []
 
     init(jobs: JobStage, database: Database, counters: PipelineCounters, logger: Logger) {
@@ -39,8 +41,11 @@ final class JobLineHandler: LineHandler {
                 let rejection = JobRejection.invalidValue("rejected by the database: \(error.message)")
                 return [.rejected(column: column, code: rejection.code, reason: rejection.description, entry: nil)]
             }
+            var archive: String?
             switch result {
-            case .stopped(let record), .started(_, _, let record?): stopped.append(record)
+            case .stopped(let record), .started(_, _, let record?):
+                stopped.append(record)
+                archive = JobProcessor.archiveSubject(archiveSubjectPrefix, record)
             default: break
             }
             counters.add("jobs.events.\(result.status)")
@@ -50,6 +55,11 @@ final class JobLineHandler: LineHandler {
             b.add("function", event.function)
             b.add("jobId", event.jobId)
             b.add("status", result.status)
+            if let archive {
+                // The archive entry is written after the commit: its outcome follows on `archive`.
+                b.add("archived", false)
+                b.add("archive", archive)
+            }
             return [.accepted(b.value)]
         }
     }
@@ -80,6 +90,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         self.archive = archive
         self.clusters = clusters
         let handler = JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger)
+        handler.archiveSubjectPrefix = "\(config.publish.resultPrefix).archive"
         handler.onStopped = onStopped
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
     }
@@ -113,11 +124,13 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                     switch result {
                     case .success:
                         try stage.archived(id: job.id)
+                        try publishArchived(job, files: entry.files.map(\.name), error: nil)
                         if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
                         written += 1
                         counters.add("jobs.archived")
                     case .failure(let error):
                         try stage.archiveFailed(id: job.id, error: "\(error)", now: now)
+                        if job.monitoringStatus != 2 { try publishArchived(job, files: [], error: "\(error); retried") }
                         counters.add("jobs.archive_failed")
                         logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
                     }
@@ -150,6 +163,30 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         }
         let footprint = JSONValue.object(metrics.footprint.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }).jsonText
         return (ArchiveWriter.Entry(job: job, files: files), metrics.footprint.isEmpty ? nil : footprint)
+    }
+
+    /// The subject a job's archive outcome is published on: `<prefix>.<cluster>.<jobId>.<startTime>`.
+    static func archiveSubject(_ prefix: String, _ job: JobRecord) -> String {
+        "\(prefix).\(subjectToken(job.start.cluster)).\(job.start.jobId).\(job.start.startTime)"
+    }
+
+    /// Queues (in the archive transaction) the outcome of writing `job`'s archive entry: the
+    /// files written, or the error (once: the retries are not announced again).
+    func publishArchived(_ job: JobRecord, files: [String], error: String?) throws {
+        var b = JSONObjectBuilder()
+        b.add("ok", error == nil)
+        b.add("jobId", job.start.jobId)
+        b.add("cluster", job.start.cluster)
+        b.add("startTime", job.start.startTime)
+        b.add("monitoringStatus", error == nil ? 3 : 2)
+        if error == nil {
+            b.add("directory", archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime))
+            b.add("files", .array(files.map(JSONValue.string)))
+        }
+        b.addIfPresent("error", error.map(JSONValue.string))
+        let subject = Self.archiveSubject("\(config.publish.resultPrefix).archive", job)
+        try outbox.append(OutboxMessage(subject: subject, messageID: "archive-\(job.start.cluster)-\(job.start.jobId)-\(job.start.startTime)-\(error == nil ? "written" : "failed")",
+                                        payload: Array(b.value.jsonText.utf8)))
     }
 
     /// `statistics` with a zero entry (`avg`, `min`, `max` 0, the metric's unit) for every

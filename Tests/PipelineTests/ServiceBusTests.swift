@@ -354,6 +354,30 @@ import Testing
         #expect(String(decoding: service.scrape(), as: UTF8.self).contains("clusterd_archive_failing 1"))
     }
 
+    /// Issue 22 #8: the `stopped` result went out before the archive entry existed. It now
+    /// says `archived: false` and names the subject where the archive outcome follows, once
+    /// meta.json is on disk.
+    @Test func theStopResultNamesWhereTheArchiveOutcomeFollows() async throws {
+        let (service, client, results, sub) = try running(watching: "clusterd.result.>")
+        defer { service.stop() }
+        let js = try JetStream(client)
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(95).utf8)), messageID: "start-95")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(95).utf8)), messageID: "stop-95")
+        let deadline = Date().addingTimeInterval(30)
+        while !results.messages.contains(where: { $0.subject.hasPrefix("clusterd.result.archive.") }) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let stop = try #require(results.messages.first { $0.subject == "clusterd.result.jobs.stop-95" })
+        let entry = try JSONValue.parse(stop.data)["events"].flatMap { if case .array(let a) = $0 { return a.first }; return nil }
+        #expect(entry?["archived"] == .bool(false) && entry?["archive"] == .string("clusterd.result.archive.fritz.95.1700000000"), "\(stop.text)")
+        let archived = try #require(results.messages.first { $0.subject == "clusterd.result.archive.fritz.95.1700000000" })
+        let outcome = try JSONValue.parse(archived.data)
+        #expect(outcome["ok"] == .bool(true) && outcome["monitoringStatus"] == .integer(3), "\(archived.text)")
+        let dir = try #require(outcome["directory"]?.stringValue)
+        #expect(FileManager.default.fileExists(atPath: dir + "/meta.json"))
+        _ = sub
+    }
+
     @Test func nothingIsLostWhenTheBrokerRestartsDuringAStream() async throws {
         let service = makeService()
         try service.start()
