@@ -66,6 +66,7 @@ async def main():
         for e in infos[0]["endpoints"]:
             check(e, INFO_ENDPOINT, f"{subject} endpoint")
     print(f"info ok: {len(infos[0]['endpoints'])} endpoints")
+    print("subjects: " + " ".join(sorted(e["subject"] for e in infos[0]["endpoints"])))
 
     async def stats():
         reply = (await gather(nc, f"$SRV.STATS.{name}.{sid}"))[0]

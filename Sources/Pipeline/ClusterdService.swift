@@ -189,7 +189,7 @@ public final class ClusterdService: @unchecked Sendable {
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
                                  endpoints: api.endpoints + fleet.endpoints
-                                    + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint])
+                                    + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint] + (maintenance.map { [$0.endpoint] } ?? []))
         let topology = health.engine.topology
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger, admit: { s in
             // As the job and node stages: a cluster needs its cluster.json.
@@ -255,7 +255,6 @@ public final class ClusterdService: @unchecked Sendable {
         fleet = nil
         for f in forwarders { f.stop() }
         forwarders = []
-        maintenance?.stop()
         maintenance = nil
         metricIntake?.stop()
         metricIntake = nil

@@ -14,21 +14,27 @@ public final class MaintenanceResponder: @unchecked Sendable {
     let connection: BusConnection
     let logger: Logger
     let lock = NSLock()
-    private var subscription: BusSubscription?
+    let prefix: String
 
-    /// Serves `<prefix>.>` (default `clusterd.admin.maintenance`).
+    /// Serves `<prefix>.<verb>` (default `clusterd.admin.maintenance`) through ``endpoint``.
     public init(book: AlertBook, topology: Topology, connection: BusConnection, logger: Logger,
                 prefix: String = "clusterd.admin.maintenance") throws {
         self.book = book
         self.topology = topology
         self.connection = connection
         self.logger = logger
-        subscription = try connection.subscribe("\(prefix).>") { [weak self] message in self?.handle(message) }
-        try connection.flush()
+        self.prefix = prefix
     }
 
-    private func handle(_ message: BusMessage) {
-        guard let reply = message.reply else { return }
+    /// The endpoint of the `clusterd` micro service (listed in `$SRV.INFO` with the others).
+    public var endpoint: MicroService.Endpoint {
+        MicroService.Endpoint(name: "maintenance", subject: "\(prefix).*",
+                              metadata: ["description": "maintenance windows: create, list, end (admin)"]) { [self] message in
+            handle(message)
+        }
+    }
+
+    private func handle(_ message: BusMessage) -> [UInt8] {
         let verb = message.subject.split(separator: ".").last.map(String.init) ?? ""
         let now = Int64(Date().timeIntervalSince1970)
         var b = JSONObjectBuilder()
@@ -61,7 +67,7 @@ public final class MaintenanceResponder: @unchecked Sendable {
             b.add("ok", false)
             b.add("error", "\(error)")
         }
-        try? connection.publish(reply, Array(b.value.jsonText.utf8))
+        return Array(b.value.jsonText.utf8)
     }
 
     struct AdminError: Error, CustomStringConvertible {
@@ -108,9 +114,5 @@ public final class MaintenanceResponder: @unchecked Sendable {
         return b.value
     }
 
-    /// Stops serving.
-    public func stop() {
-        subscription?.unsubscribe()
-        subscription = nil
-    }
+
 }

@@ -39,13 +39,18 @@ public final class QueryAPI: @unchecked Sendable {
             endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
             endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
             endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
-            endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject", { try $0.replay($1) }),
+            endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject (admin)", { try $0.replay($1) },
+                     subject: "clusterd.admin.dlq.replay", name: "admin-dlq-replay"),
+            // The old subject, kept for one release: read-only users get clusterd.api.>, and a
+            // replay changes state, so it moved under clusterd.admin.
+            endpoint("dlq", "replay", "Deprecated alias of clusterd.admin.dlq.replay (removed in the next release)", { try $0.replay($1) }),
         ]
     }
 
     private func endpoint(_ resource: String, _ verb: String, _ about: String,
-                          _ body: @escaping @Sendable (QueryAPI, StrictObject) throws -> JSONValue) -> MicroService.Endpoint {
-        MicroService.Endpoint(name: "\(resource)-\(verb)", subject: "\(Self.prefix).\(resource).\(verb)",
+                          _ body: @escaping @Sendable (QueryAPI, StrictObject) throws -> JSONValue,
+                          subject: String? = nil, name: String? = nil) -> MicroService.Endpoint {
+        MicroService.Endpoint(name: name ?? "\(resource)-\(verb)", subject: subject ?? "\(Self.prefix).\(resource).\(verb)",
                               metadata: ["description": about]) { [self] message throws(MicroService.Failure) in
             do {
                 let request = message.data.allSatisfy { $0 == 0x20 || $0 == 0x0a } ? JSONValue.object([]) : try JSONValue.parse(message.data)

@@ -38,6 +38,8 @@ struct QueryCommand: ParsableCommand {
             subject = "fleet.\(org).api"
         }
         let verb = arguments.first.map { $0.contains("=") ? defaultVerb : arguments.removeFirst() } ?? defaultVerb
+        // A replay changes state: it lives under clusterd.admin, not the read-only clusterd.api.
+        if resource == "dlq" && verb == "replay" { subject = "clusterd.admin.dlq" }
         var members: [(key: String, value: JSONValue)] = []
         for pair in arguments {
             guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("expected key=value, got \(pair)") }
