@@ -151,7 +151,21 @@ public final class JobStage {
         if let c = stop.cluster { sql += " AND cluster = ?"; args.append(.text(c)) }
         if let s = stop.startTime { sql += " AND start_time = ?"; args.append(.integer(s)) }
         sql += " ORDER BY start_time DESC, id DESC LIMIT 1"
-        guard let id = try database.prepare(sql).first(args, { $0.int(0) }) else {
+        var found = try database.prepare(sql).first(args, { $0.int(0) })
+        if found == nil, stop.startTime != nil {
+            // Slurm can report another start time at the end than at the prolog (a job
+            // cancelled while it was still being set up): the running job of that id is the
+            // one meant — a requeued job's earlier run is not running any more.
+            var running = "SELECT id FROM job WHERE job_id = ? AND job_state = 'running'"
+            var runningArgs: [SQLValue] = [.integer(stop.jobId)]
+            if let c = stop.cluster { running += " AND cluster = ?"; runningArgs.append(.text(c)) }
+            found = try database.prepare(running + " ORDER BY start_time DESC, id DESC LIMIT 1").first(runningArgs, { $0.int(0) })
+            // ... or the job this very stop ended already (a repeat is recognised, not held).
+            found = try found ?? database.prepare("""
+                SELECT j.id FROM job j JOIN clusterd_job_event e ON e.job = j.id WHERE j.job_id = ? AND e.stop_event = ?
+                """).first([.integer(stop.jobId), .text(stop.json.jsonText)], { $0.int(0) })
+        }
+        guard let id = found else {
             let canonical = stop.json.jsonText
             let already = try database.prepare("SELECT 1 FROM clusterd_held_stop WHERE job_id = ? AND event = ?")
                 .first([.integer(stop.jobId), .text(canonical)]) { _ in true } ?? false

@@ -208,7 +208,7 @@ import Testing
         let completing = try slurm.submit(["--wrap", "sleep 2"])
         let expected = [timedOut: "timeout", cancelled: "cancelled", failing: "failed", completing: "completed"]
         for (id, state) in expected.sorted(by: { $0.key < $1.key }) {
-            try await waitFor("job \(id) to end \(state) in clusterd", seconds: 150) { clusterdJob(id)?["jobState"] as? String == state }
+            try await waitFor("job \(id) to end \(state) in clusterd", seconds: 150, context: { "clusterd has \(String(describing: clusterdJob(id))); Slurm: \(slurm.state(id))\n\(context())" }) { clusterdJob(id)?["jobState"] as? String == state }
             let truth = try #require(try slurm.job(id), "squeue lost job \(id)")
             let record = try #require(clusterdJob(id))
             let start = truth["start_time"] as? Int ?? -1, end = truth["end_time"] as? Int ?? -1

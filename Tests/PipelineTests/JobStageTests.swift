@@ -191,4 +191,16 @@ import Testing
         let meta = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: dir + "/meta.json")).map { $0 })
         #expect(meta["statistics"]?["cpu_load"]?["avg"] == .integer(0))
     }
+
+    /// Slurm may give a job another start time at its end than at its prolog (cancelled while
+    /// being set up): the stop still ends the running job of that id, and a repeat of it is
+    /// recognised instead of being held for a start that never comes.
+    @Test func aStopWithAnotherStartTimeEndsTheRunningJob() throws {
+        let env = try TestEnvironment()
+        try env.send(#"job,function=start_job event="{\"jobId\":8101,\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#)
+        let stop = #"job,function=stop_job event="{\"jobId\":8101,\"cluster\":\"fritz\",\"startTime\":1700000007,\"jobState\":\"cancelled\",\"stopTime\":1700000009}""#
+        #expect(TestEnvironment.statuses(try env.send(stop)) == ["stopped"])
+        #expect(try env.query("SELECT job_state, duration FROM job WHERE job_id = 8101").first.map { Array($0.prefix(2)) } == ["cancelled", "9"])
+        #expect(TestEnvironment.statuses(try env.send(stop)) == ["duplicate"])
+    }
 }
