@@ -75,11 +75,24 @@ public class StageProcessor: @unchecked Sendable {
         do {
             result = try database.transaction { try messages.map { try self.processOne($0) } }
         } catch {
+            pendingCounts.removeAll()
             handler.rolledBack()
             throw error
         }
+        countCommitted()
         handler.committed()
         return result
+    }
+
+    /// Counter increments of the transaction in flight: counted when it commits, so a batch
+    /// rolled back and retried counts once.
+    private var pendingCounts: [String: Int] = [:]
+
+    func count(_ name: String, _ n: Int = 1) { pendingCounts[name, default: 0] += n }
+
+    private func countCommitted() {
+        for (name, n) in pendingCounts { counters.add(name, n) }
+        pendingCounts.removeAll()
     }
 
     private func processOne(_ message: IncomingMessage) throws -> MessageDisposition {
@@ -124,7 +137,7 @@ public class StageProcessor: @unchecked Sendable {
                         try deadLetter(letter, entry: part)
                     } else {
                         // Beyond the bound: counted and summarised in one letter at the end.
-                        counters.add("dead_letters.\(stage).\(code)")
+                        count("dead_letters.\(stage).\(code)")
                         beyond[code, default: 0] += 1
                     }
                     firstError = firstError ?? letter.summary
@@ -155,11 +168,11 @@ public class StageProcessor: @unchecked Sendable {
         if let replayed = message.replayOf {
             // The letter has been dealt with: applied now, or recorded again as a new letter.
             try database.prepare("DELETE FROM dead_letter WHERE id = ? AND stage = ?").run([.integer(replayed), .text(stage)])
-            counters.add("\(stage).replays")
+            count("\(stage).replays")
         }
         try publishResult(for: message, ok: rejected == 0, events: results, error: firstError)
         try database.prepare("INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
-        counters.add("\(stage).messages")
+        count("\(stage).messages")
         return .applied(accepted: accepted, rejected: rejected)
     }
 
@@ -218,11 +231,17 @@ public class StageProcessor: @unchecked Sendable {
         let letter = DeadLetter(stage: handler.stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
                                 line: 0, column: 0, code: "poison_pill", reason: reason,
                                 raw: String(decoding: message.data, as: UTF8.self), receivedAt: message.receivedAt)
-        try database.transaction {
-            try deadLetter(letter)
-            try publishResult(for: message, ok: false, events: [], error: letter.summary)
-            try database.prepare("DELETE FROM intake_attempt WHERE origin = ?").run([.text(message.origin)])
+        do {
+            try database.transaction {
+                try deadLetter(letter)
+                try publishResult(for: message, ok: false, events: [], error: letter.summary)
+                try database.prepare("DELETE FROM intake_attempt WHERE origin = ?").run([.text(message.origin)])
+            }
+        } catch {
+            pendingCounts.removeAll()
+            throw error
         }
+        countCommitted()
         counters.add("intake.poison_pills")
     }
 
@@ -242,7 +261,7 @@ public class StageProcessor: @unchecked Sendable {
         try outbox.append(OutboxMessage(subject: "\(config.publish.deadLetterPrefix).\(letter.stage)",
                                         messageID: "dlq-\(letter.stage)-\(letter.origin)-\(letter.line)\(part)-\(letter.code)",
                                         payload: Array(letter.json.jsonText.utf8)))
-        if counted { counters.add("dead_letters.\(letter.stage).\(letter.code)") }
+        if counted { count("dead_letters.\(letter.stage).\(letter.code)") }
         logger.warning("dead letter", metadata: ["stage": "\(letter.stage)", "origin": "\(letter.origin)", "code": "\(letter.code)",
                                                  "error": "\(letter.summary)"])
     }

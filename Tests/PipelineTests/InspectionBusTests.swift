@@ -221,12 +221,13 @@ import Testing
             text = try await Self.get(base + "/metrics").1
             // Done when everything is applied and the broker's consumer info has caught up.
             if Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, Self.sample(text, "clusterd_metrics_lines_total") == 1,
+               Self.sample(text, #"clusterd_dead_letters_total{stage="jobs",code="unknown_cluster"}"#) == 1,
                Self.sample(text, #"clusterd_consumer_pending{consumer="clusterd_jobs"}"#) == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(Self.sample(text, #"clusterd_messages_total{stage="jobs"}"#) == 4, "\(text)")
         #expect(Self.sample(text, #"clusterd_job_events_total{status="started"}"#) == 3)
-        #expect(Self.sample(text, #"clusterd_dead_letters_total{stage="jobs",code="unknown_cluster"}"#) == 1)
+        #expect(Self.sample(text, #"clusterd_dead_letters_total{stage="jobs",code="unknown_cluster"}"#) == 1, "\(text)")
         #expect(Self.sample(text, #"clusterd_dead_letters_total{stage="metrics",code="missing_tag"}"#) == 1)
         #expect(Self.sample(text, "clusterd_metrics_lines_total") == 1)
         #expect(Self.sample(text, #"clusterd_consumer_pending{consumer="clusterd_jobs"}"#) == 0)
