@@ -48,7 +48,7 @@ final class JobLineHandler: LineHandler {
                 archive = JobProcessor.archiveSubject(archiveSubjectPrefix, record)
             default: break
             }
-            counts["jobs.events.\(result.status)", default: 0] += 1
+            counts.add("jobs.events.\(result.status)")
             logger.debug("job event applied", metadata: ["origin": "\(message.origin)", "line": "\(view.line)", "job": "\(event.jobId)",
                                                          "status": "\(result.status)"])
             var b = JSONObjectBuilder()
@@ -67,17 +67,15 @@ final class JobLineHandler: LineHandler {
     func committed() {
         if !stopped.isEmpty { onStopped(stopped) }
         stopped.removeAll()
-        for (name, n) in counts { counters.add(name, n) }
-        counts.removeAll()
+        counts.commit(to: counters)
     }
 
     func rolledBack() {
         stopped.removeAll()
-        counts.removeAll()
+        counts.discard()
     }
 
-    /// Counts of the batch in flight, added when it commits.
-    private var counts: [String: Int] = [:]
+    private var counts = BatchCounts()
 }
 
 /// Applies batches of job-event messages (see ``StageProcessor``) and writes the archive

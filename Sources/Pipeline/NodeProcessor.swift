@@ -42,7 +42,7 @@ final class NodeLineHandler: LineHandler {
                 do {
                     let observation = try database.savepoint { try nodes.apply(report, cluster: event.cluster, now: message.receivedAt) }
                     pending.append(observation)
-                    counts[observation.changed ? "nodes.changed" : "nodes.unchanged", default: 0] += 1
+                    counts.add(observation.changed ? "nodes.changed" : "nodes.unchanged")
                     var b = JSONObjectBuilder()
                     b.add("entry", part)
                     b.add("hostname", report.hostname)
@@ -65,17 +65,15 @@ final class NodeLineHandler: LineHandler {
     func committed() {
         if !pending.isEmpty { onCommit(pending) }
         pending.removeAll()
-        for (name, n) in counts { counters.add(name, n) }
-        counts.removeAll()
+        counts.commit(to: counters)
     }
 
     func rolledBack() {
         pending.removeAll()
-        counts.removeAll()
+        counts.discard()
     }
 
-    /// Counts of the batch in flight, added when it commits.
-    private var counts: [String: Int] = [:]
+    private var counts = BatchCounts()
 }
 
 /// Applies batches of node-state messages (see ``StageProcessor``).

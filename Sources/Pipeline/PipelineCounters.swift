@@ -110,3 +110,18 @@ extension Duration {
         return s * 1_000_000_000 + a / 1_000_000_000
     }
 }
+
+/// Counter increments of a batch in flight: added to the counters when the batch commits,
+/// dropped when it rolls back, so a batch that is retried counts once.
+struct BatchCounts {
+    private var counts: [String: Int] = [:]
+
+    mutating func add(_ name: String, _ n: Int = 1) { counts[name, default: 0] += n }
+
+    mutating func commit(to counters: PipelineCounters) {
+        for (name, n) in counts { counters.add(name, n) }
+        counts.removeAll()
+    }
+
+    mutating func discard() { counts.removeAll() }
+}

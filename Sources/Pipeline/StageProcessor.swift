@@ -75,7 +75,7 @@ public class StageProcessor: @unchecked Sendable {
         do {
             result = try database.transaction { try messages.map { try self.processOne($0) } }
         } catch {
-            pendingCounts.removeAll()
+            pendingCounts.discard()
             handler.rolledBack()
             throw error
         }
@@ -86,14 +86,11 @@ public class StageProcessor: @unchecked Sendable {
 
     /// Counter increments of the transaction in flight: counted when it commits, so a batch
     /// rolled back and retried counts once.
-    private var pendingCounts: [String: Int] = [:]
+    private var pendingCounts = BatchCounts()
 
-    func count(_ name: String, _ n: Int = 1) { pendingCounts[name, default: 0] += n }
+    func count(_ name: String, _ n: Int = 1) { pendingCounts.add(name, n) }
 
-    private func countCommitted() {
-        for (name, n) in pendingCounts { counters.add(name, n) }
-        pendingCounts.removeAll()
-    }
+    private func countCommitted() { pendingCounts.commit(to: counters) }
 
     private func processOne(_ message: IncomingMessage) throws -> MessageDisposition {
         if try isApplied(message) { return .alreadyApplied }
@@ -238,7 +235,7 @@ public class StageProcessor: @unchecked Sendable {
                 try database.prepare("DELETE FROM intake_attempt WHERE origin = ?").run([.text(message.origin)])
             }
         } catch {
-            pendingCounts.removeAll()
+            pendingCounts.discard()
             throw error
         }
         countCommitted()
