@@ -79,6 +79,11 @@ struct HealthBench: ParsableCommand {
         report("buffer first round", lines / rounds, firstTime)
         let storeTime = time { write(decoded[hosts...]) }
         report("buffer write", lines - lines / rounds, storeTime)
+        // The same samples again without the admission check: what admission costs, same run.
+        let plainTime = time {
+            for batch in decoded[hosts...] { for s in batch { store.write(s.seriesKey, time: s.time, value: s.value) } }
+        }
+        report("  (no admission)", lines - lines / rounds, plainTime)
         let usage = store.usage
         let rss = Self.residentBytes() - rssBefore
         print("buffers: \(usage.series) series × \(store.capacity) samples × \(MetricStore.bytesPerSample) B = \(usage.sampleBytes / 1_000_000) MB of samples; resident growth \(rss / 1_000_000) MB → \(String(format: "%.2f", Double(rss) / Double(usage.series * store.capacity))) B per buffered sample, \(String(format: "%.0f", Double(rss - usage.sampleBytes) / Double(usage.series))) B overhead per series")
