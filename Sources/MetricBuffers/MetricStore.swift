@@ -44,12 +44,25 @@ public final class MetricStore: @unchecked Sendable {
         self.limits = limits
     }
 
-    /// Makes room for `key` (a series of a host some cluster.json or the topology lists, or
-    /// not): nil when it exists or was created, else why it may not be (a limit reached).
-    public func admit(_ key: SeriesKey, knownHost: Bool) -> String? {
+    /// Admits and writes in one step (one lock, one lookup — the metric path's cost): nil
+    /// when the sample was kept (or was older than the retention, counted as dropped), else
+    /// why its new series may not be created.
+    public func record(_ key: SeriesKey, time: Int64, value: Double, knownHost: Bool) -> String? {
         lock.lock()
         defer { lock.unlock() }
-        if buffers[key] != nil { return nil }
+        let buffer: MetricBuffer
+        if let b = buffers[key] { buffer = b } else {
+            if let refusal = refusal(for: key, knownHost: knownHost) { return refusal }
+            if !knownHost { unknownHostSeries += 1 }
+            create(key)
+            buffer = buffers[key]!
+        }
+        if !buffer.write(slot: time / resolution, Float(value)) { dropped += 1 }
+        return nil
+    }
+
+    /// Why a new series `key` may not be created (a limit reached); nil when it may. Under the lock.
+    private func refusal(for key: SeriesKey, knownHost: Bool) -> String? {
         if buffers.count >= limits.total { return "the metric buffers hold their limit of \(limits.total) series (metrics.max_series)" }
         if perCluster[key.cluster, default: 0] >= limits.perCluster {
             return "cluster \(key.cluster) has its limit of \(limits.perCluster) series (metrics.max_series_per_cluster)"
@@ -57,8 +70,6 @@ public final class MetricStore: @unchecked Sendable {
         if !knownHost && unknownHostSeries >= limits.unknownHosts {
             return "host \(key.host) is in no cluster.json and not in the topology, and such hosts have their limit of \(limits.unknownHosts) series (metrics.max_unknown_host_series)"
         }
-        if !knownHost { unknownHostSeries += 1 }
-        create(key)
         return nil
     }
 

@@ -199,9 +199,9 @@ public final class ClusterdService: @unchecked Sendable {
             }
             // A host the cluster.json or the topology lists has the full budget; others a small one.
             let known = topology.placement(of: s.hostname) != nil || cluster.subCluster(named: "", forHost: s.hostname) != nil
-            return store.admit(s.seriesKey, knownHost: known).map { ("series_limit", $0) }
+            // Admitted and written in one step; what is kept goes on to the health loop.
+            return store.record(s.seriesKey, time: s.time, value: s.value, knownHost: known).map { ("series_limit", $0) }
         }) { samples, at in
-            for s in samples { store.write(s.seriesKey, time: s.time, value: s.value) }
             health.submit(samples: samples, receivedAt: at)
         }
         startup.phase(nil)

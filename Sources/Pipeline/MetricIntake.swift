@@ -18,8 +18,9 @@ public final class MetricIntake: @unchecked Sendable {
     let admit: @Sendable (MetricSample) -> (code: String, reason: String)?
     private var subscription: BusSubscription?
 
-    /// Subscribes at once. `admit` says why a sample may not be kept (code and reason: an
-    /// unknown cluster, a series past a limit), nil when it may; a refusal is a dead letter.
+    /// Subscribes at once. `admit` keeps a sample (in the metric buffers) and returns nil, or
+    /// says why it may not be kept (code and reason: an unknown cluster, a series past a
+    /// limit); a refusal is a dead letter. `sink` gets the kept samples.
     public init(connection: BusConnection, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
                 admit: @escaping @Sendable (MetricSample) -> (code: String, reason: String)? = { _ in nil },
                 sink: @escaping @Sendable ([MetricSample], Int64) -> Void) throws {

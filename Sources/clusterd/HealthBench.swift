@@ -68,10 +68,10 @@ struct HealthBench: ParsableCommand {
         let rssBefore = Self.residentBytes()
         let store = MetricStore(resolution: Int64(resolution), retention: Int64(retentionHours) * 3600,
                                 limits: .init(total: .max, perCluster: .max, unknownHosts: .max))
-        // As `clusterd run` does: each sample is admitted (series limits), then written.
+        // As `clusterd run` does: each sample admitted (series limits) and written in one step.
         func write(_ batches: ArraySlice<[MetricSample]>) {
             for batch in batches {
-                for s in batch where store.admit(s.seriesKey, knownHost: true) == nil { store.write(s.seriesKey, time: s.time, value: s.value) }
+                for s in batch { _ = store.record(s.seriesKey, time: s.time, value: s.value, knownHost: true) }
             }
         }
         // The first round allocates every ring (page faults dominate); later rounds are the steady state.
