@@ -289,8 +289,10 @@ public final class ClusterdService: @unchecked Sendable {
                 case "/healthz": return (200, "text/plain", Array("ok\n".utf8))
                 case "/readyz":
                     let problems = self.readiness()
-                    return problems.isEmpty ? (200, "text/plain", Array("ready\n".utf8))
-                        : (503, "text/plain", Array((problems.joined(separator: "\n") + "\n").utf8))
+                    guard problems.isEmpty else { return (503, "text/plain", Array((problems.joined(separator: "\n") + "\n").utf8)) }
+                    // Ready, but parked messages want an operator's look (they never block anything).
+                    let parked = (try? self.reader?.prepare("SELECT count(*) FROM outbox_parked").first { $0.int(0) }) ?? 0
+                    return (200, "text/plain", Array("ready\n\(parked > 0 ? "note: \(parked) outbox messages parked (clusterd dlq parked)\n" : "")".utf8))
                 default: return (404, "text/plain", Array("try /metrics, /healthz or /readyz\n".utf8))
                 }
             }

@@ -39,6 +39,7 @@ public final class QueryAPI: @unchecked Sendable {
             endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
             endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
             endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
+            endpoint("dlq", "parked", "Outbox messages parked because the broker can never take them; paged", { try $0.parked($1) }),
             endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject (admin)", { try $0.replay($1) },
                      subject: "clusterd.admin.dlq.replay", name: "admin-dlq-replay"),
             // The old subject, kept for one release: read-only users get clusterd.api.>, and a
@@ -81,6 +82,7 @@ public final class QueryAPI: @unchecked Sendable {
         "alerts.active": ["cluster", "severity", "entity"] + paging,
         "alerts.history": ["entity", "check", "from", "to"] + paging,
         "dlq.list": ["stage", "code"] + paging,
+        "dlq.parked": paging,
         "dlq.replay": ["id", "stage", "code", "limit"],
     ]
 
@@ -284,6 +286,19 @@ public final class QueryAPI: @unchecked Sendable {
     }
 
     // MARK: dead letters
+
+    /// Outbox messages parked by the publisher (larger than the broker's max_payload), newest first.
+    func parked(_ o: StrictObject) throws -> JSONValue {
+        let page = try Self.page(o)
+        let total = try database.prepare("SELECT count(*) FROM outbox_parked").first { $0.int(0) } ?? 0
+        let rows = try database.prepare("""
+            SELECT id, subject, message_id, length(payload), reason, parked_at FROM outbox_parked ORDER BY id DESC LIMIT ? OFFSET ?
+            """).rows([.integer(page.limit), .integer(page.offset)]) { r -> JSONValue in
+            .object([("id", .integer(r.int(0))), ("subject", .string(r.text(1))), ("messageId", .string(r.text(2))),
+                     ("bytes", .integer(r.int(3))), ("reason", .string(r.text(4))), ("parkedAt", .integer(r.int(5)))])
+        }
+        return listed("parked", rows, total: total, page: page)
+    }
 
     func deadLetters(_ o: StrictObject) throws -> JSONValue {
         let page = try Self.page(o)

@@ -12,13 +12,13 @@ struct DeadLetterCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "list or replay.") var verb: String
+    @Argument(help: "list, replay, or parked (outbox messages the broker can never take).") var verb: String
     @Argument(help: "key=value filters: id, stage, code, limit, offset.") var filters: [String] = []
     @Option(help: "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222).") var server: String?
     @Flag(help: "Print the JSON reply as it came.") var json = false
 
     func run() throws {
-        guard verb == "list" || verb == "replay" else { throw ValidationError("dlq list or dlq replay") }
+        guard ["list", "replay", "parked"].contains(verb) else { throw ValidationError("dlq list, dlq replay or dlq parked") }
         let query = try QueryCommand.parse(["dlq", verb] + filters + (server.map { ["--server", $0] } ?? []) + (json ? ["--json"] : []))
         try query.run()
     }

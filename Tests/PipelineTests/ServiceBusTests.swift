@@ -235,6 +235,10 @@ import Testing
         #expect(try db.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } == 0)
         #expect(try db.prepare("SELECT count(*) FROM outbox_parked WHERE reason LIKE '%max_payload of 20000%'").first { $0.int(0) } ?? 0 >= 1)
         #expect(service.counters["outbox.parked"] >= 1)
+        // An operator sees them (clusterd dlq parked).
+        let listed = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.dlq.parked", data: Array("{}".utf8)), timeout: .seconds(10)).data)
+        guard case .array(let parked)? = listed["parked"] else { throw TestFailure("no parked list: \(listed.jsonText)") }
+        #expect(parked.first?["subject"] == .string("clusterd.dlq.jobs") && (parked.first?["reason"]?.stringValue ?? "").contains("max_payload"), "\(listed.jsonText)")
         _ = sub
     }
 
