@@ -83,12 +83,7 @@ public final class IntakeLoop: @unchecked Sendable {
                 let dispositions = try processor.process(deliveries.map(\.message))
                 counters.observeBatch(stage: name, messages: deliveries.count, duration: ContinuousClock.now - started)
                 failures = 0
-                for (delivery, disposition) in zip(deliveries, dispositions) {
-                    if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
-                    if disposition == .alreadyApplied, let reply = delivery.message.reply {
-                        try? connection.publish(reply, Array(#"{"ok":true,"duplicate":true}"#.utf8))
-                    }
-                }
+                for (delivery, disposition) in zip(deliveries, dispositions) { settle(delivery, disposition) }
                 settleLeftovers()
             } catch {
                 // Nothing of the batch was committed: redeliver it after a growing delay (then
@@ -124,11 +119,7 @@ public final class IntakeLoop: @unchecked Sendable {
                 return retryLater(Array(deliveries[index...]), failures: failures + 1, error: error, message: "attempt bookkeeping failed")
             }
             do {
-                let disposition = try processor.process([message])[0]
-                if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
-                if disposition == .alreadyApplied, let reply = message.reply {
-                    try? connection.publish(reply, Array(#"{"ok":true,"duplicate":true}"#.utf8))
-                }
+                settle(delivery, try processor.process([message])[0])
                 settleLeftovers()
             } catch {
                 let transient = (error as? StoreError)?.isTransient ?? false
@@ -139,6 +130,15 @@ public final class IntakeLoop: @unchecked Sendable {
             }
         }
         return 0
+    }
+
+    /// Settles one committed delivery with the broker: terminated when nothing in it could ever
+    /// apply, else acknowledged; a repeat in core mode gets its "duplicate" reply.
+    private func settle(_ delivery: Delivery, _ disposition: MessageDisposition) {
+        if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
+        if disposition == .alreadyApplied, let reply = delivery.message.reply {
+            try? connection.publish(reply, Array(#"{"ok":true,"duplicate":true}"#.utf8))
+        }
     }
 
     /// Naks `deliveries` (in order, after a delay that grows with `failures`) and waits that long.
