@@ -1,3 +1,4 @@
+import Bus
 import Model
 import Store
 
@@ -64,6 +65,15 @@ public struct DeadLetter: Sendable, Equatable {
 
     /// `line L, column C: reason`.
     public var summary: String { "line \(line), column \(column): \(reason)" }
+}
+
+extension DeadLetter {
+    /// A letter about a core-NATS message (metrics, fleet): no stream sequence, so its origin
+    /// is `core:<subject>`; the publisher's `Nats-Msg-Id` is kept.
+    init(stage: String, message: BusMessage, line: Int, column: Int, code: String, reason: String, raw: String, receivedAt: Int64) {
+        self.init(stage: stage, subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
+                  line: line, column: column, code: code, reason: reason, raw: raw, receivedAt: receivedAt)
+    }
 }
 
 /// The pipeline's own tables: dead letters and the deliveries already applied.

@@ -249,8 +249,7 @@ public final class FleetService: @unchecked Sendable {
         var letters: [DeadLetter] = []
         LineDecoder(precision: .nanoseconds).forEachLine(in: message.data) { entry in
             func reject(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
-                letters.append(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
-                                          line: line, column: column, code: code, reason: reason, raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
+                letters.append(DeadLetter(stage: "fleet", message: message, line: line, column: column, code: code, reason: reason, raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
             }
             switch entry {
             case .error(let e, let raw): reject(e.line, e.column, "syntax", e.reason.description, raw)
@@ -268,8 +267,7 @@ public final class FleetService: @unchecked Sendable {
             }
         }
         if samples.isEmpty && letters.isEmpty {
-            letters.append(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
-                                      line: 1, column: 1, code: "empty_message", reason: "the message holds no line", raw: "", receivedAt: now))
+            letters.append(DeadLetter(stage: "fleet", message: message, line: 1, column: 1, code: "empty_message", reason: "the message holds no line", raw: "", receivedAt: now))
         }
         lock.lock()
         let known = (try? registry.addMetrics(tokens[1], tokens[2], samples)) ?? false
@@ -284,8 +282,7 @@ public final class FleetService: @unchecked Sendable {
         let tokens = message.subject.split(separator: ".")
         let kind = tokens.count == 5 && (tokens[4] == "metrics" || tokens[4] == "heartbeat") ? String(tokens[4]) : String(tokens[3])
         let reason = "subject \(message.subject) is not fleet.<organization>.<server>.\(kind): organization and server are one token each (no dots), nothing follows \(kind)"
-        publish(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
-                           line: 0, column: 0, code: "bad_subject", reason: reason,
+        publish(DeadLetter(stage: "fleet", message: message, line: 0, column: 0, code: "bad_subject", reason: reason,
                            raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970)))
         if let reply = message.reply {
             var b = JSONObjectBuilder()
@@ -313,8 +310,7 @@ public final class FleetService: @unchecked Sendable {
         if case .object = body { isObject = true }
         if !message.data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }), !isObject {
             // Still a sign of life; only the body is refused.
-            publish(DeadLetter(stage: "fleet", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
-                               line: 1, column: 1, code: "invalid_json", reason: "a heartbeat's body is empty or a JSON object like {\"version\":\"1.2.3\"}; this one was ignored (the heartbeat counts)",
+            publish(DeadLetter(stage: "fleet", message: message, line: 1, column: 1, code: "invalid_json", reason: "a heartbeat's body is empty or a JSON object like {\"version\":\"1.2.3\"}; this one was ignored (the heartbeat counts)",
                                raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970)))
         }
         lock.lock()

@@ -41,10 +41,9 @@ public final class MetricIntake: @unchecked Sendable {
                               admit: (MetricSample) -> (code: String, reason: String)? = { _ in nil }) -> ([MetricSample], [DeadLetter]) {
         var samples: [MetricSample] = []
         var letters: [DeadLetter] = []
-        let origin = "core:\(message.subject)"
         func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) -> DeadLetter {
-            DeadLetter(stage: "metrics", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: origin, line: line,
-                       column: column, code: code, reason: reason, raw: String(decoding: raw, as: UTF8.self), receivedAt: now)
+            DeadLetter(stage: "metrics", message: message, line: line, column: column, code: code, reason: reason,
+                       raw: String(decoding: raw, as: UTF8.self), receivedAt: now)
         }
         LineDecoder(precision: .nanoseconds).forEachLine(in: message.data) { entry in
             switch entry {
@@ -63,8 +62,7 @@ public final class MetricIntake: @unchecked Sendable {
         }
         if samples.isEmpty && letters.isEmpty {
             // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
-            letters.append(DeadLetter(stage: "metrics", subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: origin,
-                                      line: 1, column: 1, code: "empty_message", reason: "the message holds no metric line",
+            letters.append(DeadLetter(stage: "metrics", message: message, line: 1, column: 1, code: "empty_message", reason: "the message holds no metric line",
                                       raw: String(decoding: message.data.prefix(200), as: UTF8.self), receivedAt: now))
         }
         return (samples, letters)
