@@ -153,9 +153,9 @@ public final class JobStage {
         sql += " ORDER BY start_time DESC, id DESC LIMIT 1"
         var found = try database.prepare(sql).first(args, { $0.int(0) })
         if found == nil, stop.startTime != nil {
-            // Slurm can report another start time at the end than at the prolog (a job
-            // cancelled while it was still being set up): the running job of that id is the
-            // one meant — a requeued job's earlier run is not running any more.
+            // A stop naming a start time no stored run has (the scheduler's idea of the start
+            // moved between prolog and epilog): the running job of that id is the one meant —
+            // a requeued job's earlier run is not running any more.
             var running = "SELECT id FROM job WHERE job_id = ? AND job_state = 'running'"
             var runningArgs: [SQLValue] = [.integer(stop.jobId)]
             if let c = stop.cluster { running += " AND cluster = ?"; runningArgs.append(.text(c)) }
@@ -249,7 +249,10 @@ public final class JobStage {
     }
 
     /// Archive entries failing now: how many, and the latest error.
-    public func archiveFailures() throws -> (count: Int, lastError: String?) {
+    public func archiveFailures() throws -> (count: Int, lastError: String?) { try Self.archiveFailures(in: database) }
+
+    /// The same, read on any connection of the database (a reader for /readyz and /metrics).
+    public static func archiveFailures(in database: Database) throws -> (count: Int, lastError: String?) {
         try database.prepare("SELECT count(*), (SELECT last_error FROM clusterd_archive_retry ORDER BY rowid DESC LIMIT 1) FROM clusterd_archive_retry")
             .first { (Int($0.int(0)), $0.optionalText(1)) } ?? (0, nil)
     }

@@ -313,11 +313,8 @@ public final class ClusterdService: @unchecked Sendable {
         if connection?.isConnected != true { problems.append("not connected to NATS") }
         if loops.isEmpty || health == nil { problems.append("intake and health loops not running") }
         if (try? reader?.prepare("SELECT count(*) FROM schema_migration").first { $0.int(0) }) == nil { problems.append("database not readable") }
-        let failing: (Int64, String?)? = try? reader?.prepare(
-            "SELECT count(*), (SELECT last_error FROM clusterd_archive_retry ORDER BY rowid DESC LIMIT 1) FROM clusterd_archive_retry")
-            .first { ($0.int(0), $0.optionalText(1)) }
-        if let failing, failing.0 > 0 {
-            problems.append("\(failing.0) job archive entries cannot be written, retrying (last error: \(failing.1 ?? "?"))")
+        if let reader, let failing = try? JobStage.archiveFailures(in: reader), failing.count > 0 {
+            problems.append("\(failing.count) job archive entries cannot be written, retrying (last error: \(failing.lastError ?? "?"))")
         }
         if config.intake.mode != "core", let connection {
             for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
@@ -356,8 +353,9 @@ public final class ClusterdService: @unchecked Sendable {
                 gauge("alerts_firing", "alerts firing now", [("severity", severity.lowercased())])
                     .set(firing.first { $0.0 == severity }?.1 ?? 0)
             }
-            let failing: Int64? = try? reader.prepare("SELECT count(*) FROM clusterd_archive_retry").first { $0.int(0) } ?? 0
-            if let failing { gauge("archive_failing", "job archive entries that could not be written and wait for a retry").set(failing) }
+            if let failing = try? JobStage.archiveFailures(in: reader) {
+                gauge("archive_failing", "job archive entries that could not be written and wait for a retry").set(Int64(failing.count))
+            }
             let pending: Int64? = try? reader.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } ?? 0
             if let pending { gauge("outbox_pending", "committed messages not yet published").set(pending) }
             let parked: Int64? = try? reader.prepare("SELECT count(*) FROM outbox_parked").first { $0.int(0) } ?? 0
