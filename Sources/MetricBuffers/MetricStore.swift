@@ -54,10 +54,9 @@ public final class MetricStore: @unchecked Sendable {
         if let b = buffers[key] { buffer = b } else {
             if let refusal = refusal(for: key, knownHost: knownHost) { return refusal }
             if !knownHost { unknownHostSeries += 1 }
-            create(key)
-            buffer = buffers[key]!
+            buffer = create(key)
         }
-        if !buffer.write(slot: time / resolution, Float(value)) { dropped += 1 }
+        put(value, at: time, in: buffer)
         return nil
     }
 
@@ -73,10 +72,14 @@ public final class MetricStore: @unchecked Sendable {
         return nil
     }
 
-    private func create(_ key: SeriesKey) {
-        buffers[key] = MetricBuffer(capacity: capacity)
+    /// A new, empty series `key` (under the lock).
+    @discardableResult
+    private func create(_ key: SeriesKey) -> MetricBuffer {
+        let buffer = MetricBuffer(capacity: capacity)
+        buffers[key] = buffer
         perCluster[key.cluster, default: 0] += 1
         byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
+        return buffer
     }
 
     /// Records one value at `time` (epoch seconds). Returns false when it is older than the
@@ -85,11 +88,13 @@ public final class MetricStore: @unchecked Sendable {
     public func write(_ key: SeriesKey, time: Int64, value: Double) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let buffer: MetricBuffer
-        if let b = buffers[key] { buffer = b } else {
-            create(key)
-            buffer = buffers[key]!
-        }
+        return put(value, at: time, in: buffers[key] ?? create(key))
+    }
+
+    /// Writes one value into `buffer` (under the lock); false, and counted as dropped, when it
+    /// is older than the retention.
+    @discardableResult
+    private func put(_ value: Double, at time: Int64, in buffer: MetricBuffer) -> Bool {
         let ok = buffer.write(slot: time / resolution, Float(value))
         if !ok { dropped += 1 }
         return ok
