@@ -192,8 +192,8 @@ import Testing
         #expect(meta["statistics"]?["cpu_load"]?["avg"] == .integer(0))
     }
 
-    /// Slurm may give a job another start time at its end than at its prolog (cancelled while
-    /// being set up): the stop still ends the running job of that id, and a repeat of it is
+    /// A stop naming a start time no stored run has (the scheduler's start moved between
+    /// prolog and epilog): it still ends the running job of that id, and a repeat of it is
     /// recognised instead of being held for a start that never comes.
     @Test func aStopWithAnotherStartTimeEndsTheRunningJob() throws {
         let env = try TestEnvironment()

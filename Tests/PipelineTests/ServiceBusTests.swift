@@ -176,6 +176,22 @@ import Testing
         _ = sub
     }
 
+    /// Publishes `bad` (message id `quotes`), then a start and a stop of job `id`.
+    func publishJob(_ id: Int, after bad: String, on js: JetStream) throws {
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(bad.utf8)), messageID: "quotes")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(id).utf8)), messageID: "start-\(id)")
+        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(id).utf8)), messageID: "stop-\(id)")
+    }
+
+    /// Waits (30 s at most) for the result of job `id`'s stop among `results`, and expects it.
+    func expectStopResult(_ id: Int, in results: Collector) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        while !results.messages.contains(where: { $0.subject == "clusterd.result.jobs.stop-\(id)" }) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(results.messages.contains { $0.subject == "clusterd.result.jobs.stop-\(id)" }, "\(results.messages.map(\.subject))")
+    }
+
     /// Issue 16's third reproduction: a dead letter larger than the broker's max_payload (a
     /// 600 kB line of quotes escapes to > 1 MB) was retried forever and held back every later
     /// publication. The published letter now carries the first 16 KiB of the line and says
@@ -188,17 +204,11 @@ import Testing
         try client.flush()
         let js = try JetStream(client)
         let quotes = "job,function=start_job event=" + String(repeating: "\"", count: 600_000)
-        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(quotes.utf8)), messageID: "quotes")
-        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(71).utf8)), messageID: "start-71")
-        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(71).utf8)), messageID: "stop-71")
+        try publishJob(71, after: quotes, on: js)
         let letter = try JSONValue.parse(try await letters.wait(count: 1)[0].data)
         #expect(letter["rawTruncated"] == .bool(true) && letter["rawBytes"] == .integer(Int64(quotes.utf8.count)))
         #expect((letter["raw"]?.stringValue?.utf8.count ?? 0) <= DeadLetter.maxRaw + 3)
-        let deadline = Date().addingTimeInterval(30)
-        while !results.messages.contains(where: { $0.subject == "clusterd.result.jobs.stop-71" }) && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(results.messages.contains { $0.subject == "clusterd.result.jobs.stop-71" }, "\(results.messages.map(\.subject))")
+        try await expectStopResult(71, in: results)
         let db = try Database(path: directory.appendingPathComponent("clusterd.db").path)
         #expect(try db.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } == 0)
         #expect(try db.prepare("SELECT count(*) FROM outbox_parked").first { $0.int(0) } == 0)
@@ -223,14 +233,8 @@ import Testing
         try client.flush()
         let js = try JetStream(client)
         let quotes = "job,function=start_job event=" + String(repeating: "\"", count: 19_000)
-        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(quotes.utf8)), messageID: "quotes")
-        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.start(72).utf8)), messageID: "start-72")
-        _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(Self.stop(72).utf8)), messageID: "stop-72")
-        let deadline = Date().addingTimeInterval(30)
-        while !results.messages.contains(where: { $0.subject == "clusterd.result.jobs.stop-72" }) && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(results.messages.contains { $0.subject == "clusterd.result.jobs.stop-72" }, "\(results.messages.map(\.subject))")
+        try publishJob(72, after: quotes, on: js)
+        try await expectStopResult(72, in: results)
         let db = try Database(path: directory.appendingPathComponent("clusterd.db").path)
         #expect(try db.prepare("SELECT count(*) FROM outbox").first { $0.int(0) } == 0)
         #expect(try db.prepare("SELECT count(*) FROM outbox_parked WHERE reason LIKE '%max_payload of 20000%'").first { $0.int(0) } ?? 0 >= 1)
