@@ -4,16 +4,16 @@
 /// instead of re-notifying, and rolled up node → rack → room → site. Pure: no I/O, the
 /// caller passes the time; owned by one thread.
 public final class HealthEngine {
-    /// The checks.
-    public let library: CheckLibrary
-    /// Where hosts are.
-    public let topology: Topology
+    /// The checks (replaced by ``reload(library:topology:now:)``).
+    public private(set) var library: CheckLibrary
+    /// Where hosts are (replaced by ``reload(library:topology:now:)``).
+    public private(set) var topology: Topology
     /// When evaluation started: silence and freshness allowances count from here, so a
     /// restart never raises a storm of UNKNOWN alerts.
     public let startedAt: Int64
 
     struct TargetState {
-        let checkIndex: Int
+        var checkIndex: Int
         var raw: Severity = .ok
         var value: Double?
         var lastInput: Int64
@@ -45,6 +45,14 @@ public final class HealthEngine {
         self.library = library
         self.topology = topology
         startedAt = now
+        indexChecks()
+    }
+
+    private func indexChecks() {
+        byMetric = [:]
+        slurmChecks = []
+        silenceChecks = []
+        exitChecks = []
         for (i, check) in library.checks.enumerated() {
             switch check.source {
             case .metric(let name, _, _): byMetric[name, default: []].append(i)
@@ -53,6 +61,40 @@ public final class HealthEngine {
             case .jobExits: exitChecks.append(i)
             }
         }
+    }
+
+    /// Takes a new checks library and topology (a configuration reload) at `now`. A target
+    /// whose check is still there (same id and scope) keeps its state, so nothing fires
+    /// again; the new thresholds apply from its next input. A firing alert of a removed
+    /// check is resolved, since nothing would ever resolve it otherwise.
+    public func reload(library new: CheckLibrary, topology newTopology: Topology, now: Int64) {
+        let index = Dictionary(new.checks.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
+        func successor(_ old: Int) -> Int? {
+            guard let i = index[library.checks[old].id], new.checks[i].scope == library.checks[old].scope else { return nil }
+            return i
+        }
+        var kept: [AlertKey: TargetState] = [:]
+        for (key, st) in states.sorted(by: { $0.key < $1.key }) {
+            if let i = successor(st.checkIndex) {
+                var moved = st
+                moved.checkIndex = i
+                kept[key] = moved
+            } else if let last = st.published {
+                // Resolved with the old check and topology, which still describe it.
+                var gone = st
+                gone.published = nil
+                emit(key, gone, check: library.checks[st.checkIndex], status: .resolved, severity: last, now: now)
+            }
+        }
+        var keptFailures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
+        for (i, hosts) in failures { if let j = successor(i) { keptFailures[j] = hosts } }
+        library = new
+        topology = newTopology
+        states = kept
+        failures = keptFailures
+        byEntity = [:]
+        for key in kept.keys { byEntity[key.entity, default: []].insert(key) }
+        indexChecks()
     }
 
     /// Metric names some check looks at (others can be skipped cheaply).
@@ -315,6 +357,16 @@ public final class HealthEngine {
     /// A room's health: worst of its racks.
     public func severity(ofRoom room: String) -> Severity {
         (topology.rooms[room] ?? []).map { severity(ofRack: $0) }.max() ?? .ok
+    }
+
+    /// An aisle's health: worst of its racks.
+    public func severity(ofAisle aisle: String) -> Severity {
+        (topology.aisles[aisle] ?? []).map { severity(ofRack: $0) }.max() ?? .ok
+    }
+
+    /// A device's health: worst of its hosts.
+    public func severity(ofDevice device: String) -> Severity {
+        (topology.devices[device] ?? []).map { severity(ofHost: $0) }.max() ?? .ok
     }
 
     /// A site's health: worst of its rooms.

@@ -32,6 +32,10 @@ public struct Topology: Sendable {
     public let sites: [String: [String]]
     /// Rack id → placement of the rack (device empty).
     public let rackPlacement: [String: Placement]
+    /// Aisle id → its racks (an id used in two rooms lists the racks of both).
+    public let aisles: [String: [String]]
+    /// Device id → its hosts (an id used in several racks lists the hosts of all of them).
+    public let devices: [String: [String]]
 
     /// Why a topology file cannot be used.
     public struct LoadError: Error, Sendable, CustomStringConvertible {
@@ -45,6 +49,8 @@ public struct Topology: Sendable {
         rooms = [:]
         sites = [:]
         rackPlacement = [:]
+        aisles = [:]
+        devices = [:]
     }
 
     /// Loads `path`.
@@ -62,6 +68,8 @@ public struct Topology: Sendable {
         var rooms: [String: [String]] = [:]
         var sites: [String: [String]] = [:]
         var rackPlacement: [String: Placement] = [:]
+        var aisles: [String: [String]] = [:]
+        var devices: [String: [String]] = [:]
         func fail(_ node: Node?, _ reason: String) -> LoadError {
             LoadError(description: "\(file):\(node?.mark?.line ?? 0): \(reason)")
         }
@@ -88,6 +96,7 @@ public struct Topology: Sendable {
                     if rackPlacement[rack] != nil { throw fail(rackNode, "rack id \"\(rack)\" is used twice") }
                     rooms[room, default: []].append(rack)
                     rackPlacement[rack] = Placement(site: site, room: room, aisle: aisle, rack: rack, device: "")
+                    if let aisle { aisles[aisle, default: []].append(rack) }
                     for deviceNode in rackNode["devices"]?.sequence ?? [] {
                         let device = try id(deviceNode, "device")
                         let names = try Self.instances(deviceNode["instance"] ?? deviceNode["nodes"], device: device, fail: { fail(deviceNode, $0) })
@@ -95,6 +104,7 @@ public struct Topology: Sendable {
                             // rackscope: a later device wins a name collision.
                             hosts[host] = Placement(site: site, room: room, aisle: aisle, rack: rack, device: device)
                             racks[rack, default: []].append(host)
+                            devices[device, default: []].append(host)
                         }
                     }
                 }
@@ -105,6 +115,8 @@ public struct Topology: Sendable {
         self.rooms = rooms
         self.sites = sites
         self.rackPlacement = rackPlacement
+        self.aisles = aisles
+        self.devices = devices
     }
 
     static func instances(_ node: Node?, device: String, fail: (String) -> LoadError) throws(LoadError) -> [String] {

@@ -37,7 +37,8 @@ public struct NodeStateRow: Sendable, Equatable {
 /// current state and its history of change points. No I/O besides its tables.
 public final class NodeStage: @unchecked Sendable {
     let database: Database
-    let clusters: ClusterRegistry
+    /// The known clusters (replaced between batches by a configuration reload).
+    public var clusters: ClusterRegistry
     let probe: (any NodeHealthProbe)?
 
     /// A stage over a migrated database. Without a probe every non-down node is `failed`,

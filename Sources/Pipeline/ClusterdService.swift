@@ -23,7 +23,7 @@ public final class ClusterdService: @unchecked Sendable {
     private var embedded: NATSServer?
     private var connection: BusConnection?
     private var loops: [IntakeLoop] = []
-    private var health: HealthLoop?
+    var health: HealthLoop?
     private var metricIntake: MetricIntake?
     private var maintenance: MaintenanceResponder?
     private var micro: MicroService?
@@ -31,6 +31,11 @@ public final class ClusterdService: @unchecked Sendable {
     private var forwarders: [AlertmanagerForwarder] = []
     private var http: ObservabilityServer?
     private var reader: Database?
+    /// What a configuration reload replaces: the clusters, the topology (see ``reload(origin:)``).
+    var clusters = Reloadable(ClusterRegistry([]))
+    let topology = Reloadable(Topology())
+    var archive: ArchiveWriter?
+    let reloading = NSLock()
     /// The port of `/metrics`, `/healthz`, `/readyz` (nil when off or not bound).
     public var observabilityPort: UInt16? { http?.port }
     /// clusterd's version, as the micro service reports it.
@@ -82,12 +87,15 @@ public final class ClusterdService: @unchecked Sendable {
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
         let archive = try ArchiveWriter(root: config.archivePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
-        let clusters = try ClusterRegistry.load(archiveRoot: config.archivePath)
-        if clusters.clusters.isEmpty {
+        let loaded = try ClusterRegistry.load(archiveRoot: config.archivePath)
+        let clusters = Reloadable(loaded)
+        self.archive = archive
+        self.clusters = clusters
+        if loaded.clusters.isEmpty {
             logger.warning("no clusters known: every start_job will be dead-lettered until <archive>/<cluster>/cluster.json exists",
                            metadata: ["archive": "\(config.archivePath)"])
         } else {
-            logger.info("clusters loaded", metadata: ["clusters": "\(clusters.clusters.keys.sorted().joined(separator: ","))"])
+            logger.info("clusters loaded", metadata: ["clusters": "\(loaded.clusters.keys.sorted().joined(separator: ","))"])
         }
 
         var options = ConnectionOptions(servers: servers, name: config.nats.name)
@@ -189,16 +197,18 @@ public final class ClusterdService: @unchecked Sendable {
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
                                  endpoints: api.endpoints + fleet.endpoints
-                                    + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint] + (maintenance.map { [$0.endpoint] } ?? []))
-        let topology = health.engine.topology
+                                    + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint, reloadEndpoint]
+                                    + (maintenance.map { [$0.endpoint] } ?? []))
+        let topology = self.topology
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger, admit: { s in
             // As the job and node stages: a cluster needs its cluster.json.
+            let clusters = clusters.current
             guard let cluster = clusters[s.cluster] else {
                 let known = clusters.clusters.keys.sorted().joined(separator: ", ")
                 return ("unknown_cluster", "cluster \"\(s.cluster)\" is unknown (known: \(known.isEmpty ? "none" : known)); add <archive>/\(s.cluster)/cluster.json")
             }
             // A host the cluster.json or the topology lists has the full budget; others a small one.
-            let known = topology.placement(of: s.hostname) != nil || cluster.subCluster(named: "", forHost: s.hostname) != nil
+            let known = topology.current.placement(of: s.hostname) != nil || cluster.subCluster(named: "", forHost: s.hostname) != nil
             // Admitted and written in one step; what is kept goes on to the health loop.
             return store.record(s.seriesKey, time: s.time, value: s.value, knownHost: known).map { ("series_limit", $0) }
         }) { samples, at in
@@ -420,7 +430,7 @@ public final class ClusterdService: @unchecked Sendable {
     /// Loads topology and checks, restores firing alerts and the black-hole window, ensures
     /// the alert stream, and starts the health loop and the maintenance admin API.
     private func startHealth(connection: BusConnection, publisher: OutboxPublisher, database: Database,
-                             clusters: ClusterRegistry) throws -> HealthLoop {
+                             clusters: Reloadable<ClusterRegistry>) throws -> HealthLoop {
         let settings = config.health
         let topology = try settings.topology.map { try Topology(contentsOf: $0) } ?? Topology()
         let library = try settings.checks.map { try CheckLibrary(contentsOf: $0) } ?? CheckLibrary([])
@@ -446,7 +456,7 @@ public final class ClusterdService: @unchecked Sendable {
             return nil
         }.max()
         if let window {
-            for job in try JobStage(database: database, clusters: clusters).ended(since: now - window) {
+            for job in try JobStage(database: database, clusters: clusters.current).ended(since: now - window) {
                 engine.jobEnded(HealthLoop.exit(job), now: now)
             }
         }
@@ -457,7 +467,8 @@ public final class ClusterdService: @unchecked Sendable {
         loop.historyRetention = Int64(settings.historyRetentionDays) * 86_400
         health = loop
         loop.start()
-        maintenance = try MaintenanceResponder(book: AlertBook(database: try openDatabase()), topology: topology,
+        self.topology.replace(with: topology)
+        maintenance = try MaintenanceResponder(book: AlertBook(database: try openDatabase()), topology: self.topology,
                                                connection: connection, logger: logger)
         return loop
     }

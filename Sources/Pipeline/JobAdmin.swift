@@ -8,10 +8,12 @@ import Store
 /// recording who did it and why. `{jobId, cluster, startTime?, protected (default true), by, reason}`.
 final class JobAdmin: @unchecked Sendable {
     let stage: JobStage
+    let clusters: Reloadable<ClusterRegistry>
     let lock = NSLock()
 
-    init(database: Database, clusters: ClusterRegistry) {
-        stage = JobStage(database: database, clusters: clusters)
+    init(database: Database, clusters: Reloadable<ClusterRegistry>) {
+        stage = JobStage(database: database, clusters: clusters.current)
+        self.clusters = clusters
     }
 
     var endpoint: MicroService.Endpoint {
@@ -24,6 +26,7 @@ final class JobAdmin: @unchecked Sendable {
                 let protect = o.raw("protected") != .bool(false)
                 lock.lock()
                 defer { lock.unlock() }
+                stage.clusters = clusters.current
                 guard let id = try stage.protect(jobId: jobId, cluster: cluster, startTime: try o.int("startTime"), protected: protect, by: by,
                                                  reason: try o.string("reason") ?? "", now: Int64(Date().timeIntervalSince1970)) else {
                     throw MicroService.Failure(404, "no job \(jobId) on \(cluster)")

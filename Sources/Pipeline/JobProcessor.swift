@@ -84,21 +84,23 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// The job stage.
     public let stage: JobStage
     let archive: ArchiveWriter
-    let clusters: ClusterRegistry
+    let clusters: Reloadable<ClusterRegistry>
     /// Collects a stopped job's metrics from the buffers; nil: meta.json only.
     public var dataBuilder: JobDataBuilder?
 
     /// A processor over an open, migrated database.
     /// `onStopped` receives the jobs each committed batch stopped (for black-hole detection).
-    public init(database: Database, clusters: ClusterRegistry, archive: ArchiveWriter, config: ClusterdConfig,
+    public init(database: Database, clusters: Reloadable<ClusterRegistry>, archive: ArchiveWriter, config: ClusterdConfig,
                 counters: PipelineCounters, logger: Logger, onStopped: @escaping @Sendable ([JobRecord]) -> Void = { _ in }) {
-        stage = JobStage(database: database, clusters: clusters)
+        let stage = JobStage(database: database, clusters: clusters.current)
+        self.stage = stage
         self.archive = archive
         self.clusters = clusters
         let handler = JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger)
         handler.archiveSubjectPrefix = "\(config.publish.resultPrefix).archive"
         handler.onStopped = onStopped
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
+        beforeBatch = { stage.clusters = clusters.current }
     }
 
     /// All migrations of the tables this processor uses.
@@ -150,7 +152,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         let hosts = job.start.resources.map { JobWindow.Host(hostname: $0.hostname, hwthreads: $0.hwthreads, accelerators: $0.accelerators) }
         let window = JobWindow(cluster: job.start.cluster, subCluster: job.subCluster, hosts: hosts, start: job.start.startTime,
                                stop: job.start.startTime + job.duration)
-        guard let cluster = clusters[job.start.cluster] else {
+        guard let cluster = clusters.current[job.start.cluster] else {
             return (ArchiveWriter.Entry(job: job, files: [("meta.json", Array((job.metaJSON + "\n").utf8))]), nil)
         }
         guard let builder = dataBuilder, let metrics = builder.build(window, cluster: cluster) else {

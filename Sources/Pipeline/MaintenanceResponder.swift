@@ -10,14 +10,14 @@ import Model
 /// `list` `{all?}`, `end` `{id}`. Every reply is `{"ok": true, ...}` or `{"ok": false, "error"}`.
 public final class MaintenanceResponder: @unchecked Sendable {
     let book: AlertBook
-    let topology: Topology
+    let topology: Reloadable<Topology>
     let connection: BusConnection
     let logger: Logger
     let lock = NSLock()
     let prefix: String
 
     /// Serves `<prefix>.<verb>` (default `clusterd.admin.maintenance`) through ``endpoint``.
-    public init(book: AlertBook, topology: Topology, connection: BusConnection, logger: Logger,
+    public init(book: AlertBook, topology: Reloadable<Topology>, connection: BusConnection, logger: Logger,
                 prefix: String = "clusterd.admin.maintenance") throws {
         self.book = book
         self.topology = topology
@@ -82,6 +82,7 @@ public final class MaintenanceResponder: @unchecked Sendable {
         }
         guard let target = try o.string("target"), !target.isEmpty else { throw AdminError("target is required") }
         let known: Bool
+        let topology = self.topology.current
         switch scope {
         case .site: known = topology.sites[target] != nil
         case .room: known = topology.rooms[target] != nil

@@ -7,10 +7,10 @@ import Nodes
 /// timesteps) or healthy.
 struct MetricHealthProbe: NodeHealthProbe {
     let store: MetricStore
-    let clusters: ClusterRegistry
+    let clusters: Reloadable<ClusterRegistry>
 
     func health(cluster: String, subCluster: String, hostname: String, now: Int64) -> NodeHealth {
-        guard let config = clusters[cluster] else { return NodeHealth(state: "failed") }
+        guard let config = clusters.current[cluster] else { return NodeHealth(state: "failed") }
         let expected = config.metrics(of: subCluster)
         var missing: [String] = []
         var degraded: [String] = []

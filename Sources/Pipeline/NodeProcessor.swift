@@ -83,11 +83,13 @@ public final class NodeProcessor: StageProcessor, @unchecked Sendable {
 
     /// A processor over an open, migrated database; `onCommit` receives the observations of
     /// every committed batch (for health evaluation).
-    public init(database: Database, clusters: ClusterRegistry, probe: (any NodeHealthProbe)?, config: ClusterdConfig,
+    public init(database: Database, clusters: Reloadable<ClusterRegistry>, probe: (any NodeHealthProbe)?, config: ClusterdConfig,
                 counters: PipelineCounters, logger: Logger, onCommit: @escaping @Sendable ([NodeObservation]) -> Void = { _ in }) {
-        stage = NodeStage(database: database, clusters: clusters, probe: probe)
+        let stage = NodeStage(database: database, clusters: clusters.current, probe: probe)
+        self.stage = stage
         super.init(database: database, handler: NodeLineHandler(nodes: stage, database: database, counters: counters, onCommit: onCommit),
                    config: config, counters: counters, logger: logger)
+        beforeBatch = { stage.clusters = clusters.current }
     }
 
     /// All migrations of the tables this processor uses.

@@ -10,7 +10,7 @@ import Store
 /// Reads use their own SQLite connection; health questions go to the health loop.
 public final class QueryAPI: @unchecked Sendable {
     let database: Database
-    let clusters: ClusterRegistry
+    let clusters: Reloadable<ClusterRegistry>
     let health: HealthLoop?
     /// Publishes a replayed line: subject, body, headers (JetStream when durable).
     let republish: (@Sendable (String, [UInt8], [String: [String]]) throws -> Void)?
@@ -20,7 +20,7 @@ public final class QueryAPI: @unchecked Sendable {
     public static let prefix = "clusterd.api"
 
     /// An API over a read connection to clusterd's database.
-    public init(database: Database, clusters: ClusterRegistry, health: HealthLoop?,
+    public init(database: Database, clusters: Reloadable<ClusterRegistry>, health: HealthLoop?,
                 republish: (@Sendable (String, [UInt8], [String: [String]]) throws -> Void)? = nil) {
         self.republish = republish
         self.database = database
@@ -35,7 +35,7 @@ public final class QueryAPI: @unchecked Sendable {
             endpoint("jobs", "list", "Jobs by cluster, user, project, state, start-time range; paged", { try $0.jobList($1) }),
             endpoint("nodes", "get", "A node's current state (and its change points with history: true)", { try $0.nodeGet($1) }),
             endpoint("nodes", "list", "Current node states by cluster, state, health; paged", { try $0.nodeList($1) }),
-            endpoint("health", "get", "Health roll-up of sites, a site, room or rack, or a host's checks", { try $0.healthGet($1) }),
+            endpoint("health", "get", "Health roll-up of sites, a site, room, aisle, rack or device, or a host's checks", { try $0.healthGet($1) }),
             endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
             endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
             endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
@@ -78,7 +78,7 @@ public final class QueryAPI: @unchecked Sendable {
         "jobs.list": ["cluster", "user", "project", "state", "from", "to"] + paging,
         "nodes.get": ["cluster", "hostname", "history"],
         "nodes.list": ["cluster", "state", "health"] + paging,
-        "health.get": ["site", "room", "rack", "hostname"],
+        "health.get": ["site", "room", "aisle", "rack", "device", "hostname"],
         "alerts.active": ["cluster", "severity", "entity"] + paging,
         "alerts.history": ["entity", "check", "from", "to"] + paging,
         "dlq.list": ["stage", "code"] + paging,
@@ -113,7 +113,7 @@ public final class QueryAPI: @unchecked Sendable {
         guard let id = try database.prepare("SELECT id FROM job\(sql) ORDER BY id DESC LIMIT 1").first(values, { $0.int(0) }) else {
             throw MicroService.Failure(404, "no job \(jobId) matches")
         }
-        let record = try JobStage(database: database, clusters: clusters).load(id: id)
+        let record = try JobStage(database: database, clusters: clusters.current).load(id: id)
         return .object([("job", try JSONValue.parse(Array(record.metaJSON.utf8)))])
     }
 
@@ -183,7 +183,8 @@ public final class QueryAPI: @unchecked Sendable {
 
     func healthGet(_ o: StrictObject) throws -> JSONValue {
         guard let health else { throw MicroService.Failure(503, "health evaluation is not running") }
-        let site = try o.string("site"), room = try o.string("room"), rack = try o.string("rack"), host = try o.string("hostname")
+        let site = try o.string("site"), room = try o.string("room"), aisle = try o.string("aisle"), rack = try o.string("rack")
+        let device = try o.string("device"), host = try o.string("hostname")
         let answer: JSONValue? = health.inspect { engine -> JSONValue in
             let topology = engine.topology
             func entry(_ kind: String, _ id: String, _ severity: Severity, _ children: JSONValue? = nil) -> JSONValue {
@@ -210,9 +211,17 @@ public final class QueryAPI: @unchecked Sendable {
                                 ("rack", p.map { .string($0.rack) } ?? .null), ("room", p.map { .string($0.room) } ?? .null),
                                 ("site", p.map { .string($0.site) } ?? .null), ("checks", .array(checks))])
             }
+            if let device {
+                let hosts = (topology.devices[device] ?? []).map { entry("hostname", $0, engine.severity(ofHost: $0)) }
+                return entry("device", device, engine.severity(ofDevice: device), .array(hosts))
+            }
             if let rack {
                 let hosts = (topology.racks[rack] ?? []).map { entry("hostname", $0, engine.severity(ofHost: $0)) }
                 return entry("rack", rack, engine.severity(ofRack: rack), .array(hosts))
+            }
+            if let aisle {
+                let racks = (topology.aisles[aisle] ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }
+                return entry("aisle", aisle, engine.severity(ofAisle: aisle), .array(racks))
             }
             if let room {
                 let racks = (topology.rooms[room] ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }

@@ -71,6 +71,7 @@ public class StageProcessor: @unchecked Sendable {
     /// Applies `messages` in one transaction. Throws only when the whole batch must be
     /// retried later (a transient database error); then nothing of it was committed.
     public func process(_ messages: [IncomingMessage]) throws -> [MessageDisposition] {
+        beforeBatch()
         let result: [MessageDisposition]
         do {
             result = try database.transaction { try messages.map { try self.processOne($0) } }
@@ -83,6 +84,9 @@ public class StageProcessor: @unchecked Sendable {
         handler.committed()
         return result
     }
+
+    /// Runs on the loop's thread before each batch (takes the reloaded cluster registry).
+    var beforeBatch: () -> Void = {}
 
     /// Counter increments of the transaction in flight: counted when it commits, so a batch
     /// rolled back and retried counts once.

@@ -12,7 +12,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             With no NATS URL (neither --nats-url nor nats.servers in the file), clusterd starts a local \
             nats-server with JetStream itself, storing under <data-dir>/nats, and stops it on exit. \
-            SIGTERM or SIGINT finish the batch in flight and exit; a second signal exits at once.
+            SIGTERM or SIGINT finish the batch in flight and exit; a second signal exits at once. \
+            SIGHUP re-reads the topology, checks and cluster files (an invalid one keeps the running ones).
             """
     )
 
@@ -67,6 +68,7 @@ struct RunCommand: AsyncParsableCommand {
         // database closes. A second signal exits at once (a stuck broker must not keep an
         // operator waiting).
         let second = SecondSignal()
+        let hangup = ReloadOnHangup(service)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: ClusterdLifecycleService(service: service, logger: logger),
                              successTerminationBehavior: .gracefullyShutdownGroup,
@@ -79,7 +81,7 @@ struct RunCommand: AsyncParsableCommand {
             logger.critical("clusterd stopped on an error", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        _ = second
+        _ = (second, hangup)
     }
 }
 
@@ -161,5 +163,18 @@ final class SecondSignal: @unchecked Sendable {
             source.resume()
             sources.append(source)
         }
+    }
+}
+
+/// SIGHUP: ``ClusterdService/reload(origin:)``; the outcome goes to the log (an invalid file
+/// keeps the running configuration).
+final class ReloadOnHangup: @unchecked Sendable {
+    private let source: DispatchSourceSignal
+
+    init(_ service: ClusterdService) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "clusterd.reload"))
+        source.setEventHandler { _ = try? service.reload(origin: "SIGHUP") }
+        source.resume()
     }
 }

@@ -36,7 +36,7 @@ import Testing
         try Self.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
     }
 
-    func makeService(checks: String? = nil, topology: Bool = true) throws -> ClusterdService {
+    func makeService(checks: String? = nil, topology: Bool = true, topologyFile: String? = nil) throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
@@ -47,7 +47,7 @@ import Testing
         try #"{"name": "lab", "metricConfig": [{"name": "temp", "unit": {"base": "C"}, "scope": "node", "timestep": 10, "aggregation": "avg", "peak": 100, "normal": 50, "caution": 80, "alert": 90}], "subClusters": [{"name": "main", "nodes": "h[1-2]", "processorType": "x", "socketsPerNode": 1, "coresPerSocket": 1, "threadsPerCore": 1, "flopRateScalar": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1}, "flopRateSimd": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1}, "memoryBandwidth": {"unit": {"base": "B/s", "prefix": "G"}, "value": 1}, "topology": {"node": [0]}}]}"#
             .write(to: lab, atomically: true, encoding: .utf8)
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json"), Repository.path("config/clusters/alex/cluster.json"), lab.path]
-        config.health.topology = topology ? Repository.path("config/topology.yaml") : nil
+        config.health.topology = topology ? topologyFile ?? Repository.path("config/topology.yaml") : nil
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
         if let checks {
             let file = directory.appendingPathComponent("custom-checks.yaml")
@@ -154,6 +154,82 @@ import Testing
         let announced = Self.parse(try await alerts.wait(count: 3, timeout: 10))
         #expect(announced.last?["labels"]?["hostname"] == .string("f0121"))
         #expect(announced.last?["status"] == .string("firing"))
+        _ = sub
+    }
+
+    /// Issue 22 #16: topology, checks and cluster files reload on `clusterd.admin.config.reload`
+    /// (SIGHUP: `ClusterdCLITests.StartupTests`); an invalid file keeps the running state; the
+    /// health query answers aisles and devices as rackscope's index does.
+    @Test func topologyChecksAndClustersReloadWithoutARestartAndAnInvalidFileKeepsTheRunningOnes() async throws {
+        let topologyFile = directory.appendingPathComponent("topology.yaml")
+        let original = try String(contentsOfFile: Repository.path("config/topology.yaml"), encoding: .utf8)
+        try original.write(to: topologyFile, atomically: true, encoding: .utf8)
+        let checksFile = directory.appendingPathComponent("custom-checks.yaml")
+        let service = try makeService(checks: Self.checks, topologyFile: topologyFile.path)
+        try service.start()
+        defer { service.stop() }
+        let alerts = Collector()
+        let sub = try client.subscribe("clusterd.alert.>") { alerts.add($0) }
+        try client.flush()
+        func health(_ body: String) throws -> JSONValue { try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.health.get", data: Array(body.utf8))).data) }
+        func children(_ v: JSONValue) -> [String] {
+            guard case .array(let c)? = v["children"] else { return [] }
+            return c.compactMap { ($0["rack"] ?? $0["hostname"])?.stringValue }
+        }
+        let aisle = try health(#"{"aisle":"aisle-a"}"#)
+        #expect(aisle["aisle"] == .string("aisle-a") && children(aisle) == ["r01", "r02"], "\(aisle)")
+        let device = try health(#"{"device":"r01-c02"}"#)
+        #expect(device["device"] == .string("r01-c02") && children(device) == ["f0117", "f0118"], "\(device)")
+        try gpu(97)
+        #expect(Self.parse(try await alerts.wait(count: 1)).first?["status"] == .string("firing"))
+
+        // An invalid checks file: refused with its file and line, everything stays as it was.
+        try "checks:\n  - id: broken\n    source: {metric: {name: x}}\n    rules: [{op: \"~\", value: 1, severity: CRIT}]\n"
+            .write(to: checksFile, atomically: true, encoding: .utf8)
+        let refused = try client.request(BusMessage(subject: "clusterd.admin.config.reload", data: []))
+        #expect(refused.header("Nats-Service-Error-Code") == "400")
+        #expect(refused.header("Nats-Service-Error")?.contains("custom-checks.yaml:") == true, "\(refused.header("Nats-Service-Error") ?? "")")
+        guard case .array(let checks)? = try health(#"{"hostname":"a0603"}"#)["checks"] else { throw TestFailure("no checks for a0603") }
+        #expect(checks.first?["check"] == .string("gpu_temperature"))
+
+        // Valid files: the GPU check is gone (its alert resolves), a load check is new, rack r04
+        // holds the hosts of a cluster that exists only from now on.
+        try """
+            checks:
+              - id: node_load
+                source: {metric: {name: load}}
+                rules: [{op: ">=", value: 10, severity: CRIT}]
+              - id: slurm_state
+                source: {slurm_state: {mixed: OK}}
+            """.write(to: checksFile, atomically: true, encoding: .utf8)
+        try original.replacingOccurrences(of: "          - id: aisle-b\n            name: Aisle B\n            racks:\n", with: """
+                      - id: aisle-b
+                        name: Aisle B
+                        racks:
+                          - id: r04
+                            devices:
+                              - id: r04-c01
+                                instance: n[1-2]
+
+            """).write(to: topologyFile, atomically: true, encoding: .utf8)
+        let lab = try String(contentsOf: directory.appendingPathComponent("lab-cluster.json"), encoding: .utf8)
+        let newCluster = directory.appendingPathComponent("data/archive/lab2/cluster.json")
+        try FileManager.default.createDirectory(at: newCluster.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try lab.replacingOccurrences(of: #""name": "lab""#, with: #""name": "lab2""#).replacingOccurrences(of: "h[1-2]", with: "n[1-2]")
+            .write(to: newCluster, atomically: true, encoding: .utf8)
+        let reloaded = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.config.reload", data: [])).data)
+        #expect(reloaded["ok"] == .bool(true) && reloaded["checks"] == .integer(2), "\(reloaded)")
+        let doc = try String(contentsOfFile: Repository.path("subjects/clusterd.admin.config.md"), encoding: .utf8)
+        let documented = try JSONValue.parse(Array(try #require(SubjectExamplesTests.blocks(doc, info: "json reply=reload").first).utf8))
+        #expect(SubjectExamplesTests.withoutVolatile(reloaded) == SubjectExamplesTests.withoutVolatile(documented), "\(reloaded)")
+        guard case .array(let clusters)? = reloaded["clusters"] else { throw TestFailure("no clusters in \(reloaded)") }
+        #expect(clusters.contains(.string("lab2")))
+        let resolved = Self.parse(try await alerts.wait(count: 2)).last
+        #expect(resolved?["status"] == .string("resolved") && resolved?["labels"]?["alertname"] == .string("gpu_temperature"))
+        #expect(children(try health(#"{"aisle":"aisle-b"}"#)) == ["r04", "r03"])
+        try client.publish("cc.metrics.lab2", Array("load,cluster=lab2,hostname=n1 value=12 \(Int(Date().timeIntervalSince1970))\n".utf8))
+        let load = Self.parse(try await alerts.wait(count: 3)).last
+        #expect(load?["labels"]?["alertname"] == .string("node_load") && load?["labels"]?["rack"] == .string("r04"), "\(String(describing: load))")
         _ = sub
     }
 

@@ -10,7 +10,7 @@ import Testing
         let clusters = ClusterRegistry([try ClusterConfig(contentsOf: Repository.path("config/clusters/fritz/cluster.json"))])
         let names = try #require(clusters["fritz"]).metrics(of: "main").map(\.name)
         let store = MetricStore(resolution: 60, retention: 86_400)
-        let probe = MetricHealthProbe(store: store, clusters: clusters)
+        let probe = MetricHealthProbe(store: store, clusters: Reloadable(clusters))
         let now: Int64 = 1_800_000_000
         #expect(probe.health(cluster: "fritz", subCluster: "main", hostname: "f0101", now: now) == NodeHealth(state: "failed", missing: names))
         for name in names {

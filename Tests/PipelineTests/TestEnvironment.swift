@@ -48,7 +48,7 @@ final class TestEnvironment {
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let clusters = try ClusterRegistry.load(archiveRoot: config.archivePath)
+        let clusters = Reloadable(try ClusterRegistry.load(archiveRoot: config.archivePath))
         processor = JobProcessor(database: database, clusters: clusters, archive: archive, config: config, counters: counters, logger: logger)
         nodes = NodeProcessor(database: database, clusters: clusters, probe: nil, config: config, counters: counters, logger: logger,
                               onCommit: { [observed] in observed.append($0) })

@@ -1,0 +1,17 @@
+import Synchronization
+
+/// A value that a configuration reload replaces while threads that read it go on: each
+/// reader takes ``current`` once per unit of work (a batch, a request), so one unit never
+/// sees two versions.
+public final class Reloadable<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+
+    /// Holds `value` until the first ``replace(with:)``.
+    public init(_ value: Value) { storage = Mutex(value) }
+
+    /// The value now.
+    public var current: Value { storage.withLock { $0 } }
+
+    /// Makes `value` the current one for every later reader.
+    public func replace(with value: Value) { storage.withLock { $0 = value } }
+}
