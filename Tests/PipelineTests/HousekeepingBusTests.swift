@@ -1,0 +1,108 @@
+import Bus
+import BusTestSupport
+import Fleet
+import Foundation
+import Jobs
+import Logging
+import Model
+import Pipeline
+import Store
+import Testing
+
+/// Issue 22 #1, #9, #11 and #14 through a running service and a real nats-server: archive
+/// entries of jobs without metrics validate, sinfo short forms answer state queries, archive
+/// retention leaves no empty directories, fleet check history is pruned.
+@Suite(.serialized, .timeLimit(.minutes(3))) final class HousekeepingBusTests: BusSuite {
+    let fixture: BusFixture
+
+    init() throws { fixture = try BusFixture("clusterd-housekeeping") }
+
+    func startService(_ configure: (inout ClusterdConfig) -> Void = { _ in }) throws -> ClusterdService {
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
+        config.observability.listen = ""
+        configure(&config)
+        var logger = Logger(label: "housekeeping-test")
+        logger.logLevel = .critical
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        return service
+    }
+
+    func ask(_ subject: String, _ body: String) throws -> JSONValue {
+        try JSONValue.parse(try client.request(BusMessage(subject: subject, data: Array(body.utf8)), timeout: .seconds(10)).data)
+    }
+
+    /// #1 and #11: a job without samples gets a schema-valid meta.json; 40 days later (a
+    /// restart runs retention at once) it goes with its empty parent directory, while the
+    /// shared one stays for the recent job.
+    @Test func aJobWithoutMetricsIsArchivedSchemaValidAndRetentionLeavesNoEmptyDirectory() async throws {
+        let now = Int(Date().timeIntervalSince1970)
+        let old = now - 40 * 86_400, recent = now - 600
+        let js = try JetStream(client)
+        var service = try startService { $0.jobs.archiveRetentionDays = 30 }
+        for (id, start) in [(9001, old), (9002, recent)] {
+            let events = #"""
+                job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":\#(start)}" 1
+                job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"jobState\":\"completed\",\"stopTime\":\#(start + 300)}" 1
+                """#
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(events.utf8)), messageID: "housekeeping-\(id)")
+        }
+        let archive = try ArchiveWriter(root: directory.appendingPathComponent("data/archive").path)
+        let oldDir = archive.directory(cluster: "fritz", jobId: 9001, startTime: Int64(old))
+        let recentDir = archive.directory(cluster: "fritz", jobId: 9002, startTime: Int64(recent))
+        try await eventually("both archive entries") {
+            FileManager.default.fileExists(atPath: oldDir + "/meta.json") && FileManager.default.fileExists(atPath: recentDir + "/meta.json")
+        }
+        #expect(try HealthBusTests.validate("meta", recentDir + "/meta.json") == [])
+        #expect(!FileManager.default.fileExists(atPath: recentDir + "/data.json"))
+        service.stop()
+        service = try startService { $0.jobs.archiveRetentionDays = 30 }
+        defer { service.stop() }
+        let oldParent = URL(fileURLWithPath: oldDir).deletingLastPathComponent().path       // fritz/9/1
+        try await eventually("retention of job 9001") { !FileManager.default.fileExists(atPath: oldParent) }
+        #expect(FileManager.default.fileExists(atPath: recentDir + "/meta.json"))
+        let jobs = try ask("clusterd.api.jobs.list", #"{"cluster":"fritz"}"#)
+        guard case .array(let listed)? = jobs["jobs"] else { throw TestFailure("no jobs in \(jobs)") }
+        #expect(listed.compactMap { $0["jobId"] } == [.integer(9002)])
+    }
+
+    /// #9: `alloc$`, `mix*`, `idle~` are allocated, mixed and idle for `nodes.list`.
+    @Test func sinfoShortFormsAnswerTheStateQuery() async throws {
+        let service = try startService()
+        defer { service.stop() }
+        let body = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0101\",\"states\":[\"alloc$\"]},{\"hostname\":\"f0102\",\"states\":[\"mix*\"]},{\"hostname\":\"f0103\",\"states\":[\"idle~\"]}]}" 1"#
+        _ = try JetStream(client).publish(BusMessage(subject: "cc.node.state", data: Array(body.utf8)), messageID: "short-forms")
+        func hosts(_ state: String) throws -> [String] {
+            guard case .array(let nodes)? = try ask("clusterd.api.nodes.list", #"{"cluster":"fritz","state":"\#(state)"}"#)["nodes"] else { return [] }
+            return nodes.compactMap { $0["hostname"]?.stringValue }
+        }
+        try await eventually("the node states") { try hosts("idle") == ["f0103"] }
+        #expect(try hosts("allocated") == ["f0101"])
+        #expect(try hosts("mixed") == ["f0102"])
+    }
+
+    /// #14: health checks older than `fleet.check_retention_days` are pruned by the running
+    /// service; each server's newest check stays.
+    @Test func fleetCheckHistoryIsPrunedByTheRunningService() async throws {
+        var service = try startService()
+        let registered = try JSONValue.parse(try client.request(BusMessage(subject: "fleet.acme.api.register",
+                                                                           data: Array(#"{"name":"web1"}"#.utf8)), timeout: .seconds(10)).data)
+        let id = try #require(registered["server"]?["id"]?.stringValue, "\(registered)")
+        service.stop()
+        // A server watched for two months: checks from 60, 59 and 58 days ago.
+        let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path, busyTimeoutMilliseconds: 5000)
+        let now = Int64(Date().timeIntervalSince1970)
+        for days in [60, 59, 58] {
+            try db.prepare("INSERT INTO fleet_health_check (server_id, at, status) VALUES (?, ?, 'healthy')").run([.text(id), .integer(now - Int64(days) * 86_400)])
+        }
+        service = try startService { $0.fleet.checkRetentionDays = 30 }
+        defer { service.stop() }
+        try await eventually("the pruning") {
+            try db.prepare("SELECT count(*) FROM fleet_health_check").first { $0.int(0) } == 1
+        }
+        #expect(try db.prepare("SELECT at FROM fleet_health_check").first { $0.int(0) } == now - 58 * 86_400)
+    }
+}
