@@ -82,8 +82,10 @@ public final class ClusterdService: @unchecked Sendable {
             servers = [server.url]
         }
         startup.phase("opening the database")
-        let database = try openDatabase()
-        let migrated = try database.migrate(Self.migrations)
+        // The one read-write connection: every stage's transaction goes through it in turn.
+        let writer = try DatabaseWriter(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds))
+        let database = writer.database
+        let migrated = try writer.perform { try $0.migrate(Self.migrations) }
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
         let archive = try ArchiveWriter(root: config.archivePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
@@ -139,14 +141,15 @@ public final class ClusterdService: @unchecked Sendable {
                                           maxAge: .seconds(intake.maxAgeDays * 86_400), replicas: intake.replicas), on: connection)
         }
         let store = try startMetricStore()
-        let publisher = OutboxPublisher(database: try openDatabase(), connection: connection, logger: logger, counters: counters)
-        let health = try startHealth(connection: connection, publisher: publisher, database: database, clusters: clusters)
+        let publisher = OutboxPublisher(writer: writer, connection: connection, logger: logger, counters: counters)
+        let health = try startHealth(connection: connection, publisher: publisher, writer: writer, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
         jobs.dataBuilder = JobDataBuilder(store: store)
+        jobs.writer = writer
         let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
         let hourly = Every(seconds: 3600)
-        loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, publisher: publisher, connection: connection,
+        loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, writer: writer, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 settle: { try jobs.archivePending() },
                                 periodic: { [retentionDays = config.jobs.archiveRetentionDays] now in
@@ -156,15 +159,16 @@ public final class ClusterdService: @unchecked Sendable {
                                 }))
         // KV needs JetStream; in core mode the database and the query API are the view.
         let mirror = intake.mode == "core" ? nil : try NodeStateMirror(connection: connection, counters: counters, logger: logger, replicas: intake.replicas)
-        let nodes = NodeProcessor(database: try openDatabase(), clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
+        let nodes = NodeProcessor(database: database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
                                   counters: counters, logger: logger, onCommit: { observations in
                                       health.submit(nodes: observations)
                                       mirror?.mirror(observations)
                                   })
         let retention = Int64(config.nodes.historyRetentionHours) * 3600
-        loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, publisher: publisher, connection: connection,
+        nodes.writer = writer
+        loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, writer: writer, publisher: publisher, connection: connection,
                                 batch: intake.batch, counters: counters, logger: logger,
-                                periodic: { now in try nodes.stage.prune(before: now - retention) }))
+                                periodic: { now in _ = try writer.perform { _ in try nodes.stage.prune(before: now - retention) } }))
         for loop in loops {
             loop.deadLetterRetention = Int64(config.publish.deadLetterRetentionDays) * 86_400
             loop.maxAttempts = max(1, config.intake.maxAttempts)
@@ -181,8 +185,7 @@ public final class ClusterdService: @unchecked Sendable {
                                }
                            })
         reader = try Database(path: config.databasePath, busyTimeoutMilliseconds: 1000, readOnly: true)
-        let fleet = try FleetService(connection: connection, database: try openDatabase(), alertDatabase: try openDatabase(),
-                                     publisher: publisher, config: config, counters: counters, logger: logger)
+        let fleet = try FleetService(connection: connection, writer: writer, publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
         fleet.start()
         if !config.alertmanager.receivers.isEmpty && intake.mode == "core" {
@@ -197,7 +200,7 @@ public final class ClusterdService: @unchecked Sendable {
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
                                  endpoints: api.endpoints + fleet.endpoints
-                                    + [JobAdmin(database: try openDatabase(), clusters: clusters).endpoint, reloadEndpoint]
+                                    + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
                                     + (maintenance.map { [$0.endpoint] } ?? []))
         let topology = self.topology
         metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger, admit: { s in
@@ -429,7 +432,7 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Loads topology and checks, restores firing alerts and the black-hole window, ensures
     /// the alert stream, and starts the health loop and the maintenance admin API.
-    private func startHealth(connection: BusConnection, publisher: OutboxPublisher, database: Database,
+    private func startHealth(connection: BusConnection, publisher: OutboxPublisher, writer: DatabaseWriter,
                              clusters: Reloadable<ClusterRegistry>) throws -> HealthLoop {
         let settings = config.health
         let topology = try settings.topology.map { try Topology(contentsOf: $0) } ?? Topology()
@@ -443,7 +446,10 @@ public final class ClusterdService: @unchecked Sendable {
         }
         let now = Int64(Date().timeIntervalSince1970)
         let engine = HealthEngine(library: library, topology: topology, now: now)
-        let book = AlertBook(database: try openDatabase(), prefix: settings.alertPrefix, resendInterval: Int64(settings.resendIntervalSeconds))
+        let database = writer.database
+        let book = AlertBook(database: database, prefix: settings.alertPrefix, resendInterval: Int64(settings.resendIntervalSeconds))
+        writer.lock.lock()
+        defer { writer.lock.unlock() }
         let restored = try book.restore()
         engine.restore(restored)
         // Hosts that reported before this start (node records, buffered metrics) are expected
@@ -462,13 +468,13 @@ public final class ClusterdService: @unchecked Sendable {
         }
         logger.info("health evaluation ready", metadata: ["checks": "\(library.checks.count)", "hosts_in_topology": "\(topology.hosts.count)",
                                                           "firing_alerts_restored": "\(restored.count)"])
-        let loop = HealthLoop(engine: engine, book: book, publisher: publisher,
+        let loop = HealthLoop(engine: engine, book: book, writer: writer, publisher: publisher,
                               interval: .milliseconds(settings.evaluationIntervalMilliseconds), counters: counters, logger: logger)
         loop.historyRetention = Int64(settings.historyRetentionDays) * 86_400
         health = loop
         loop.start()
         self.topology.replace(with: topology)
-        maintenance = try MaintenanceResponder(book: AlertBook(database: try openDatabase()), topology: self.topology,
+        maintenance = try MaintenanceResponder(writer: writer, topology: self.topology,
                                                connection: connection, logger: logger)
         return loop
     }
@@ -480,11 +486,6 @@ public final class ClusterdService: @unchecked Sendable {
         if !kept.isEmpty {
             logger.notice("stream \(stream.name) exists: its own settings are kept", metadata: ["kept": "\(kept.joined(separator: "; "))"])
         }
-    }
-
-    /// A new connection to the database (one per writer thread).
-    func openDatabase() throws -> Database {
-        try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds))
     }
 
     /// Retries `body` until it succeeds (the broker may come up after clusterd, or a

@@ -21,7 +21,8 @@ public final class FleetService: @unchecked Sendable {
     let config: ClusterdConfig
     let counters: PipelineCounters
     let logger: Logger
-    let lock = NSLock()
+    /// The writer's lock: registry and alert book share its connection.
+    let lock: NSRecursiveLock
     let probe: HTTPProbe
     private let worker = WorkerThread()
     private var subscriptions: [BusSubscription] = []
@@ -33,21 +34,25 @@ public final class FleetService: @unchecked Sendable {
 
     /// The API endpoints (for the micro service) and the heartbeat subscription; the poller
     /// starts with ``start()``.
-    public init(connection: BusConnection, database: Database, alertDatabase: Database, publisher: OutboxPublisher,
+    public init(connection: BusConnection, writer: DatabaseWriter, publisher: OutboxPublisher,
                 config: ClusterdConfig, counters: PipelineCounters, logger: Logger) throws {
+        let database = writer.database
         registry = FleetRegistry(database: database, grants: config.fleet.tokenRefs)
+        lock = writer.lock
         self.connection = connection
-        book = AlertBook(database: alertDatabase, prefix: config.health.alertPrefix, resendInterval: Int64(config.health.resendIntervalSeconds))
+        book = AlertBook(database: database, prefix: config.health.alertPrefix, resendInterval: Int64(config.health.resendIntervalSeconds))
         self.publisher = publisher
         probe = HTTPProbe(timeout: Double(config.fleet.timeoutSeconds))
         self.config = config
         self.counters = counters
         self.logger = logger
         // Operations in flight when clusterd stopped cannot finish: say so in their audit record.
-        try database.prepare("""
-            UPDATE fleet_operation SET status = 'failed', error_summary = 'interrupted: clusterd stopped before it finished', completed_at = ?
-            WHERE status IN ('pending', 'running')
-            """).run([.integer(Int64(Date().timeIntervalSince1970))])
+        try writer.perform { db in
+            try db.prepare("""
+                UPDATE fleet_operation SET status = 'failed', error_summary = 'interrupted: clusterd stopped before it finished', completed_at = ?
+                WHERE status IN ('pending', 'running')
+                """).run([.integer(Int64(Date().timeIntervalSince1970))])
+        }
         kv = config.intake.mode == "core" ? nil
             : try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10,
                                                  replicas: config.intake.replicas)
@@ -386,14 +391,13 @@ public final class FleetService: @unchecked Sendable {
                 logger.error("fleet check not stored", metadata: ["server": "\(server.name)", "error": "\(error)"])
             }
         }
-        // The alert book is also written by deregister: one thread at a time (under the lock).
         do {
             try book.record(transitions, now: now)
-            try publisher.drain()
         } catch {
             logger.error("fleet alerts not recorded yet", metadata: ["error": "\(error)"])
         }
         lock.unlock()
+        do { try publisher.drain() } catch { logger.warning("outbox not published yet", metadata: ["error": "\(error)"]) }
     }
 
     /// The server's health now: the pull check (when it has an API URL), made unreachable by

@@ -4,6 +4,7 @@ import Health
 import Jobs
 import Logging
 import Nodes
+import Store
 import Synchronization
 
 /// The health evaluator's thread: takes metric samples, node observations and stopped jobs
@@ -27,6 +28,7 @@ public final class HealthLoop: @unchecked Sendable {
     let engine: HealthEngine
     let book: AlertBook
     let publisher: OutboxPublisher
+    let writer: DatabaseWriter
     let counters: PipelineCounters
     let logger: Logger
     let interval: Duration
@@ -40,11 +42,12 @@ public final class HealthLoop: @unchecked Sendable {
     private var lastPrune: Int64 = 0
 
     /// A loop over `engine`, already restored from `book`.
-    public init(engine: HealthEngine, book: AlertBook, publisher: OutboxPublisher, interval: Duration, counters: PipelineCounters,
+    public init(engine: HealthEngine, book: AlertBook, writer: DatabaseWriter, publisher: OutboxPublisher, interval: Duration, counters: PipelineCounters,
                 logger: Logger, maxQueuedSamples: Int = 2_000_000) {
         self.engine = engine
         self.book = book
         self.publisher = publisher
+        self.writer = writer
         self.interval = interval
         self.counters = counters
         self.logger = logger
@@ -149,6 +152,8 @@ public final class HealthLoop: @unchecked Sendable {
     private func record(now: Int64, housekeeping: Bool) {
         unrecorded += engine.takeTransitions()
         do {
+            writer.lock.lock()
+            defer { writer.lock.unlock() }
             if !unrecorded.isEmpty {
                 let queued = try book.record(unrecorded, now: now)
                 counters.add("alerts.transitions", unrecorded.count)

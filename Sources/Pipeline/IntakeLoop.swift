@@ -4,14 +4,15 @@ import Logging
 import Store
 import Synchronization
 
-/// The single writer: fetches a batch, applies it in one transaction, settles every message
-/// with the broker only after the commit, publishes the outbox, writes archive entries, and
-/// runs the periodic chores (held-stop expiry, pruning). Runs on its own thread because
-/// every step blocks.
+/// A stage's delivery loop: fetches a batch, applies it in one transaction (on the shared
+/// ``DatabaseWriter``), settles every message with the broker only after the commit,
+/// publishes the outbox, writes archive entries, and runs the periodic chores (held-stop
+/// expiry, pruning). Runs on its own thread because every step blocks.
 public final class IntakeLoop: @unchecked Sendable {
     let source: any MessageSource
     let processor: StageProcessor
     let publisher: OutboxPublisher
+    let writer: DatabaseWriter
     let settle: @Sendable () throws -> Void
     let periodic: @Sendable (Int64) throws -> Void
     let name: String
@@ -27,7 +28,7 @@ public final class IntakeLoop: @unchecked Sendable {
 
     /// A loop over `source`. After each batch (and at start) it publishes the outbox and
     /// runs `settle` (archive writes); every 10 s it runs `periodic` with the time.
-    public init(name: String, source: any MessageSource, processor: StageProcessor, publisher: OutboxPublisher, connection: BusConnection,
+    public init(name: String, source: any MessageSource, processor: StageProcessor, writer: DatabaseWriter, publisher: OutboxPublisher, connection: BusConnection,
                 batch: Int, counters: PipelineCounters, logger: Logger,
                 settle: @escaping @Sendable () throws -> Void = {}, periodic: @escaping @Sendable (Int64) throws -> Void = { _ in }) {
         self.name = name
@@ -36,6 +37,7 @@ public final class IntakeLoop: @unchecked Sendable {
         self.source = source
         self.processor = processor
         self.publisher = publisher
+        self.writer = writer
         self.connection = connection
         self.batch = batch
         self.counters = counters
@@ -80,7 +82,7 @@ public final class IntakeLoop: @unchecked Sendable {
             }
             do {
                 let started = ContinuousClock.now
-                let dispositions = try processor.process(deliveries.map(\.message))
+                let dispositions = try writer.perform { _ in try processor.process(deliveries.map(\.message)) }
                 counters.observeBatch(stage: name, messages: deliveries.count, duration: ContinuousClock.now - started)
                 failures = 0
                 for (delivery, disposition) in zip(deliveries, dispositions) { settle(delivery, disposition) }
@@ -103,6 +105,8 @@ public final class IntakeLoop: @unchecked Sendable {
         for (index, delivery) in deliveries.enumerated() {
             let message = delivery.message
             do {
+                writer.lock.lock()
+                defer { writer.lock.unlock() }
                 if try !processor.isApplied(message) {
                     let attempts = try processor.attempts(message)
                     if attempts.started >= maxAttempts {
@@ -119,11 +123,11 @@ public final class IntakeLoop: @unchecked Sendable {
                 return retryLater(Array(deliveries[index...]), failures: failures + 1, error: error, message: "attempt bookkeeping failed")
             }
             do {
-                settle(delivery, try processor.process([message])[0])
+                settle(delivery, try writer.perform { _ in try processor.process([message])[0] })
                 settleLeftovers()
             } catch {
                 let transient = (error as? StoreError)?.isTransient ?? false
-                try? processor.endAttempt(message, error: transient ? nil : "\(error)")
+                try? writer.perform { _ in try processor.endAttempt(message, error: transient ? nil : "\(error)") }
                 if !transient { counters.add("intake.failed_attempts") }
                 return retryLater(Array(deliveries[index...]), failures: transient ? failures + 1 : 1, error: error,
                                   message: transient ? "message not committed; redelivering" : "applying a message failed; retrying it alone")
@@ -173,9 +177,11 @@ public final class IntakeLoop: @unchecked Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         do {
             try periodic(now)
-            try processor.pruneApplied(before: now - 14 * 86_400)
-            try processor.pruneAttempts(before: now - 14 * 86_400)
-            try processor.pruneDeadLetters(before: now - deadLetterRetention)
+            try writer.perform { _ in
+                try processor.pruneApplied(before: now - 14 * 86_400)
+                try processor.pruneAttempts(before: now - 14 * 86_400)
+                _ = try processor.pruneDeadLetters(before: now - deadLetterRetention)
+            }
         } catch {
             logger.error("periodic chores failed", metadata: ["error": "\(error)"])
         }

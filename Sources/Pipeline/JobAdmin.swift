@@ -9,10 +9,11 @@ import Store
 final class JobAdmin: @unchecked Sendable {
     let stage: JobStage
     let clusters: Reloadable<ClusterRegistry>
-    let lock = NSLock()
+    let lock: NSRecursiveLock
 
-    init(database: Database, clusters: Reloadable<ClusterRegistry>) {
-        stage = JobStage(database: database, clusters: clusters.current)
+    init(writer: DatabaseWriter, clusters: Reloadable<ClusterRegistry>) {
+        stage = JobStage(database: writer.database, clusters: clusters.current)
+        lock = writer.lock
         self.clusters = clusters
     }
 

@@ -115,7 +115,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     public func archivePending(now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> Int {
         var written = 0
         while true {
-            let pending = try stage.pendingArchive(limit: 256, now: now)
+            let pending = try exclusive { try stage.pendingArchive(limit: 256, now: now) }
             if pending.isEmpty { return written }
             var footprints: [String?] = []
             let entries = pending.map { job -> ArchiveWriter.Entry in
@@ -125,8 +125,9 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 footprints.append(footprint)
                 return entry
             }
+            // Files are written without the writer: other stages go on meanwhile.
             let results = archive.write(entries)
-            try database.transaction {
+            try exclusive { try database.transaction {
                 for ((entry, result), footprint) in zip(zip(entries, results), footprints) {
                     let job = entry.job
                     switch result {
@@ -143,7 +144,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                         logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
                     }
                 }
-            }
+            } }
         }
     }
 
@@ -216,7 +217,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         guard days > 0 else { return 0 }
         var removed = 0
         while true {
-            let expired = try stage.expired(before: now - Int64(days) * 86_400, limit: 256)
+            let expired = try exclusive { try stage.expired(before: now - Int64(days) * 86_400, limit: 256) }
             if expired.isEmpty { return removed }
             for job in expired {
                 let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
@@ -225,7 +226,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
                 for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
             }
-            try database.transaction { for job in expired { try stage.delete(id: job.id) } }
+            try exclusive { try database.transaction { for job in expired { try stage.delete(id: job.id) } } }
             removed += expired.count
             counters.add("jobs.retention_removed", expired.count)
             logger.info("archive retention removed jobs", metadata: ["count": "\(expired.count)", "days": "\(days)"])
@@ -235,7 +236,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// Dead-letters stops that waited longer than the configured time for their start.
     @discardableResult
     public func expireHeldStops(now: Int64, timeout: Int64) throws -> Int {
-        try database.transaction {
+        try exclusive { try database.transaction {
             let expired = try stage.expireHeldStops(before: now - timeout)
             for held in expired {
                 try deadLetter(DeadLetter(stage: "jobs", subject: config.intake.jobSubject, messageID: nil, origin: held.origin,
@@ -244,6 +245,6 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                                           raw: held.raw, receivedAt: now))
             }
             return expired.count
-        }
+        } }
     }
 }

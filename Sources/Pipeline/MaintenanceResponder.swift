@@ -4,6 +4,7 @@ import Foundation
 import Health
 import Logging
 import Model
+import Store
 
 /// Request/reply admin API for maintenance windows on `clusterd.admin.maintenance.<verb>`:
 /// `create` `{scope, target, reason, createdBy, startsAt?, endsAt?, durationSeconds?}`,
@@ -13,13 +14,15 @@ public final class MaintenanceResponder: @unchecked Sendable {
     let topology: Reloadable<Topology>
     let connection: BusConnection
     let logger: Logger
-    let lock = NSLock()
+    /// The writer's lock: the alert book shares its connection.
+    let lock: NSRecursiveLock
     let prefix: String
 
     /// Serves `<prefix>.<verb>` (default `clusterd.admin.maintenance`) through ``endpoint``.
-    public init(book: AlertBook, topology: Reloadable<Topology>, connection: BusConnection, logger: Logger,
+    public init(writer: DatabaseWriter, topology: Reloadable<Topology>, connection: BusConnection, logger: Logger,
                 prefix: String = "clusterd.admin.maintenance") throws {
-        self.book = book
+        book = AlertBook(database: writer.database)
+        lock = writer.lock
         self.topology = topology
         self.connection = connection
         self.logger = logger

@@ -5,21 +5,23 @@ import Store
 
 /// Publishes committed outbox rows, each with its deterministic `Nats-Msg-Id`, then removes
 /// them. A crash before the removal re-publishes them on restart; a stream's duplicate
-/// window drops the copies. Several writer loops share one publisher: it owns its own
-/// connection to the database and drains under a lock, so no row is sent twice.
+/// window drops the copies. Several loops share one publisher: it drains under a lock of its
+/// own, so no row is sent twice, and holds the writer only to read and remove rows — never
+/// while it waits for the broker.
 public final class OutboxPublisher: @unchecked Sendable {
     let outbox: Outbox
+    let writer: DatabaseWriter
     private let lock = NSLock()
     let connection: BusConnection
     let logger: Logger
 
-    /// A publisher of `database`'s outbox on `connection`; `database` must be a connection
-    /// of its own.
     /// Counts parked messages (`outbox.parked`).
     let counters: PipelineCounters?
 
-    public init(database: Database, connection: BusConnection, logger: Logger, counters: PipelineCounters? = nil) {
-        outbox = Outbox(database)
+    /// A publisher of the outbox behind `writer` on `connection`.
+    public init(writer: DatabaseWriter, connection: BusConnection, logger: Logger, counters: PipelineCounters? = nil) {
+        outbox = Outbox(writer.database)
+        self.writer = writer
         self.connection = connection
         self.logger = logger
         self.counters = counters
@@ -33,7 +35,7 @@ public final class OutboxPublisher: @unchecked Sendable {
         defer { lock.unlock() }
         var sent = 0
         while true {
-            let batch = try outbox.pending(limit: 1000)
+            let batch = try writer.perform { _ in try outbox.pending(limit: 1000) }
             guard let last = batch.last else { return sent }
             for m in batch {
                 // A message larger than the broker takes can never be sent: retrying it would
@@ -53,13 +55,13 @@ public final class OutboxPublisher: @unchecked Sendable {
                 }
             }
             try connection.flush(timeout: .seconds(5))
-            try outbox.remove(upTo: last.id)
+            try writer.perform { _ in try outbox.remove(upTo: last.id) }
             sent += batch.count
         }
     }
 
     private func park(_ m: OutboxMessage, reason: String) throws {
-        try outbox.park(m, reason: reason)
+        try writer.perform { _ in try outbox.park(m, reason: reason) }
         counters?.add("outbox.parked")
         logger.error("outbox message parked: it can never be published; later messages go on", metadata: [
             "subject": "\(m.subject)", "message_id": "\(m.messageID)", "bytes": "\(m.payload.count)", "reason": "\(reason)",

@@ -85,6 +85,16 @@ public class StageProcessor: @unchecked Sendable {
         return result
     }
 
+    /// The owner of ``database`` when it is shared (the service): work outside a batch
+    /// (archive outcomes, retention, held-stop expiry) takes it through ``exclusive(_:)``.
+    public var writer: DatabaseWriter?
+
+    /// Runs `body` holding ``writer`` (directly without one, as in single-threaded tests).
+    func exclusive<T>(_ body: () throws -> T) rethrows -> T {
+        guard let writer else { return try body() }
+        return try writer.perform { _ in try body() }
+    }
+
     /// Runs on the loop's thread before each batch (takes the reloaded cluster registry).
     var beforeBatch: () -> Void = {}
 
