@@ -26,13 +26,7 @@ public final class AlertBook: @unchecked Sendable {
     /// The stable identity of an alert instance: FNV-1a over its identifying labels
     /// (severity excluded, so an escalation stays the same alert), 16 hex digits.
     public static func fingerprint(_ key: AlertKey) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "\(key.check)\u{0}\(key.cluster)\u{0}\(key.entity)\u{0}\(key.component)".utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        ContentHash.hex("\(key.check)\u{0}\(key.cluster)\u{0}\(key.entity)\u{0}\(key.component)")
     }
 
     /// Records `transitions` (one transaction) and queues the publishable ones. Returns how

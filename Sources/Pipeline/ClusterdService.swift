@@ -149,7 +149,7 @@ public final class ClusterdService: @unchecked Sendable {
         jobs.writer = writer
         let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
         let hourly = Every(seconds: 3600)
-        loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, writer: writer, publisher: publisher, connection: connection,
+        loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, writer: writer, publisher: publisher,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 settle: { try jobs.archivePending() },
                                 periodic: { [retentionDays = config.jobs.archiveRetentionDays] now in
@@ -158,15 +158,13 @@ public final class ClusterdService: @unchecked Sendable {
                                     if hourly.due(now) { try jobs.applyRetention(now: now, days: retentionDays) }
                                 }))
         // KV needs JetStream; in core mode the database and the query API are the view.
-        let mirror = intake.mode == "core" ? nil : try NodeStateMirror(connection: connection, counters: counters, logger: logger, replicas: intake.replicas)
+        if intake.mode != "core" { try NodeStateMirror.ensureBucket(connection: connection, replicas: intake.replicas) }
         let nodes = NodeProcessor(database: database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
-                                  counters: counters, logger: logger, onCommit: { observations in
-                                      health.submit(nodes: observations)
-                                      mirror?.mirror(observations)
-                                  })
+                                  counters: counters, logger: logger, mirrorsToKV: intake.mode != "core",
+                                  onCommit: { observations in health.submit(nodes: observations) })
         let retention = Int64(config.nodes.historyRetentionHours) * 3600
         nodes.writer = writer
-        loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, writer: writer, publisher: publisher, connection: connection,
+        loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, writer: writer, publisher: publisher,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 periodic: { now in _ = try writer.perform { _ in try nodes.stage.prune(before: now - retention) } }))
         for loop in loops {
@@ -174,17 +172,14 @@ public final class ClusterdService: @unchecked Sendable {
             loop.maxAttempts = max(1, config.intake.maxAttempts)
             loop.start()
         }
-        let api = QueryAPI(database: try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds),
-                                                  readOnly: true), clusters: clusters, health: health,
-                           republish: { [durable = intake.mode != "core"] subject, body, headers in
-                               let message = BusMessage(subject: subject, headers: headers, data: body)
-                               if durable {
-                                   _ = try JetStream(connection).publish(message, messageID: headers["Nats-Msg-Id"]?.first)
-                               } else {
-                                   try connection.publish(message)
-                               }
+        let api = QueryAPI(database: try openReader(), clusters: clusters, health: health,
+                           republish: { subject, body, headers in
+                               // Through the outbox: the intake stream takes it like any publisher's message.
+                               var rest = headers.compactMapValues(\.first)
+                               let id = rest.removeValue(forKey: "Nats-Msg-Id") ?? "replay-\(ContentHash.hex(body))"
+                               try publisher.enqueue([OutboxMessage(subject: subject, messageID: id, payload: body, headers: rest)])
                            })
-        reader = try Database(path: config.databasePath, busyTimeoutMilliseconds: 1000, readOnly: true)
+        reader = try openReader()
         let fleet = try FleetService(connection: connection, writer: writer, publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
         fleet.start()
@@ -203,7 +198,7 @@ public final class ClusterdService: @unchecked Sendable {
                                     + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
                                     + (maintenance.map { [$0.endpoint] } ?? []))
         let topology = self.topology
-        metricIntake = try MetricIntake(connection: connection, config: config, counters: counters, logger: logger, admit: { s in
+        metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger, admit: { s in
             // As the job and node stages: a cluster needs its cluster.json.
             let clusters = clusters.current
             guard let cluster = clusters[s.cluster] else {
@@ -486,6 +481,11 @@ public final class ClusterdService: @unchecked Sendable {
         if !kept.isEmpty {
             logger.notice("stream \(stream.name) exists: its own settings are kept", metadata: ["kept": "\(kept.joined(separator: "; "))"])
         }
+    }
+
+    /// A read-only connection (the query API, /readyz and /metrics read beside the writer).
+    func openReader() throws -> Database {
+        try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds), readOnly: true)
     }
 
     /// Retries `body` until it succeeds (the broker may come up after clusterd, or a

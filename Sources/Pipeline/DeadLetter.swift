@@ -74,6 +74,21 @@ extension DeadLetter {
         self.init(stage: stage, subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
                   line: line, column: column, code: code, reason: reason, raw: raw, receivedAt: receivedAt)
     }
+
+    /// The content hash of a core-NATS message (subject, `Nats-Msg-Id`, body), computed once
+    /// per message for the ids of its letters.
+    static func contentHash(of message: BusMessage) -> String {
+        ContentHash.hex(Array("\(message.subject)\u{0}\(message.header("Nats-Msg-Id") ?? "")\u{0}".utf8) + message.data)
+    }
+
+    /// This letter (about a core-NATS message whose ``contentHash(of:)`` is `hash`) as an
+    /// outbox message on `<prefix>.<stage>`. The id follows the content — the message, the
+    /// second it arrived, line, column and code — so a re-publish is dropped by the
+    /// dead-letter stream while two different letters never share an id.
+    func outboxMessage(prefix: String, messageHash hash: String) -> OutboxMessage {
+        OutboxMessage(subject: "\(prefix).\(stage)", messageID: "dlq-\(stage)-\(receivedAt)-\(hash)-\(line)-\(column)-\(code)",
+                      payload: Array(json.jsonText.utf8))
+    }
 }
 
 /// The pipeline's own tables: dead letters and the deliveries already applied.

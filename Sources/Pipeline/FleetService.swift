@@ -27,10 +27,15 @@ public final class FleetService: @unchecked Sendable {
     private let worker = WorkerThread()
     private var subscriptions: [BusSubscription] = []
     /// KV bucket `clusterd_fleet` (`<org>.<server>` → health), when JetStream is there.
-    let kv: KeyValueBucket?
+    /// Health changes also go to the `clusterd_fleet` KV bucket (JetStream mode).
+    let mirrorsToKV: Bool
+    let outbox: Outbox
 
     /// The KV bucket mirroring each server's health.
     public static let bucket = "clusterd_fleet"
+
+    /// The subject that puts (or deletes) `server`'s key in ``bucket``.
+    static func kvSubject(_ server: ManagedServer) -> String { "$KV.\(bucket).\(server.organization).\(server.name)" }
 
     /// The API endpoints (for the micro service) and the heartbeat subscription; the poller
     /// starts with ``start()``.
@@ -53,9 +58,12 @@ public final class FleetService: @unchecked Sendable {
                 WHERE status IN ('pending', 'running')
                 """).run([.integer(Int64(Date().timeIntervalSince1970))])
         }
-        kv = config.intake.mode == "core" ? nil
-            : try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10,
+        outbox = Outbox(database)
+        mirrorsToKV = config.intake.mode != "core"
+        if mirrorsToKV {
+            _ = try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10,
                                                  replicas: config.intake.replicas)
+        }
         subscriptions.append(try connection.subscribe("fleet.*.*.heartbeat", queue: config.intake.queueGroup) { [weak self] m in
             self?.heartbeat(m)
         })
@@ -116,8 +124,11 @@ public final class FleetService: @unchecked Sendable {
                     var gone = Self.transition(server, from: server.health, to: HealthCheckResult(status: "healthy", error: ""), at: now)
                     gone.summary = "\(server.name) was deregistered"
                     try book.record([gone], now: now)
+                    if mirrorsToKV {
+                        try outbox.append(OutboxMessage(subject: Self.kvSubject(server), messageID: "kv-fleet-\(server.id)-deleted",
+                                                        payload: [], headers: ["KV-Operation": "DEL"]))
+                    }
                     try publisher.drain()
-                    do { try kv?.delete("\(server.organization).\(server.name)") } catch { counters.add("kv.fleet.errors") }
                     logger.notice("fleet server deregistered", metadata: ["organization": "\(org)", "server": "\(server.name)"])
                     reply = .object([("server", server.json)])
                 } else {
@@ -178,11 +189,12 @@ public final class FleetService: @unchecked Sendable {
 
     /// Puts the server's new health into the KV bucket (the database stays the source of truth).
     private func mirror(_ server: ManagedServer, _ result: HealthCheckResult, at now: Int64) {
-        guard let kv else { return }
+        guard mirrorsToKV else { return }
         let value = JSONValue.object([("organization", .string(server.organization)), ("server", .string(server.name)),
                                       ("health", .string(result.status)), ("error", .string(result.error)), ("since", .integer(now))])
         do {
-            try kv.put("\(server.organization).\(server.name)", Array(value.jsonText.utf8))
+            try outbox.append(OutboxMessage(subject: Self.kvSubject(server), messageID: "kv-fleet-\(server.id)-\(now)-\(result.status)",
+                                            payload: Array(value.jsonText.utf8)))
         } catch {
             counters.add("kv.fleet.errors")
             logger.warning("fleet health not mirrored to KV", metadata: ["server": "\(server.name)", "error": "\(error)"])
@@ -278,7 +290,7 @@ public final class FleetService: @unchecked Sendable {
         let known = (try? registry.addMetrics(tokens[1], tokens[2], samples)) ?? false
         lock.unlock()
         counters.add(known ? "fleet.metric_samples" : "fleet.metric_samples_unknown_server", samples.count)
-        letters.forEach(publish)
+        publish(letters, about: message)
     }
 
     /// A fleet message on a subject of the wrong shape: one `bad_subject` dead letter, and a
@@ -287,23 +299,31 @@ public final class FleetService: @unchecked Sendable {
         let tokens = message.subject.split(separator: ".")
         let kind = tokens.count == 5 && (tokens[4] == "metrics" || tokens[4] == "heartbeat") ? String(tokens[4]) : String(tokens[3])
         let reason = "subject \(message.subject) is not fleet.<organization>.<server>.\(kind): organization and server are one token each (no dots), nothing follows \(kind)"
-        publish(DeadLetter(stage: "fleet", message: message, line: 0, column: 0, code: "bad_subject", reason: reason,
-                           raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970)))
+        publish([DeadLetter(stage: "fleet", message: message, line: 0, column: 0, code: "bad_subject", reason: reason,
+                            raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970))], about: message)
         if let reply = message.reply {
             var b = JSONObjectBuilder()
             b.add("ok", false)
             b.add("error", reason)
-            try? connection.publish(reply, Array(b.value.jsonText.utf8))
+            try? publisher.enqueue([OutboxMessage(subject: reply, messageID: "reply-fleet-\(DeadLetter.contentHash(of: message))-\(reply)",
+                                                  payload: Array(b.value.jsonText.utf8))])
         }
     }
 
-    /// Counts, logs and publishes a fleet dead letter (core NATS: the fleet stage keeps no table).
-    private func publish(_ letter: DeadLetter) {
-        counters.add("dead_letters.fleet.\(letter.code)")
-        logger.warning("dead letter", metadata: ["stage": "fleet", "subject": "\(letter.subject)", "code": "\(letter.code)", "error": "\(letter.summary)"])
-        try? connection.publish(BusMessage(subject: "\(config.publish.deadLetterPrefix).fleet",
-                                           headers: ["Nats-Msg-Id": ["dlq-fleet-\(UUID().uuidString)-\(letter.line)"]],
-                                           data: Array(letter.json.jsonText.utf8)))
+    /// Counts, logs and publishes (through the outbox) the dead letters of `message`.
+    private func publish(_ letters: [DeadLetter], about message: BusMessage) {
+        guard !letters.isEmpty else { return }
+        for letter in letters {
+            counters.add("dead_letters.fleet.\(letter.code)")
+            logger.warning("dead letter", metadata: ["stage": "fleet", "subject": "\(letter.subject)", "code": "\(letter.code)", "error": "\(letter.summary)"])
+        }
+        let hash = DeadLetter.contentHash(of: message)
+        do {
+            try publisher.enqueue(letters.map { $0.outboxMessage(prefix: config.publish.deadLetterPrefix, messageHash: hash) })
+        } catch {
+            counters.add("outbox.publish_errors")
+            logger.warning("fleet dead letters not published yet (counted and logged above)", metadata: ["error": "\(error)"])
+        }
     }
 
     private func heartbeat(_ message: BusMessage) {
@@ -315,8 +335,8 @@ public final class FleetService: @unchecked Sendable {
         if case .object = body { isObject = true }
         if !message.data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }), !isObject {
             // Still a sign of life; only the body is refused.
-            publish(DeadLetter(stage: "fleet", message: message, line: 1, column: 1, code: "invalid_json", reason: "a heartbeat's body is empty or a JSON object like {\"version\":\"1.2.3\"}; this one was ignored (the heartbeat counts)",
-                               raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970)))
+            publish([DeadLetter(stage: "fleet", message: message, line: 1, column: 1, code: "invalid_json", reason: "a heartbeat's body is empty or a JSON object like {\"version\":\"1.2.3\"}; this one was ignored (the heartbeat counts)",
+                               raw: String(decoding: message.data, as: UTF8.self), receivedAt: Int64(Date().timeIntervalSince1970))], about: message)
         }
         lock.lock()
         defer { lock.unlock() }

@@ -20,7 +20,6 @@ public final class IntakeLoop: @unchecked Sendable {
     var deadLetterRetention: Int64 = 30 * 86_400
     /// Attempts at one message before it is dead-lettered as a poison pill.
     var maxAttempts = 3
-    let connection: BusConnection
     let batch: Int
     let logger: Logger
     let counters: PipelineCounters
@@ -28,7 +27,7 @@ public final class IntakeLoop: @unchecked Sendable {
 
     /// A loop over `source`. After each batch (and at start) it publishes the outbox and
     /// runs `settle` (archive writes); every 10 s it runs `periodic` with the time.
-    public init(name: String, source: any MessageSource, processor: StageProcessor, writer: DatabaseWriter, publisher: OutboxPublisher, connection: BusConnection,
+    public init(name: String, source: any MessageSource, processor: StageProcessor, writer: DatabaseWriter, publisher: OutboxPublisher,
                 batch: Int, counters: PipelineCounters, logger: Logger,
                 settle: @escaping @Sendable () throws -> Void = {}, periodic: @escaping @Sendable (Int64) throws -> Void = { _ in }) {
         self.name = name
@@ -38,7 +37,6 @@ public final class IntakeLoop: @unchecked Sendable {
         self.processor = processor
         self.publisher = publisher
         self.writer = writer
-        self.connection = connection
         self.batch = batch
         self.counters = counters
         self.logger = logger
@@ -137,12 +135,9 @@ public final class IntakeLoop: @unchecked Sendable {
     }
 
     /// Settles one committed delivery with the broker: terminated when nothing in it could ever
-    /// apply, else acknowledged; a repeat in core mode gets its "duplicate" reply.
+    /// apply, else acknowledged.
     private func settle(_ delivery: Delivery, _ disposition: MessageDisposition) {
         if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
-        if disposition == .alreadyApplied, let reply = delivery.message.reply {
-            try? connection.publish(reply, Array(#"{"ok":true,"duplicate":true}"#.utf8))
-        }
     }
 
     /// Naks `deliveries` (in order, after a delay that grows with `failures`) and waits that long.

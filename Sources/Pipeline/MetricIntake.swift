@@ -11,6 +11,7 @@ import Model
 /// bad line to `clusterd.dlq.metrics` and the log, while the other lines still count.
 public final class MetricIntake: @unchecked Sendable {
     let connection: BusConnection
+    let publisher: OutboxPublisher
     let config: ClusterdConfig
     let counters: PipelineCounters
     let logger: Logger
@@ -21,11 +22,12 @@ public final class MetricIntake: @unchecked Sendable {
     /// Subscribes at once. `admit` keeps a sample (in the metric buffers) and returns nil, or
     /// says why it may not be kept (code and reason: an unknown cluster, a series past a
     /// limit); a refusal is a dead letter. `sink` gets the kept samples.
-    public init(connection: BusConnection, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
+    public init(connection: BusConnection, publisher: OutboxPublisher, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
                 admit: @escaping @Sendable (MetricSample) -> (code: String, reason: String)? = { _ in nil },
                 sink: @escaping @Sendable ([MetricSample], Int64) -> Void) throws {
         self.admit = admit
         self.connection = connection
+        self.publisher = publisher
         self.config = config
         self.counters = counters
         self.logger = logger
@@ -73,14 +75,19 @@ public final class MetricIntake: @unchecked Sendable {
         let (samples, letters) = Self.decode(message, defaultCluster: config.metrics.defaultCluster, now: now, admit: admit)
         counters.add("metrics.lines", samples.count)
         sink(samples, now)
+        guard !letters.isEmpty else { return }
         for letter in letters {
             counters.add("dead_letters.metrics.\(letter.code)")
             logger.warning("dead letter", metadata: ["stage": "metrics", "subject": "\(letter.subject)", "code": "\(letter.code)",
                                                      "error": "\(letter.summary)"])
-            // Core publish: the dead-letter stream keeps it; an id makes a re-publish harmless.
-            try? connection.publish(BusMessage(subject: "\(config.publish.deadLetterPrefix).metrics",
-                                               headers: ["Nats-Msg-Id": ["dlq-metrics-\(UUID().uuidString)-\(letter.line)"]],
-                                               data: Array(letter.json.jsonText.utf8)))
+        }
+        // Through the outbox like every other letter (the samples themselves are at-most-once).
+        let hash = DeadLetter.contentHash(of: message)
+        do {
+            try publisher.enqueue(letters.map { $0.outboxMessage(prefix: config.publish.deadLetterPrefix, messageHash: hash) })
+        } catch {
+            counters.add("outbox.publish_errors")
+            logger.warning("metric dead letters not published yet (counted and logged above)", metadata: ["error": "\(error)"])
         }
     }
 

@@ -12,6 +12,8 @@ final class NodeLineHandler: LineHandler {
     let database: Database
     let counters: PipelineCounters
     let onCommit: @Sendable ([NodeObservation]) -> Void
+    /// Change points also go to the `clusterd_nodes` KV bucket (JetStream mode).
+    var mirrorsToKV = false
     private var pending: [NodeObservation] = []
 
     init(nodes: NodeStage, database: Database, counters: PipelineCounters, onCommit: @escaping @Sendable ([NodeObservation]) -> Void) {
@@ -40,7 +42,14 @@ final class NodeLineHandler: LineHandler {
                 results.append(.rejected(column: column, code: rejection.code, reason: rejection.description, entry: part, raw: quoted))
             case .success(let report):
                 do {
-                    let observation = try database.savepoint { try nodes.apply(report, cluster: event.cluster, now: message.receivedAt) }
+                    let observation = try database.savepoint {
+                        let observation = try nodes.apply(report, cluster: event.cluster, now: message.receivedAt)
+                        if mirrorsToKV && observation.changed {
+                            try Outbox(database).append(NodeStateMirror.put(observation, origin: message.origin, entry: "\(view.line).\(i)"))
+                            counts.add("kv.nodes.puts")
+                        }
+                        return observation
+                    }
                     pending.append(observation)
                     counts.add(observation.changed ? "nodes.changed" : "nodes.unchanged")
                     var b = JSONObjectBuilder()
@@ -82,13 +91,16 @@ public final class NodeProcessor: StageProcessor, @unchecked Sendable {
     public let stage: NodeStage
 
     /// A processor over an open, migrated database; `onCommit` receives the observations of
-    /// every committed batch (for health evaluation).
+    /// every committed batch (for health evaluation); with `mirrorsToKV` every change point is
+    /// also put into the `clusterd_nodes` bucket through the outbox.
     public init(database: Database, clusters: Reloadable<ClusterRegistry>, probe: (any NodeHealthProbe)?, config: ClusterdConfig,
-                counters: PipelineCounters, logger: Logger, onCommit: @escaping @Sendable ([NodeObservation]) -> Void = { _ in }) {
+                counters: PipelineCounters, logger: Logger, mirrorsToKV: Bool = false,
+                onCommit: @escaping @Sendable ([NodeObservation]) -> Void = { _ in }) {
         let stage = NodeStage(database: database, clusters: clusters.current, probe: probe)
         self.stage = stage
-        super.init(database: database, handler: NodeLineHandler(nodes: stage, database: database, counters: counters, onCommit: onCommit),
-                   config: config, counters: counters, logger: logger)
+        let handler = NodeLineHandler(nodes: stage, database: database, counters: counters, onCommit: onCommit)
+        handler.mirrorsToKV = mirrorsToKV
+        super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
         beforeBatch = { stage.clusters = clusters.current }
     }
 

@@ -1,24 +1,21 @@
 import Bus
-import Logging
 import Model
 import Nodes
+import Store
 
 /// Mirrors each node's current state into the KV bucket `clusterd_nodes` (key
-/// `<cluster>.<hostname>`), so `nats kv get|watch|history clusterd_nodes` show it. Written
-/// after the commit, on every change point; the database stays the source of truth.
-public final class NodeStateMirror: @unchecked Sendable {
+/// `<cluster>.<hostname>`), so `nats kv get|watch|history clusterd_nodes` show it. Each
+/// change point is an outbox row of the batch that made it (a put is a publish on
+/// `$KV.clusterd_nodes.<key>`), published after the commit like every other message; the
+/// database stays the source of truth.
+public enum NodeStateMirror {
     /// The bucket name.
     public static let bucket = "clusterd_nodes"
-    let kv: KeyValueBucket
-    let counters: PipelineCounters
-    let logger: Logger
 
-    /// Opens (creating) the bucket, keeping 10 revisions per key for `nats kv history`.
-    public init(connection: BusConnection, counters: PipelineCounters, logger: Logger, replicas: Int = 1) throws {
-        kv = try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: current state of every node (<cluster>.<hostname>)",
+    /// Creates the bucket when missing, keeping 10 revisions per key for `nats kv history`.
+    public static func ensureBucket(connection: BusConnection, replicas: Int = 1) throws {
+        _ = try JetStream(connection).keyValue(bucket: bucket, description: "clusterd: current state of every node (<cluster>.<hostname>)",
                                                history: 10, replicas: replicas)
-        self.counters = counters
-        self.logger = logger
     }
 
     /// The value stored for an observation.
@@ -29,16 +26,10 @@ public final class NodeStateMirror: @unchecked Sendable {
                  ("since", .integer(o.at))])
     }
 
-    /// Puts every changed node (the last observation of a node wins within a batch).
-    public func mirror(_ observations: [NodeObservation]) {
-        for o in observations where o.changed {
-            do {
-                try kv.put("\(o.cluster).\(o.hostname)", Array(Self.value(o).jsonText.utf8))
-                counters.add("kv.nodes.puts")
-            } catch {
-                counters.add("kv.nodes.errors")
-                logger.warning("node state not mirrored to KV", metadata: ["node": "\(o.cluster).\(o.hostname)", "error": "\(error)"])
-            }
-        }
+    /// The put of `o`, entry `entry` of the message `origin` (so a replay after a crash has
+    /// the same id and JetStream drops the copy).
+    static func put(_ o: NodeObservation, origin: String, entry: String) -> OutboxMessage {
+        OutboxMessage(subject: "$KV.\(bucket).\(o.cluster).\(o.hostname)", messageID: "kv-nodes-\(origin)-\(entry)",
+                      payload: Array(value(o).jsonText.utf8))
     }
 }

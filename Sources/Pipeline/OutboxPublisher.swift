@@ -27,6 +27,14 @@ public final class OutboxPublisher: @unchecked Sendable {
         self.counters = counters
     }
 
+    /// Queues `messages` (one transaction) and publishes them with whatever else is pending:
+    /// for parts that keep no table of their own (the metric and fleet paths' dead letters).
+    public func enqueue(_ messages: [OutboxMessage]) throws {
+        guard !messages.isEmpty else { return }
+        try writer.transaction { _ in for m in messages { try outbox.append(m) } }
+        try drain()
+    }
+
     /// Publishes everything pending; returns how many were sent. Throws when the broker
     /// did not confirm (the rows stay and are sent again next time).
     @discardableResult
@@ -41,13 +49,15 @@ public final class OutboxPublisher: @unchecked Sendable {
                 // A message larger than the broker takes can never be sent: retrying it would
                 // hold back every later one (head-of-line blocking). It is parked instead.
                 let limit = connection.maxPayload
-                let size = m.payload.count + m.messageID.count + m.subject.count + 64  // + header block
+                let size = m.payload.count + m.messageID.count + m.subject.count + m.headerText.utf8.count + 64  // + header block
                 if limit > 0 && size > limit {
                     try park(m, reason: "\(size) bytes exceed the broker's max_payload of \(limit)")
                     continue
                 }
                 do {
-                    try connection.publish(BusMessage(subject: m.subject, headers: ["Nats-Msg-Id": [m.messageID]], data: m.payload))
+                    var headers = m.headers.mapValues { [$0] }
+                    headers["Nats-Msg-Id"] = [m.messageID]
+                    try connection.publish(BusMessage(subject: m.subject, headers: headers, data: m.payload))
                 } catch {
                     let text = "\(error)"
                     guard text.contains("Maximum Payload") else { throw error }

@@ -107,7 +107,14 @@ public class StageProcessor: @unchecked Sendable {
     private func countCommitted() { pendingCounts.commit(to: counters) }
 
     private func processOne(_ message: IncomingMessage) throws -> MessageDisposition {
-        if try isApplied(message) { return .alreadyApplied }
+        if try isApplied(message) {
+            // A repeat in core mode is answered too (through the outbox, as every reply is).
+            if let reply = message.reply {
+                try outbox.append(OutboxMessage(subject: reply, messageID: "reply-duplicate-\(message.origin)-\(ContentHash.hex(reply))",
+                                                payload: Array(#"{"ok":true,"duplicate":true}"#.utf8)))
+            }
+            return .alreadyApplied
+        }
         if message.deliveries > 1 {
             // Applied at last: the breaker forgets its attempts (with this transaction).
             try database.prepare("DELETE FROM intake_attempt WHERE origin = ?").run([.text(message.origin)])

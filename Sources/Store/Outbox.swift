@@ -10,13 +10,28 @@ public struct OutboxMessage: Sendable, Equatable {
     public var messageID: String
     /// The body.
     public var payload: [UInt8]
+    /// Headers besides `Nats-Msg-Id` (e.g. `KV-Operation: DEL` for a KV delete).
+    public var headers: [String: String]
 
     /// Creates a message to publish.
-    public init(id: Int64 = 0, subject: String, messageID: String, payload: [UInt8]) {
+    public init(id: Int64 = 0, subject: String, messageID: String, payload: [UInt8], headers: [String: String] = [:]) {
         self.id = id
         self.subject = subject
         self.messageID = messageID
         self.payload = payload
+        self.headers = headers
+    }
+
+    /// Headers as stored: `name: value` lines, sorted.
+    public var headerText: String { headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\n" }.joined() }
+
+    static func headers(from text: String) -> [String: String] {
+        var headers: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[String(line[..<colon])] = String(line[line.index(after: colon)...].dropFirst())
+        }
+        return headers
     }
 }
 
@@ -43,6 +58,11 @@ public struct Outbox {
                 reason TEXT NOT NULL,
                 parked_at INTEGER NOT NULL DEFAULT (unixepoch()));
             """),
+        // Headers besides Nats-Msg-Id: KV mirror updates go through the outbox too.
+        Migration(module: "outbox", version: 3, sql: """
+            ALTER TABLE outbox ADD COLUMN headers TEXT NOT NULL DEFAULT '';
+            ALTER TABLE outbox_parked ADD COLUMN headers TEXT NOT NULL DEFAULT '';
+            """),
     ]
 
     let database: Database
@@ -52,20 +72,22 @@ public struct Outbox {
 
     /// Adds a message; call inside the transaction that makes the change.
     public func append(_ message: OutboxMessage) throws(StoreError) {
-        try database.prepare("INSERT INTO outbox (subject, message_id, payload) VALUES (?, ?, ?)")
-            .run([.text(message.subject), .text(message.messageID), .blob(message.payload)])
+        try database.prepare("INSERT INTO outbox (subject, message_id, payload, headers) VALUES (?, ?, ?, ?)")
+            .run([.text(message.subject), .text(message.messageID), .blob(message.payload), .text(message.headerText)])
     }
 
     /// The oldest `limit` messages not yet published.
     public func pending(limit: Int = 1000) throws(StoreError) -> [OutboxMessage] {
-        try database.prepare("SELECT id, subject, message_id, payload FROM outbox ORDER BY id LIMIT ?")
-            .rows([.integer(Int64(limit))]) { OutboxMessage(id: $0.int(0), subject: $0.text(1), messageID: $0.text(2), payload: $0.blob(3)) }
+        try database.prepare("SELECT id, subject, message_id, payload, headers FROM outbox ORDER BY id LIMIT ?")
+            .rows([.integer(Int64(limit))]) {
+                OutboxMessage(id: $0.int(0), subject: $0.text(1), messageID: $0.text(2), payload: $0.blob(3), headers: OutboxMessage.headers(from: $0.text(4)))
+            }
     }
 
     /// Moves a message that can never be published out of the way, with the reason.
     public func park(_ message: OutboxMessage, reason: String) throws(StoreError) {
-        try database.prepare("INSERT INTO outbox_parked (id, subject, message_id, payload, reason) VALUES (?, ?, ?, ?, ?)")
-            .run([.integer(message.id), .text(message.subject), .text(message.messageID), .blob(message.payload), .text(reason)])
+        try database.prepare("INSERT INTO outbox_parked (id, subject, message_id, payload, reason, headers) VALUES (?, ?, ?, ?, ?, ?)")
+            .run([.integer(message.id), .text(message.subject), .text(message.messageID), .blob(message.payload), .text(reason), .text(message.headerText)])
         try database.prepare("DELETE FROM outbox WHERE id = ?").run([.integer(message.id)])
     }
 

@@ -177,11 +177,7 @@ func jobMessage(_ function: String, _ payload: JSONValue, timeKey: String) throw
 /// time and a hash of the JSON), so two different events of one cluster in the same second
 /// both count, and only a true repeat is de-duplicated.
 func nodeStateMessage(_ payload: JSONValue, time: Int64) throws -> (line: [UInt8], id: String) {
-    let text = payload.jsonText
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64: stable across runs and machines
-    for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-    let hex = String(hash, radix: 16)
-    let id = "nodestate-\(payload["cluster"]?.stringValue ?? "")-\(time)-\(String(repeating: "0", count: 16 - hex.count) + hex)"
+    let id = "nodestate-\(payload["cluster"]?.stringValue ?? "")-\(time)-\(ContentHash.hex(payload.jsonText))"
     return (try eventLine(measurement: "nodestate", function: nil, json: payload, time: time), id)
 }
 

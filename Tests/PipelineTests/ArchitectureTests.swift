@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// Issue 17's promises, checked on the source so a change that breaks them fails here:
+/// one read-write connection, everything published through the outbox.
+@Suite(.timeLimit(.minutes(1))) struct ArchitectureTests {
+    /// Every Swift file under `Sources/<module>` (the executable and the bus wrapper aside:
+    /// the CLI's commands are clients, `Bus` is the wrapper the outbox publishes through).
+    static func serviceSources() throws -> [(path: String, text: String)] {
+        let root = Repository.path("Sources")
+        var files: [(String, String)] = []
+        for module in try FileManager.default.contentsOfDirectory(atPath: root).sorted()
+        where !["clusterd", "clusterd-fuzz", "Bus", "BusTestSupport", "NATSServerProcess"].contains(module) {
+            let dir = "\(root)/\(module)"
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where file.hasSuffix(".swift") {
+                files.append(("\(module)/\(file)", try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)))
+            }
+        }
+        return files
+    }
+
+    @Test func theServiceOpensOneReadWriteConnection() throws {
+        let sources = try Self.serviceSources()
+        let writers = sources.filter { $0.text.contains("DatabaseWriter(path:") }.map(\.path)
+        #expect(writers == ["Pipeline/ClusterdService.swift"])
+        let opened = sources.flatMap { file in
+            file.text.components(separatedBy: "\n").filter { $0.contains("Database(path:") && !$0.contains("readOnly: true") && !$0.contains("///") }
+                .map { "\(file.path): \($0.trimmingCharacters(in: .whitespaces))" }
+        }
+        // The writer's own connection is the only read-write one.
+        #expect(opened == ["Store/DatabaseWriter.swift: database = try Database(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)"], "\(opened)")
+    }
+
+    /// Publications go through `OutboxPublisher`; the one other bus call is the fleet's
+    /// operation fan-out, a request that waits for each server's answer and records it.
+    @Test func nothingIsPublishedAroundTheOutbox() throws {
+        let calls = try Self.serviceSources().flatMap { file in
+            file.text.components(separatedBy: "\n").filter { $0.contains(".publish(") || $0.contains(".request(") || $0.contains("kv.put(") }
+                .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }
+                .map { "\(file.path): \($0.trimmingCharacters(in: .whitespaces).prefix(40))" }
+        }
+        #expect(calls == [
+            "Pipeline/FleetService.swift: let reply = try connection.request(BusMe",
+            "Pipeline/OutboxPublisher.swift: try connection.publish(BusMessage(subjec",
+        ], "\(calls)")
+    }
+}
