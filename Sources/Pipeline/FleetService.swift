@@ -310,20 +310,8 @@ public final class FleetService: @unchecked Sendable {
         }
     }
 
-    /// Counts, logs and publishes (through the outbox) the dead letters of `message`.
     private func publish(_ letters: [DeadLetter], about message: BusMessage) {
-        guard !letters.isEmpty else { return }
-        for letter in letters {
-            counters.add("dead_letters.fleet.\(letter.code)")
-            logger.warning("dead letter", metadata: ["stage": "fleet", "subject": "\(letter.subject)", "code": "\(letter.code)", "error": "\(letter.summary)"])
-        }
-        let hash = DeadLetter.contentHash(of: message)
-        do {
-            try publisher.enqueue(letters.map { $0.outboxMessage(prefix: config.publish.deadLetterPrefix, messageHash: hash) })
-        } catch {
-            counters.add("outbox.publish_errors")
-            logger.warning("fleet dead letters not published yet (counted and logged above)", metadata: ["error": "\(error)"])
-        }
+        publisher.deadLetters(letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
     }
 
     private func heartbeat(_ message: BusMessage) {

@@ -75,20 +75,8 @@ public final class MetricIntake: @unchecked Sendable {
         let (samples, letters) = Self.decode(message, defaultCluster: config.metrics.defaultCluster, now: now, admit: admit)
         counters.add("metrics.lines", samples.count)
         sink(samples, now)
-        guard !letters.isEmpty else { return }
-        for letter in letters {
-            counters.add("dead_letters.metrics.\(letter.code)")
-            logger.warning("dead letter", metadata: ["stage": "metrics", "subject": "\(letter.subject)", "code": "\(letter.code)",
-                                                     "error": "\(letter.summary)"])
-        }
         // Through the outbox like every other letter (the samples themselves are at-most-once).
-        let hash = DeadLetter.contentHash(of: message)
-        do {
-            try publisher.enqueue(letters.map { $0.outboxMessage(prefix: config.publish.deadLetterPrefix, messageHash: hash) })
-        } catch {
-            counters.add("outbox.publish_errors")
-            logger.warning("metric dead letters not published yet (counted and logged above)", metadata: ["error": "\(error)"])
-        }
+        publisher.deadLetters(letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
     }
 
     /// Stops receiving.

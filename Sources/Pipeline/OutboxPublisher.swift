@@ -35,6 +35,25 @@ public final class OutboxPublisher: @unchecked Sendable {
         try drain()
     }
 
+    /// Counts, logs and publishes the dead letters of a core-NATS message (the metric and
+    /// fleet paths keep no table of their own); a failure is counted and logged, the letters
+    /// themselves are already in the log.
+    func deadLetters(_ letters: [DeadLetter], about message: BusMessage, prefix: String, counters: PipelineCounters) {
+        guard !letters.isEmpty else { return }
+        for letter in letters {
+            counters.add("dead_letters.\(letter.stage).\(letter.code)")
+            logger.warning("dead letter", metadata: ["stage": "\(letter.stage)", "subject": "\(letter.subject)", "code": "\(letter.code)",
+                                                     "error": "\(letter.summary)"])
+        }
+        let hash = DeadLetter.contentHash(of: message)
+        do {
+            try enqueue(letters.map { $0.outboxMessage(prefix: prefix, messageHash: hash) })
+        } catch {
+            counters.add("outbox.publish_errors")
+            logger.warning("dead letters not published yet (counted and logged)", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Publishes everything pending; returns how many were sent. Throws when the broker
     /// did not confirm (the rows stay and are sent again next time).
     @discardableResult
