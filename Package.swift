@@ -53,11 +53,40 @@ let package = Package(
         // Slurm's own reports (squeue/sinfo --json) read into jobs and nodes, and the
         // ClusterCockpit events built from them (pure: the commands run in the executable).
         .target(name: "Slurm", dependencies: ["Model"]),
-        // Wiring: configuration, intake (JetStream or core), writer loop, outbox, service.
-        .target(name: "Pipeline", dependencies: [
-            "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Gzip", "LineProtocol", "Model", "NATSServerProcess",
+        // Typed configuration: clusterd.yaml's sections, defaults, validation, unknown keys by line.
+        .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // /metrics, /healthz, /readyz and the counters behind them.
+        .target(name: "Observability", dependencies: ["Config", "Threads", .product(name: "Prometheus", package: "swift-prometheus")]),
+        // Dedicated threads for loops that block, stopped by cancellation of their loop.
+        .target(name: "Threads"),
+        // Delivery: JetStream batches and core subscriptions, ack after commit, the
+        // poison-pill breaker, dead letters, the outbox publisher, the metric stream.
+        .target(name: "Intake", dependencies: [
+            "Threads", "Bus", "Store", "Model", "LineProtocol", "Health", "MetricBuffers", "Config", "Observability",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Yams", package: "Yams"),
+        ]),
+        // The stages' processors: job and node batches on the writer, archive settlement,
+        // KV mirrors, the health loop that turns evaluations into alerts.
+        .target(name: "Processing", dependencies: [
+            "Threads", "Intake", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Gzip", "Store", "Model", "LineProtocol", "Config", "Observability",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Request/reply: clusterd.api.* (read-only connection), clusterd.admin.* (on the writer).
+        .target(name: "API", dependencies: [
+            "Bus", "Store", "Jobs", "Health", "Alerts", "Model", "Intake", "Processing", "Config",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The world outside NATS: HTTP probes, the fleet service (pull checks, heartbeats,
+        // operations, its API), Alertmanager forwarding, the broker probe.
+        .target(name: "Integrations", dependencies: [
+            "Threads", "Bus", "Store", "Fleet", "Alerts", "Health", "Model", "LineProtocol", "Intake", "Config", "Observability",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The composition root: builds every part from the configuration and runs them.
+        .target(name: "Pipeline", dependencies: [
+            "Threads", "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Model", "NATSServerProcess",
+            "Config", "Observability", "Intake", "Processing", "API", "Integrations",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // A nats-server child process: the embedded default of `clusterd run`, and tests.
@@ -71,7 +100,8 @@ let package = Package(
         .executableTarget(
             name: "clusterd",
             dependencies: [
-                "LineProtocol", "Pipeline", "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs", "Slurm",
+                "LineProtocol", "Pipeline", "Config", "Observability", "Intake", "Processing", "API", "Integrations",
+                "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs", "Slurm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,7 +124,8 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Store", "Model", "Bus", "BusTestSupport",
+            dependencies: ["Pipeline", "Config", "Observability", "Intake", "Processing", "API", "Integrations",
+                           "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

@@ -1,14 +1,21 @@
 import Alerts
+import API
 import Bus
+import Config
 import Fleet
 import Foundation
+import Threads
 import Health
+import Intake
+import Integrations
 import Jobs
 import Logging
 import MetricBuffers
 import Model
 import NATSServerProcess
 import Nodes
+import Observability
+import Processing
 import Prometheus
 import Store
 

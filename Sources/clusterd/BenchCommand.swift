@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bus
+import Config
 import Foundation
 import Logging
 import NATSServerProcess

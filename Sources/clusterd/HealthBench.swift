@@ -2,6 +2,7 @@ import ArgumentParser
 import Bus
 import Foundation
 import Health
+import Intake
 import MetricBuffers
 import Pipeline
 

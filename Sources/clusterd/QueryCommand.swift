@@ -1,8 +1,10 @@
 import ArgumentParser
 import Bus
+import Config
 import Foundation
-import Pipeline
+import Integrations
 import Model
+import Pipeline
 
 /// `clusterd query`: asks a running clusterd over `clusterd.api.*` and prints a table (or JSON).
 struct QueryCommand: ParsableCommand {

@@ -201,14 +201,14 @@ import Testing
 
         // Four jobs: timed out, cancelled while running, failing, completing.
         let timedOut = try slurm.submit(["--time=0:05", "--wrap", "sleep 300"])
-        let cancelled = try slurm.submit(["--wrap", "sleep 300"])
+        let started = directory.appendingPathComponent("cancelled-job-runs")
+        let cancelled = try slurm.submit(["--wrap", "touch \(started.path); sleep 300"])
         try await waitFor("the job to cancel to run in clusterd", seconds: 60) { clusterdJob(cancelled)?["jobState"] as? String == "running" }
-        // Cancelled while *running*: wait until slurmd launched it (its prolog may still run
-        // when clusterd has the start; a job killed then never ran and Slurm's epilog reports
-        // it with exit 0 — see the closing note).
-        try await waitFor("slurmd to launch the job to cancel", seconds: 60, context: { slurm.logs }) {
-            ((try? String(contentsOf: slurmDir.appendingPathComponent("log/slurmd.log"), encoding: .utf8)) ?? "").contains("Launching batch job \(cancelled) ")
-        }
+        // Cancelled while its script *runs* (it leaves a file): a job killed between slurmd's
+        // launch and its script's start ends with a launch error that Slurm 22.05's squeue
+        // shows as COMPLETING with a non-zero exit — indistinguishable from a failure for the
+        // epilog (see the closing note of issue 17).
+        try await waitFor("the job's script to run", seconds: 60, context: { slurm.logs }) { FileManager.default.fileExists(atPath: started.path) }
         #expect(try slurm.run("scancel", [String(cancelled)]).status == 0)
         let failing = try slurm.submit(["--wrap", "sleep 1; exit 3"])
         let completing = try slurm.submit(["--wrap", "sleep 2"])

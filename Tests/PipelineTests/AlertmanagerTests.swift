@@ -1,13 +1,14 @@
 import Bus
 import BusTestSupport
+import Config
 import Foundation
-#if canImport(FoundationNetworking)
 import FoundationNetworking
-#endif
 import Logging
 import Model
 import Pipeline
 import Testing
+#if canImport(FoundationNetworking)
+#endif
 
 /// Alerts forwarded to a real Alertmanager (Debian's prometheus-alertmanager) on loopback and
 /// read back from its API.

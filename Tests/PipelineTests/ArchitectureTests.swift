@@ -40,8 +40,8 @@ import Testing
                 .map { "\(file.path): \($0.trimmingCharacters(in: .whitespaces).prefix(40))" }
         }
         #expect(calls == [
-            "Pipeline/FleetService.swift: let reply = try connection.request(BusMe",
-            "Pipeline/OutboxPublisher.swift: try connection.publish(BusMessage(subjec",
+            "Intake/OutboxPublisher.swift: try connection.publish(BusMessage(subjec",
+            "Integrations/FleetService.swift: let reply = try connection.request(BusMe",
         ], "\(calls)")
     }
 }

@@ -1,9 +1,11 @@
 import Bus
 import BusTestSupport
+import Config
 import Fleet
 import Foundation
 import Logging
 import Model
+import Observability
 import Pipeline
 import Store
 import Synchronization

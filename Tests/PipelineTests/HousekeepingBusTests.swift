@@ -1,5 +1,6 @@
 import Bus
 import BusTestSupport
+import Config
 import Fleet
 import Foundation
 import Jobs

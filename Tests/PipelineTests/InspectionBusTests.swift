@@ -1,13 +1,14 @@
 import Bus
 import BusTestSupport
+import Config
 import Foundation
-#if canImport(FoundationNetworking)
 import FoundationNetworking
-#endif
 import Logging
 import Model
 import Pipeline
 import Testing
+#if canImport(FoundationNetworking)
+#endif
 
 /// The query API, service discovery and KV mirror through a real nats-server.
 @Suite(.serialized) final class InspectionBusTests: BusSuite {

@@ -1,6 +1,8 @@
+import Config
 import Foundation
-import Jobs
 import Health
+import Intake
+import Jobs
 import Model
 import Pipeline
 import Testing

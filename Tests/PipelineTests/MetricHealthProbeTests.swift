@@ -2,6 +2,7 @@ import MetricBuffers
 import Model
 import Nodes
 @testable import Pipeline
+@testable import Processing
 import Testing
 
 /// Node health as cc-backend computes it, on clusterd's metric buffers.

@@ -1,4 +1,5 @@
 import Foundation
+import Intake
 import LineProtocol
 import Model
 import Nodes

@@ -1,6 +1,7 @@
 import Bus
 import BusTestSupport
 import Foundation
+@testable import Intake
 import Logging
 import Model
 @testable import Pipeline

@@ -1,6 +1,8 @@
 import Bus
 import BusTestSupport
+import Config
 import Foundation
+@testable import Intake
 import Logging
 import MetricBuffers
 import Model

@@ -1,5 +1,6 @@
-import Foundation
 import Bus
+import Foundation
+@testable import Intake
 import Model
 @testable import Pipeline
 import Testing

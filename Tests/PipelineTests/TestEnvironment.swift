@@ -1,9 +1,13 @@
+import Config
 import Foundation
+@testable import Intake
 import Jobs
 import Logging
 import Model
 import Nodes
+@testable import Observability
 @testable import Pipeline
+@testable import Processing
 import Store
 
 /// Paths of the repository, for config files and subject docs.

@@ -1,5 +1,6 @@
 import Bus
 import BusTestSupport
+import Config
 import Foundation
 import Logging
 import Model

@@ -1,4 +1,5 @@
 import Bus
+import Config
 import Foundation
 import Synchronization
 

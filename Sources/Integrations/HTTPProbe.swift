@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import Threads
 #endif
 
 /// Blocking HTTP GETs with a total timeout and an optional bearer token, through

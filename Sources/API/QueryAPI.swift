@@ -1,8 +1,10 @@
 import Bus
 import Foundation
 import Health
+import Intake
 import Jobs
 import Model
+import Processing
 import Store
 
 /// The read side over request/reply: `clusterd.api.<resource>.<verb>` endpoints of the

@@ -4,7 +4,10 @@ import Prometheus
 /// The standard `process_*` metrics of Prometheus client libraries (CPU time, memory, file
 /// descriptors, start time), read from /proc at each scrape. Own code: swift-prometheus 2
 /// ships no process collector.
-final class ProcessMetrics: @unchecked Sendable {
+package final class ProcessMetrics: @unchecked Sendable {
+    /// Reads /proc/self from now on.
+    package init() {}
+
     private let lock = NSLock()
     private var cpuReported = 0.0
     private let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -12,7 +15,7 @@ final class ProcessMetrics: @unchecked Sendable {
     private let started = Date().timeIntervalSince1970
 
     /// Updates the process metrics in `registry`.
-    func collect(into registry: PrometheusCollectorRegistry) {
+    package func collect(into registry: PrometheusCollectorRegistry) {
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return }
         // Fields after "pid (comm)": state is field 3; utime 14, stime 15, vsize 23, rss 24.

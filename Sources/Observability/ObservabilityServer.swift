@@ -1,5 +1,7 @@
+import Config
 import Foundation
 import Synchronization
+import Threads
 
 /// A small HTTP/1.1 server for GET requests only — `/metrics`, `/healthz`, `/readyz`: an
 /// accepting thread hands each connection to a thread of its own (at most ``maxConnections``
@@ -39,7 +41,7 @@ public final class ObservabilityServer: @unchecked Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        guard let resolved = Self.ipv4Address(of: host) else {
+        guard let resolved = HostAddress.ipv4(of: host) else {
             close(fd)
             throw ServerError("\(host) is neither an IPv4 address nor a name that resolves to one")
         }
@@ -57,22 +59,6 @@ public final class ObservabilityServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         self.port = UInt16(bigEndian: actual.sin_port)
         socket = fd
-    }
-
-    /// `host` as an IPv4 address: a literal, or the first IPv4 address a name (`localhost`)
-    /// resolves to; empty means every interface.
-    public static func ipv4Address(of host: String) -> in_addr? {
-        var address = in_addr()
-        if host.isEmpty { return in_addr(s_addr: INADDR_ANY) }
-        if inet_pton(AF_INET, host, &address) == 1 { return address }
-        var hints = addrinfo()
-        hints.ai_family = AF_INET
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return nil }
-        defer { freeaddrinfo(list) }
-        guard let sa = first.pointee.ai_addr else { return nil }
-        return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
     }
 
     struct ServerError: Error, CustomStringConvertible {

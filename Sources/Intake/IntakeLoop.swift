@@ -1,6 +1,8 @@
 import Bus
 import Foundation
+import Threads
 import Logging
+import Observability
 import Store
 import Synchronization
 
@@ -17,9 +19,9 @@ public final class IntakeLoop: @unchecked Sendable {
     let periodic: @Sendable (Int64) throws -> Void
     let name: String
     /// Dead letters are kept this long (seconds).
-    var deadLetterRetention: Int64 = 30 * 86_400
+    package var deadLetterRetention: Int64 = 30 * 86_400
     /// Attempts at one message before it is dead-lettered as a poison pill.
-    var maxAttempts = 3
+    package var maxAttempts = 3
     let batch: Int
     let logger: Logger
     let counters: PipelineCounters

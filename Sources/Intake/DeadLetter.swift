@@ -25,6 +25,21 @@ public struct DeadLetter: Sendable, Equatable {
     /// Epoch seconds.
     public var receivedAt: Int64
 
+    /// A letter with every field given.
+    package init(stage: String, subject: String, messageID: String?, origin: String, line: Int, column: Int, code: String,
+                 reason: String, raw: String, receivedAt: Int64) {
+        self.stage = stage
+        self.subject = subject
+        self.messageID = messageID
+        self.origin = origin
+        self.line = line
+        self.column = column
+        self.code = code
+        self.reason = reason
+        self.raw = raw
+        self.receivedAt = receivedAt
+    }
+
     /// The most of `raw` a published dead letter carries (bytes); the table keeps all of it
     /// (for replay). With `reason` capped too, a letter stays far below any broker's
     /// max_payload even when every byte needs escaping.
@@ -70,14 +85,14 @@ public struct DeadLetter: Sendable, Equatable {
 extension DeadLetter {
     /// A letter about a core-NATS message (metrics, fleet): no stream sequence, so its origin
     /// is `core:<subject>`; the publisher's `Nats-Msg-Id` is kept.
-    init(stage: String, message: BusMessage, line: Int, column: Int, code: String, reason: String, raw: String, receivedAt: Int64) {
+    package init(stage: String, message: BusMessage, line: Int, column: Int, code: String, reason: String, raw: String, receivedAt: Int64) {
         self.init(stage: stage, subject: message.subject, messageID: message.header("Nats-Msg-Id"), origin: "core:\(message.subject)",
                   line: line, column: column, code: code, reason: reason, raw: raw, receivedAt: receivedAt)
     }
 
     /// The content hash of a core-NATS message (subject, `Nats-Msg-Id`, body), computed once
     /// per message for the ids of its letters.
-    static func contentHash(of message: BusMessage) -> String {
+    package static func contentHash(of message: BusMessage) -> String {
         ContentHash.hex(Array("\(message.subject)\u{0}\(message.header("Nats-Msg-Id") ?? "")\u{0}".utf8) + message.data)
     }
 
@@ -85,7 +100,7 @@ extension DeadLetter {
     /// outbox message on `<prefix>.<stage>`. The id follows the content — the message, the
     /// second it arrived, line, column and code — so a re-publish is dropped by the
     /// dead-letter stream while two different letters never share an id.
-    func outboxMessage(prefix: String, messageHash hash: String) -> OutboxMessage {
+    package func outboxMessage(prefix: String, messageHash hash: String) -> OutboxMessage {
         OutboxMessage(subject: "\(prefix).\(stage)", messageID: "dlq-\(stage)-\(receivedAt)-\(hash)-\(line)-\(column)-\(code)",
                       payload: Array(json.jsonText.utf8))
     }

@@ -1,6 +1,8 @@
+import Config
 import LineProtocol
 import Logging
 import Model
+import Observability
 import Store
 
 /// What became of one message after its batch committed.
@@ -46,14 +48,14 @@ public protocol LineHandler: AnyObject {
 /// stage's handler apply it, dead-letters what is refused, and queues results and dead
 /// letters in the outbox — all committed together. Redeliveries of committed messages are
 /// recognised by their delivery identity and only acknowledged.
-public class StageProcessor: @unchecked Sendable {
+open class StageProcessor: @unchecked Sendable {
     /// The writer connection (used by one thread at a time).
     public let database: Database
     let handler: any LineHandler
-    let outbox: Outbox
-    let config: ClusterdConfig
-    let counters: PipelineCounters
-    let logger: Logger
+    package let outbox: Outbox
+    package let config: ClusterdConfig
+    package let counters: PipelineCounters
+    package let logger: Logger
     private let decoder: LineDecoder
 
     /// A processor over an open, migrated database.
@@ -90,13 +92,13 @@ public class StageProcessor: @unchecked Sendable {
     public var writer: DatabaseWriter?
 
     /// Runs `body` holding ``writer`` (directly without one, as in single-threaded tests).
-    func exclusive<T>(_ body: () throws -> T) rethrows -> T {
+    package func exclusive<T>(_ body: () throws -> T) rethrows -> T {
         guard let writer else { return try body() }
         return try writer.perform { _ in try body() }
     }
 
     /// Runs on the loop's thread before each batch (takes the reloaded cluster registry).
-    var beforeBatch: () -> Void = {}
+    package var beforeBatch: () -> Void = {}
 
     /// Counter increments of the transaction in flight: counted when it commits, so a batch
     /// rolled back and retried counts once.
@@ -273,7 +275,7 @@ public class StageProcessor: @unchecked Sendable {
     public static let maxLettersPerMessage = 100
 
     /// Stores `letter` and queues it on `<dead_letter_prefix>.<stage>`.
-    func deadLetter(_ letter: DeadLetter, entry: String? = nil, counted: Bool = true) throws {
+    package func deadLetter(_ letter: DeadLetter, entry: String? = nil, counted: Bool = true) throws {
         try PipelineSchema.insert(letter, into: database)
         let part = entry.map { "-\($0)" } ?? ""
         try outbox.append(OutboxMessage(subject: "\(config.publish.deadLetterPrefix).\(letter.stage)",

@@ -6,18 +6,18 @@ import Store
 
 /// `clusterd.admin.jobs.protect`: marks a job protected from archive retention (or lifts it),
 /// recording who did it and why. `{jobId, cluster, startTime?, protected (default true), by, reason}`.
-final class JobAdmin: @unchecked Sendable {
+package final class JobAdmin: @unchecked Sendable {
     let stage: JobStage
     let clusters: Reloadable<ClusterRegistry>
     let lock: NSRecursiveLock
 
-    init(writer: DatabaseWriter, clusters: Reloadable<ClusterRegistry>) {
+    package init(writer: DatabaseWriter, clusters: Reloadable<ClusterRegistry>) {
         stage = JobStage(database: writer.database, clusters: clusters.current)
         lock = writer.lock
         self.clusters = clusters
     }
 
-    var endpoint: MicroService.Endpoint {
+    package var endpoint: MicroService.Endpoint {
         MicroService.Endpoint(name: "jobs-protect", subject: "clusterd.admin.jobs.protect",
                               metadata: ["description": "protect a job from archive retention, or lift it"]) { [self] message throws(MicroService.Failure) in
             do {
@@ -42,22 +42,5 @@ final class JobAdmin: @unchecked Sendable {
                 throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
             }
         }
-    }
-}
-
-/// True at most once per `interval` seconds (chores that are cheap to skip, costly to repeat).
-final class Every: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last: Int64 = 0
-    let interval: Int64
-
-    init(seconds: Int64) { interval = seconds }
-
-    func due(_ now: Int64) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        guard now - last >= interval else { return false }
-        last = now
-        return true
     }
 }

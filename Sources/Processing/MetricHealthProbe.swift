@@ -5,11 +5,17 @@ import Nodes
 /// cc-backend's node health check on clusterd's own buffers: each metric the node's
 /// subcluster defines is missing (no series), degraded (newest sample older than five of its
 /// timesteps) or healthy.
-struct MetricHealthProbe: NodeHealthProbe {
-    let store: MetricStore
-    let clusters: Reloadable<ClusterRegistry>
+package struct MetricHealthProbe: NodeHealthProbe {
+    package let store: MetricStore
+    package let clusters: Reloadable<ClusterRegistry>
 
-    func health(cluster: String, subCluster: String, hostname: String, now: Int64) -> NodeHealth {
+    /// A probe of `store` for the clusters `clusters` knows.
+    package init(store: MetricStore, clusters: Reloadable<ClusterRegistry>) {
+        self.store = store
+        self.clusters = clusters
+    }
+
+    package func health(cluster: String, subCluster: String, hostname: String, now: Int64) -> NodeHealth {
         guard let config = clusters.current[cluster] else { return NodeHealth(state: "failed") }
         let expected = config.metrics(of: subCluster)
         var missing: [String] = []

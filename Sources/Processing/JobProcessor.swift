@@ -1,10 +1,13 @@
+import Config
 import Foundation
 import Gzip
+import Intake
 import Jobs
 import LineProtocol
 import Logging
 import MetricBuffers
 import Model
+import Observability
 import Store
 
 /// The job stage's handling of a line: decode the event, apply it in its own savepoint.

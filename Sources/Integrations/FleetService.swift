@@ -1,11 +1,15 @@
 import Alerts
 import Bus
+import Config
 import Fleet
 import Foundation
+import Threads
 import Health
+import Intake
 import LineProtocol
 import Logging
 import Model
+import Observability
 import Store
 
 /// The fleet side of clusterd: the registry API on `fleet.<org>.api.<verb>` (request/reply;
@@ -81,7 +85,7 @@ public final class FleetService: @unchecked Sendable {
     }
 
     /// The registry endpoints, served by the `clusterd` micro service.
-    var endpoints: [MicroService.Endpoint] {
+    package var endpoints: [MicroService.Endpoint] {
         Self.verbs.map { verb in
             MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
                                   metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in

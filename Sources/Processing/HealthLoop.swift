@@ -1,9 +1,12 @@
 import Alerts
 import Foundation
+import Threads
 import Health
+import Intake
 import Jobs
 import Logging
 import Nodes
+import Observability
 import Store
 import Synchronization
 
@@ -38,7 +41,7 @@ public final class HealthLoop: @unchecked Sendable {
     private let worker = WorkerThread()
     private var unrecorded: [HealthTransition] = []
     /// Alert history older than this is deleted (hourly).
-    var historyRetention: Int64 = 90 * 86_400
+    package var historyRetention: Int64 = 90 * 86_400
     private var lastPrune: Int64 = 0
 
     /// A loop over `engine`, already restored from `book`.
@@ -144,7 +147,7 @@ public final class HealthLoop: @unchecked Sendable {
     }
 
     /// The black-hole view of a stopped job.
-    static func exit(_ job: JobRecord) -> JobExit {
+    package static func exit(_ job: JobRecord) -> JobExit {
         JobExit(cluster: job.start.cluster, jobId: job.start.jobId, user: job.start.user, hosts: job.start.resources.map(\.hostname),
                 state: job.state.rawValue, runtime: job.duration, stopTime: job.start.startTime + job.duration)
     }
@@ -185,10 +188,4 @@ public final class HealthLoop: @unchecked Sendable {
             logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
         }
     }
-}
-
-/// A value handed from one thread to another that waits for it.
-final class ResultBox<T>: @unchecked Sendable {
-    var value: T?
-    let done = DispatchSemaphore(value: 0)
 }

@@ -113,15 +113,18 @@ extension Duration {
 
 /// Counter increments of a batch in flight: added to the counters when the batch commits,
 /// dropped when it rolls back, so a batch that is retried counts once.
-struct BatchCounts {
+package struct BatchCounts {
     private var counts: [String: Int] = [:]
 
-    mutating func add(_ name: String, _ n: Int = 1) { counts[name, default: 0] += n }
+    /// No counts yet.
+    package init() {}
 
-    mutating func commit(to counters: PipelineCounters) {
+    package mutating func add(_ name: String, _ n: Int = 1) { counts[name, default: 0] += n }
+
+    package mutating func commit(to counters: PipelineCounters) {
         for (name, n) in counts { counters.add(name, n) }
         counts.removeAll()
     }
 
-    mutating func discard() { counts.removeAll() }
+    package mutating func discard() { counts.removeAll() }
 }

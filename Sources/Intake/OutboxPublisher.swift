@@ -1,6 +1,7 @@
 import Bus
 import Foundation
 import Logging
+import Observability
 import Store
 
 /// Publishes committed outbox rows, each with its deterministic `Nats-Msg-Id`, then removes
@@ -38,7 +39,7 @@ public final class OutboxPublisher: @unchecked Sendable {
     /// Counts, logs and publishes the dead letters of a core-NATS message (the metric and
     /// fleet paths keep no table of their own); a failure is counted and logged, the letters
     /// themselves are already in the log.
-    func deadLetters(_ letters: [DeadLetter], about message: BusMessage, prefix: String, counters: PipelineCounters) {
+    package func deadLetters(_ letters: [DeadLetter], about message: BusMessage, prefix: String, counters: PipelineCounters) {
         guard !letters.isEmpty else { return }
         for letter in letters {
             counters.add("dead_letters.\(letter.stage).\(letter.code)")

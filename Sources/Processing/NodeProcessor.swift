@@ -1,7 +1,10 @@
+import Config
+import Intake
 import LineProtocol
 import Logging
 import Model
 import Nodes
+import Observability
 import Store
 
 /// The node-state stage's handling of a line: every node entry is applied in its own

@@ -1,9 +1,11 @@
 import Bus
+import Config
 import Foundation
 import Health
 import LineProtocol
 import Logging
 import Model
+import Observability
 
 /// The metric stream: a core subscription to the collectors' subject (metrics are high-rate
 /// and current values matter, as in cc-metric-store). Each message is decoded on the

@@ -479,7 +479,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
             guard parts.count == 2, UInt16(parts[1]) != nil else {
                 throw LoadError(description: "observability.listen: \"\(observability.listen)\" is not host:port")
             }
-            guard ObservabilityServer.ipv4Address(of: String(parts[0])) != nil else {
+            guard HostAddress.ipv4(of: String(parts[0])) != nil else {
                 throw LoadError(description: "observability.listen: host \"\(parts[0])\" does not resolve to an IPv4 address")
             }
         }
