@@ -28,15 +28,15 @@ public final class HealthEngine {
         var publishedSince: Int64 = 0
     }
 
-    private var byMetric: [String: [Int]] = [:]
-    private var slurmChecks: [Int] = []
-    private var silenceChecks: [Int] = []
-    private var exitChecks: [Int] = []
-    private var states: [AlertKey: TargetState] = [:]
-    private var byEntity: [String: Set<AlertKey>] = [:]
-    private var lastSeen: [String: (cluster: String, at: Int64)] = [:]
-    private var failures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
-    private var transitions: [HealthTransition] = []
+    var byMetric: [String: [Int]] = [:]
+    var slurmChecks: [Int] = []
+    var silenceChecks: [Int] = []
+    var exitChecks: [Int] = []
+    var states: [AlertKey: TargetState] = [:]
+    var byEntity: [String: Set<AlertKey>] = [:]
+    var lastSeen: [String: (cluster: String, at: Int64)] = [:]
+    var failures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
+    var transitions: [HealthTransition] = []
     /// Transitions not notified because their target was flapping.
     public private(set) var suppressedByFlapping = 0
 
@@ -48,7 +48,7 @@ public final class HealthEngine {
         indexChecks()
     }
 
-    private func indexChecks() {
+    func indexChecks() {
         byMetric = [:]
         slurmChecks = []
         silenceChecks = []
@@ -213,7 +213,7 @@ public final class HealthEngine {
         return transitions
     }
 
-    private func evaluateExits(check i: Int, host: String, now: Int64, fresh: Bool) {
+    func evaluateExits(check i: Int, host: String, now: Int64, fresh: Bool) {
         guard case .jobExits(_, _, let window, let minFailures, let minUsers, let severity) = library.checks[i].source else { return }
         var list = failures[i]?[host] ?? []
         list.removeAll { $0.time < now - window }
@@ -229,7 +229,7 @@ public final class HealthEngine {
         }
     }
 
-    private func evaluate(_ key: AlertKey, check i: Int, raw: Severity, value: Double?, now: Int64, fresh: Bool) {
+    func evaluate(_ key: AlertKey, check i: Int, raw: Severity, value: Double?, now: Int64, fresh: Bool) {
         let check = library.checks[i]
         var st = states[key] ?? TargetState(checkIndex: i, lastInput: now)
         if states[key] == nil { byEntity[key.entity, default: []].insert(key) }
@@ -263,7 +263,7 @@ public final class HealthEngine {
         return total / Double(window - 1) * 100
     }
 
-    private func advance(_ st: inout TargetState, check: Check, now: Int64) {
+    func advance(_ st: inout TargetState, check: Check, now: Int64) {
         if st.raw.isProblem {
             st.lastProblemAt = now
             if st.firing != nil {
@@ -283,7 +283,7 @@ public final class HealthEngine {
     }
 
     /// Publishes what consumers should now believe, if it differs from what they were told.
-    private func reconcile(_ key: AlertKey, _ st: inout TargetState, check: Check, now: Int64) {
+    func reconcile(_ key: AlertKey, _ st: inout TargetState, check: Check, now: Int64) {
         let desired: Severity? = st.flapping ? max(st.history.max() ?? .unknown, .unknown) : st.firing
         guard desired != st.published || st.flapping != st.publishedFlapping else { return }
         if let severity = desired {
@@ -296,7 +296,7 @@ public final class HealthEngine {
         st.publishedFlapping = st.flapping
     }
 
-    private func emit(_ key: AlertKey, _ st: TargetState, check: Check, status: HealthTransition.Status, severity: Severity, now: Int64) {
+    func emit(_ key: AlertKey, _ st: TargetState, check: Check, status: HealthTransition.Status, severity: Severity, now: Int64) {
         let placement = check.scope == .rack ? topology.rackPlacement[key.entity] : topology.placement(of: key.entity)
         var summary = check.summary
         for (token, value) in [("{host}", key.entity), ("{component}", key.component), ("{severity}", severity.rawValue),
@@ -315,63 +315,6 @@ public final class HealthEngine {
 
     static func format(_ v: Double) -> String {
         v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
-    }
-
-    // MARK: roll-up
-
-    /// What a target contributes to health: its firing severity, INFO when informational.
-    private func effective(_ st: TargetState) -> Severity { st.firing ?? (st.raw == .info ? .info : .ok) }
-
-    /// A host's health: worst of its node checks and its component roll-ups (at least
-    /// `component_crit_threshold` CRIT components make CRIT, fewer make WARN).
-    public func severity(ofHost host: String) -> Severity {
-        var worst = Severity.ok
-        var components: [Int: [Severity]] = [:]
-        for key in byEntity[host] ?? [] {
-            guard let st = states[key] else { continue }
-            let check = library.checks[st.checkIndex]
-            switch check.scope {
-            case .node: worst = max(worst, effective(st))
-            case .component: components[st.checkIndex, default: []].append(effective(st))
-            case .rack: continue
-            }
-        }
-        for (i, severities) in components {
-            let crit = severities.filter { $0 == .crit }.count
-            let top = severities.max() ?? .ok
-            worst = max(worst, crit >= library.checks[i].componentCritThreshold ? .crit : top == .crit ? .warn : top)
-        }
-        return worst
-    }
-
-    /// A rack's health: worst of its rack checks and its hosts.
-    public func severity(ofRack rack: String) -> Severity {
-        var worst = Severity.ok
-        for key in byEntity[rack] ?? [] {
-            if let st = states[key], library.checks[st.checkIndex].scope == .rack { worst = max(worst, effective(st)) }
-        }
-        for host in topology.racks[rack] ?? [] { worst = max(worst, severity(ofHost: host)) }
-        return worst
-    }
-
-    /// A room's health: worst of its racks.
-    public func severity(ofRoom room: String) -> Severity {
-        (topology.rooms[room] ?? []).map { severity(ofRack: $0) }.max() ?? .ok
-    }
-
-    /// An aisle's health: worst of its racks.
-    public func severity(ofAisle aisle: String) -> Severity {
-        (topology.aisles[aisle] ?? []).map { severity(ofRack: $0) }.max() ?? .ok
-    }
-
-    /// A device's health: worst of its hosts.
-    public func severity(ofDevice device: String) -> Severity {
-        (topology.devices[device] ?? []).map { severity(ofHost: $0) }.max() ?? .ok
-    }
-
-    /// A site's health: worst of its rooms.
-    public func severity(ofSite site: String) -> Severity {
-        (topology.sites[site] ?? []).map { severity(ofRoom: $0) }.max() ?? .ok
     }
 
     /// The current evaluation of one target.

@@ -28,8 +28,8 @@ public final class FleetService: @unchecked Sendable {
     /// The writer's lock: registry and alert book share its connection.
     let lock: NSRecursiveLock
     let probe: HTTPProbe
-    private let worker = WorkerThread()
-    private var subscriptions: [BusSubscription] = []
+    let worker = WorkerThread()
+    var subscriptions: [BusSubscription] = []
     /// KV bucket `clusterd_fleet` (`<org>.<server>` → health), when JetStream is there.
     /// Health changes also go to the `clusterd_fleet` KV bucket (JetStream mode).
     let mirrorsToKV: Bool
@@ -84,184 +84,11 @@ public final class FleetService: @unchecked Sendable {
         try connection.flush()
     }
 
-    /// The registry endpoints, served by the `clusterd` micro service.
-    package var endpoints: [MicroService.Endpoint] {
-        Self.verbs.map { verb in
-            MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
-                                  metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
-                try answer(verb, m)
-            }
-        } + [MicroService.Endpoint(name: "fleet-api", subject: "fleet.*.api",
-                                   metadata: ["description": "fleet registry without a verb: answers 400 with the verbs"]) { m throws(MicroService.Failure) in
-            // A request without a verb would otherwise wait out its whole timeout for nobody.
-            throw MicroService.Failure(400, "subject must be fleet.<organization>.api.<verb>; verbs: \(Self.verbs.joined(separator: ", "))")
-        }]
-    }
-
-    /// The registry's request verbs.
-    static let verbs = ["register", "update", "deregister", "get", "list", "summary", "checks", "group.save", "group.get", "group.list",
-                        "group.delete", "operation.start", "operation.get", "operation.list", "metrics"]
-
-    private func answer(_ endpoint: String, _ message: BusMessage) throws(MicroService.Failure) -> [UInt8] {
-        let tokens = message.subject.split(separator: ".")
-        guard tokens.count >= 4 else { throw MicroService.Failure(400, "subject must be fleet.<organization>.api.<verb>") }
-        let org = String(tokens[1])
-        let verb = tokens.dropFirst(3).joined(separator: ".")
-        let now = Int64(Date().timeIntervalSince1970)
-        lock.lock()
-        defer { lock.unlock() }
-        do {
-            let request = message.data.allSatisfy { $0 == 0x20 || $0 == 0x0a } ? JSONValue.object([]) : try JSONValue.parse(message.data)
-            let reply: JSONValue
-            switch verb {
-            case "register":
-                let server = try registry.register(org, request, now: now)
-                logger.notice("fleet server registered", metadata: ["organization": "\(org)", "server": "\(server.name)"])
-                reply = .object([("server", server.json)])
-            case "update": reply = .object([("server", try registry.update(org, request, now: now).json)])
-            case "deregister", "get", "checks":
-                let o = try StrictObject(request, allowed: verb == "checks" ? ["name", "id", "limit"] : ["name", "id"])
-                guard let key = try o.string("name") ?? o.string("id") else { throw MicroService.Failure(400, "name or id is required") }
-                if verb == "deregister" {
-                    let server = try registry.deregister(org, key)
-                    // Its alert resolves with it (the book resolves only what it announced).
-                    var gone = Self.transition(server, from: server.health, to: HealthCheckResult(status: "healthy", error: ""), at: now)
-                    gone.summary = "\(server.name) was deregistered"
-                    try book.record([gone], now: now)
-                    if mirrorsToKV {
-                        try outbox.append(OutboxMessage(subject: Self.kvSubject(server), messageID: "kv-fleet-\(server.id)-deleted",
-                                                        payload: [], headers: ["KV-Operation": "DEL"]))
-                    }
-                    try publisher.drain()
-                    logger.notice("fleet server deregistered", metadata: ["organization": "\(org)", "server": "\(server.name)"])
-                    reply = .object([("server", server.json)])
-                } else {
-                    guard let server = try registry.server(org, key) else { throw MicroService.Failure(404, "no server \(key) in \(org)") }
-                    reply = verb == "get" ? .object([("server", server.json)])
-                        : .object([("checks", .array(try registry.checks(server, limit: try o.int("limit", 1...1000) ?? 50)))])
-                }
-            case "group.save": reply = .object([("group", try registry.saveGroup(org, request, now: now))])
-            case "group.get", "group.delete":
-                guard let name = try StrictObject(request, allowed: ["name"]).string("name") else { throw MicroService.Failure(400, "name is required") }
-                if verb == "group.get" {
-                    reply = .object([("group", try registry.group(org, name))])
-                } else {
-                    try registry.deleteGroup(org, name)
-                    reply = .object([("deleted", .string(name))])
-                }
-            case "group.list": reply = .object([("groups", .array(try registry.groups(org)))])
-            case "operation.start":
-                let (id, servers, timeout) = try registry.createOperation(org, request, now: now)
-                logger.notice("fleet operation started", metadata: ["organization": "\(org)", "operation": "\(id)",
-                                                                     "type": "\(request["type"]?.stringValue ?? "")",
-                                                                     "by": "\(request["initiatedBy"]?.stringValue ?? "")", "servers": "\(servers.count)"])
-                let body = JSONValue.object([("operationId", .string(id)), ("type", request["type"] ?? .null),
-                                             ("parameters", request["parameters"] ?? .object([]))])
-                fanOut(org: org, id: id, servers: servers, body: body, timeout: timeout)
-                reply = .object([("operation", try registry.operation(org, id) ?? .null)])
-            case "operation.get":
-                guard let id = try StrictObject(request, allowed: ["id"]).string("id") else { throw MicroService.Failure(400, "id is required") }
-                guard let op = try registry.operation(org, id) else { throw MicroService.Failure(404, "no operation \(id) in \(org)") }
-                reply = .object([("operation", op)])
-            case "operation.list":
-                let limit = try StrictObject(request, allowed: ["limit"]).int("limit", 1...1000) ?? 50
-                reply = .object([("operations", .array(try registry.operations(org, limit: limit)))])
-            case "metrics":
-                let o = try StrictObject(request, allowed: ["name", "period", "metric", "from", "to"])
-                guard let name = try o.string("name") else { throw MicroService.Failure(400, "name is required") }
-                reply = try registry.metrics(org, name, period: try o.string("period") ?? "1m", metric: try o.string("metric"),
-                                             from: try o.int("from"), to: try o.int("to"))
-            case "list":
-                let o = try StrictObject(request, allowed: ["status", "health", "region", "environment", "tag"])
-                let servers = try registry.list(org, status: try o.string("status"), health: try o.string("health"), region: try o.string("region"),
-                                                environment: try o.string("environment"), tag: try o.string("tag"))
-                reply = .object([("servers", .array(servers.map(\.json))), ("total", .integer(Int64(servers.count)))])
-            default:
-                reply = try registry.summary(org)
-            }
-            return Array(reply.jsonText.utf8)
-        } catch let f as MicroService.Failure {
-            throw f
-        } catch let f as FleetRegistry.Failure {
-            throw MicroService.Failure(f.code, f.description)
-        } catch let e as JSONFieldError {
-            throw MicroService.Failure(400, e.description)
-        } catch {
-            throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
-        }
-    }
-
-    /// Puts the server's new health into the KV bucket (the database stays the source of truth).
-    private func mirror(_ server: ManagedServer, _ result: HealthCheckResult, at now: Int64) {
-        guard mirrorsToKV else { return }
-        let value = JSONValue.object([("organization", .string(server.organization)), ("server", .string(server.name)),
-                                      ("health", .string(result.status)), ("error", .string(result.error)), ("since", .integer(now))])
-        do {
-            try outbox.append(OutboxMessage(subject: Self.kvSubject(server), messageID: "kv-fleet-\(server.id)-\(now)-\(result.status)",
-                                            payload: Array(value.jsonText.utf8)))
-        } catch {
-            counters.add("kv.fleet.errors")
-            logger.warning("fleet health not mirrored to KV", metadata: ["server": "\(server.name)", "error": "\(error)"])
-        }
-    }
-
-    /// Sends the operation to every target's `fleet.<org>.<server>.operation` subject (at most
-    /// `fleet.concurrency` at a time, each waiting `timeout` seconds for its answer) on a
-    /// thread of its own, then records the outcome: `{"ok": true}` counts as done; an error
-    /// answer, no responder or no answer in time as failed.
-    private func fanOut(org: String, id: String, servers: [ManagedServer], body: JSONValue, timeout: Int64) {
-        let payload = Array(body.jsonText.utf8)
-        Thread { [self] in
-            lock.lock()
-            try? registry.startOperation(id, now: Int64(Date().timeIntervalSince1970))
-            lock.unlock()
-            let results = IndexedResults<(server: String, ok: Bool, detail: String)>(count: servers.count, initial: ("", false, "not sent"))
-            Self.concurrently(servers.count, limit: config.fleet.concurrency) { [self] i in
-                let server = servers[i]
-                let subject = "fleet.\(org).\(server.name).operation"
-                do {
-                    let reply = try connection.request(BusMessage(subject: subject, data: payload), timeout: .seconds(timeout))
-                    let answer = try? JSONValue.parse(reply.data)
-                    if answer?["ok"] == .bool(true) {
-                        results.set(i, (server.name, true, answer?["message"]?.stringValue ?? "done"))
-                    } else {
-                        results.set(i, (server.name, false, answer?["error"]?.stringValue ?? "answered without ok: \(reply.text.prefix(200))"))
-                    }
-                } catch {
-                    results.set(i, (server.name, false, "no answer within \(timeout) s (\(error))"))
-                }
-            }
-            lock.lock()
-            let status = (try? registry.finishOperation(id, results: results.all, now: Int64(Date().timeIntervalSince1970))) ?? "?"
-            lock.unlock()
-            counters.add("fleet.operations.\(status)")
-            logger.notice("fleet operation finished", metadata: ["organization": "\(org)", "operation": "\(id)", "status": "\(status)"])
-        }.start()
-    }
-
-    /// Runs `body(0..<count)` on threads of their own, at most `limit` at a time, and waits.
-    /// Not the dispatch pool: each call blocks (HTTP, request/reply), and URLSession answers
-    /// on pool threads — blocking the pool starves it for seconds.
-    static func concurrently(_ count: Int, limit: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let slots = DispatchSemaphore(value: max(1, limit))
-        let group = DispatchGroup()
-        for i in 0..<count {
-            slots.wait()
-            group.enter()
-            Thread {
-                body(i)
-                slots.signal()
-                group.leave()
-            }.start()
-        }
-        group.wait()
-    }
-
     /// Pushed metrics: line protocol, a numeric field `value` named by the measurement
     /// (`cpu_percent value=12.5`) or several numeric fields named by their keys
     /// (`server cpu_percent=12.5,memory_percent=40`); timestamps s/ms/us/ns or none (now).
     /// A bad line goes to `clusterd.dlq.fleet` and the log; the others count.
-    private func metrics(_ message: BusMessage) {
+    func metrics(_ message: BusMessage) {
         let tokens = message.subject.split(separator: ".").map(String.init)
         // fleet.<org>.api.metrics is the registry's request endpoint, not a server called "api".
         guard tokens.count == 4, tokens[2] != "api" else { return }
@@ -299,7 +126,7 @@ public final class FleetService: @unchecked Sendable {
 
     /// A fleet message on a subject of the wrong shape: one `bad_subject` dead letter, and a
     /// 400 to a requester.
-    private func misaddressed(_ message: BusMessage) {
+    func misaddressed(_ message: BusMessage) {
         let tokens = message.subject.split(separator: ".")
         let kind = tokens.count == 5 && (tokens[4] == "metrics" || tokens[4] == "heartbeat") ? String(tokens[4]) : String(tokens[3])
         let reason = "subject \(message.subject) is not fleet.<organization>.<server>.\(kind): organization and server are one token each (no dots), nothing follows \(kind)"
@@ -314,11 +141,11 @@ public final class FleetService: @unchecked Sendable {
         }
     }
 
-    private func publish(_ letters: [DeadLetter], about message: BusMessage) {
+    func publish(_ letters: [DeadLetter], about message: BusMessage) {
         publisher.deadLetters(letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
     }
 
-    private func heartbeat(_ message: BusMessage) {
+    func heartbeat(_ message: BusMessage) {
         let tokens = message.subject.split(separator: ".").map(String.init)
         guard tokens.count == 4 else { return }
         let body = try? JSONValue.parse(message.data)
@@ -342,126 +169,6 @@ public final class FleetService: @unchecked Sendable {
         } catch {
             logger.error("heartbeat not stored", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// Starts the poller: every `fleet.check_interval_seconds`, every watched server.
-    public func start() {
-        let interval = Double(config.fleet.checkIntervalSeconds)
-        worker.start(name: "clusterd-fleet") { [self] in
-            var last = Date.distantPast
-            var pruned = Date.distantPast
-            while !worker.isStopping {
-                if Date().timeIntervalSince(last) >= interval {
-                    last = Date()
-                    pollOnce()
-                }
-                if Date().timeIntervalSince(pruned) >= 3600 {
-                    pruned = Date()
-                    lock.lock()
-                    let now = Int64(Date().timeIntervalSince1970)
-                    _ = try? registry.pruneMetrics(now: now)
-                    _ = try? registry.pruneChecks(before: now - Int64(config.fleet.checkRetentionDays) * 86_400)
-                    lock.unlock()
-                }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-        }
-    }
-
-    /// Stops the poller and the subscriptions.
-    public func stop() {
-        worker.stop()
-        for s in subscriptions { s.unsubscribe() }
-        subscriptions = []
-    }
-
-    /// One round over every watched server, at most `fleet.concurrency` checks at a time.
-    func pollOnce() {
-        let servers: [ManagedServer]
-        lock.lock()
-        do { servers = try registry.watched() } catch {
-            lock.unlock()
-            logger.error("fleet poll: cannot read servers", metadata: ["error": "\(error)"])
-            return
-        }
-        lock.unlock()
-        let results = IndexedResults<(HealthCheckResult, checked: Bool)?>(count: servers.count, initial: nil)
-        Self.concurrently(servers.count, limit: config.fleet.concurrency) { [self] i in results.set(i, check(servers[i])) }
-        let now = Int64(Date().timeIntervalSince1970)
-        var transitions: [HealthTransition] = []
-        lock.lock()
-        for (server, outcome) in zip(servers, results.all) {
-            guard let (result, checked) = outcome else { continue }
-            do {
-                let previous = try registry.record(server, result, at: now, checked: checked)
-                counters.add("fleet.checks.\(result.status)")
-                if previous != result.status {
-                    transitions.append(Self.transition(server, from: previous, to: result, at: now))
-                    mirror(server, result, at: now)
-                }
-            } catch {
-                logger.error("fleet check not stored", metadata: ["server": "\(server.name)", "error": "\(error)"])
-            }
-        }
-        do {
-            try book.record(transitions, now: now)
-        } catch {
-            logger.error("fleet alerts not recorded yet", metadata: ["error": "\(error)"])
-        }
-        lock.unlock()
-        do { try publisher.drain() } catch { logger.warning("outbox not published yet", metadata: ["error": "\(error)"]) }
-    }
-
-    /// The server's health now: the pull check (when it has an API URL), made unreachable by
-    /// heartbeat silence beyond its allowance. Returns nil when there is nothing to judge yet.
-    func check(_ server: ManagedServer) -> (HealthCheckResult, checked: Bool)? {
-        var result: HealthCheckResult?
-        if !server.apiURL.isEmpty, let url = URL(string: server.apiURL.hasSuffix("/") ? server.apiURL + "health" : server.apiURL + "/health") {
-            let token = FleetRegistry.resolve(server.tokenRef)
-            if !registry.isGranted(server) {
-                // The grant was withdrawn after registration: the secret is not sent.
-                result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) is no longer granted to \(server.organization) for \(server.apiURL) (fleet.token_refs); not checked")
-            } else if !server.tokenRef.isEmpty && token == nil {
-                result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) does not resolve on the clusterd host (unset or unreadable); not checked")
-            } else {
-                let r = probe.get(url, token: token, timeout: Double(config.fleet.timeoutSeconds))
-                result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)
-            }
-        }
-        if server.heartbeatSeconds > 0 {
-            // Read again now: a round can take seconds, and heartbeats keep arriving meanwhile.
-            lock.lock()
-            let fresh = (try? registry.server(server.organization, server.id)) ?? server
-            lock.unlock()
-            let now = Int64(Date().timeIntervalSince1970)
-            let seen = fresh.lastSeenAt ?? fresh.createdAt
-            if now - seen > server.heartbeatSeconds {
-                var silent = result ?? HealthCheckResult(status: "unreachable", error: "")
-                silent.status = "unreachable"
-                silent.error = "no heartbeat for \(now - seen) s (allowance \(server.heartbeatSeconds) s)"
-                return (silent, result != nil)
-            }
-            if result == nil, fresh.lastSeenAt != nil { return (HealthCheckResult(status: "healthy", error: ""), false) }
-        }
-        return result.map { ($0, true) }
-    }
-
-    /// The token a reference names (`env:NAME`, `file:/path`); nil when none or unreadable.
-    static let severities = ["degraded": Severity.warn, "critical": .crit, "unreachable": .crit, "unknown": .unknown]
-
-    /// The alert transition of a health change: firing at the new severity, or resolved when
-    /// healthy (the alert book publishes a resolve only for an alert it announced).
-    static func transition(_ s: ManagedServer, from previous: String, to result: HealthCheckResult, at now: Int64) -> HealthTransition {
-        let severity = severities[result.status]
-        var t = HealthTransition(
-            key: AlertKey(check: "fleet_health", cluster: s.organization, entity: s.name), scope: .node,
-            status: severity == nil ? .resolved : .firing, severity: severity ?? severities[previous] ?? .unknown, placement: nil,
-            startsAt: now, endsAt: severity == nil ? now : nil, flapping: false, value: result.responseTimeMilliseconds.map(Double.init),
-            name: "Fleet server health",
-            summary: severity == nil ? "\(s.name) is healthy" : "\(s.name) is \(result.status): \(result.error)", at: now)
-        t.labels = [("organization", s.organization), ("server", s.name), ("region", s.region), ("environment", s.environment),
-                    ("health", result.status)]
-        return t
     }
 
     /// Results written by several threads, one slot each.

@@ -41,7 +41,7 @@ import Testing
         }
         #expect(calls == [
             "Intake/OutboxPublisher.swift: try connection.publish(BusMessage(subjec",
-            "Integrations/FleetService.swift: let reply = try connection.request(BusMe",
+            "Integrations/FleetService+Poller.swift: let reply = try connection.request(BusMe",
         ], "\(calls)")
     }
 }
