@@ -44,4 +44,27 @@ import Testing
             "Integrations/FleetService+Poller.swift: let reply = try connection.request(BusMe",
         ], "\(calls)")
     }
+
+    /// ARCHITECTURE.md's module table names every target of Package.swift (tests aside), and
+    /// nothing else.
+    @Test func theModuleMapMatchesThePackage() throws {
+        let package = try String(contentsOfFile: Repository.path("Package.swift"), encoding: .utf8)
+        var targets = Set<String>()
+        for line in package.components(separatedBy: "\n") where line.contains(".target(") || line.contains(".executableTarget(")
+            || line.contains(".systemLibrary(") || line.trimmingCharacters(in: .whitespaces).hasPrefix("name: \"") {
+            if let r = line.range(of: #"name: "([^"]+)""#, options: .regularExpression) {
+                targets.insert(String(line[r].dropFirst(7).dropLast()))
+            }
+        }
+        targets = targets.filter { !$0.hasSuffix("Tests") && $0 != "clusterd-package" }
+        let text = try String(contentsOfFile: Repository.path("ARCHITECTURE.md"), encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "\n## ").first { $0.hasPrefix("Modules") })
+        var listed = Set<String>()
+        for line in section.components(separatedBy: "\n") where line.hasPrefix("| `") {
+            let first = line.split(separator: "|").first ?? ""
+            for m in first.matches(of: /`([A-Za-z-]+)`/) { listed.insert(String(m.1)) }
+        }
+        #expect(targets.subtracting(listed).isEmpty, "not in ARCHITECTURE.md: \(targets.subtracting(listed).sorted())")
+        #expect(listed.subtracting(targets).isEmpty, "not in Package.swift: \(listed.subtracting(targets).sorted())")
+    }
 }
