@@ -19,7 +19,7 @@ final class Inbox: Sendable {
     }
 }
 
-@Suite("Bus over a real nats-server", .serialized)
+@Suite("Bus over a real nats-server", .serialized, .timeLimit(.minutes(3)))
 struct BusTests {
     let server: NATSServer
 

@@ -6,7 +6,7 @@ import Testing
 /// `clusterd run` killed with SIGKILL between an alert's firing and its resolve: after the
 /// restart the resolve still arrives, and the alert stream holds exactly one message per
 /// sequence.
-@Suite(.serialized) final class AlertCrashTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class AlertCrashTests {
     let server: NATSServer
     let directory: URL
     let config: URL

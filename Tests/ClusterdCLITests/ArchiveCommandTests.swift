@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `clusterd archive export|import`: round trips keep every byte.
-@Suite struct ArchiveCommandTests {
+@Suite(.timeLimit(.minutes(3))) struct ArchiveCommandTests {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-archive-\(UUID().uuidString)")
 
     func write(_ bytes: [UInt8], _ path: String, in root: URL) throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// docker/, the systemd unit and the Slurm hook cannot run here (no Docker daemon, no systemd
 /// as init): their references are checked against the repository and this Debian instead.
-@Suite struct DeploymentFilesTests {
+@Suite(.timeLimit(.minutes(3))) struct DeploymentFilesTests {
     static let root = CLIRunner.packageRoot
 
     static func text(_ path: String) throws -> String { try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8) }

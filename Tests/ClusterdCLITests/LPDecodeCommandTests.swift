@@ -2,7 +2,7 @@ import Foundation
 import LineProtocol
 import Testing
 
-@Suite("clusterd lp decode")
+@Suite("clusterd lp decode", .timeLimit(.minutes(3)))
 struct LPDecodeCommandTests {
     @Test("prints the issue's example point exactly")
     func examplePoint() throws {
@@ -79,7 +79,7 @@ struct LPDecodeCommandTests {
 
 /// The fuzz target built normally replays the committed corpus (scripts/fuzz grows it with
 /// libFuzzer): CI runs every input through the decoders on each change.
-@Suite struct FuzzCorpusTests {
+@Suite(.timeLimit(.minutes(3))) struct FuzzCorpusTests {
     @Test func theCommittedCorpusReplaysWithoutACrash() throws {
         let binary = CLIRunner.executable.deletingLastPathComponent().appendingPathComponent("clusterd-fuzz")
         let r = try CLIRunner.runProgram(binary.path, [CLIRunner.packageRoot.appendingPathComponent("Fuzz/corpus").path])

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// The operator commands of the `clusterd` binary: check-config, query, tail.
-@Suite(.serialized) final class OperatorCLITests {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class OperatorCLITests {
     let server: NATSServer
     let directory: URL
 

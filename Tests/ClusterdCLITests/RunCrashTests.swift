@@ -7,7 +7,7 @@ import Testing
 
 /// `clusterd run` as a process: SIGKILL in the middle of thousands of events, restart, and
 /// every job is there exactly once with the right state.
-@Suite(.serialized) final class RunCrashTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class RunCrashTests {
     let server: NATSServer
     let directory: URL
 

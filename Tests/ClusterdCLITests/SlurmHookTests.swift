@@ -4,7 +4,7 @@ import Testing
 
 /// The Slurm controller hook (`config/slurm/clusterd-hook.sh`) run with the environment
 /// slurmctld gives it, against a running `clusterd run`.
-@Suite(.serialized) final class SlurmHookTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class SlurmHookTests {
     let server: NATSServer
     let directory: URL
 

@@ -3,7 +3,7 @@ import Health
 import Testing
 
 /// The evaluation engine on the shipped topology and checks, with time passed in.
-@Suite struct HealthEngineTests {
+@Suite(.timeLimit(.minutes(3))) struct HealthEngineTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static func shipped() throws -> (CheckLibrary, Topology) {
         (try CheckLibrary(contentsOf: root.appendingPathComponent("config/checks.yaml").path),

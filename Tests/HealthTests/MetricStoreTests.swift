@@ -4,7 +4,7 @@ import Model
 import Testing
 
 /// The metric buffers: bounded rings, gaps, checkpoints, a job's data and statistics.
-@Suite struct MetricStoreTests {
+@Suite(.timeLimit(.minutes(3))) struct MetricStoreTests {
     static let key = SeriesKey(cluster: "alex", host: "a0603", metric: "cpu_load", scope: "node", id: "")
 
     @Test func ringKeepsTheNewestSlotsMarksGapsAndDropsTooOld() {

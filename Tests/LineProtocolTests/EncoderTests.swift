@@ -53,7 +53,7 @@ private let pointGen = zip(
     return Point(measurement: measurement, tags: unique, fields: fields, timestamp: timestamp)
 }
 
-@Suite("Encoder")
+@Suite("Encoder", .timeLimit(.minutes(3)))
 struct EncoderTests {
     @Test("decode(encode(p)) == p for random points, escapes and all value types included")
     func roundTrip() async {

@@ -1,7 +1,7 @@
 import LineProtocol
 import Testing
 
-@Suite("Escaping per element")
+@Suite("Escaping per element", .timeLimit(.minutes(3)))
 struct EscapingTests {
     @Test("measurement: comma and space are escapable, = and quotes are literal", arguments: [
         (#"c\,pu v=1"#, "c,pu"),

@@ -92,7 +92,7 @@ func describeEntries(_ bytes: [UInt8], fastPath: Bool) -> [String] {
     return out
 }
 
-@Suite("Random input")
+@Suite("Random input", .timeLimit(.minutes(20)))
 struct RandomInputTests {
     @Test("random and mutated bytes never crash, errors carry positions, points re-encode exactly")
     func randomBytes() {

@@ -1,7 +1,7 @@
 import LineProtocol
 import Testing
 
-@Suite("Line structure, characters and batches")
+@Suite("Line structure, characters and batches", .timeLimit(.minutes(3)))
 struct StructureTests {
     @Test("tags and fields keep input order")
     func order() {

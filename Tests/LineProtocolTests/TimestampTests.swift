@@ -1,7 +1,7 @@
 import LineProtocol
 import Testing
 
-@Suite("Timestamps and precision")
+@Suite("Timestamps and precision", .timeLimit(.minutes(3)))
 struct TimestampTests {
     @Test("precision scales to nanoseconds", arguments: [
         (Precision.nanoseconds, "1434055562000000000", Int64(1_434_055_562_000_000_000)),

@@ -8,7 +8,7 @@ import Testing
 
 /// The alert book without a broker: sequences, message ids, re-sends, silencing, and the
 /// documented alert JSON.
-@Suite struct AlertBookTests {
+@Suite(.timeLimit(.minutes(3))) struct AlertBookTests {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("alerts-\(UUID().uuidString)")
 
     func book(resend: Int64 = 300) throws -> (AlertBook, Database) {

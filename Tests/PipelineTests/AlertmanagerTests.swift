@@ -12,7 +12,7 @@ import Testing
 
 /// Alerts forwarded to a real Alertmanager (Debian's prometheus-alertmanager) on loopback and
 /// read back from its API.
-@Suite(.serialized) final class AlertmanagerTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class AlertmanagerTests {
     let server: NATSServer
     let directory: URL
     var alertmanager: Process

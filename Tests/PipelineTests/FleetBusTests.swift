@@ -13,7 +13,7 @@ import Testing
 
 /// The fleet through a real nats-server, with real HTTP servers on loopback playing the
 /// managed servers.
-@Suite(.serialized) final class FleetBusTests: BusSuite {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class FleetBusTests: BusSuite {
     typealias Collector = ServiceBusTests.Collector
     let fixture: BusFixture
 
@@ -365,7 +365,7 @@ import Testing
 
 /// Issue 22 #14: fleet_health_check grew without bound; checks older than the retention go,
 /// each server's newest stays.
-@Suite struct FleetCheckRetentionTests {
+@Suite(.timeLimit(.minutes(3))) struct FleetCheckRetentionTests {
     @Test func oldChecksArePrunedAndTheNewestOfEachServerKept() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-fleet-prune-\(UUID().uuidString).db").path
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -11,7 +11,7 @@ import Testing
 
 /// Health evaluation and alerts through a real nats-server: metric lines, node states and
 /// job events in; alerts read by an independent subscriber and from the alert stream.
-@Suite(.serialized) final class HealthBusTests: BusSuite {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class HealthBusTests: BusSuite {
     typealias Collector = ServiceBusTests.Collector
     let fixture: BusFixture
 

@@ -11,7 +11,7 @@ import Testing
 #endif
 
 /// The query API, service discovery and KV mirror through a real nats-server.
-@Suite(.serialized) final class InspectionBusTests: BusSuite {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class InspectionBusTests: BusSuite {
     let fixture: BusFixture
 
     init() throws {

@@ -7,7 +7,7 @@ import Model
 import Pipeline
 import Testing
 
-@Suite struct JobStageTests {
+@Suite(.timeLimit(.minutes(3))) struct JobStageTests {
     static let start = #"job,function=start_job event="{\"jobId\":1403244,\"user\":\"u\",\"project\":\"p\",\"cluster\":\"fritz\",\"submitTime\":1608920000,\"requestedMemory\":4096,\"numNodes\":2,\"resources\":[{\"hostname\":\"f0101\",\"hwthreads\":[0,1]},{\"hostname\":\"f0102\"}],\"tags\":[{\"type\":\"app\",\"name\":\"vasp\"}],\"metaData\":{\"jobName\":\"x\"},\"startTime\":1608923076}" 1"#
     static let stop = #"job,function=stop_job event="{\"jobId\":1403244,\"cluster\":\"fritz\",\"jobState\":\"timeout\",\"stopTime\":1608926676}""#
 

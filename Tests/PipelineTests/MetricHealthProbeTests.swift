@@ -6,7 +6,7 @@ import Nodes
 import Testing
 
 /// Node health as cc-backend computes it, on clusterd's metric buffers.
-@Suite struct MetricHealthProbeTests {
+@Suite(.timeLimit(.minutes(3))) struct MetricHealthProbeTests {
     @Test func missingDegradedAndHealthyMetricsGiveFullPartialOrFailed() throws {
         let clusters = ClusterRegistry([try ClusterConfig(contentsOf: Repository.path("config/clusters/fritz/cluster.json"))])
         let names = try #require(clusters["fritz"]).metrics(of: "main").map(\.name)

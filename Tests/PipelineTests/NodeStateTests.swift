@@ -8,7 +8,7 @@ import Testing
 
 /// The node-state stage without a broker: reduction, flags, partial batches, change points,
 /// retention.
-@Suite struct NodeStateTests {
+@Suite(.timeLimit(.minutes(3))) struct NodeStateTests {
     @Test(arguments: [
         (["ALLOCATED"], SchedulerState.allocated), (["IDLE"], .idle), (["MIXED"], .mixed), (["DOWN"], .down),
         (["IDLE", "DRAIN"], .idle), (["MIXED", "DRAIN"], .mixed), (["DRAIN"], .unknown), (["MIXED", "RESERVED"], .reserved),

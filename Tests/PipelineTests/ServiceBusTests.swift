@@ -12,7 +12,7 @@ import Testing
 
 /// clusterd's service against a real nats-server: events in through JetStream, results and
 /// dead letters out on the bus, nothing lost across a broker restart.
-@Suite(.serialized) final class ServiceBusTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) final class ServiceBusTests {
     let server: NATSServer
     let directory: URL
 

@@ -8,7 +8,7 @@ import Testing
 /// Every example in `subjects/` is exercised: line-protocol examples are processed in file
 /// order and must give the outcome written after `expect=`; JSON examples must match what
 /// clusterd really publishes.
-@Suite struct SubjectExamplesTests {
+@Suite(.timeLimit(.minutes(3))) struct SubjectExamplesTests {
     struct Example {
         let file: String
         let info: String
