@@ -60,7 +60,10 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         return try subscription.fetch(batch: batch, timeout: timeout).map { m in
             var message = IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
-                                          origin: "\(stream):\(m.delivery.streamSequence)", receivedAt: now,
+                                          origin: "\(stream):\(m.delivery.streamSequence)",
+                                          // The broker's time of arrival, not this fetch's: a backlog applied
+                                          // after a pause keeps its times, and a replay of the stream decides the same.
+                                          receivedAt: m.delivery.timestamp > 0 ? m.delivery.timestamp / 1_000_000_000 : now,
                                           replayOf: m.message.header(IncomingMessage.replayHeader).flatMap { Int64($0) })
             message.deliveries = m.delivery.deliveries
             return Delivery(

@@ -33,62 +33,85 @@ public struct NodeStateRow: Sendable, Equatable {
     public var jobsRunning: Int64
 }
 
+/// A node's newest change point, as the decision needs it.
+public struct NodeCurrent: Sendable, Equatable {
+    public var state: String
+    public var flags: String
+    public var health: String
+
+    /// A change point's state, flags and health.
+    public init(state: String, flags: String, health: String) {
+        self.state = state
+        self.flags = flags
+        self.health = health
+    }
+}
+
 /// The node-state stage: places each reported node in its cluster and subcluster, keeps its
-/// current state and its history of change points. No I/O besides its tables.
+/// current state and its history of change points. The rules are pure (``place(_:cluster:)``,
+/// ``decide(_:cluster:subCluster:health:current:now:)``: values in, values out, time passed
+/// in); the metric health is an input, computed by the caller; ``apply`` is the table code.
 public final class NodeStage: @unchecked Sendable {
     let database: Database
     /// The known clusters (replaced between batches by a configuration reload).
     public var clusters: ClusterRegistry
-    let probe: (any NodeHealthProbe)?
 
-    /// A stage over a migrated database. Without a probe every non-down node is `failed`,
-    /// as in cc-backend without a metric store.
-    public init(database: Database, clusters: ClusterRegistry, probe: (any NodeHealthProbe)?) {
+    /// A stage over a migrated database.
+    public init(database: Database, clusters: ClusterRegistry) {
         self.database = database
         self.clusters = clusters
-        self.probe = probe
     }
 
-    /// Applies one node entry of a `nodestate` event received at `now`.
-    public func apply(_ report: NodeReport, cluster: String, now: Int64) throws -> NodeObservation {
+    /// The subcluster of a reported node (cc-backend's placement by host list).
+    public func place(_ report: NodeReport, cluster: String) throws(NodeRejection) -> String {
         guard let config = clusters[cluster] else {
             throw NodeRejection.unknownCluster("cluster \"\(cluster)\" has no cluster.json (known: \(clusters.clusters.keys.sorted().joined(separator: ", ")))")
         }
         guard let sub = config.subCluster(named: "", forHost: report.hostname) else {
             throw NodeRejection.unknownHost("host \(report.hostname) is in no subcluster of \(cluster)")
         }
+        return sub.name
+    }
+
+    /// The decision for one entry: the node's state now and whether it is a new change
+    /// point. Down nodes are not checked (cc-backend): full health whatever `health` says.
+    public static func decide(_ report: NodeReport, cluster: String, subCluster: String, health: NodeHealth, current: NodeCurrent?,
+                              now: Int64) -> NodeObservation {
         let state = report.schedulerState
         let slurm = report.slurm
-        // Down nodes are not checked (cc-backend): full health, no metric list.
-        let health = state == .down ? NodeHealth(state: "full")
-            : probe?.health(cluster: cluster, subCluster: sub.name, hostname: report.hostname, now: now) ?? NodeHealth(state: "failed")
+        let health = state == .down ? NodeHealth(state: "full") : health
+        let same = current == NodeCurrent(state: state.rawValue, flags: slurm.description, health: health.state)
+        return NodeObservation(cluster: cluster, subCluster: subCluster, hostname: report.hostname, state: state, slurm: slurm,
+                               health: health, at: now, changed: !same)
+    }
+
+    /// Applies one node entry of a `nodestate` event received at `now`, with its metric
+    /// `health` (cc-backend without a metric store: `failed`).
+    public func apply(_ report: NodeReport, cluster: String, subCluster: String, health: NodeHealth, now: Int64) throws -> NodeObservation {
         let nodeID = try database.prepare("""
             INSERT INTO node (hostname, cluster, subcluster) VALUES (?, ?, ?)
             ON CONFLICT (hostname, cluster) DO UPDATE SET subcluster = excluded.subcluster RETURNING id
-            """).first([.text(report.hostname), .text(cluster), .text(sub.name)]) { $0.int(0) } ?? 0
+            """).first([.text(report.hostname), .text(cluster), .text(subCluster)]) { $0.int(0) } ?? 0
         let current = try database.prepare("""
             SELECT id, node_state, slurm_flags, health_state FROM node_state WHERE node_id = ? ORDER BY time_stamp DESC, id DESC LIMIT 1
-            """).first([.integer(nodeID)]) { row in (row.int(0), row.text(1), row.text(2), row.text(3)) }
+            """).first([.integer(nodeID)]) { row in (row.int(0), NodeCurrent(state: row.text(1), flags: row.text(2), health: row.text(3))) }
+        let observation = Self.decide(report, cluster: cluster, subCluster: subCluster, health: health, current: current?.1, now: now)
         let counts: [SQLValue] = [.integer(report.jobsRunning), .integer(report.cpusAllocated), .integer(report.memoryAllocated),
                                   .integer(report.gpusAllocated)]
-        let metrics: SQLValue = state == .down ? .text("") : .text(health.metricsJSON)
-        let changed: Bool
-        if let current, current.1 == state.rawValue, current.2 == slurm.description, current.3 == health.state {
-            changed = false
+        let metrics: SQLValue = observation.state == .down ? .text("") : .text(observation.health.metricsJSON)
+        if let current, !observation.changed {
             try database.prepare("""
                 UPDATE node_state SET last_seen = max(last_seen, ?), jobs_running = ?, cpus_allocated = ?, memory_allocated = ?,
                 gpus_allocated = ?, health_metrics = ? WHERE id = ?
                 """).run([.integer(now)] + counts + [metrics, .integer(current.0)])
         } else {
-            changed = true
             try database.prepare("""
                 INSERT INTO node_state (time_stamp, jobs_running, cpus_allocated, memory_allocated, gpus_allocated, node_state,
                 health_state, health_metrics, node_id, slurm_flags, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).run([.integer(now)] + counts + [.text(state.rawValue), .text(health.state), metrics, .integer(nodeID),
-                                                     .text(slurm.description), .integer(now)])
+                """).run([.integer(now)] + counts + [.text(observation.state.rawValue), .text(observation.health.state), metrics,
+                                                     .integer(nodeID), .text(observation.slurm.description), .integer(now)])
         }
-        return NodeObservation(cluster: cluster, subCluster: sub.name, hostname: report.hostname, state: state, slurm: slurm,
-                               health: health, at: now, changed: changed)
+        return observation
     }
 
     /// The node's change points, oldest first.

@@ -17,6 +17,9 @@ final class NodeLineHandler: LineHandler {
     let onCommit: @Sendable ([NodeObservation]) -> Void
     /// Change points also go to the `clusterd_nodes` KV bucket (JetStream mode).
     var mirrorsToKV = false
+    /// Metric health of a node (nil: `failed` for every node that is not down, as
+    /// cc-backend without a metric store).
+    var probe: (any NodeHealthProbe)?
     private var pending: [NodeObservation] = []
 
     init(nodes: NodeStage, database: Database, counters: PipelineCounters, onCommit: @escaping @Sendable ([NodeObservation]) -> Void) {
@@ -46,7 +49,12 @@ final class NodeLineHandler: LineHandler {
             case .success(let report):
                 do {
                     let observation = try database.savepoint {
-                        let observation = try nodes.apply(report, cluster: event.cluster, now: message.receivedAt)
+                        // The metric health is an input of the decision, read here (the stage stays pure).
+                        let subCluster = try nodes.place(report, cluster: event.cluster)
+                        let health = report.schedulerState == .down ? NodeHealth(state: "full")
+                            : probe?.health(cluster: event.cluster, subCluster: subCluster, hostname: report.hostname, now: message.receivedAt)
+                                ?? NodeHealth(state: "failed")
+                        let observation = try nodes.apply(report, cluster: event.cluster, subCluster: subCluster, health: health, now: message.receivedAt)
                         if mirrorsToKV && observation.changed {
                             try Outbox(database).append(NodeStateMirror.put(observation, origin: message.origin, entry: "\(view.line).\(i)"))
                             counts.add("kv.nodes.puts")
@@ -99,10 +107,11 @@ public final class NodeProcessor: StageProcessor, @unchecked Sendable {
     public init(database: Database, clusters: Reloadable<ClusterRegistry>, probe: (any NodeHealthProbe)?, config: ClusterdConfig,
                 counters: PipelineCounters, logger: Logger, mirrorsToKV: Bool = false,
                 onCommit: @escaping @Sendable ([NodeObservation]) -> Void = { _ in }) {
-        let stage = NodeStage(database: database, clusters: clusters.current, probe: probe)
+        let stage = NodeStage(database: database, clusters: clusters.current)
         self.stage = stage
         let handler = NodeLineHandler(nodes: stage, database: database, counters: counters, onCommit: onCommit)
         handler.mirrorsToKV = mirrorsToKV
+        handler.probe = probe
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
         beforeBatch = { stage.clusters = clusters.current }
     }
