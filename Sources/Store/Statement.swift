@@ -82,6 +82,8 @@ public final class Statement {
         return try step() ? row(self) : nil
     }
 
+    /// Columns of a result row.
+    public var columnCount: Int32 { sqlite3_column_count(stmt) }
     /// Column `i` (0-based) as an integer (0 for NULL).
     public func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
     /// Column `i` as a double.
