@@ -213,22 +213,12 @@ public final class QueryAPI: @unchecked Sendable {
                                 ("rack", p.map { .string($0.rack) } ?? .null), ("room", p.map { .string($0.room) } ?? .null),
                                 ("site", p.map { .string($0.site) } ?? .null), ("checks", .array(checks))])
             }
-            if let device {
-                let hosts = (topology.devices[device] ?? []).map { entry("hostname", $0, engine.severity(ofHost: $0)) }
-                return entry("device", device, engine.severity(ofDevice: device), .array(hosts))
-            }
-            if let rack {
-                let hosts = (topology.racks[rack] ?? []).map { entry("hostname", $0, engine.severity(ofHost: $0)) }
-                return entry("rack", rack, engine.severity(ofRack: rack), .array(hosts))
-            }
-            if let aisle {
-                let racks = (topology.aisles[aisle] ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }
-                return entry("aisle", aisle, engine.severity(ofAisle: aisle), .array(racks))
-            }
-            if let room {
-                let racks = (topology.rooms[room] ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }
-                return entry("room", room, engine.severity(ofRoom: room), .array(racks))
-            }
+            func hosts(_ ids: [String]?) -> JSONValue { .array((ids ?? []).map { entry("hostname", $0, engine.severity(ofHost: $0)) }) }
+            func racks(_ ids: [String]?) -> JSONValue { .array((ids ?? []).map { entry("rack", $0, engine.severity(ofRack: $0)) }) }
+            if let device { return entry("device", device, engine.severity(ofDevice: device), hosts(topology.devices[device])) }
+            if let rack { return entry("rack", rack, engine.severity(ofRack: rack), hosts(topology.racks[rack])) }
+            if let aisle { return entry("aisle", aisle, engine.severity(ofAisle: aisle), racks(topology.aisles[aisle])) }
+            if let room { return entry("room", room, engine.severity(ofRoom: room), racks(topology.rooms[room])) }
             func siteEntry(_ s: String) -> JSONValue {
                 entry("site", s, engine.severity(ofSite: s), .array((topology.sites[s] ?? []).map { entry("room", $0, engine.severity(ofRoom: $0)) }))
             }

@@ -136,20 +136,17 @@ public final class LineDecoder {
 
     // MARK: - One line
 
-    private func growTags() {
-        let bigger = UnsafeMutablePointer<TagView>.allocate(capacity: tagCapacity * 2)
-        bigger.moveInitialize(from: tagStorage, count: tagCapacity)
-        tagStorage.deallocate()
-        tagStorage = bigger
-        tagCapacity *= 2
-    }
+    private func growTags() { Self.double(&tagStorage, &tagCapacity) }
 
-    private func growFields() {
-        let bigger = UnsafeMutablePointer<FieldView>.allocate(capacity: fieldCapacity * 2)
-        bigger.moveInitialize(from: fieldStorage, count: fieldCapacity)
-        fieldStorage.deallocate()
-        fieldStorage = bigger
-        fieldCapacity *= 2
+    private func growFields() { Self.double(&fieldStorage, &fieldCapacity) }
+
+    /// Doubles a view buffer (rare: a line with more tags or fields than any before it).
+    private static func double<T>(_ storage: inout UnsafeMutablePointer<T>, _ capacity: inout Int) {
+        let bigger = UnsafeMutablePointer<T>.allocate(capacity: capacity * 2)
+        bigger.moveInitialize(from: storage, count: capacity)
+        storage.deallocate()
+        storage = bigger
+        capacity *= 2
     }
 
     // The grammar: measurement{,tagkey=tagval} SP+ fieldkey=fieldval{,fieldkey=fieldval} [SP+ timestamp] SP* EOL

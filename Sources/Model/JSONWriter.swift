@@ -1,3 +1,5 @@
+import LineProtocol
+
 extension JSONValue {
     /// Compact JSON text; object members in their stored order.
     public var jsonText: String {
@@ -34,23 +36,10 @@ extension JSONValue {
         }
     }
 
-    /// Appends `s` as a JSON string literal.
+    /// Appends `s` as a JSON string literal (the line-protocol module's escaping: one
+    /// implementation for every JSON clusterd writes).
     public static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        DecodeJSON.appendString(s, to: &out)
     }
 }
 

@@ -33,20 +33,6 @@ public struct NodeStateRow: Sendable, Equatable {
     public var jobsRunning: Int64
 }
 
-/// A node's newest change point, as the decision needs it.
-public struct NodeCurrent: Sendable, Equatable {
-    public var state: String
-    public var flags: String
-    public var health: String
-
-    /// A change point's state, flags and health.
-    public init(state: String, flags: String, health: String) {
-        self.state = state
-        self.flags = flags
-        self.health = health
-    }
-}
-
 /// The node-state stage: places each reported node in its cluster and subcluster, keeps its
 /// current state and its history of change points. The rules are pure (``place(_:cluster:)``,
 /// ``decide(_:cluster:subCluster:health:current:now:)``: values in, values out, time passed
@@ -75,12 +61,13 @@ public final class NodeStage: @unchecked Sendable {
 
     /// The decision for one entry: the node's state now and whether it is a new change
     /// point. Down nodes are not checked (cc-backend): full health whatever `health` says.
-    public static func decide(_ report: NodeReport, cluster: String, subCluster: String, health: NodeHealth, current: NodeCurrent?,
-                              now: Int64) -> NodeObservation {
+    /// `current` is the node's newest change point (state, flags, health), nil for a new node.
+    public static func decide(_ report: NodeReport, cluster: String, subCluster: String, health: NodeHealth,
+                              current: (state: String, flags: String, health: String)?, now: Int64) -> NodeObservation {
         let state = report.schedulerState
         let slurm = report.slurm
         let health = state == .down ? NodeHealth(state: "full") : health
-        let same = current == NodeCurrent(state: state.rawValue, flags: slurm.description, health: health.state)
+        let same = current.map { $0.state == state.rawValue && $0.flags == slurm.description && $0.health == health.state } ?? false
         return NodeObservation(cluster: cluster, subCluster: subCluster, hostname: report.hostname, state: state, slurm: slurm,
                                health: health, at: now, changed: !same)
     }
@@ -94,8 +81,8 @@ public final class NodeStage: @unchecked Sendable {
             """).first([.text(report.hostname), .text(cluster), .text(subCluster)]) { $0.int(0) } ?? 0
         let current = try database.prepare("""
             SELECT id, node_state, slurm_flags, health_state FROM node_state WHERE node_id = ? ORDER BY time_stamp DESC, id DESC LIMIT 1
-            """).first([.integer(nodeID)]) { row in (row.int(0), NodeCurrent(state: row.text(1), flags: row.text(2), health: row.text(3))) }
-        let observation = Self.decide(report, cluster: cluster, subCluster: subCluster, health: health, current: current?.1, now: now)
+            """).first([.integer(nodeID)]) { row in (id: row.int(0), state: row.text(1), flags: row.text(2), health: row.text(3)) }
+        let observation = Self.decide(report, cluster: cluster, subCluster: subCluster, health: health, current: current.map { (state: $0.state, flags: $0.flags, health: $0.health) }, now: now)
         let counts: [SQLValue] = [.integer(report.jobsRunning), .integer(report.cpusAllocated), .integer(report.memoryAllocated),
                                   .integer(report.gpusAllocated)]
         let metrics: SQLValue = observation.state == .down ? .text("") : .text(observation.health.metricsJSON)
@@ -103,7 +90,7 @@ public final class NodeStage: @unchecked Sendable {
             try database.prepare("""
                 UPDATE node_state SET last_seen = max(last_seen, ?), jobs_running = ?, cpus_allocated = ?, memory_allocated = ?,
                 gpus_allocated = ?, health_metrics = ? WHERE id = ?
-                """).run([.integer(now)] + counts + [metrics, .integer(current.0)])
+                """).run([.integer(now)] + counts + [metrics, .integer(current.id)])
         } else {
             try database.prepare("""
                 INSERT INTO node_state (time_stamp, jobs_running, cpus_allocated, memory_allocated, gpus_allocated, node_state,
