@@ -1,15 +1,15 @@
 import Bus
 import Foundation
-import Threads
 import Logging
 import Observability
 import Store
 import Synchronization
+import Threads
 
 /// A stage's delivery loop: fetches a batch, applies it in one transaction (on the shared
 /// ``DatabaseWriter``), settles every message with the broker only after the commit,
-/// publishes the outbox, writes archive entries, and runs the periodic chores (held-stop
-/// expiry, pruning). Runs on its own thread because every step blocks.
+/// publishes the outbox and writes archive entries. Runs on its own thread because every
+/// step blocks; its periodic chores (``chores(now:)``) run on the service's scheduler.
 public final class IntakeLoop: @unchecked Sendable {
     let source: any MessageSource
     let processor: StageProcessor
@@ -17,7 +17,7 @@ public final class IntakeLoop: @unchecked Sendable {
     let writer: DatabaseWriter
     let settle: @Sendable () throws -> Void
     let periodic: @Sendable (Int64) throws -> Void
-    let name: String
+    package let name: String
     /// Dead letters are kept this long (seconds).
     package var deadLetterRetention: Int64 = 30 * 86_400
     /// Attempts at one message before it is dead-lettered as a poison pill.
@@ -28,13 +28,13 @@ public final class IntakeLoop: @unchecked Sendable {
     private let worker = WorkerThread()
 
     /// A loop over `source`. After each batch (and at start) it publishes the outbox and
-    /// runs `settle` (archive writes); every 10 s it runs `periodic` with the time.
+    /// runs `settle` (archive writes); `periodic` is its stage's part of ``chores(now:)``.
     public init(name: String, source: any MessageSource, processor: StageProcessor, writer: DatabaseWriter, publisher: OutboxPublisher,
                 batch: Int, counters: PipelineCounters, logger: Logger,
                 settle: @escaping @Sendable () throws -> Void = {}, periodic: @escaping @Sendable (Int64) throws -> Void = { _ in }) {
+        self.periodic = periodic
         self.name = name
         self.settle = settle
-        self.periodic = periodic
         self.source = source
         self.processor = processor
         self.publisher = publisher
@@ -56,14 +56,9 @@ public final class IntakeLoop: @unchecked Sendable {
 
     private func run() {
         var failures = 0
-        var lastChores = Date.distantPast
         // Whatever a previous run committed but did not finish: outbox and archive.
         settleLeftovers()
         while !worker.isStopping {
-            if Date().timeIntervalSince(lastChores) >= 10 {
-                lastChores = Date()
-                chores()
-            }
             let deliveries: [Delivery]
             do {
                 deliveries = try source.next(batch: batch, timeout: .milliseconds(500))
@@ -170,8 +165,10 @@ public final class IntakeLoop: @unchecked Sendable {
         }
     }
 
-    private func chores() {
-        let now = Int64(Date().timeIntervalSince1970)
+    /// The stage's periodic part (held-stop expiry, retention, history pruning), then the
+    /// pruning of delivery bookkeeping and old dead letters, and the outbox they filled.
+    /// Called by the scheduler at `now`.
+    public func chores(now: Int64) {
         do {
             try periodic(now)
             try writer.perform { _ in
@@ -182,6 +179,7 @@ public final class IntakeLoop: @unchecked Sendable {
         } catch {
             logger.error("periodic chores failed", metadata: ["error": "\(error)"])
         }
-        settleLeftovers()
+        // Expired held stops are dead letters now; archive writes stay with the loop's thread.
+        do { try publisher.drain() } catch { logger.warning("outbox not published yet", metadata: ["error": "\(error)"]) }
     }
 }

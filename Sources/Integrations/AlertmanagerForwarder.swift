@@ -1,11 +1,11 @@
 import Bus
 import Config
 import Foundation
-import Threads
 import Intake
 import Logging
 import Model
 import Observability
+import Threads
 
 /// Forwards alerts to an Alertmanager (API v2, `POST /api/v2/alerts`) from a durable consumer
 /// of the alert stream, so nothing is lost while Alertmanager is down: a batch is acked only

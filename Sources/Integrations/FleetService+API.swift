@@ -3,7 +3,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import LineProtocol
@@ -11,6 +10,7 @@ import Logging
 import Model
 import Observability
 import Store
+import Threads
 
 /// The registry over request/reply: `fleet.<organization>.api.<verb>`.
 extension FleetService {

@@ -3,7 +3,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import LineProtocol
@@ -11,6 +10,7 @@ import Logging
 import Model
 import Observability
 import Store
+import Threads
 
 /// The pull checks: every `fleet.check_interval_seconds`, each watched server's `/health`
 /// (and its heartbeat allowance), with alerts and KV mirror updates on every change; and
@@ -21,23 +21,23 @@ extension FleetService {
         let interval = Double(config.fleet.checkIntervalSeconds)
         worker.start(name: "clusterd-fleet") { [self] in
             var last = Date.distantPast
-            var pruned = Date.distantPast
             while !worker.isStopping {
                 if Date().timeIntervalSince(last) >= interval {
                     last = Date()
                     pollOnce()
                 }
-                if Date().timeIntervalSince(pruned) >= 3600 {
-                    pruned = Date()
-                    lock.lock()
-                    let now = Int64(Date().timeIntervalSince1970)
-                    _ = try? registry.pruneMetrics(now: now)
-                    _ = try? registry.pruneChecks(before: now - Int64(config.fleet.checkRetentionDays) * 86_400)
-                    lock.unlock()
-                }
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }
+    }
+
+    /// Drops pushed metrics past their retention and checks older than
+    /// `fleet.check_retention_days` (each server's newest stays). Run by the scheduler.
+    public func prune(now: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try? registry.pruneMetrics(now: now)
+        _ = try? registry.pruneChecks(before: now - Int64(config.fleet.checkRetentionDays) * 86_400)
     }
 
     /// Stops the poller and the subscriptions.

@@ -3,7 +3,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import LineProtocol
@@ -11,6 +10,7 @@ import Logging
 import Model
 import Observability
 import Store
+import Threads
 
 /// The fleet side of clusterd: the registry API on `fleet.<org>.api.<verb>` (request/reply;
 /// the organization is the subject's second token, so broker permissions on `fleet.<org>.>`

@@ -1,5 +1,5 @@
-import Model
 import Foundation
+import Model
 
 /// Writes the ClusterCockpit job-archive v3 tree:
 /// `<root>/version.txt`, `<root>/<cluster>/cluster.json` and

@@ -4,7 +4,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import Integrations
@@ -18,6 +17,7 @@ import Observability
 import Processing
 import Prometheus
 import Store
+import Threads
 
 /// The metric buffers and their checkpoints, and the health loop with its alert book.
 extension ClusterdService {
@@ -36,19 +36,11 @@ extension ClusterdService {
             logger.warning("metric checkpoint not restored; starting empty", metadata: ["error": "\(error)"])
         }
         metricStore = store
-        let worker = WorkerThread()
-        let interval = Double(settings.checkpointIntervalSeconds)
-        worker.start(name: "clusterd-checkpoint") { [self] in
-            var last = Date()
-            while !worker.isStopping {
-                Thread.sleep(forTimeInterval: 0.2)
-                if Date().timeIntervalSince(last) >= interval {
-                    last = Date()
-                    checkpoint(store)
-                }
-            }
+        // Not at once: the checkpoint just restored is current.
+        let started = scheduler.clock.now()
+        scheduler.every(Int64(settings.checkpointIntervalSeconds), "metrics.checkpoint") { [weak self] now in
+            if now > started { self?.checkpoint(store) }
         }
-        checkpointer = worker
         return store
     }
 

@@ -4,7 +4,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import Integrations
@@ -18,6 +17,7 @@ import Observability
 import Processing
 import Prometheus
 import Store
+import Threads
 
 /// `/metrics`, `/healthz` and `/readyz`: what clusterd exposes about itself.
 extension ClusterdService {

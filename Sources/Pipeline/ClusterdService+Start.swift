@@ -4,7 +4,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import Integrations
@@ -18,6 +17,7 @@ import Observability
 import Processing
 import Prometheus
 import Store
+import Threads
 
 /// Start-up: the embedded nats-server and its supervision, retries until the broker answers.
 extension ClusterdService {

@@ -4,7 +4,6 @@ import Bus
 import Config
 import Fleet
 import Foundation
-import Threads
 import Health
 import Intake
 import Integrations
@@ -18,6 +17,7 @@ import Observability
 import Processing
 import Prometheus
 import Store
+import Threads
 
 /// clusterd's main job, wired from a configuration: database, archive, optional embedded
 /// nats-server, the connection, the durable intake and the single writer loop.
@@ -47,7 +47,9 @@ public final class ClusterdService: @unchecked Sendable {
     public var observabilityPort: UInt16? { http?.port }
     /// clusterd's version, as the micro service reports it.
     public static let version = "0.4.0"
-    var checkpointer: WorkerThread?
+    /// Runs the periodic chores: held-stop expiry, retention, pruning, checkpoints (its clock
+    /// is injectable, so tests move time instead of waiting for it).
+    public let scheduler: Scheduler
     let processMetrics = ProcessMetrics()
     let droppedReported = LockedCounter()
     /// The metric buffers (nil before start).
@@ -59,10 +61,12 @@ public final class ClusterdService: @unchecked Sendable {
     /// stops the service and exits non-zero.
     public var onFatal: (@Sendable (String) -> Void)?
 
-    /// A service for `config` (nothing starts before ``start()``).
-    public init(config: ClusterdConfig, logger: Logger) {
+    /// A service for `config` (nothing starts before ``start()``); `clock` is the chores'
+    /// time (a ``ManualClock`` in tests).
+    public init(config: ClusterdConfig, logger: Logger, clock: any SchedulerClock = SystemClock()) {
         self.config = config
         self.logger = logger
+        scheduler = Scheduler(clock: clock)
     }
 
     /// Makes a ``start()`` in progress give up at its next retry with ``StartCancelled``
@@ -155,15 +159,18 @@ public final class ClusterdService: @unchecked Sendable {
         jobs.dataBuilder = JobDataBuilder(store: store)
         jobs.writer = writer
         let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
-        let hourly = Every(seconds: 3600)
         loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, writer: writer, publisher: publisher,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 settle: { try jobs.archivePending() },
-                                periodic: { [retentionDays = config.jobs.archiveRetentionDays] now in
+                                periodic: { now in
                                     let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
-                                    if hourly.due(now) { try jobs.applyRetention(now: now, days: retentionDays) }
                                 }))
+        scheduler.every(3600, "jobs.retention") { [retentionDays = config.jobs.archiveRetentionDays] now in
+            do { try jobs.applyRetention(now: now, days: retentionDays) } catch {
+                logger.error("archive retention failed; retried in an hour", metadata: ["error": "\(error)"])
+            }
+        }
         // KV needs JetStream; in core mode the database and the query API are the view.
         if intake.mode != "core" { try NodeStateMirror.ensureBucket(connection: connection, replicas: intake.replicas) }
         let nodes = NodeProcessor(database: database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
@@ -178,6 +185,7 @@ public final class ClusterdService: @unchecked Sendable {
             loop.deadLetterRetention = Int64(config.publish.deadLetterRetentionDays) * 86_400
             loop.maxAttempts = max(1, config.intake.maxAttempts)
             loop.start()
+            scheduler.every(10, "\(loop.name).chores") { now in loop.chores(now: now) }
         }
         let api = QueryAPI(database: try openReader(), clusters: clusters, health: health,
                            republish: { subject, body, headers in
@@ -190,6 +198,7 @@ public final class ClusterdService: @unchecked Sendable {
         let fleet = try FleetService(connection: connection, writer: writer, publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
         fleet.start()
+        scheduler.every(3600, "fleet.prune") { now in fleet.prune(now: now) }
         if !config.alertmanager.receivers.isEmpty && intake.mode == "core" {
             logger.warning("Alertmanager forwarding needs the JetStream alert stream; not forwarding in core mode")
         } else {
@@ -219,6 +228,7 @@ public final class ClusterdService: @unchecked Sendable {
         }) { samples, at in
             health.submit(samples: samples, receivedAt: at)
         }
+        scheduler.start()
         startup.phase(nil)
         logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))",
                                                     "subject": "\(config.intake.jobSubject)"])
@@ -226,6 +236,7 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Finishes the batch in flight, then closes the connection and the embedded server.
     public func stop() {
+        scheduler.stop()
         http?.stop()
         http = nil
         micro?.stop()
@@ -241,8 +252,6 @@ public final class ClusterdService: @unchecked Sendable {
         loops = []
         health?.stop()
         health = nil
-        checkpointer?.stop()
-        checkpointer = nil
         if let store = metricStore { checkpoint(store) }
         connection?.close()
         connection = nil

@@ -1,6 +1,5 @@
 import Alerts
 import Foundation
-import Threads
 import Health
 import Intake
 import Jobs
@@ -9,6 +8,7 @@ import Nodes
 import Observability
 import Store
 import Synchronization
+import Threads
 
 /// The health evaluator's thread: takes metric samples, node observations and stopped jobs
 /// from an inbox, feeds the engine, advances its clock, records transitions in the alert

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Bus
+import Foundation
 import Jobs
 import Model
 

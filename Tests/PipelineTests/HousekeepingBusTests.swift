@@ -9,6 +9,7 @@ import Model
 import Pipeline
 import Store
 import Testing
+import Threads
 
 /// Issue 22 #1, #9, #11 and #14 through a running service and a real nats-server: archive
 /// entries of jobs without metrics validate, sinfo short forms answer state queries, archive
@@ -18,7 +19,7 @@ import Testing
 
     init() throws { fixture = try BusFixture("clusterd-housekeeping") }
 
-    func startService(_ configure: (inout ClusterdConfig) -> Void = { _ in }) throws -> ClusterdService {
+    func startService(clock: any SchedulerClock = SystemClock(), _ configure: (inout ClusterdConfig) -> Void = { _ in }) throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
@@ -27,7 +28,7 @@ import Testing
         configure(&config)
         var logger = Logger(label: "housekeeping-test")
         logger.logLevel = .critical
-        let service = ClusterdService(config: config, logger: logger)
+        let service = ClusterdService(config: config, logger: logger, clock: clock)
         try service.start()
         return service
     }
@@ -105,5 +106,29 @@ import Testing
             try db.prepare("SELECT count(*) FROM fleet_health_check").first { $0.int(0) } == 1
         }
         #expect(try db.prepare("SELECT at FROM fleet_health_check").first { $0.int(0) } == now - 58 * 86_400)
+    }
+
+    /// The scheduler's clock is the service's time for chores: moved past
+    /// `jobs.held_stop_timeout_seconds`, a stop whose start never came is dead-lettered.
+    @Test func aHeldStopExpiresWhenTheSchedulersClockPassesItsTimeout() async throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        let clock = ManualClock(now)
+        let service = try startService(clock: clock) { $0.jobs.heldStopTimeoutSeconds = 3600 }
+        defer { service.stop() }
+        let letters = ServiceBusTests.Collector()
+        let sub = try client.subscribe("clusterd.dlq.jobs") { letters.add($0) }
+        try client.flush()
+        let stop = #"job,function=stop_job event="{\"jobId\":9301,\"cluster\":\"fritz\",\"jobState\":\"completed\",\"stopTime\":\#(now - 60)}" 1"#
+        _ = try JetStream(client).publish(BusMessage(subject: "cc.job.event", data: Array(stop.utf8)), messageID: "held-9301")
+        let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path, readOnly: true)
+        try await eventually("the stop to be held") { try db.prepare("SELECT count(*) FROM clusterd_held_stop").first { $0.int(0) } == 1 }
+        service.scheduler.runDue()      // at the stop's own time nothing expires
+        #expect(letters.messages.isEmpty)
+        clock.advance(by: 3601)
+        try await eventually("the expiry's dead letter") { !letters.messages.isEmpty }
+        let letter = try JSONValue.parse(try #require(letters.messages.first).data)
+        #expect(letter["code"] == .string("held_stop_expired"), "\(letter)")
+        #expect(try db.prepare("SELECT count(*) FROM clusterd_held_stop").first { $0.int(0) } == 0)
+        _ = sub
     }
 }
