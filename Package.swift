@@ -118,6 +118,10 @@ let package = Package(
             name: "HealthTests",
             dependencies: ["Health", "MetricBuffers", "Model"]
         ),
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "Model", "Store"]),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "BusTestSupport"]

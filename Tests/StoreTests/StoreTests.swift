@@ -1,0 +1,53 @@
+import Foundation
+import Store
+import Testing
+
+/// The SQLite wrapper: the one writer serialises units of work from many threads, and the
+/// outbox keeps headers besides the message id.
+@Suite(.timeLimit(.minutes(1))) struct StoreTests {
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-store-\(UUID().uuidString).db").path
+    }
+
+    @Test func theWriterSerialisesTransactionsOfManyThreadsWithoutBusyErrors() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // busy timeout 0: a second connection writing at once would fail at once.
+        let writer = try DatabaseWriter(path: path, busyTimeoutMilliseconds: 0)
+        try writer.perform { try $0.execute("CREATE TABLE counter (n INTEGER NOT NULL); INSERT INTO counter VALUES (0)") }
+        let failures = LockedList()
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<200 {
+                do {
+                    try writer.transaction { db in
+                        let n = try db.prepare("SELECT n FROM counter").first { $0.int(0) } ?? 0
+                        try db.prepare("UPDATE counter SET n = ?").run([.integer(n + 1)])
+                    }
+                } catch { failures.append("\(error)") }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+        #expect(try writer.perform { try $0.prepare("SELECT n FROM counter").first { $0.int(0) } } == 1600)
+    }
+
+    @Test func outboxMessagesKeepTheirHeaders() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try Database(path: path)
+        try db.migrate(Outbox.migrations)
+        let outbox = Outbox(db)
+        let delete = OutboxMessage(subject: "$KV.b.k", messageID: "kv-1", payload: [], headers: ["KV-Operation": "DEL", "X-A": "b: c"])
+        try outbox.append(delete)
+        try outbox.append(OutboxMessage(subject: "s", messageID: "m-2", payload: Array("x".utf8)))
+        let pending = try outbox.pending()
+        #expect(pending.map(\.headers) == [["KV-Operation": "DEL", "X-A": "b: c"], [:]])
+        #expect(pending.map(\.messageID) == ["kv-1", "m-2"])
+    }
+}
+
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
+}
