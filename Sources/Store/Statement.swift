@@ -62,16 +62,18 @@ public final class Statement {
     /// Runs the statement to completion (inserts, updates).
     public func run(_ values: [SQLValue] = []) throws(StoreError) {
         try bind(values)
+        // Reset on every way out: a statement left active after an error (SQLITE_BUSY) would
+        // keep its read transaction open on the shared writer connection.
+        defer { sqlite3_reset(stmt) }
         while try step() {}
-        sqlite3_reset(stmt)
     }
 
     /// All rows, each read by `row`.
     public func rows<T>(_ values: [SQLValue] = [], _ row: (Statement) -> T) throws(StoreError) -> [T] {
         try bind(values)
+        defer { sqlite3_reset(stmt) }
         var out: [T] = []
         while try step() { out.append(row(self)) }
-        sqlite3_reset(stmt)
         return out
     }
 
