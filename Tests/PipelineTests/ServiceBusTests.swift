@@ -33,7 +33,8 @@ import Testing
         config.observability.listen = ""  // 127.0.0.1:9464 belongs to FirstHourTests
         configure(&config)
         var logger = Logger(label: "svc-test")
-        logger.logLevel = .critical
+        // CLUSTERD_TEST_LOG=debug shows the service's log when a test needs explaining.
+        logger.logLevel = ProcessInfo.processInfo.environment["CLUSTERD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return ClusterdService(config: config, logger: logger)
     }
 

@@ -30,6 +30,21 @@ import Testing
         #expect(try writer.perform { try $0.prepare("SELECT n FROM counter").first { $0.int(0) } } == 1600)
     }
 
+    /// A write refused while another connection holds the lock must not leave its statement
+    /// active: later writes and COMMITs on the connection go on once the lock is gone.
+    @Test func aWriteRefusedByALockDoesNotBlockLaterWrites() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try Database(path: path, busyTimeoutMilliseconds: 0)
+        try db.execute("CREATE TABLE t (n INTEGER NOT NULL)")
+        let locker = try Database(path: path)
+        try locker.execute("BEGIN IMMEDIATE")
+        #expect(throws: StoreError.self) { try db.prepare("INSERT INTO t SELECT count(*) FROM t").run() }
+        try locker.execute("INSERT INTO t VALUES (100); COMMIT")
+        try db.transaction { try db.prepare("INSERT INTO t SELECT count(*) FROM t").run() }
+        #expect(try db.prepare("SELECT count(*) FROM t").first { $0.int(0) } == 2)
+    }
+
     @Test func outboxMessagesKeepTheirHeaders() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
