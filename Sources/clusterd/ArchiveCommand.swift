@@ -86,19 +86,7 @@ struct ArchiveCommand: ParsableCommand {
             b.add("protected", !unprotect)
             b.add("by", by)
             b.add("reason", reason)
-            let connection = try QueryCommand.connect(server, name: "clusterd-archive", timeout: 3)
-            defer { connection.close() }
-            let reply: BusMessage
-            do {
-                reply = try connection.request(BusMessage(subject: "clusterd.admin.jobs.protect", data: Array(b.value.jsonText.utf8)), timeout: .seconds(5))
-            } catch {
-                FileHandle.standardError.write(Data("no clusterd answered: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
-            if let message = reply.header("Nats-Service-Error") {
-                FileHandle.standardError.write(Data("error \(reply.header("Nats-Service-Error-Code") ?? "?"): \(message)\n".utf8))
-                throw ExitCode(1)
-            }
+            let reply = try QueryCommand.request(server, name: "clusterd-archive", subject: "clusterd.admin.jobs.protect", body: b.value, timeout: 5)
             print(reply.text)
         }
     }

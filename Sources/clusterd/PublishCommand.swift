@@ -252,6 +252,20 @@ struct SlurmEnvironment {
     }
 }
 
+extension PublishOptions {
+    /// Publishes a job event: the JSON on standard input (`json`), else in a Slurm hook
+    /// (`fromSlurmEnv`) the job as `squeue --json` shows it, else what `build` makes of the
+    /// options (with Slurm's hook environment when `fromSlurmEnv` and squeue had nothing).
+    func sendJob(_ function: String, timeKey: String, json: Bool, fromSlurmEnv: Bool,
+                 squeue: (SlurmJob) throws -> JSONValue, build: (SlurmEnvironment?) throws -> JSONValue) throws {
+        if json { return try sendJob(function, try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile())), timeKey: timeKey) }
+        guard fromSlurmEnv else { return try sendJob(function, try build(nil), timeKey: timeKey) }
+        let (job, rest) = SlurmEnvironment.fromSlurm(within: self)
+        if let job { return try rest.sendJob(function, try squeue(job), timeKey: timeKey) }
+        try rest.sendJob(function, try build(SlurmEnvironment(env: ProcessInfo.processInfo.environment)), timeKey: timeKey)
+    }
+}
+
 struct JobStartPublish: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "job-start", abstract: "Publish a start_job event.")
 
@@ -272,18 +286,10 @@ struct JobStartPublish: ParsableCommand {
     var fromSlurmEnv = false
 
     func run() throws {
-        var payload: JSONValue
-        var options = publish
-        if json {
-            payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
-        } else {
+        try publish.sendJob("start_job", timeKey: "startTime", json: json, fromSlurmEnv: fromSlurmEnv, squeue: { try $0.startEvent() }) { slurm in
             var jobId = self.jobId, cluster = self.cluster, user = self.user, project = self.project, partition = self.partition
             var nodes = self.nodes, threads = numHwthreads, name = jobName, startTime = self.startTime
-            if fromSlurmEnv {
-                let (job, rest) = SlurmEnvironment.fromSlurm(within: publish)
-                options = rest
-                if let job { return try options.sendJob("start_job", try job.startEvent(), timeKey: "startTime") }
-                let slurm = SlurmEnvironment(env: ProcessInfo.processInfo.environment)
+            if let slurm {
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))
                 cluster = try cluster ?? slurm.value("SLURM_CLUSTER_NAME")
                 user = try user ?? slurm.value("SLURM_JOB_USER")
@@ -310,9 +316,8 @@ struct JobStartPublish: ParsableCommand {
             b.add("resources", .array(hosts.map { .object([("hostname", .string($0))]) }))
             if let name { b.add("metaData", .object([("jobName", .string(name))])) }
             b.add("startTime", startTime ?? Int64(Date().timeIntervalSince1970))
-            payload = b.value
+            return b.value
         }
-        try options.sendJob("start_job", payload, timeKey: "startTime")
     }
 }
 
@@ -330,17 +335,9 @@ struct JobStopPublish: ParsableCommand {
     var fromSlurmEnv = false
 
     func run() throws {
-        var payload: JSONValue
-        var options = publish
-        if json {
-            payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
-        } else {
+        try publish.sendJob("stop_job", timeKey: "stopTime", json: json, fromSlurmEnv: fromSlurmEnv, squeue: { try $0.stopEvent() }) { slurm in
             var jobId = self.jobId, cluster = self.cluster, state = self.state, startTime = self.startTime, stopTime = self.stopTime
-            if fromSlurmEnv {
-                let (job, rest) = SlurmEnvironment.fromSlurm(within: publish)
-                options = rest
-                if let job { return try options.sendJob("stop_job", try job.stopEvent(), timeKey: "stopTime") }
-                let slurm = SlurmEnvironment(env: ProcessInfo.processInfo.environment)
+            if let slurm {
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))
                 cluster = try cluster ?? slurm.value("SLURM_CLUSTER_NAME")
                 state = state ?? slurm.finalState
@@ -354,9 +351,8 @@ struct JobStopPublish: ParsableCommand {
             if let startTime { b.add("startTime", startTime) }
             b.add("jobState", state ?? "completed")
             b.add("stopTime", stopTime ?? Int64(Date().timeIntervalSince1970))
-            payload = b.value
+            return b.value
         }
-        try options.sendJob("stop_job", payload, timeKey: "stopTime")
     }
 }
 

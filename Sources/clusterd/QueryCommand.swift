@@ -48,25 +48,31 @@ struct QueryCommand: ParsableCommand {
             let key = String(pair[..<eq]), text = String(pair[pair.index(after: eq)...])
             members.append((key, Int64(text).map(JSONValue.integer) ?? (text == "true" ? .bool(true) : text == "false" ? .bool(false) : .string(text))))
         }
-        let connection = try Self.connect(server, name: "clusterd-query", timeout: Double(timeout))
+        let reply = try Self.request(server, name: "clusterd-query", subject: "\(subject).\(verb)", body: .object(members), timeout: timeout)
+        if json {
+            print(reply.text)
+            return
+        }
+        print(Self.render(try JSONValue.parse(reply.data)), terminator: "")
+    }
+
+    /// Asks clusterd on `subject` and returns its answer; no answer is exit 2 and a service
+    /// error (`Nats-Service-Error`) exit 1, each said on standard error.
+    static func request(_ server: String?, name: String, subject: String, body: JSONValue, timeout: Int) throws -> BusMessage {
+        let connection = try connect(server, name: name, timeout: Double(timeout))
         defer { connection.close() }
         let reply: BusMessage
         do {
-            reply = try connection.request(BusMessage(subject: "\(subject).\(verb)", data: Array(JSONValue.object(members).jsonText.utf8)),
-                                           timeout: .seconds(timeout))
+            reply = try connection.request(BusMessage(subject: subject, data: Array(body.jsonText.utf8)), timeout: .seconds(timeout))
         } catch {
-            FileHandle.standardError.write(Data("no clusterd answered on \(subject).\(verb): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("no clusterd answered on \(subject): \(error)\n".utf8))
             throw ExitCode(2)
         }
         if let message = reply.header("Nats-Service-Error") {
             FileHandle.standardError.write(Data("error \(reply.header("Nats-Service-Error-Code") ?? "?"): \(message)\n".utf8))
             throw ExitCode(1)
         }
-        if json {
-            print(reply.text)
-            return
-        }
-        print(Self.render(try JSONValue.parse(reply.data)), terminator: "")
+        return reply
     }
 
     /// A connection that is up: a broker that cannot be reached is said as such (exit 2), not
