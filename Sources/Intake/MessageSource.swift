@@ -104,6 +104,9 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
     public init(connection: BusConnection, config: ClusterdConfig, subject: String) throws {
         subscription = try connection.subscribe(subject, queue: config.intake.queueGroup) { [inbox] message in inbox.push(message) }
         try subscription?.removePendingLimits()
+        // Registered with the server before start-up reports ready: a request sent right
+        // after that finds the subscriber.
+        try connection.flush()
     }
 
     public func next(batch: Int, timeout: Duration) throws -> [Delivery] {

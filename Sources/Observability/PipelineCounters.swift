@@ -91,6 +91,7 @@ public final class PipelineCounters: Sendable {
         "intake.batch_retries": "Batches or messages rolled back and redelivered (database busy or full, or a failed attempt)",
         "intake.failed_attempts": "Attempts at one redelivered message that failed with an error",
         "intake.poison_pills": "Messages dead-lettered as poison_pill after intake.max_attempts attempts",
+        "health.ticks": "Health evaluation rounds, each with its alerts recorded and published",
         "health.samples": "Metric samples evaluated by the checks",
         "health.samples_dropped": "Metric samples the health queue dropped (full)",
         "fleet.heartbeats": "Fleet heartbeats received",

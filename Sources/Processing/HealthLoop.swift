@@ -121,6 +121,7 @@ public final class HealthLoop: @unchecked Sendable {
                 lastTick = Date()
                 engine.tick(now: now)
                 record(now: now, housekeeping: true)
+                counters.add("health.ticks")
             } else {
                 record(now: now, housekeeping: false)
             }

@@ -122,7 +122,11 @@ import Testing
         // Five problems, five alerts, one each, with fleet labels; more polls add none. (A check
         // that times out on an overloaded machine changes an alert's severity: still one alert,
         // announced again with its next sequence, so alerts are counted by fingerprint.)
-        try await Task.sleep(for: .seconds(4))
+        let polled = [healthy, degraded, failing, garbage].map(\.seenAuthorization.count)
+        try await eventually("two more finished polls of every answering server", timeout: 30) {
+            zip([healthy, degraded, failing, garbage], polled).allSatisfy { $0.seenAuthorization.count >= $1 + 3 }
+        }
+        _ = try health("acme", "web1")   // answered after the alerts of those polls (one connection, order kept)
         let firing = alerts.messages.compactMap { try? JSONValue.parse($0.data) }
         #expect(Set(firing.compactMap { $0["fingerprint"]?.stringValue }).count == 5, "\(firing.map(\.jsonText))")
         #expect(firing.allSatisfy { $0["status"] == .string("firing") })

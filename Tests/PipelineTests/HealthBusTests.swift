@@ -78,6 +78,18 @@ import Testing
         return (service, alerts, sub)
     }
 
+    /// Returns once the health loop has finished two more rounds (each records and publishes
+    /// its alerts) and then a reply from clusterd came back on `client`: whatever those rounds
+    /// published reached `client`'s subscriptions before it (one connection, order kept). For
+    /// "nothing more came" without sleeping.
+    func settled(_ service: ClusterdService) async throws {
+        let ticks = service.counters["health.ticks"]
+        try await eventually("two more health rounds", timeout: 30, state: { "\(service.counters["health.ticks"] - ticks) rounds" }) {
+            service.counters["health.ticks"] >= ticks + 2
+        }
+        _ = try client.request(BusMessage(subject: "clusterd.api.health.get", data: Array("{}".utf8)), timeout: .seconds(10))
+    }
+
     static func parse(_ messages: [BusMessage]) -> [JSONValue] { messages.map { (try? JSONValue.parse($0.data)) ?? .null } }
 
     @Test func hotGPUFiresOnceWithPlacementAndResolvesOnce() async throws {
@@ -103,7 +115,7 @@ import Testing
         #expect(parsed.map { $0["status"]?.stringValue ?? "" } == ["firing", "resolved"])
         #expect(parsed.last?["sequence"] == .integer(2))
         #expect(parsed.last?["fingerprint"] == firing["fingerprint"])
-        try await Task.sleep(for: .seconds(1))
+        try await settled(service)
         #expect(alerts.messages.count == 2)
         #expect(try JetStream(client).streamMessageCount("CLUSTERD_ALERTS") == 2)
         _ = sub
@@ -140,7 +152,7 @@ import Testing
         let more = Self.parse(try await alerts.wait(count: 2, timeout: 10))
         #expect(more.count == 2)
         #expect(more.last?["labels"]?["hostname"] == .string("f0101"))
-        try await Task.sleep(for: .milliseconds(800))
+        try await settled(service)
         #expect(alerts.messages.count == 2)
         // Recorded though: the silenced alert is in the alert table.
         let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path)
@@ -247,7 +259,7 @@ import Testing
         for (i, user) in ["u1", "u1", "u1", "u1", "u1", "u1"].enumerated() { try job(100 + i, user: user, host: "f0130") }
         for (i, user) in ["u1", "u2", "u1", "u2", "u1"].enumerated() { try job(200 + i, user: user, host: "f0131") }
         let got = Self.parse(try await alerts.wait(count: 1))
-        try await Task.sleep(for: .milliseconds(800))
+        try await settled(service)
         #expect(alerts.messages.count == 1)
         #expect(got.first?["labels"]?["alertname"] == .string("black_hole"))
         #expect(got.first?["labels"]?["hostname"] == .string("f0131"))
@@ -268,13 +280,13 @@ import Testing
         service = try makeService()
         try service.start()
         defer { service.stop() }
-        try await Task.sleep(for: .seconds(1))
+        try await settled(service)
         #expect(alerts.messages.count == 1)      // not fired again
         try gpu(60)
         let all = Self.parse(try await alerts.wait(count: 2, timeout: 10))
         #expect(all.map { $0["status"]?.stringValue ?? "" } == ["firing", "resolved"])
         #expect(all.map { $0["sequence"] ?? .null } == [.integer(1), .integer(2)])
-        try await Task.sleep(for: .seconds(1))
+        try await settled(service)
         #expect(alerts.messages.count == 2)
         _ = sub
     }

@@ -412,7 +412,6 @@ import Testing
         try service.start()
         defer { service.stop() }
         let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
-        try await Task.sleep(for: .milliseconds(200))
         let reply = try client.request(BusMessage(subject: "cc.job.event", headers: ["Nats-Msg-Id": ["c1"]], data: Array(Self.start(77).utf8)),
                                        timeout: .seconds(10))
         let result = try JSONValue.parse(reply.data)
