@@ -12,25 +12,10 @@ import Observability
 import Store
 import Threads
 
-/// The pull checks: every `fleet.check_interval_seconds`, each watched server's `/health`
+/// The pull checks: each watched server's `/health`
 /// (and its heartbeat allowance), with alerts and KV mirror updates on every change; and
 /// operations fanned out to servers.
 extension FleetService {
-    /// Starts the poller: every `fleet.check_interval_seconds`, every watched server.
-    public func start() {
-        let interval = Double(config.fleet.checkIntervalSeconds)
-        worker.start(name: "clusterd-fleet") { [self] in
-            var last = Date.distantPast
-            while !worker.isStopping {
-                if Date().timeIntervalSince(last) >= interval {
-                    last = Date()
-                    pollOnce()
-                }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-        }
-    }
-
     /// Drops pushed metrics past their retention and checks older than
     /// `fleet.check_retention_days` (each server's newest stays). Run by the scheduler.
     public func prune(now: Int64) {
@@ -40,15 +25,15 @@ extension FleetService {
         _ = try? registry.pruneChecks(before: now - Int64(config.fleet.checkRetentionDays) * 86_400)
     }
 
-    /// Stops the poller and the subscriptions.
+    /// Stops the subscriptions (the polls stop with the scheduler).
     public func stop() {
-        worker.stop()
         for s in subscriptions { s.unsubscribe() }
         subscriptions = []
     }
 
     /// One round over every watched server, at most `fleet.concurrency` checks at a time.
-    func pollOnce() {
+    /// Run by the scheduler every `fleet.check_interval_seconds`, on a lane of its own.
+    public func pollOnce() {
         let servers: [ManagedServer]
         lock.lock()
         do { servers = try registry.watched() } catch {

@@ -28,7 +28,6 @@ public final class FleetService: @unchecked Sendable {
     /// The writer's lock: registry and alert book share its connection.
     let lock: NSRecursiveLock
     let probe: HTTPProbe
-    let worker = WorkerThread()
     var subscriptions: [BusSubscription] = []
     /// KV bucket `clusterd_fleet` (`<org>.<server>` → health), when JetStream is there.
     /// Health changes also go to the `clusterd_fleet` KV bucket (JetStream mode).

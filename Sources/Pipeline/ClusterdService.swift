@@ -66,7 +66,8 @@ public final class ClusterdService: @unchecked Sendable {
     public init(config: ClusterdConfig, logger: Logger, clock: any SchedulerClock = SystemClock()) {
         self.config = config
         self.logger = logger
-        scheduler = Scheduler(clock: clock)
+        // A quarter second: one-second tasks (fleet polls) run close to their interval.
+        scheduler = Scheduler(clock: clock, resolution: 0.25)
     }
 
     /// Makes a ``start()`` in progress give up at its next retry with ``StartCancelled``
@@ -197,7 +198,8 @@ public final class ClusterdService: @unchecked Sendable {
         reader = try openReader()
         let fleet = try FleetService(connection: connection, writer: writer, publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
-        fleet.start()
+        // HTTP checks wait on their timeouts: a lane of their own, the chores never wait.
+        scheduler.every(Int64(config.fleet.checkIntervalSeconds), "fleet.poll", ownLane: true) { _ in fleet.pollOnce() }
         scheduler.every(3600, "fleet.prune") { now in fleet.prune(now: now) }
         if !config.alertmanager.receivers.isEmpty && intake.mode == "core" {
             logger.warning("Alertmanager forwarding needs the JetStream alert stream; not forwarding in core mode")

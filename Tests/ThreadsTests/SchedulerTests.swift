@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import Threads
@@ -32,5 +33,22 @@ import Threads
         clock.advance(by: 100)
         while count.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(count.load(ordering: .relaxed) == 2)
+    }
+
+    @Test func aSlowTaskOnItsOwnLaneNeitherDelaysTheOthersNorPilesUp() throws {
+        let clock = ManualClock(0)
+        let scheduler = Scheduler(clock: clock)
+        let release = DispatchSemaphore(value: 0)
+        let slowRuns = Atomic<Int>(0), quickRuns = Atomic<Int>(0)
+        scheduler.every(1, "slow", ownLane: true) { _ in slowRuns.add(1, ordering: .relaxed); release.wait() }
+        scheduler.every(1, "quick") { _ in quickRuns.add(1, ordering: .relaxed) }
+        #expect(scheduler.runDue() == ["slow", "quick"])     // returns while "slow" still runs
+        clock.advance(by: 1)
+        #expect(scheduler.runDue() == ["quick"])             // "slow" is busy: this run is skipped
+        #expect(scheduler.skipped == 1)
+        #expect(quickRuns.load(ordering: .relaxed) == 2)
+        release.signal()
+        scheduler.stop()                                     // waits for the lane
+        #expect(slowRuns.load(ordering: .relaxed) == 1)
     }
 }
