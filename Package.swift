@@ -122,6 +122,7 @@ let package = Package(
         .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
         .testTarget(name: "ModelTests", dependencies: ["Model"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "Model", "Store"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Model"]),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "BusTestSupport"]

@@ -15,6 +15,16 @@ public struct JobRecord: Sendable, Equatable {
     /// 0 off, 1 pending archive, 2 archive failed, 3 archived.
     public var monitoringStatus: Int64
 
+    /// A record.
+    public init(id: Int64, start: JobStart, subCluster: String, state: JobState, duration: Int64, monitoringStatus: Int64) {
+        self.id = id
+        self.start = start
+        self.subCluster = subCluster
+        self.state = state
+        self.duration = duration
+        self.monitoringStatus = monitoringStatus
+    }
+
     /// meta.json content (ClusterCockpit `schema.Job`) without metric statistics.
     public var metaJSON: String { metaJSON(statistics: nil, footprint: nil) }
 

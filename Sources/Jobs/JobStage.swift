@@ -25,9 +25,9 @@ public enum JobOutcome: Sendable, Equatable {
     }
 }
 
-/// The job stage: cc-backend's start/stop rules plus held stops and idempotent redelivery,
-/// applied to the job tables of one database connection. Callers wrap each event in a
-/// savepoint of the batch transaction; the stage itself does no other I/O.
+/// The job stage's table code: reads what ``JobDecision`` needs from the job tables of one
+/// database connection and writes what it decides. Callers wrap each event in a savepoint of
+/// the batch transaction; the stage itself does no other I/O.
 public final class JobStage {
     let database: Database
     /// The known clusters.
@@ -44,64 +44,53 @@ public final class JobStage {
 
     /// Applies one event received at `now` (epoch seconds); `origin` identifies the message
     /// (stream sequence or message id) and `raw` is the line, both kept with held stops.
+    /// Reads what the tables hold, lets ``JobDecision`` decide, writes what it decided.
     public func apply(_ event: JobEvent, now: Int64, origin: String, raw: String) throws -> JobOutcome {
         switch event {
         case .start(let start):
-            try Self.notInTheFuture("startTime", start.startTime, now: now)
-            return try apply(start)
+            try JobDecision.notInTheFuture("startTime", start.startTime, now: now)
+            return try write(JobDecision.start(start, known: try context(of: start), clusters: clusters, duplicateWindow: duplicateWindow), start)
         case .stop(let stop):
-            try Self.notInTheFuture("stopTime", stop.stopTime, now: now)
-            return try apply(stop, now: now, origin: origin, raw: raw)
+            try JobDecision.notInTheFuture("stopTime", stop.stopTime, now: now)
+            let target = try target(of: stop)
+            let held = try target == nil && isHeld(stop)
+            return try write(JobDecision.stop(stop, target: target, heldAlready: held), stop, now: now, origin: origin, raw: raw)
         }
     }
 
-    /// A time more than a day after the event's arrival is a wrong clock or a wrong unit;
-    /// taken as it is, it would keep a job running (or ended) in the future.
-    static func notInTheFuture(_ name: String, _ time: Int64, now: Int64) throws(JobRejection) {
-        guard time > now + JobStart.maxFuture else { return }
-        throw .badField(path: name, reason: "\(time) is \((time - now) / 3600) hours after the event arrived (\(now)); at most \(JobStart.maxFuture / 3600) hours ahead are accepted", code: "in_the_future")
+    /// Validates a start as cc-backend's SanityChecks do; returns the subcluster to use.
+    public func validate(_ start: JobStart) throws(JobRejection) -> String {
+        try JobDecision.validate(start, clusters: clusters)
     }
 
     // MARK: start
 
-    /// Validates a start as cc-backend's SanityChecks do; returns the subcluster to use.
-    public func validate(_ start: JobStart) throws(JobRejection) -> String {
-        guard let cluster = clusters[start.cluster] else {
-            let known = clusters.clusters.keys.sorted().joined(separator: ", ")
-            throw .unknownCluster("cluster \"\(start.cluster)\" is unknown (known: \(known.isEmpty ? "none" : known)); add <archive>/\(start.cluster)/cluster.json")
-        }
-        guard let first = start.resources.first else { throw .sanity("resources is empty: a job needs at least one host") }
-        guard let sub = cluster.subCluster(named: start.subCluster, forHost: first.hostname) else {
-            if !start.subCluster.isEmpty {
-                throw .noSubCluster("subCluster \"\(start.subCluster)\" does not exist in cluster \(cluster.name) (has \(cluster.subClusters.map(\.name).joined(separator: ", ")))")
-            }
-            throw .noSubCluster("host \(first.hostname) is in no subcluster of \(cluster.name) and there is no \"*\" subcluster")
-        }
-        if start.user.isEmpty { throw .sanity("user is empty") }
-        if start.numNodes < 1 { throw .sanity("numNodes is \(start.numNodes), must be at least 1") }
-        if start.numAcc < 0 || start.numHwthreads < 0 { throw .sanity("numAcc and numHwthreads must not be negative") }
-        if Int64(start.resources.count) != start.numNodes {
-            throw .sanity("resources lists \(start.resources.count) hosts but numNodes is \(start.numNodes)")
-        }
-        return sub.name
-    }
-
-    func apply(_ start: JobStart) throws -> JobOutcome {
-        let subCluster = try validate(start)
-        let canonical = start.json().jsonText
-        // Same identity: a redelivery (identical) or a conflict.
-        if let (id, stored) = try database.prepare("""
+    /// What the tables hold about `start`'s identity.
+    func context(of start: JobStart) throws -> StartContext {
+        var known = StartContext()
+        known.sameIdentity = try database.prepare("""
             SELECT j.id, e.start_event FROM job j JOIN clusterd_job_event e ON e.job = j.id
             WHERE j.job_id = ? AND j.cluster = ? AND j.start_time = ?
-            """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime)], { ($0.int(0), $0.text(1)) }) {
-            if stored == canonical { return .alreadyStarted(id: id) }
-            throw JobRejection.conflict("job \(start.jobId) on \(start.cluster) with startTime \(start.startTime) exists with a different start event")
-        }
-        // cc-backend's duplicate rule, over every stored job.
-        if let other = try database.prepare("""
+            """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime)], { (id: $0.int(0), startEvent: $0.text(1)) })
+        if known.sameIdentity != nil { return known }
+        known.recentStartTime = try database.prepare("""
             SELECT start_time FROM job WHERE job_id = ? AND cluster = ? AND ? - start_time < ? ORDER BY start_time DESC LIMIT 1
-            """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime), .integer(duplicateWindow)], { $0.int(0) }) {
-            throw JobRejection.duplicateJob("job \(start.jobId) on \(start.cluster) already exists with startTime \(other); a new start needs a startTime at least \(duplicateWindow) s later")
+            """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime), .integer(duplicateWindow)], { $0.int(0) })
+        if known.recentStartTime != nil { return known }
+        if let (id, event) = try database.prepare("""
+            SELECT id, event FROM clusterd_held_stop
+            WHERE job_id = ? AND (cluster IS NULL OR cluster = ?) AND (start_time IS NULL OR start_time = ?)
+            ORDER BY id LIMIT 1
+            """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime)], { ($0.int(0), $0.text(1)) }) {
+            known.heldStop = (id, try JobStop(json: JSONValue.parse(event)))
+        }
+        return known
+    }
+
+    func write(_ decision: StartDecision, _ start: JobStart) throws -> JobOutcome {
+        guard case .insert(let subCluster, let canonical, let heldStop, let thenStop) = decision else {
+            if case .alreadyStarted(let id) = decision { return .alreadyStarted(id: id) }
+            preconditionFailure("unreachable")
         }
         try database.prepare("""
             INSERT INTO job (job_id, cluster, subcluster, submit_time, start_time, hpc_user, project, cluster_partition,
@@ -128,24 +117,22 @@ public final class JobStage {
                 INSERT OR IGNORE INTO jobtag (job_id, tag_id) SELECT ?, id FROM tag WHERE tag_type = ? AND tag_name = ?
                 """).run([.integer(id), .text(tag.type), .text(tag.name)])
         }
-        // A stop that arrived first and waited for this start.
-        let held = try database.prepare("""
-            SELECT id, event FROM clusterd_held_stop
-            WHERE job_id = ? AND (cluster IS NULL OR cluster = ?) AND (start_time IS NULL OR start_time = ?)
-            ORDER BY id LIMIT 1
-            """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime)]) { ($0.int(0), $0.text(1)) }
         var stopped: JobRecord?
-        if let (heldID, event) = held {
-            try database.prepare("DELETE FROM clusterd_held_stop WHERE id = ?").run([.integer(heldID)])
-            let stop = try JobStop(json: JSONValue.parse(event))
-            if case .stopped(let record) = try stopJob(id: id, stop) { stopped = record }
+        if let heldStop {
+            try database.prepare("DELETE FROM clusterd_held_stop WHERE id = ?").run([.integer(heldStop)])
+            if case .stop(var record, let stopEvent)? = thenStop {
+                record.id = id
+                try writeStop(record, stopEvent: stopEvent)
+                stopped = record
+            }
         }
         return .started(id: id, subCluster: subCluster, stopped: stopped)
     }
 
     // MARK: stop
 
-    func apply(_ stop: JobStop, now: Int64, origin: String, raw: String) throws -> JobOutcome {
+    /// The stored job `stop` is for, nil when there is none yet.
+    func target(of stop: JobStop) throws -> StopTarget? {
         var sql = "SELECT id FROM job WHERE job_id = ?"
         var args: [SQLValue] = [.integer(stop.jobId)]
         if let c = stop.cluster { sql += " AND cluster = ?"; args.append(.text(c)) }
@@ -165,60 +152,54 @@ public final class JobStage {
                 SELECT j.id FROM job j JOIN clusterd_job_event e ON e.job = j.id WHERE j.job_id = ? AND e.stop_event = ?
                 """).first([.integer(stop.jobId), .text(stop.json.jsonText)], { $0.int(0) })
         }
-        guard let id = found else {
-            let canonical = stop.json.jsonText
-            let already = try database.prepare("SELECT 1 FROM clusterd_held_stop WHERE job_id = ? AND event = ?")
-                .first([.integer(stop.jobId), .text(canonical)]) { _ in true } ?? false
-            if !already {
+        return try found.map(loadWithStopEvent(id:))
+    }
+
+    /// An identical stop waits for its start already.
+    func isHeld(_ stop: JobStop) throws -> Bool {
+        try database.prepare("SELECT 1 FROM clusterd_held_stop WHERE job_id = ? AND event = ?")
+            .first([.integer(stop.jobId), .text(stop.json.jsonText)]) { _ in true } ?? false
+    }
+
+    func write(_ decision: StopDecision, _ stop: JobStop, now: Int64, origin: String, raw: String) throws -> JobOutcome {
+        switch decision {
+        case .alreadyStopped(let id):
+            return .alreadyStopped(id: id)
+        case .stop(let record, let stopEvent):
+            try writeStop(record, stopEvent: stopEvent)
+            return .stopped(record)
+        case .hold(let stopEvent, let alreadyHeld):
+            if !alreadyHeld {
                 try database.prepare("""
                     INSERT INTO clusterd_held_stop (job_id, cluster, start_time, event, origin, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                     """).run([.integer(stop.jobId), stop.cluster.map(SQLValue.text) ?? .null, stop.startTime.map(SQLValue.integer) ?? .null,
-                              .text(canonical), .text(origin), .text(raw), .integer(now)])
+                              .text(stopEvent), .text(origin), .text(raw), .integer(now)])
             }
             return .held
         }
-        return try stopJob(id: id, stop)
     }
 
-    func stopJob(id: Int64, _ stop: JobStop) throws -> JobOutcome {
-        let record = try load(id: id)
-        let canonical = stop.json.jsonText
-        if record.state != .running {
-            let stored = try database.prepare("SELECT stop_event FROM clusterd_job_event WHERE job = ?").first([.integer(id)]) { $0.optionalText(0) } ?? nil
-            if stored == canonical { return .alreadyStopped(id: id) }
-            if let stored {
-                // Stopped by another stop event: the same identity with a different payload.
-                throw JobRejection.conflict("job \(record.start.jobId) on \(record.start.cluster) (startTime \(record.start.startTime)) was stopped by a different stop event: \(stored)")
-            }
-            throw JobRejection.notRunning("job \(record.start.jobId) on \(record.start.cluster) (startTime \(record.start.startTime)) has already been stopped (state is: \(record.state.rawValue))")
-        }
-        if stop.stopTime < record.start.startTime {
-            throw JobRejection.stopBeforeStart("stopTime \(stop.stopTime) is before startTime \(record.start.startTime) of job \(record.start.jobId)")
-        }
-        let duration = stop.stopTime - record.start.startTime  // both within JobStart.epochSeconds: no overflow
-        if duration > JobStart.maxDuration {
-            throw JobRejection.invalidValue("stopTime \(stop.stopTime) is \(duration / 86_400) days after startTime \(record.start.startTime) of job \(record.start.jobId); at most \(JobStart.maxDuration / 86_400) days are accepted")
-        }
-        try database.prepare("UPDATE job SET job_state = ?, duration = ? WHERE id = ?").run([.text(stop.state.rawValue), .integer(duration), .integer(id)])
-        try database.prepare("UPDATE clusterd_job_event SET stop_event = ? WHERE job = ?").run([.text(canonical), .integer(id)])
-        var stopped = record
-        stopped.state = stop.state
-        stopped.duration = duration
-        return .stopped(stopped)
+    func writeStop(_ record: JobRecord, stopEvent: String) throws {
+        try database.prepare("UPDATE job SET job_state = ?, duration = ? WHERE id = ?").run([.text(record.state.rawValue), .integer(record.duration), .integer(record.id)])
+        try database.prepare("UPDATE clusterd_job_event SET stop_event = ? WHERE job = ?").run([.text(stopEvent), .integer(record.id)])
     }
 
     // MARK: records
 
     /// The job with database id `id`.
-    public func load(id: Int64) throws -> JobRecord {
+    public func load(id: Int64) throws -> JobRecord { try loadWithStopEvent(id: id).record }
+
+    /// The job with database id `id` and the stop event that stopped it, if one did.
+    func loadWithStopEvent(id: Int64) throws -> StopTarget {
         guard let row = try database.prepare("""
-            SELECT j.subcluster, j.job_state, j.duration, j.monitoring_status, e.start_event
+            SELECT j.subcluster, j.job_state, j.duration, j.monitoring_status, e.start_event, e.stop_event
             FROM job j JOIN clusterd_job_event e ON e.job = j.id WHERE j.id = ?
-            """).first([.integer(id)], { ($0.text(0), $0.text(1), $0.int(2), $0.int(3), $0.text(4)) }) else {
+            """).first([.integer(id)], { ($0.text(0), $0.text(1), $0.int(2), $0.int(3), $0.text(4), $0.optionalText(5)) }) else {
             throw StoreError(code: 12, message: "job \(id) not found", context: "load job")
         }
-        return JobRecord(id: id, start: try JobStart(json: JSONValue.parse(row.4)), subCluster: row.0,
-                         state: JobState(rawValue: row.1) ?? .failed, duration: row.2, monitoringStatus: row.3)
+        let record = JobRecord(id: id, start: try JobStart(json: JSONValue.parse(row.4)), subCluster: row.0,
+                               state: JobState(rawValue: row.1) ?? .failed, duration: row.2, monitoringStatus: row.3)
+        return StopTarget(record: record, stopEvent: row.5)
     }
 
     /// Stopped jobs still waiting for their archive entry (monitoring status 1), oldest first.
