@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "Model", dependencies: ["LineProtocol"]),
         // The job stage: start/stop events, validation, job tables, the archive.
         .target(name: "Jobs", dependencies: ["LineProtocol", "Model", "Store"]),
+        // The job-archive tree (v3): entries written and synced, export and import.
+        .target(name: "Archive", dependencies: ["Jobs", "Model"]),
         // The node-state stage: nodestate events, Slurm state reduction, current state and history.
         .target(name: "Nodes", dependencies: ["LineProtocol", "Model", "Store"]),
         // Health evaluation: topology, checks library, the evaluation engine (pure).
@@ -68,7 +70,7 @@ let package = Package(
         // The stages' processors: job and node batches on the writer, archive settlement,
         // KV mirrors, the health loop that turns evaluations into alerts.
         .target(name: "Processing", dependencies: [
-            "Threads", "Intake", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Gzip", "Store", "Model", "LineProtocol", "Config", "Observability",
+            "Threads", "Intake", "Jobs", "Archive", "Nodes", "Health", "Alerts", "MetricBuffers", "Gzip", "Store", "Model", "LineProtocol", "Config", "Observability",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Request/reply: clusterd.api.* (read-only connection), clusterd.admin.* (on the writer).
@@ -84,7 +86,7 @@ let package = Package(
         ]),
         // The composition root: builds every part from the configuration and runs them.
         .target(name: "Pipeline", dependencies: [
-            "Threads", "Bus", "Store", "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Model", "NATSServerProcess",
+            "Threads", "Bus", "Store", "Jobs", "Archive", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Model", "NATSServerProcess",
             "Config", "Observability", "Intake", "Processing", "API", "Integrations",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -101,7 +103,7 @@ let package = Package(
             name: "clusterd",
             dependencies: [
                 "LineProtocol", "Pipeline", "Config", "Observability", "Intake", "Processing", "API", "Integrations",
-                "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs", "Slurm",
+                "Bus", "Store", "NATSServerProcess", "Health", "MetricBuffers", "Model", "Jobs", "Archive", "Slurm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -130,7 +132,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: ["Pipeline", "Config", "Observability", "Intake", "Processing", "API", "Integrations",
-                           "Jobs", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Store", "Model", "Bus", "BusTestSupport",
+                           "Jobs", "Archive", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Store", "Model", "Bus", "BusTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Alerts
 import API
+import Archive
 import Bus
 import Config
 import Fleet

@@ -1,3 +1,4 @@
+import Archive
 import Config
 import Foundation
 import Gzip

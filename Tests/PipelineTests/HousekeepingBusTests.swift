@@ -1,3 +1,4 @@
+import Archive
 import Bus
 import BusTestSupport
 import Config

@@ -1,4 +1,5 @@
 import Foundation
+import Jobs
 import Model
 
 /// Writes the ClusterCockpit job-archive v3 tree:
