@@ -125,6 +125,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "Model", "Store"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Model"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "BusTestSupport"]

@@ -3,7 +3,7 @@ import Yams
 
 /// clusterd's configuration (`config/clusterd.yaml`). Every key is optional; the defaults
 /// are what a single-node installation needs. Command-line flags override the file.
-public struct ClusterdConfig: Sendable, Equatable, Decodable {
+public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
     public var nats = NATS()
     public var intake = Intake()
     public var storage = Storage()
@@ -15,32 +15,23 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
     public var fleet = FleetSettings()
     public var alertmanager = AlertmanagerSettings()
     public var publish = Publish()
-    /// `trace`, `debug`, `info`, `notice`, `warning`, `error`.
-    public var logLevel = "info"
+    /// How much goes to the log.
+    public var logLevel = LogLevel.info
 
-    enum CodingKeys: String, CodingKey {
-        case nats, intake, storage, jobs, nodes, health, metrics, observability, fleet, alertmanager, publish, logLevel = "log_level"
+    /// The levels of the log (swift-log's, by name).
+    public enum LogLevel: String, Sendable, CaseIterable {
+        case trace, debug, info, notice, warning, error, critical
     }
 
     /// The defaults.
     public init() {}
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        nats = try c.decodeIfPresent(NATS.self, forKey: .nats) ?? nats
-        intake = try c.decodeIfPresent(Intake.self, forKey: .intake) ?? intake
-        storage = try c.decodeIfPresent(Storage.self, forKey: .storage) ?? storage
-        jobs = try c.decodeIfPresent(Jobs.self, forKey: .jobs) ?? jobs
-        nodes = try c.decodeIfPresent(Nodes.self, forKey: .nodes) ?? nodes
-        health = try c.decodeIfPresent(Health.self, forKey: .health) ?? health
-        metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
-        observability = try c.decodeIfPresent(Observability.self, forKey: .observability) ?? observability
-        fleet = try c.decodeIfPresent(FleetSettings.self, forKey: .fleet) ?? fleet
-        alertmanager = try c.decodeIfPresent(AlertmanagerSettings.self, forKey: .alertmanager) ?? alertmanager
-        publish = try c.decodeIfPresent(Publish.self, forKey: .publish) ?? publish
-        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
+    public static var settings: [Setting<Self>] {
+        [.section("nats", \.nats), .section("intake", \.intake), .section("storage", \.storage), .section("jobs", \.jobs),
+         .section("nodes", \.nodes), .section("health", \.health), .section("metrics", \.metrics),
+         .section("observability", \.observability), .section("fleet", \.fleet), .section("alertmanager", \.alertmanager),
+         .section("publish", \.publish), .choice("log_level", \.logLevel)]
     }
-
 
     /// A configuration file that cannot be used, with the reason.
     public struct LoadError: Error, Sendable, CustomStringConvertible {
@@ -59,7 +50,7 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
         do {
             if let node = try Yams.compose(yaml: yaml) {
                 // All of them at once, each on its own line: a typo must not hide the next.
-                let problems = unknownKeys(node, schema: Self.schema, path: "")
+                let problems = unknownKeys(node, shape: Self.shape, path: "")
                 if !problems.isEmpty { throw LoadError(description: problems.joined(separator: "\n\(file): ")) }
             }
             if yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return ClusterdConfig() }
@@ -89,9 +80,6 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
 
     /// Checks values the file's schema cannot: modes, addresses, URLs, names.
     public func validate() throws(LoadError) {
-        if intake.mode != "jetstream" && intake.mode != "core" {
-            throw LoadError(description: "intake.mode: \"\(intake.mode)\" is not jetstream or core")
-        }
         if intake.batch < 1 { throw LoadError(description: "intake.batch: must be at least 1") }
         if !observability.listen.isEmpty {
             let parts = observability.listen.split(separator: ":")
@@ -116,44 +104,34 @@ public struct ClusterdConfig: Sendable, Equatable, Decodable {
                 throw LoadError(description: "alertmanager.receivers[\(r.name)].severities: \"\(sev)\" is not crit, warn or unknown")
             }
         }
-        if metrics.resolutionSeconds < 1 { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }
-        if metrics.retentionHours * 3600 < metrics.resolutionSeconds {
+        if metrics.resolution < .seconds(1) { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }
+        if metrics.retention < metrics.resolution {
             throw LoadError(description: "metrics.retention_hours: must hold at least one sample")
         }
     }
 
-    static let schema: [String: [String]] = [
-        "": ["nats", "intake", "storage", "jobs", "nodes", "health", "metrics", "observability", "fleet", "alertmanager", "publish", "log_level"],
-        "nats": ["servers", "name", "user", "password", "token", "credentials_file", "nkey_public_key", "nkey_seed_file",
-                 "tls_ca", "tls_certificate", "tls_key", "embedded_port"],
-        "intake": ["mode", "job_subject", "node_state_subject", "stream", "consumer", "node_consumer", "batch", "duplicate_window_seconds",
-                   "ack_wait_seconds", "max_age_days", "queue_group", "max_attempts", "replicas"],
-        "storage": ["data_dir", "database", "archive", "busy_timeout_ms"],
-        "jobs": ["cluster_files", "held_stop_timeout_seconds", "archive_retention_days"],
-        "nodes": ["history_retention_hours"],
-        "health": ["topology", "checks", "evaluation_interval_ms", "resend_interval_seconds", "alert_prefix", "alert_stream",
-                   "history_retention_days"],
-        "observability": ["listen"],
-        "fleet": ["check_interval_seconds", "check_retention_days", "timeout_seconds", "concurrency", "token_refs"],
-        "alertmanager": ["receivers"],
-        "metrics": ["subject", "default_cluster", "resolution_seconds", "retention_hours", "checkpoint_interval_seconds",
-                    "max_series", "max_series_per_cluster", "max_unknown_host_series"],
-        "publish": ["dead_letter_prefix", "result_prefix", "dead_letter_stream", "dead_letter_retention_days"],
-    ]
-
     /// Every unknown key of the file, each as `line N: unknown key "a.b" (allowed: ...)`.
-    static func unknownKeys(_ node: Node, schema: [String: [String]], path: String) -> [String] {
-        guard case .mapping(let mapping) = node, let allowed = schema[path] else { return [] }
-        var problems: [String] = []
-        for (key, value) in mapping {
-            let name = key.string ?? ""
-            if !allowed.contains(name) {
-                problems.append("line \(key.mark?.line ?? 0): unknown key \"\(path.isEmpty ? name : path + "." + name)\" (allowed: \(allowed.joined(separator: ", ")))")
-            } else if path.isEmpty {
-                problems += unknownKeys(value, schema: schema, path: name)
+    static func unknownKeys(_ node: Node, shape: KeyShape, path: String) -> [String] {
+        guard case .section(let keys) = shape else { return [] }
+        switch node {
+        case .sequence(let entries):
+            // A list of sections (alertmanager.receivers): every entry's keys.
+            return entries.flatMap { unknownKeys($0, shape: shape, path: path) }
+        case .mapping(let mapping):
+            var problems: [String] = []
+            for (key, value) in mapping {
+                let name = key.string ?? ""
+                let full = path.isEmpty ? name : path + "." + name
+                if let allowed = keys.first(where: { $0.key == name }) {
+                    problems += unknownKeys(value, shape: allowed.shape, path: full)
+                } else {
+                    problems.append("line \(key.mark?.line ?? 0): unknown key \"\(full)\" (allowed: \(keys.map(\.key).joined(separator: ", ")))")
+                }
             }
+            return problems
+        default:
+            return []
         }
-        return problems
     }
 
     static func describe(_ e: DecodingError) -> String {

@@ -3,16 +3,22 @@ import Foundation
 /// The sections of clusterd.yaml about transport and storage: nats, intake, storage, observability, publish.
 extension ClusterdConfig {
     /// How to reach NATS.
-    public struct NATS: Sendable, Equatable, Decodable {
+    public struct NATS: Sendable, Equatable, ConfigSection {
         /// Server URLs; empty means "start a local nats-server" (embedded default).
         public var servers: [String] = []
+        /// Client name shown by the server.
         public var name = "clusterd"
+        /// User and password authentication.
         public var user: String?
         public var password: String?
+        /// Token authentication.
         public var token: String?
+        /// A `.creds` file (JWT and NKey seed).
         public var credentialsFile: String?
+        /// NKey authentication: the public key and the file holding the seed.
         public var nkeyPublicKey: String?
         public var nkeySeedFile: String?
+        /// TLS: CA bundle, client certificate and key.
         public var tlsCA: String?
         public var tlsCertificate: String?
         public var tlsKey: String?
@@ -23,34 +29,26 @@ extension ClusterdConfig {
         /// The defaults.
         public init() {}
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            servers = try c.decodeIfPresent(type(of: servers).self, forKey: .servers) ?? servers
-            name = try c.decodeIfPresent(type(of: name).self, forKey: .name) ?? name
-            user = try c.decodeIfPresent(String.self, forKey: .user)
-            password = try c.decodeIfPresent(String.self, forKey: .password)
-            token = try c.decodeIfPresent(String.self, forKey: .token)
-            credentialsFile = try c.decodeIfPresent(String.self, forKey: .credentialsFile)
-            nkeyPublicKey = try c.decodeIfPresent(String.self, forKey: .nkeyPublicKey)
-            nkeySeedFile = try c.decodeIfPresent(String.self, forKey: .nkeySeedFile)
-            tlsCA = try c.decodeIfPresent(String.self, forKey: .tlsCA)
-            tlsCertificate = try c.decodeIfPresent(String.self, forKey: .tlsCertificate)
-            tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
-            embeddedPort = try c.decodeIfPresent(type(of: embeddedPort).self, forKey: .embeddedPort) ?? embeddedPort
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case servers, name, user, password, token, embeddedPort = "embedded_port"
-            case credentialsFile = "credentials_file", nkeyPublicKey = "nkey_public_key", nkeySeedFile = "nkey_seed_file"
-            case tlsCA = "tls_ca", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
+        public static var settings: [Setting<Self>] {
+            [.value("servers", \.servers), .value("name", \.name), .value("user", \.user), .value("password", \.password),
+             .value("token", \.token), .value("credentials_file", \.credentialsFile), .value("nkey_public_key", \.nkeyPublicKey),
+             .value("nkey_seed_file", \.nkeySeedFile), .value("tls_ca", \.tlsCA), .value("tls_certificate", \.tlsCertificate),
+             .value("tls_key", \.tlsKey), .value("embedded_port", \.embeddedPort)]
         }
     }
 
+    /// How events are delivered.
+    public enum IntakeMode: String, Sendable, CaseIterable {
+        /// Durable: JetStream streams and pull consumers, ack after commit.
+        case jetstream
+        /// At-most-once core subscriptions, for brokers without JetStream.
+        case core
+    }
+
     /// Where events come from and how delivery is guaranteed.
-    public struct Intake: Sendable, Equatable, Decodable {
-        /// `jetstream` (durable, ack after commit) or `core` (at-most-once, for brokers
-        /// without JetStream).
-        public var mode = "jetstream"
+    public struct Intake: Sendable, Equatable, ConfigSection {
+        /// Durable JetStream (ack after commit) or core NATS (at-most-once).
+        public var mode = IntakeMode.jetstream
         public var jobSubject = "cc.job.event"
         public var nodeStateSubject = "cc.node.state"
         public var stream = "CC_EVENTS"
@@ -59,14 +57,14 @@ extension ClusterdConfig {
         public var nodeConsumer = "clusterd_nodes"
         /// Messages fetched and committed together.
         public var batch = 256
-        /// The stream's duplicate window for `Nats-Msg-Id` (seconds).
-        public var duplicateWindowSeconds = 600
-        /// How long the broker waits for an ack before redelivering (seconds). After a crash,
-        /// the batch that was in flight comes back only after this time, so keep it short; a
-        /// batch normally commits in milliseconds.
-        public var ackWaitSeconds = 15
-        /// Stream retention (days).
-        public var maxAgeDays = 30
+        /// The stream's duplicate window for `Nats-Msg-Id`.
+        public var duplicateWindow = Duration.seconds(600)
+        /// How long the broker waits for an ack before redelivering. After a crash, the batch
+        /// that was in flight comes back only after this time, so keep it short; a batch
+        /// normally commits in milliseconds.
+        public var ackWait = Duration.seconds(15)
+        /// Stream retention.
+        public var maxAge = Duration.oneDay * 30
         /// A message whose application failed or ended with the process this many times is
         /// dead-lettered as `poison_pill` and never retried again.
         public var maxAttempts = 3
@@ -79,33 +77,19 @@ extension ClusterdConfig {
         /// The defaults.
         public init() {}
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            mode = try c.decodeIfPresent(type(of: mode).self, forKey: .mode) ?? mode
-            jobSubject = try c.decodeIfPresent(type(of: jobSubject).self, forKey: .jobSubject) ?? jobSubject
-            nodeStateSubject = try c.decodeIfPresent(type(of: nodeStateSubject).self, forKey: .nodeStateSubject) ?? nodeStateSubject
-            stream = try c.decodeIfPresent(type(of: stream).self, forKey: .stream) ?? stream
-            consumer = try c.decodeIfPresent(type(of: consumer).self, forKey: .consumer) ?? consumer
-            nodeConsumer = try c.decodeIfPresent(type(of: nodeConsumer).self, forKey: .nodeConsumer) ?? nodeConsumer
-            batch = try c.decodeIfPresent(type(of: batch).self, forKey: .batch) ?? batch
-            duplicateWindowSeconds = try c.decodeIfPresent(type(of: duplicateWindowSeconds).self, forKey: .duplicateWindowSeconds) ?? duplicateWindowSeconds
-            ackWaitSeconds = try c.decodeIfPresent(type(of: ackWaitSeconds).self, forKey: .ackWaitSeconds) ?? ackWaitSeconds
-            maxAgeDays = try c.decodeIfPresent(type(of: maxAgeDays).self, forKey: .maxAgeDays) ?? maxAgeDays
-            maxAttempts = try c.decodeIfPresent(type(of: maxAttempts).self, forKey: .maxAttempts) ?? maxAttempts
-            replicas = try c.decodeIfPresent(type(of: replicas).self, forKey: .replicas) ?? replicas
-            queueGroup = try c.decodeIfPresent(type(of: queueGroup).self, forKey: .queueGroup) ?? queueGroup
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case mode, stream, consumer, batch
-            case jobSubject = "job_subject", nodeStateSubject = "node_state_subject", nodeConsumer = "node_consumer"
-            case duplicateWindowSeconds = "duplicate_window_seconds", ackWaitSeconds = "ack_wait_seconds"
-            case maxAgeDays = "max_age_days", queueGroup = "queue_group", maxAttempts = "max_attempts", replicas
+        public static var settings: [Setting<Self>] {
+            [.choice("mode", \.mode), .value("job_subject", \.jobSubject), .value("node_state_subject", \.nodeStateSubject),
+             .value("stream", \.stream), .value("consumer", \.consumer), .value("node_consumer", \.nodeConsumer),
+             .value("batch", \.batch),
+             .duration("duplicate_window_seconds", \.duplicateWindow, unit: .seconds(1)),
+             .duration("ack_wait_seconds", \.ackWait, unit: .seconds(1)),
+             .duration("max_age_days", \.maxAge, unit: .oneDay),
+             .value("queue_group", \.queueGroup), .value("max_attempts", \.maxAttempts), .value("replicas", \.replicas)]
         }
     }
 
     /// Files on disk.
-    public struct Storage: Sendable, Equatable, Decodable {
+    public struct Storage: Sendable, Equatable, ConfigSection {
         /// Data directory; the database and archive default to paths inside it.
         public var dataDir = "./clusterd-data"
         /// SQLite file (default `<data_dir>/clusterd.db`).
@@ -113,44 +97,32 @@ extension ClusterdConfig {
         /// Job-archive root (default `<data_dir>/archive`).
         public var archive: String?
         /// How long a write waits for a lock held by another connection before the batch is
-        /// given back to the broker for redelivery (milliseconds).
-        public var busyTimeoutMilliseconds = 5000
+        /// given back to the broker for redelivery.
+        public var busyTimeout = Duration.milliseconds(5000)
 
         /// The defaults.
         public init() {}
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            dataDir = try c.decodeIfPresent(type(of: dataDir).self, forKey: .dataDir) ?? dataDir
-            database = try c.decodeIfPresent(String.self, forKey: .database)
-            archive = try c.decodeIfPresent(String.self, forKey: .archive)
-            busyTimeoutMilliseconds = try c.decodeIfPresent(Int.self, forKey: .busyTimeoutMilliseconds) ?? busyTimeoutMilliseconds
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir", database, archive, busyTimeoutMilliseconds = "busy_timeout_ms"
+        public static var settings: [Setting<Self>] {
+            [.value("data_dir", \.dataDir), .value("database", \.database), .value("archive", \.archive),
+             .duration("busy_timeout_ms", \.busyTimeout, unit: .milliseconds(1))]
         }
     }
 
     /// clusterd's own health and metrics over HTTP.
-    public struct Observability: Sendable, Equatable, Decodable {
+    public struct Observability: Sendable, Equatable, ConfigSection {
         /// `host:port` of `/metrics` (Prometheus), `/healthz` and `/readyz`; empty: off.
         public var listen = "127.0.0.1:9464"
 
         /// The defaults.
         public init() {}
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            // Yams reads `listen: ""` as null; a key that is there but empty turns the endpoint off.
-            if c.contains(.listen) { listen = try c.decodeNil(forKey: .listen) ? "" : c.decode(String.self, forKey: .listen) }
-        }
-
-        enum CodingKeys: String, CodingKey { case listen }
+        // Yams reads `listen: ""` as null; a key that is there but empty turns the endpoint off.
+        public static var settings: [Setting<Self>] { [.emptyWhenNull("listen", \.listen)] }
     }
 
     /// Subjects clusterd publishes on.
-    public struct Publish: Sendable, Equatable, Decodable {
+    public struct Publish: Sendable, Equatable, ConfigSection {
         /// Dead letters go to `<prefix>.<stage>`.
         public var deadLetterPrefix = "clusterd.dlq"
         /// Results go to `<prefix>.<stage>.<message-id>`.
@@ -159,22 +131,15 @@ extension ClusterdConfig {
         public var deadLetterStream = "CLUSTERD_DLQ"
         /// Dead letters older than this are deleted from the `dead_letter` table (the stream
         /// keeps its own `intake.max_age_days`).
-        public var deadLetterRetentionDays = 30
+        public var deadLetterRetention = Duration.oneDay * 30
 
         /// The defaults.
         public init() {}
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            deadLetterPrefix = try c.decodeIfPresent(type(of: deadLetterPrefix).self, forKey: .deadLetterPrefix) ?? deadLetterPrefix
-            resultPrefix = try c.decodeIfPresent(type(of: resultPrefix).self, forKey: .resultPrefix) ?? resultPrefix
-            deadLetterStream = try c.decodeIfPresent(type(of: deadLetterStream).self, forKey: .deadLetterStream) ?? deadLetterStream
-            deadLetterRetentionDays = try c.decodeIfPresent(Int.self, forKey: .deadLetterRetentionDays) ?? deadLetterRetentionDays
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case deadLetterPrefix = "dead_letter_prefix", resultPrefix = "result_prefix", deadLetterStream = "dead_letter_stream"
-            case deadLetterRetentionDays = "dead_letter_retention_days"
+        public static var settings: [Setting<Self>] {
+            [.value("dead_letter_prefix", \.deadLetterPrefix), .value("result_prefix", \.resultPrefix),
+             .value("dead_letter_stream", \.deadLetterStream),
+             .duration("dead_letter_retention_days", \.deadLetterRetention, unit: .oneDay)]
         }
     }
 }

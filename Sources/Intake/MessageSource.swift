@@ -35,8 +35,8 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         let intake = config.intake
         return StreamConfig(name: intake.stream, description: "ClusterCockpit job and node-state events consumed by clusterd",
                             subjects: [intake.jobSubject, intake.nodeStateSubject],
-                            duplicateWindow: .seconds(intake.duplicateWindowSeconds),
-                            maxAge: .seconds(intake.maxAgeDays * 86_400), replicas: intake.replicas)
+                            duplicateWindow: intake.duplicateWindow,
+                            maxAge: intake.maxAge, replicas: intake.replicas)
     }
 
     /// Ensures the durable `consumer` filtered on `subject` (the stream exists, see
@@ -49,7 +49,7 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         try js.ensureConsumer(stream: intake.stream, ConsumerConfig(
             durable: consumer,
             description: description,
-            ackWait: .seconds(intake.ackWaitSeconds),
+            ackWait: intake.ackWait,
             maxAckPending: intake.batch,
             filterSubject: subject))
         subscription = try js.pullSubscription(stream: intake.stream, consumer: consumer)

@@ -33,11 +33,11 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
         let durable = "clusterd_am_\(receiver.name)"
         try js.ensureConsumer(stream: config.health.alertStream, ConsumerConfig(
             durable: durable, description: "clusterd: alerts forwarded to Alertmanager \(receiver.url)",
-            ackWait: .seconds(Int64(max(30, receiver.timeoutSeconds * 3))), maxAckPending: 1000,
+            ackWait: max(.seconds(30), receiver.timeout * 3), maxAckPending: 1000,
             filterSubject: "\(config.health.alertPrefix).>"))
         subscription = try js.pullSubscription(stream: config.health.alertStream, consumer: durable)
-        probe = HTTPProbe(timeout: Double(receiver.timeoutSeconds))
-        endsAhead = 4 * Int64(max(receiver.resendSeconds, config.health.resendIntervalSeconds))
+        probe = HTTPProbe(timeout: receiver.timeout.secondsValue)
+        endsAhead = 4 * max(receiver.resendInterval, config.health.resendInterval).wholeSeconds
         self.counters = counters
         self.logger = logger
     }
@@ -67,7 +67,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
             members.append(("endsAt", .string(endsAt)))
             return .object(members)
         }
-        let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: Double(receiver.timeoutSeconds))
+        let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: receiver.timeout.secondsValue)
         if let status = r.status, (200..<300).contains(status) {
             counters.add("alertmanager.\(receiver.name).resent", alerts.count)
         } else {
@@ -82,7 +82,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
             let url = URL(string: receiver.url.hasSuffix("/") ? receiver.url + "api/v2/alerts" : receiver.url + "/api/v2/alerts")!
             var lastResend = Date()
             while !worker.isStopping {
-                if Date().timeIntervalSince(lastResend) >= Double(receiver.resendSeconds) {
+                if Date().timeIntervalSince(lastResend) >= receiver.resendInterval.secondsValue {
                     lastResend = Date()
                     resend(to: url)
                 }
@@ -95,7 +95,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
                     for m in batch { try? m.ack() }
                     continue
                 }
-                let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: Double(receiver.timeoutSeconds))
+                let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: receiver.timeout.secondsValue)
                 if let status = r.status, (200..<300).contains(status) {
                     failures = 0
                     for m in batch { try? m.ack() }

@@ -22,7 +22,7 @@ extension FleetService {
         lock.lock()
         defer { lock.unlock() }
         _ = try? registry.pruneMetrics(now: now)
-        _ = try? registry.pruneChecks(before: now - Int64(config.fleet.checkRetentionDays) * 86_400)
+        _ = try? registry.pruneChecks(before: now - config.fleet.checkRetention.wholeSeconds)
     }
 
     /// Stops the subscriptions (the polls stop with the scheduler).
@@ -81,7 +81,7 @@ extension FleetService {
             } else if !server.tokenRef.isEmpty && token == nil {
                 result = HealthCheckResult(status: "unknown", error: "tokenRef \(server.tokenRef) does not resolve on the clusterd host (unset or unreadable); not checked")
             } else {
-                let r = probe.get(url, token: token, timeout: Double(config.fleet.timeoutSeconds))
+                let r = probe.get(url, token: token, timeout: config.fleet.timeout.secondsValue)
                 result = HealthCheckResult.interpret(httpStatus: r.status, body: r.body, transportError: r.error, milliseconds: r.milliseconds)
             }
         }

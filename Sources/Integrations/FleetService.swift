@@ -48,9 +48,9 @@ public final class FleetService: @unchecked Sendable {
         registry = FleetRegistry(database: database, grants: config.fleet.tokenRefs)
         lock = writer.lock
         self.connection = connection
-        book = AlertBook(database: database, prefix: config.health.alertPrefix, resendInterval: Int64(config.health.resendIntervalSeconds))
+        book = AlertBook(database: database, prefix: config.health.alertPrefix, resendInterval: config.health.resendInterval.wholeSeconds)
         self.publisher = publisher
-        probe = HTTPProbe(timeout: Double(config.fleet.timeoutSeconds))
+        probe = HTTPProbe(timeout: config.fleet.timeout.secondsValue)
         self.config = config
         self.counters = counters
         self.logger = logger
@@ -62,7 +62,7 @@ public final class FleetService: @unchecked Sendable {
                 """).run([.integer(Int64(Date().timeIntervalSince1970))])
         }
         outbox = Outbox(database)
-        mirrorsToKV = config.intake.mode != "core"
+        mirrorsToKV = config.intake.mode != .core
         if mirrorsToKV {
             _ = try JetStream(connection).keyValue(bucket: Self.bucket, description: "clusterd: health of every fleet server (<org>.<server>)", history: 10,
                                                  replicas: config.intake.replicas)

@@ -25,7 +25,7 @@ extension ClusterdService {
     /// checkpoint every `metrics.checkpoint_interval_seconds`.
     func startMetricStore() throws -> MetricStore {
         let settings = config.metrics
-        let store = MetricStore(resolution: Int64(settings.resolutionSeconds), retention: Int64(settings.retentionHours) * 3600,
+        let store = MetricStore(resolution: settings.resolution.wholeSeconds, retention: settings.retention.wholeSeconds,
                                 limits: .init(total: settings.maxSeries, perCluster: settings.maxSeriesPerCluster, unknownHosts: settings.maxUnknownHostSeries))
         do {
             let restored = try store.restore(from: config.metricCheckpointPath, now: Int64(Date().timeIntervalSince1970))
@@ -38,7 +38,7 @@ extension ClusterdService {
         metricStore = store
         // Not at once: the checkpoint just restored is current.
         let started = scheduler.clock.now()
-        scheduler.every(Int64(settings.checkpointIntervalSeconds), "metrics.checkpoint") { [weak self] now in
+        scheduler.every(settings.checkpointInterval.wholeSeconds, "metrics.checkpoint") { [weak self] now in
             if now > started { self?.checkpoint(store) }
         }
         return store
@@ -65,16 +65,16 @@ extension ClusterdService {
         let topology = try settings.topology.map { try Topology(contentsOf: $0) } ?? Topology()
         let library = try settings.checks.map { try CheckLibrary(contentsOf: $0) } ?? CheckLibrary([])
         if library.checks.isEmpty { logger.warning("no checks configured (health.checks): nothing is evaluated, no alert is raised") }
-        if config.intake.mode != "core" {
+        if config.intake.mode != .core {
             try ensureStream(StreamConfig(
                 name: settings.alertStream, description: "clusterd alerts: every firing and resolved transition, sequenced",
-                subjects: ["\(settings.alertPrefix).>"], duplicateWindow: .seconds(config.intake.duplicateWindowSeconds),
-                maxAge: .seconds(config.intake.maxAgeDays * 86_400), replicas: config.intake.replicas), on: connection)
+                subjects: ["\(settings.alertPrefix).>"], duplicateWindow: config.intake.duplicateWindow,
+                maxAge: config.intake.maxAge, replicas: config.intake.replicas), on: connection)
         }
         let now = Int64(Date().timeIntervalSince1970)
         let engine = HealthEngine(library: library, topology: topology, now: now)
         let database = writer.database
-        let book = AlertBook(database: database, prefix: settings.alertPrefix, resendInterval: Int64(settings.resendIntervalSeconds))
+        let book = AlertBook(database: database, prefix: settings.alertPrefix, resendInterval: settings.resendInterval.wholeSeconds)
         writer.lock.lock()
         defer { writer.lock.unlock() }
         let restored = try book.restore()
@@ -96,8 +96,8 @@ extension ClusterdService {
         logger.info("health evaluation ready", metadata: ["checks": "\(library.checks.count)", "hosts_in_topology": "\(topology.hosts.count)",
                                                           "firing_alerts_restored": "\(restored.count)"])
         let loop = HealthLoop(engine: engine, book: book, writer: writer, publisher: publisher,
-                              interval: .milliseconds(settings.evaluationIntervalMilliseconds), counters: counters, logger: logger)
-        loop.historyRetention = Int64(settings.historyRetentionDays) * 86_400
+                              interval: settings.evaluationInterval, counters: counters, logger: logger)
+        loop.historyRetention = settings.historyRetention.wholeSeconds
         health = loop
         loop.start()
         self.topology.replace(with: topology)

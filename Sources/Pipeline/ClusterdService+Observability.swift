@@ -61,7 +61,7 @@ extension ClusterdService {
         if let reader, let failing = try? JobStage.archiveFailures(in: reader), failing.count > 0 {
             problems.append("\(failing.count) job archive entries cannot be written, retrying (last error: \(failing.lastError ?? "?"))")
         }
-        if config.intake.mode != "core", let connection {
+        if config.intake.mode != .core, let connection {
             for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
                 if (try? JetStream(connection, timeout: .seconds(1)).consumerLag(stream: config.intake.stream, consumer: consumer)) == nil {
                     problems.append("consumer \(consumer) on \(config.intake.stream) not reachable")
@@ -108,7 +108,7 @@ extension ClusterdService {
                 gauge("outbox_parked", "messages larger than the broker takes, kept in the outbox_parked table").set(parked)
             }
         }
-        if config.intake.mode != "core", let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
+        if config.intake.mode != .core, let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
             for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
                 guard let lag = try? js.consumerLag(stream: config.intake.stream, consumer: consumer) else { continue }
                 gauge("consumer_pending", "stream messages not yet delivered to the consumer (lag)", [("consumer", consumer)]).set(Int64(lag.pending))

@@ -96,7 +96,7 @@ public final class ClusterdService: @unchecked Sendable {
         }
         startup.phase("opening the database")
         // The one read-write connection: every stage's transaction goes through it in turn.
-        let writer = try DatabaseWriter(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds))
+        let writer = try DatabaseWriter(path: config.databasePath, busyTimeoutMilliseconds: Int32(clamping: config.storage.busyTimeout.wholeMilliseconds))
         let database = writer.database
         let migrated = try writer.perform { try $0.migrate(Self.migrations) }
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
@@ -135,7 +135,7 @@ public final class ClusterdService: @unchecked Sendable {
         let jobSource: any MessageSource
         let nodeSource: any MessageSource
         let intake = config.intake
-        if intake.mode == "core" {
+        if intake.mode == .core {
             logger.warning("core NATS intake: delivery is at-most-once; events published while clusterd is down are lost")
             jobSource = try CoreSource(connection: connection, config: config, subject: intake.jobSubject)
             nodeSource = try CoreSource(connection: connection, config: config, subject: intake.nodeStateSubject)
@@ -150,8 +150,8 @@ public final class ClusterdService: @unchecked Sendable {
             try ensureStream(StreamConfig(name: config.publish.deadLetterStream,
                                           description: "clusterd dead letters: every rejected line with its reason",
                                           subjects: ["\(config.publish.deadLetterPrefix).>"],
-                                          duplicateWindow: .seconds(intake.duplicateWindowSeconds),
-                                          maxAge: .seconds(intake.maxAgeDays * 86_400), replicas: intake.replicas), on: connection)
+                                          duplicateWindow: intake.duplicateWindow,
+                                          maxAge: intake.maxAge, replicas: intake.replicas), on: connection)
         }
         let store = try startMetricStore()
         let publisher = OutboxPublisher(writer: writer, connection: connection, logger: logger, counters: counters)
@@ -160,7 +160,7 @@ public final class ClusterdService: @unchecked Sendable {
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
         jobs.dataBuilder = JobDataBuilder(store: store)
         jobs.writer = writer
-        let heldStopTimeout = Int64(config.jobs.heldStopTimeoutSeconds)
+        let heldStopTimeout = config.jobs.heldStopTimeout.wholeSeconds
         loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, writer: writer, publisher: publisher,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 settle: { try jobs.archivePending() },
@@ -168,23 +168,23 @@ public final class ClusterdService: @unchecked Sendable {
                                     let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
                                 }))
-        scheduler.every(3600, "jobs.retention") { [retentionDays = config.jobs.archiveRetentionDays] now in
-            do { try jobs.applyRetention(now: now, days: retentionDays) } catch {
+        scheduler.every(3600, "jobs.retention") { [keep = config.jobs.archiveRetention] now in
+            do { try jobs.applyRetention(now: now, keep: keep) } catch {
                 logger.error("archive retention failed; retried in an hour", metadata: ["error": "\(error)"])
             }
         }
         // KV needs JetStream; in core mode the database and the query API are the view.
-        if intake.mode != "core" { try NodeStateMirror.ensureBucket(connection: connection, replicas: intake.replicas) }
+        if intake.mode != .core { try NodeStateMirror.ensureBucket(connection: connection, replicas: intake.replicas) }
         let nodes = NodeProcessor(database: database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
-                                  counters: counters, logger: logger, mirrorsToKV: intake.mode != "core",
+                                  counters: counters, logger: logger, mirrorsToKV: intake.mode != .core,
                                   onCommit: { observations in health.submit(nodes: observations) })
-        let retention = Int64(config.nodes.historyRetentionHours) * 3600
+        let retention = config.nodes.historyRetention.wholeSeconds
         nodes.writer = writer
         loops.append(IntakeLoop(name: "nodes", source: nodeSource, processor: nodes, writer: writer, publisher: publisher,
                                 batch: intake.batch, counters: counters, logger: logger,
                                 periodic: { now in _ = try writer.perform { _ in try nodes.stage.prune(before: now - retention) } }))
         for loop in loops {
-            loop.deadLetterRetention = Int64(config.publish.deadLetterRetentionDays) * 86_400
+            loop.deadLetterRetention = config.publish.deadLetterRetention.wholeSeconds
             loop.maxAttempts = max(1, config.intake.maxAttempts)
             loop.start()
             scheduler.every(10, "\(loop.name).chores") { now in loop.chores(now: now) }
@@ -200,9 +200,9 @@ public final class ClusterdService: @unchecked Sendable {
         let fleet = try FleetService(connection: connection, writer: writer, publisher: publisher, config: config, counters: counters, logger: logger)
         self.fleet = fleet
         // HTTP checks wait on their timeouts: a lane of their own, the chores never wait.
-        scheduler.every(Int64(config.fleet.checkIntervalSeconds), "fleet.poll", ownLane: true) { _ in fleet.pollOnce() }
+        scheduler.every(config.fleet.checkInterval.wholeSeconds, "fleet.poll", ownLane: true) { _ in fleet.pollOnce() }
         scheduler.every(3600, "fleet.prune") { now in fleet.prune(now: now) }
-        if !config.alertmanager.receivers.isEmpty && intake.mode == "core" {
+        if !config.alertmanager.receivers.isEmpty && intake.mode == .core {
             logger.warning("Alertmanager forwarding needs the JetStream alert stream; not forwarding in core mode")
         } else {
             for receiver in config.alertmanager.receivers {
@@ -278,7 +278,7 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// A read-only connection (the query API, /readyz and /metrics read beside the writer).
     func openReader() throws -> Database {
-        try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(config.storage.busyTimeoutMilliseconds), readOnly: true)
+        try Database(path: config.databasePath, busyTimeoutMilliseconds: Int32(clamping: config.storage.busyTimeout.wholeMilliseconds), readOnly: true)
     }
 
 }

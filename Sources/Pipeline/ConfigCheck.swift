@@ -19,7 +19,7 @@ public enum ConfigCheck {
         let config: ClusterdConfig
         do {
             config = try ClusterdConfig.load(path: path)
-            report.checked.append("\(path): \(config.intake.mode) intake, data in \(config.storage.dataDir)")
+            report.checked.append("\(path): \(config.intake.mode.rawValue) intake, data in \(config.storage.dataDir)")
         } catch {
             report.problems += error.description.split(separator: "\n").map(String.init)
             return report

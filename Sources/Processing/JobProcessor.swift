@@ -217,11 +217,11 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// Archive retention: removes the archive entries and rows of finished jobs that ended
     /// more than `days` ago, except protected ones. Returns how many went.
     @discardableResult
-    public func applyRetention(now: Int64, days: Int) throws -> Int {
-        guard days > 0 else { return 0 }
+    public func applyRetention(now: Int64, keep: Duration) throws -> Int {
+        guard keep > .zero else { return 0 }
         var removed = 0
         while true {
-            let expired = try exclusive { try stage.expired(before: now - Int64(days) * 86_400, limit: 256) }
+            let expired = try exclusive { try stage.expired(before: now - keep.wholeSeconds, limit: 256) }
             if expired.isEmpty { return removed }
             for job in expired {
                 let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
@@ -233,7 +233,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
             try exclusive { try database.transaction { for job in expired { try stage.delete(id: job.id) } } }
             removed += expired.count
             counters.add("jobs.retention_removed", expired.count)
-            logger.info("archive retention removed jobs", metadata: ["count": "\(expired.count)", "days": "\(days)"])
+            logger.info("archive retention removed jobs", metadata: ["count": "\(expired.count)", "days": "\(keep.wholeSeconds / 86_400)"])
         }
     }
 

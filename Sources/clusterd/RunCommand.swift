@@ -51,8 +51,13 @@ struct RunCommand: AsyncParsableCommand {
         if let dataDir { settings.storage.dataDir = dataDir }
         if let listen { settings.observability.listen = listen }
         do { try settings.validate() } catch { throw RunError(description: error.description) }
-        if let logLevel { settings.logLevel = logLevel }
-        guard let level = Logger.Level(rawValue: settings.logLevel) else { throw ValidationError("unknown log level \(settings.logLevel)") }
+        if let logLevel {
+            guard let level = ClusterdConfig.LogLevel(rawValue: logLevel) else {
+                throw ValidationError("unknown log level \(logLevel): use \(ClusterdConfig.LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            settings.logLevel = level
+        }
+        let level = Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format is text or json") }
         var logger = logFormat == "json" ? Logger(label: "clusterd") { JSONLogHandler(label: $0) }
             : Logger(label: "clusterd") { TextLogHandler(label: $0) }

@@ -94,10 +94,10 @@ import Testing
         config.jobs.clusterFiles = [Repository.path("config/clusters/alex/cluster.json")]
         config.health.topology = Repository.path("config/topology.yaml")
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
-        config.health.evaluationIntervalMilliseconds = 200
+        config.health.evaluationInterval = .milliseconds(200)
         config.observability.listen = ""
         var receiver = ClusterdConfig.AlertmanagerSettings.Receiver(name: "local", url: amURL, severities: ["crit"])
-        receiver.resendSeconds = 2
+        receiver.resendInterval = .seconds(2)
         config.alertmanager.receivers = [receiver]
         var logger = Logger(label: "am-test")
         logger.logLevel = .critical

@@ -43,8 +43,8 @@ import Testing
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data-\(UUID().uuidString)").path
-        config.fleet.checkIntervalSeconds = 1
-        config.fleet.timeoutSeconds = 3     // generous: the suites run in parallel on two cores
+        config.fleet.checkInterval = .seconds(1)
+        config.fleet.timeout = .seconds(3)     // generous: the suites run in parallel on two cores
         config.observability.listen = ""
         config.fleet.tokenRefs = ["acme": ["env:FLEET_TEST_", "env:ACME_", "file:\(directory.path)/acme/", "host:127.0.0.1", "host:*.acme.example"]]
         let service = ClusterdService(config: config, logger: Logger(label: "fleet-test") { _ in SinkHandler(sink: logs) })

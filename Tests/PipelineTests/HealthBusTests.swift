@@ -55,8 +55,8 @@ import Testing
             try checks.write(to: file, atomically: true, encoding: .utf8)
             config.health.checks = file.path
         }
-        config.health.evaluationIntervalMilliseconds = 200
-        config.metrics.resolutionSeconds = 10
+        config.health.evaluationInterval = .milliseconds(200)
+        config.metrics.resolution = .seconds(10)
         var logger = Logger(label: "health-test")
         logger.logLevel = .critical
         return ClusterdService(config: config, logger: logger)

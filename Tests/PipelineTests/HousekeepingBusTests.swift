@@ -64,7 +64,7 @@ import Threads
         #expect(try HealthBusTests.validate("meta", recentDir + "/meta.json") == [])
         #expect(!FileManager.default.fileExists(atPath: recentDir + "/data.json"))
         service.stop()
-        service = try startService { $0.jobs.archiveRetentionDays = 30 }
+        service = try startService { $0.jobs.archiveRetention = .oneDay * 30 }
         defer { service.stop() }
         let oldParent = URL(fileURLWithPath: oldDir).deletingLastPathComponent().path       // fritz/9/1
         try await eventually("retention of job 9001") { !FileManager.default.fileExists(atPath: oldParent) }
@@ -103,7 +103,7 @@ import Threads
         for days in [60, 59, 58] {
             try db.prepare("INSERT INTO fleet_health_check (server_id, at, status) VALUES (?, ?, 'healthy')").run([.text(id), .integer(now - Int64(days) * 86_400)])
         }
-        service = try startService { $0.fleet.checkRetentionDays = 30 }
+        service = try startService { $0.fleet.checkRetention = .oneDay * 30 }
         defer { service.stop() }
         try await eventually("the pruning") {
             try db.prepare("SELECT count(*) FROM fleet_health_check").first { $0.int(0) } == 1
@@ -116,7 +116,7 @@ import Threads
     @Test func aHeldStopExpiresWhenTheSchedulersClockPassesItsTimeout() async throws {
         let now = Int64(Date().timeIntervalSince1970)
         let clock = ManualClock(now)
-        let service = try startService(clock: clock) { $0.jobs.heldStopTimeoutSeconds = 3600 }
+        let service = try startService(clock: clock) { $0.jobs.heldStopTimeout = .seconds(3600) }
         defer { service.stop() }
         let letters = ServiceBusTests.Collector()
         let sub = try client.subscribe("clusterd.dlq.jobs") { letters.add($0) }

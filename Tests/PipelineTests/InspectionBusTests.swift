@@ -27,7 +27,7 @@ import Testing
             + extraClusters
         config.health.topology = Repository.path("config/topology.yaml")
         config.health.checks = directory.appendingPathComponent("checks.yaml").path
-        config.health.evaluationIntervalMilliseconds = 200
+        config.health.evaluationInterval = .milliseconds(200)
         config.observability.listen = observability
         var logger = Logger(label: "inspect-test")
         logger.logLevel = .critical

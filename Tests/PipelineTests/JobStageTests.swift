@@ -54,7 +54,7 @@ import Testing
         #expect(try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "audit", now: 1700002000) != nil)
         #expect(try env.processor.stage.protect(jobId: 999, cluster: "fritz", startTime: nil, protected: true, by: "ops", reason: "", now: 1700002000) == nil)
         // 501 ended long ago and goes; 502 is protected; 503 still runs.
-        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 30) == 1)
+        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, keep: .oneDay * 30) == 1)
         #expect(try env.query("SELECT job_id FROM job ORDER BY job_id").map { $0[0] } == ["502", "503"])
         #expect(!FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 501, startTime: 1700001000)))
         // No empty directories are left behind (issue 22 #11): fritz/0/501 goes, fritz/0 stays for 502 and 503.
@@ -62,18 +62,18 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0"))
         #expect(FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: 502, startTime: 1700001000) + "/meta.json"))
         // Lifting the protection lets it go too; 0 days keeps everything.
-        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 0) == 0)
+        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, keep: .zero) == 0)
         _ = try env.processor.stage.protect(jobId: 502, cluster: "fritz", startTime: 1700001000, protected: false, by: "ops", reason: "", now: 1700003000)
-        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, days: 30) == 1)
+        #expect(try env.processor.applyRetention(now: 1700001100 + 86_400 * 40, keep: .oneDay * 30) == 1)
         #expect(!FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/0"))
         #expect(FileManager.default.fileExists(atPath: "\(env.config.archivePath)/fritz/cluster.json"))
     }
 
     @Test func heldStopExpiresIntoADeadLetter() throws {
-        let env = try TestEnvironment { $0.jobs.heldStopTimeoutSeconds = 60 }
+        let env = try TestEnvironment { $0.jobs.heldStopTimeout = .seconds(60) }
         #expect(TestEnvironment.statuses(try env.send(#"job,function=stop_job event="{\"jobId\":9,\"stopTime\":1700000200}""#, now: 1700001000)) == ["held"])
-        #expect(try env.processor.expireHeldStops(now: 1700001050, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 0)
-        #expect(try env.processor.expireHeldStops(now: 1700001061, timeout: Int64(env.config.jobs.heldStopTimeoutSeconds)) == 1)
+        #expect(try env.processor.expireHeldStops(now: 1700001050, timeout: env.config.jobs.heldStopTimeout.wholeSeconds) == 0)
+        #expect(try env.processor.expireHeldStops(now: 1700001061, timeout: env.config.jobs.heldStopTimeout.wholeSeconds) == 1)
         let letter = try #require(try env.deadLetters().last)
         #expect(letter["code"] == .string("held_stop_expired"))
         // Dead letters are pruned by age, per stage.
@@ -129,7 +129,7 @@ import Testing
         let config = try ClusterdConfig.load(path: Repository.path("config/clusterd.yaml"))
         #expect(config.intake.jobSubject == "cc.job.event" && config.intake.stream == "CC_EVENTS")
         #expect(config.jobs.clusterFiles.count == 2)
-        #expect(config.metrics.resolutionSeconds == 60 && config.nodes.historyRetentionHours == 720)
+        #expect(config.metrics.resolution == .seconds(60) && config.nodes.historyRetention == .seconds(720 * 3600))
         // The health files it names load (paths relative to the repository, where clusterd runs).
         let checks = try CheckLibrary(contentsOf: Repository.path(try #require(config.health.checks)))
         #expect(checks.checks.count >= 5)

@@ -77,12 +77,12 @@ import Testing
         var logger = Logger(label: "replay")
         logger.logLevel = .critical
         let clusters = Reloadable(try ClusterRegistry.load(archiveRoot: env.config.archivePath))
-        let store = MetricStore(resolution: Int64(config.metrics.resolutionSeconds), retention: Int64(config.metrics.retentionHours) * 3600)
+        let store = MetricStore(resolution: config.metrics.resolution.wholeSeconds, retention: config.metrics.retention.wholeSeconds)
         let nodes = NodeProcessor(database: env.processor.database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters),
                                   config: env.config, counters: env.counters, logger: logger, onCommit: { observed.append($0) })
         let engine = HealthEngine(library: try CheckLibrary(contentsOf: checksFile.path), topology: try Topology(contentsOf: topology), now: 0)
         let book = AlertBook(database: env.processor.database, prefix: config.health.alertPrefix,
-                             resendInterval: Int64(config.health.resendIntervalSeconds))
+                             resendInterval: config.health.resendInterval.wholeSeconds)
         for message in recorded {
             let before = observed.all.count
             _ = try (message.subject == config.intake.jobSubject ? env.processor : nodes).process([message])

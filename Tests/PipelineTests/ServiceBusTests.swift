@@ -408,7 +408,7 @@ import Testing
     }
 
     @Test func coreModeAnswersTheReplySubject() async throws {
-        let service = makeService { $0.intake.mode = "core" }
+        let service = makeService { $0.intake.mode = .core }
         try service.start()
         defer { service.stop() }
         let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
@@ -482,7 +482,7 @@ extension ServiceBusTests {
     /// A database locked by someone else: the batch is not committed, not acked, comes back,
     /// and is applied once the lock is gone.
     @Test func aLockedDatabaseDelaysButLosesNothing() async throws {
-        let service = makeService { $0.storage.busyTimeoutMilliseconds = 50 }
+        let service = makeService { $0.storage.busyTimeout = .milliseconds(50) }
         try service.start()
         defer { service.stop() }
         let locker = try Database(path: directory.appendingPathComponent("clusterd.db").path)

@@ -31,11 +31,11 @@ import Testing
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
-        config.storage.busyTimeoutMilliseconds = 0
+        config.storage.busyTimeout = .zero
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
         config.health.topology = Repository.path("config/topology.yaml")
         config.health.checks = checks.path
-        config.health.evaluationIntervalMilliseconds = 50
+        config.health.evaluationInterval = .milliseconds(50)
         config.observability.listen = ""
         let logs = LogSink()
         let service = ClusterdService(config: config, logger: Logger(label: "writer-test") { _ in FleetBusTests.SinkHandler(sink: logs) })
