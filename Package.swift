@@ -56,7 +56,7 @@ let package = Package(
         // ClusterCockpit events built from them (pure: the commands run in the executable).
         .target(name: "Slurm", dependencies: ["Model"]),
         // Typed configuration: clusterd.yaml's sections, defaults, validation, unknown keys by line.
-        .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Config", dependencies: ["Bus", .product(name: "Yams", package: "Yams")]),
         // /metrics, /healthz, /readyz and the counters behind them.
         .target(name: "Observability", dependencies: ["Config", "Threads", .product(name: "Prometheus", package: "swift-prometheus")]),
         // Dedicated threads for loops that block, stopped by cancellation of their loop.

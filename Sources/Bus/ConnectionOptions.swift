@@ -1,5 +1,5 @@
 /// How to reach and authenticate to the NATS servers.
-public struct ConnectionOptions: Sendable {
+public struct ConnectionOptions: Sendable, Equatable {
     /// Server URLs (`nats://host:4222`, `tls://...`); the client fails over between them.
     public var servers: [String]
     /// Client name shown by the server (`nats server report connections`).

@@ -1,3 +1,4 @@
+import Bus
 import Foundation
 
 /// The sections of clusterd.yaml about transport and storage: nats, intake, storage, observability, publish.
@@ -6,22 +7,9 @@ extension ClusterdConfig {
     public struct NATS: Sendable, Equatable, ConfigSection {
         /// Server URLs; empty means "start a local nats-server" (embedded default).
         public var servers: [String] = []
-        /// Client name shown by the server.
-        public var name = "clusterd"
-        /// User and password authentication.
-        public var user: String?
-        public var password: String?
-        /// Token authentication.
-        public var token: String?
-        /// A `.creds` file (JWT and NKey seed).
-        public var credentialsFile: String?
-        /// NKey authentication: the public key and the file holding the seed.
-        public var nkeyPublicKey: String?
-        public var nkeySeedFile: String?
-        /// TLS: CA bundle, client certificate and key.
-        public var tlsCA: String?
-        public var tlsCertificate: String?
-        public var tlsKey: String?
+        /// Client name and authentication (user and password, token, `.creds` file, NKey) and
+        /// TLS files; its servers are set at start (``servers`` or the embedded broker).
+        public var connection = ConnectionOptions(servers: [], name: "clusterd")
         /// Port of the embedded nats-server: 4222 by default (what the examples and
         /// `clusterd publish` use); another free port when it is taken (logged); 0 = any free port.
         public var embeddedPort = 4222
@@ -30,10 +18,12 @@ extension ClusterdConfig {
         public init() {}
 
         public static var settings: [Setting<Self>] {
-            [.value("servers", \.servers), .value("name", \.name), .value("user", \.user), .value("password", \.password),
-             .value("token", \.token), .value("credentials_file", \.credentialsFile), .value("nkey_public_key", \.nkeyPublicKey),
-             .value("nkey_seed_file", \.nkeySeedFile), .value("tls_ca", \.tlsCA), .value("tls_certificate", \.tlsCertificate),
-             .value("tls_key", \.tlsKey), .value("embedded_port", \.embeddedPort)]
+            [.value("servers", \.servers), .value("name", \.connection.name), .value("user", \.connection.user),
+             .value("password", \.connection.password), .value("token", \.connection.token),
+             .value("credentials_file", \.connection.credentialsFile), .value("nkey_public_key", \.connection.nkeyPublicKey),
+             .value("nkey_seed_file", \.connection.nkeySeedFile), .value("tls_ca", \.connection.tlsCAFile),
+             .value("tls_certificate", \.connection.tlsCertificateFile), .value("tls_key", \.connection.tlsKeyFile),
+             .value("embedded_port", \.embeddedPort)]
         }
     }
 

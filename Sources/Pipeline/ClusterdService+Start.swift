@@ -72,7 +72,7 @@ extension ClusterdService {
             } catch {
                 var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))", "in_seconds": "\(delay)"]
                 if !connection.isConnected {
-                    let login = BrokerProbe.Credentials(user: config.nats.user, password: config.nats.password, token: config.nats.token)
+                    let login = BrokerProbe.Credentials(user: config.nats.connection.user, password: config.nats.connection.password, token: config.nats.connection.token)
                     let reasons = servers.map { server in
                         "\(ClusterdConfig.redacted(server)): \(BrokerProbe.problem(url: server, credentials: login) ?? connection.lastError ?? "reachable, but the NATS connection is not up (TLS or credentials?)")"
                     }

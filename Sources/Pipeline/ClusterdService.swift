@@ -113,16 +113,8 @@ public final class ClusterdService: @unchecked Sendable {
             logger.info("clusters loaded", metadata: ["clusters": "\(loaded.clusters.keys.sorted().joined(separator: ","))"])
         }
 
-        var options = ConnectionOptions(servers: servers, name: config.nats.name)
-        options.user = config.nats.user
-        options.password = config.nats.password
-        options.token = config.nats.token
-        options.credentialsFile = config.nats.credentialsFile
-        options.nkeyPublicKey = config.nats.nkeyPublicKey
-        options.nkeySeedFile = config.nats.nkeySeedFile
-        options.tlsCAFile = config.nats.tlsCA
-        options.tlsCertificateFile = config.nats.tlsCertificate
-        options.tlsKeyFile = config.nats.tlsKey
+        var options = config.nats.connection
+        options.servers = servers
         let logger = self.logger
         let counters = self.counters
         let connection = try BusConnection(options) { event in

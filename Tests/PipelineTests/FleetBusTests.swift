@@ -266,8 +266,8 @@ import Testing
         let broker = try NATSServer(arguments: ["-c", Repository.path("config/nats-server.conf")])
         var config = ClusterdConfig()
         config.nats.servers = [broker.url]
-        config.nats.user = "clusterd"
-        config.nats.password = "clusterd-example-password"
+        config.nats.connection.user = "clusterd"
+        config.nats.connection.password = "clusterd-example-password"
         config.storage.dataDir = directory.appendingPathComponent("isolated").path
         config.observability.listen = ""
         config.fleet.tokenRefs = try ClusterdConfig.load(path: Repository.path("config/clusterd.yaml")).fleet.tokenRefs  // the shipped grants
