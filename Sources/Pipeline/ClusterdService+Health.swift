@@ -58,7 +58,7 @@ extension ClusterdService {
     }
 
     /// Loads topology and checks, restores firing alerts and the black-hole window, ensures
-    /// the alert stream, and starts the health loop and the maintenance admin API.
+    /// the alert stream, and builds the health loop (a part) and the maintenance admin API.
     func startHealth(connection: BusConnection, publisher: OutboxPublisher, writer: DatabaseWriter,
                              clusters: Reloadable<ClusterRegistry>) throws -> HealthLoop {
         let settings = config.health
@@ -99,7 +99,7 @@ extension ClusterdService {
                               interval: settings.evaluationInterval, counters: counters, logger: logger)
         loop.historyRetention = settings.historyRetention.wholeSeconds
         health = loop
-        loop.start()
+        parts.append(ServicePart("health", start: loop.start, stop: loop.stop))
         self.topology.replace(with: topology)
         maintenance = try MaintenanceResponder(writer: writer, topology: self.topology,
                                                connection: connection, logger: logger)

@@ -30,6 +30,8 @@ public final class ClusterdService: @unchecked Sendable {
     let logger: Logger
     var embedded: NATSServer?
     var connection: BusConnection?
+    /// The long-running parts, in start order (stopped in reverse).
+    public internal(set) var parts: [ServicePart] = []
     var loops: [IntakeLoop] = []
     var health: HealthLoop?
     var metricIntake: MetricIntake?
@@ -80,10 +82,16 @@ public final class ClusterdService: @unchecked Sendable {
         public var description: String { "start-up cancelled by a shutdown request" }
     }
 
-    /// Opens the database (migrating it), installs cluster files, connects (starting a local
-    /// nats-server when none is configured), sets up the stream and consumer, and starts the
-    /// intake loop.
+    /// Builds everything (``prepare()``) and starts every part.
     public func start() throws {
+        try prepare()
+        for part in parts { part.start() }
+    }
+
+    /// Opens the database (migrating it), installs cluster files, connects (starting a local
+    /// nats-server when none is configured), sets up streams and consumers and builds every
+    /// long-running part (``parts``) without starting it.
+    public func prepare() throws {
         startup.phase("starting")
         // /healthz and /readyz answer from the first moment, so a stuck start-up is visible.
         startObservability()
@@ -178,7 +186,7 @@ public final class ClusterdService: @unchecked Sendable {
         for loop in loops {
             loop.deadLetterRetention = config.publish.deadLetterRetention.wholeSeconds
             loop.maxAttempts = max(1, config.intake.maxAttempts)
-            loop.start()
+            parts.append(ServicePart("\(loop.name) intake", start: loop.start, stop: loop.stop))
             scheduler.every(10, "\(loop.name).chores") { now in loop.chores(now: now) }
         }
         let api = QueryAPI(database: try openReader(), clusters: clusters, health: health,
@@ -199,8 +207,8 @@ public final class ClusterdService: @unchecked Sendable {
         } else {
             for receiver in config.alertmanager.receivers {
                 let forwarder = try AlertmanagerForwarder(receiver: receiver, connection: connection, config: config, counters: counters, logger: logger)
-                forwarder.start()
                 forwarders.append(forwarder)
+                parts.append(ServicePart("alertmanager \(receiver.name)", start: forwarder.start, stop: forwarder.stop))
             }
         }
         micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
@@ -223,29 +231,29 @@ public final class ClusterdService: @unchecked Sendable {
         }) { samples, at in
             health.submit(samples: samples, receivedAt: at)
         }
-        scheduler.start()
+        // Subscribed from their construction: as parts they are stopped in order.
+        if let metricIntake { parts.append(ServicePart("metric subscription", stop: metricIntake.stop)) }
+        parts.append(ServicePart("fleet subscriptions", stop: fleet.stop))
+        if let micro = micro { parts.append(ServicePart("micro service endpoints", stop: micro.stop)) }
+        parts.append(ServicePart("scheduler", start: scheduler.start, stop: scheduler.stop))
         startup.phase(nil)
         logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))",
                                                     "subject": "\(config.intake.jobSubject)"])
     }
 
-    /// Finishes the batch in flight, then closes the connection and the embedded server.
+    /// Stops every part in reverse order (the batch in flight finishes), writes the metric
+    /// checkpoint, closes the connection and the embedded server.
     public func stop() {
-        scheduler.stop()
+        for part in parts.reversed() { part.stop() }
+        parts = []
         http?.stop()
         http = nil
-        micro?.stop()
         micro = nil
-        fleet?.stop()
         fleet = nil
-        for f in forwarders { f.stop() }
         forwarders = []
         maintenance = nil
-        metricIntake?.stop()
         metricIntake = nil
-        for loop in loops { loop.stop() }
         loops = []
-        health?.stop()
         health = nil
         if let store = metricStore { checkpoint(store) }
         connection?.close()

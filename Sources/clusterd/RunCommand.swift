@@ -91,20 +91,23 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// clusterd as a service of a swift-service-lifecycle group: starts (blocking work on a
-/// thread of its own), waits for the graceful shutdown, stops.
+/// clusterd in a swift-service-lifecycle group: builds everything (blocking work on a thread
+/// of its own; a shutdown request during start-up makes it give up), then runs each part as
+/// a `Service` of an inner group, which stops them in reverse order on the graceful shutdown
+/// (the batch in flight finishes); then the checkpoint, the connection, the embedded broker.
 struct ClusterdLifecycleService: Service {
     let service: ClusterdService
     let logger: Logger
 
     func run() async throws {
-        let (fatalities, fatal) = AsyncStream.makeStream(of: String.self)
-        service.onFatal = { fatal.yield($0) }
+        // nil: a shutdown was requested; a text: why clusterd cannot go on.
+        let (stops, stop) = AsyncStream.makeStream(of: String?.self)
+        service.onFatal = { stop.yield($0) }
         do {
             // A shutdown request during start-up (an unreachable broker retries for ever)
-            // makes start() give up at its next retry.
+            // makes prepare() give up at its next retry.
             try await withGracefulShutdownHandler {
-                try await Self.offload { try service.start() }
+                try await Self.offload { try service.prepare() }
             } onGracefulShutdown: {
                 service.cancelStart()
             }
@@ -116,21 +119,31 @@ struct ClusterdLifecycleService: Service {
             await Self.offloadQuietly { service.stop() }
             throw error
         }
-        let failure: String? = await withTaskGroup(of: String?.self) { group in
-            group.addTask { try? await gracefulShutdown(); return nil }
-            group.addTask { for await reason in fatalities { return reason }; return nil }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+        let parts = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: service.parts.map { .init(service: PartService(part: $0),
+                                                successTerminationBehavior: .gracefullyShutdownGroup,
+                                                failureTerminationBehavior: .gracefullyShutdownGroup) },
+            logger: logger))
+        let running = Task {
+            do { try await parts.run(); stop.yield("a part of clusterd ended") } catch { stop.yield("a part of clusterd failed: \(error)") }
         }
-        if let failure {
-            logger.critical("clusterd cannot go on", metadata: ["reason": "\(failure)"])
-            service.cancelStart()
-            await Self.offloadQuietly { service.stop() }
-            throw RunError(description: failure)
+        let requested = Task {
+            try? await gracefulShutdown()
+            stop.yield(nil)
         }
-        logger.notice("shutdown requested: finishing the batch in flight")
+        var reason: String?
+        for await first in stops {
+            reason = first
+            break
+        }
+        requested.cancel()
+        if let reason { logger.critical("clusterd cannot go on", metadata: ["reason": "\(reason)"]) } else {
+            logger.notice("shutdown requested: finishing the batch in flight")
+        }
+        await parts.triggerGracefulShutdown()
+        _ = await running.result
         await Self.offloadQuietly { service.stop() }
+        if let reason { throw RunError(description: reason) }
     }
 
     /// Runs blocking work off the cooperative pool.
@@ -144,6 +157,19 @@ struct ClusterdLifecycleService: Service {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             Thread { body(); c.resume() }.start()
         }
+    }
+}
+
+/// One part of clusterd as a `Service`: started when the group runs, stopped (off the
+/// cooperative pool: it waits for the batch in flight) on the graceful shutdown or on
+/// cancellation.
+struct PartService: Service {
+    let part: ServicePart
+
+    func run() async throws {
+        await ClusterdLifecycleService.offloadQuietly { part.start() }
+        try? await gracefulShutdown()
+        await ClusterdLifecycleService.offloadQuietly { part.stop() }
     }
 }
 
