@@ -6,15 +6,13 @@ import Testing
 /// `clusterd run` killed with SIGKILL between an alert's firing and its resolve: after the
 /// restart the resolve still arrives, and the alert stream holds exactly one message per
 /// sequence.
-@Suite(.serialized, .timeLimit(.minutes(3))) final class AlertCrashTests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.serialized, .timeLimit(.minutes(3))) final class AlertCrashTests: BusSuite {
+    let fixture: BusFixture
     let config: URL
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-alert-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        fixture = try BusFixture("clusterd-alert")
+        let directory = fixture.directory, server = fixture.server
         let checks = directory.appendingPathComponent("checks.yaml")
         try """
             checks:
@@ -36,8 +34,6 @@ import Testing
             log_level: warning
             """.write(to: config, atomically: true, encoding: .utf8)
     }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
 
     /// Where both runs of clusterd log (warnings and errors), shown when an expectation fails.
     var logFile: URL { directory.appendingPathComponent("clusterd.log") }

@@ -4,17 +4,13 @@ import Foundation
 import Testing
 
 /// The operator commands of the `clusterd` binary: check-config, query, tail.
-@Suite(.serialized, .timeLimit(.minutes(3))) final class OperatorCLITests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.serialized, .timeLimit(.minutes(3))) final class OperatorCLITests: BusSuite {
+    let fixture: BusFixture
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-cli-\(UUID().uuidString)")
+        fixture = try BusFixture("clusterd-cli")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
 
     @Test func checkConfigReportsEveryProblemWithItsFile() throws {
         let ok = try CLIRunner.run(["check-config"], directory: CLIRunner.packageRoot)

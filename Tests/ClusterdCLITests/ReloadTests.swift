@@ -7,17 +7,13 @@ import Testing
 /// `clusterd run` takes a changed topology, checks library or cluster file on SIGHUP, as an
 /// operator sends it (`systemctl reload clusterd`, `kill -HUP`); an invalid file is refused
 /// with its line and the running configuration stays (issue 22 #16).
-@Suite(.timeLimit(.minutes(2))) final class ReloadTests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.timeLimit(.minutes(2))) final class ReloadTests: BusSuite {
+    let fixture: BusFixture
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-reload-\(UUID().uuidString)")
+        fixture = try BusFixture("clusterd-reload")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
 
     @Test func sighupReloadsTheTopologyAndAnInvalidOneIsRefusedWithItsLine() async throws {
         let root = CLIRunner.packageRoot

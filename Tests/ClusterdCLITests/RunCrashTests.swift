@@ -7,20 +7,16 @@ import Testing
 
 /// `clusterd run` as a process: SIGKILL in the middle of thousands of events, restart, and
 /// every job is there exactly once with the right state.
-@Suite(.serialized, .timeLimit(.minutes(3))) final class RunCrashTests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.serialized, .timeLimit(.minutes(3))) final class RunCrashTests: BusSuite {
+    let fixture: BusFixture
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-run-\(UUID().uuidString)")
+        fixture = try BusFixture("clusterd-run")
         let clusterDir = directory.appendingPathComponent("archive/fritz")
         try FileManager.default.createDirectory(at: clusterDir, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: CLIRunner.packageRoot.appendingPathComponent("config/clusters/fritz/cluster.json"),
                                          to: clusterDir.appendingPathComponent("cluster.json"))
     }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
 
     func launch() throws -> Process {
         try CLIRunner.launch(["run", "--listen", "", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"],

@@ -4,17 +4,13 @@ import Testing
 
 /// The Slurm controller hook (`config/slurm/clusterd-hook.sh`) run with the environment
 /// slurmctld gives it, against a running `clusterd run`.
-@Suite(.serialized, .timeLimit(.minutes(3))) final class SlurmHookTests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.serialized, .timeLimit(.minutes(3))) final class SlurmHookTests: BusSuite {
+    let fixture: BusFixture
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-hook-\(UUID().uuidString)")
+        fixture = try BusFixture("clusterd-hook")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
 
     var log: URL { directory.appendingPathComponent("hook.log") }
 

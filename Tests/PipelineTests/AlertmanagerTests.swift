@@ -12,17 +12,15 @@ import Testing
 
 /// Alerts forwarded to a real Alertmanager (Debian's prometheus-alertmanager) on loopback and
 /// read back from its API.
-@Suite(.serialized, .timeLimit(.minutes(3))) final class AlertmanagerTests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.serialized, .timeLimit(.minutes(3))) final class AlertmanagerTests: BusSuite {
+    let fixture: BusFixture
     var alertmanager: Process
     let amURL: String
     let amPort: Int
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-am-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        fixture = try BusFixture("clusterd-am")
+        let directory = fixture.directory
         try "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n"
             .write(to: directory.appendingPathComponent("am.yml"), atomically: true, encoding: .utf8)
         amPort = freeLoopbackPort()
@@ -63,7 +61,6 @@ import Testing
     deinit {
         alertmanager.terminate()
         alertmanager.waitUntilExit()
-        try? FileManager.default.removeItem(at: directory)
     }
 
     /// Alertmanager's own log, shown when it does not become ready.

@@ -12,16 +12,12 @@ import Testing
 
 /// clusterd's service against a real nats-server: events in through JetStream, results and
 /// dead letters out on the bus, nothing lost across a broker restart.
-@Suite(.serialized, .timeLimit(.minutes(3))) final class ServiceBusTests {
-    let server: NATSServer
-    let directory: URL
+@Suite(.serialized, .timeLimit(.minutes(3))) final class ServiceBusTests: BusSuite {
+    let fixture: BusFixture
 
     init() throws {
-        server = try NATSServer()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-svc-\(UUID().uuidString)")
+        fixture = try BusFixture("clusterd-svc")
     }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
 
     /// A service on this suite's server and directory with the fritz cluster; `configure`
     /// adjusts the rest.
