@@ -3,7 +3,7 @@ import Synchronization
 
 // C trampolines live here, in a non-main file and outside any actor: a @convention(c)
 // closure written in main.swift is MainActor-inferred and traps when libnats calls it on
-// its own thread (see ../shared/reference/nats-from-swift.md §3).
+// its own thread (ARCHITECTURE.md, "The bus").
 
 /// Receives connection events on libnats threads; owned by its connection.
 final class ConnectionEventSink: Sendable {

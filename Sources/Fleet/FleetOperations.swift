@@ -10,7 +10,7 @@ extension FleetRegistry {
     public static let operationTypes: Set<String> = ["restart_services", "update_config", "deploy_update"]
 
     /// Creates a pending operation from a request and returns it with its target servers.
-    public func createOperation(_ organization: String, _ request: JSONValue, now: Int64) throws -> (id: String, servers: [ManagedServer], timeout: Int64) {
+    public func createOperation(_ organization: String, _ request: JSONValue, now: Int64, id: String) throws -> (id: String, servers: [ManagedServer], timeout: Int64) {
         let o = try StrictObject(request, allowed: ["type", "parameters", "servers", "groups", "filter", "initiatedBy", "timeoutSeconds"])
         guard let type = try o.string("type"), !type.isEmpty, type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
             throw Failure(code: 400, description: "type is required: restart_services, update_config, deploy_update or a custom name of letters, digits, _")
@@ -35,7 +35,6 @@ extension FleetRegistry {
         }
         guard !targets.isEmpty else { throw Failure(code: 400, description: "the operation targets no server (give servers, groups or filter)") }
         let servers = targets.values.sorted { $0.name < $1.name }
-        let id = UUID().uuidString.lowercased()
         let parameters = o.raw("parameters") ?? .object([])
         let targetJSON = JSONValue.object([("servers", o.raw("servers") ?? .array([])), ("groups", o.raw("groups") ?? .array([])),
                                            ("filter", o.raw("filter") ?? .null)])

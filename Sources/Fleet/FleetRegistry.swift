@@ -100,13 +100,14 @@ public final class FleetRegistry: @unchecked Sendable {
             .first([.text(organization), .text(nameOrID), .text(nameOrID)], Self.row)
     }
 
-    /// Registers (or, for an existing name, updates) a server from a request.
-    public func register(_ organization: String, _ request: JSONValue, now: Int64) throws -> ManagedServer {
+    /// Registers (or, for an existing name, updates) a server from a request; a new server
+    /// gets `newID` (ids, like times, come from the caller).
+    public func register(_ organization: String, _ request: JSONValue, now: Int64, newID: String) throws -> ManagedServer {
         let o = try StrictObject(request, allowed: ManagedServer.keys)
         guard let name = try o.string("name"), Self.validName(name) else {
             throw Failure(code: 400, description: "name is required: letters, digits, '-' and '_' (it is a subject token), not \"api\"")
         }
-        var server = try self.server(organization, name) ?? ManagedServer(id: UUID().uuidString.lowercased(), organization: organization, name: name)
+        var server = try self.server(organization, name) ?? ManagedServer(id: newID, organization: organization, name: name)
         if server.createdAt == 0 { server.createdAt = now }
         try server.apply(o)
         server.updatedAt = now

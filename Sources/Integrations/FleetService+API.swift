@@ -41,7 +41,7 @@ extension FleetService {
             let reply: JSONValue
             switch verb {
             case "register":
-                let server = try registry.register(org, request, now: now)
+                let server = try registry.register(org, request, now: now, newID: UUID().uuidString.lowercased())
                 logger.notice("fleet server registered", metadata: ["organization": "\(org)", "server": "\(server.name)"])
                 reply = .object([("server", server.json)])
             case "update": reply = .object([("server", try registry.update(org, request, now: now).json)])
@@ -77,7 +77,7 @@ extension FleetService {
                 }
             case "group.list": reply = .object([("groups", .array(try registry.groups(org)))])
             case "operation.start":
-                let (id, servers, timeout) = try registry.createOperation(org, request, now: now)
+                let (id, servers, timeout) = try registry.createOperation(org, request, now: now, id: UUID().uuidString.lowercased())
                 logger.notice("fleet operation started", metadata: ["organization": "\(org)", "operation": "\(id)",
                                                                      "type": "\(request["type"]?.stringValue ?? "")",
                                                                      "by": "\(request["initiatedBy"]?.stringValue ?? "")", "servers": "\(servers.count)"])

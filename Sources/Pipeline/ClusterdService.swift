@@ -20,8 +20,8 @@ import Prometheus
 import Store
 import Threads
 
-/// clusterd's main job, wired from a configuration: database, archive, optional embedded
-/// nats-server, the connection, the durable intake and the single writer loop.
+/// The composition root: from a configuration, the database (one writer), archive, optional
+/// embedded nats-server, the connection and every long-running part (``parts``).
 public final class ClusterdService: @unchecked Sendable {
     /// The effective configuration.
     public let config: ClusterdConfig

@@ -13,8 +13,8 @@ import Testing
         let db = try Database(path: path)
         try db.migrate(FleetSchema.migrations)
         let registry = FleetRegistry(database: db)
-        let a = try registry.register("acme", try JSONValue.parse(#"{"name":"a"}"#), now: 1000)
-        let b = try registry.register("acme", try JSONValue.parse(#"{"name":"b"}"#), now: 1000)
+        let a = try registry.register("acme", try JSONValue.parse(#"{"name":"a"}"#), now: 1000, newID: "id-a")
+        let b = try registry.register("acme", try JSONValue.parse(#"{"name":"b"}"#), now: 1000, newID: "id-b")
         for (server, at) in [(a, 100), (a, 200), (a, 5000), (b, 150)] {
             try db.prepare("INSERT INTO fleet_health_check (server_id, at, status) VALUES (?, ?, 'healthy')").run([.text(server.id), .integer(Int64(at))])
         }
