@@ -13,9 +13,9 @@ import Nodes
 import Store
 import Testing
 
-/// Issue 17: a recorded stream replayed through the stages' decisions and table code — no
-/// bus, no clock, no threads — gives the same job, node and alert tables as the running
-/// service did. The times come from the stream (the broker's arrival time), so nothing of the
+/// Issue 17: a recorded stream of job and node events, with the metric events before it,
+/// replayed through the stages' decisions and table code — no bus, no clock, no threads —
+/// gives the same job, node and alert tables as the running service did. The times come from the stream (the broker's arrival time), so nothing of the
 /// machine the service ran on leaks into what it decided.
 @Suite(.serialized, .timeLimit(.minutes(4))) final class ReplayTests: BusSuite {
     let fixture: BusFixture
@@ -37,7 +37,18 @@ import Testing
             $0.health.topology = topology
         }
         let seed = UInt64.random(in: 1...UInt64.max)
-        var events = RandomEvents(seed: seed, now: Int64(Date().timeIntervalSince1970))
+        let now = Int64(Date().timeIntervalSince1970)
+        var events = RandomEvents(seed: seed, now: now)
+        // Metric events first (core NATS, at-most-once, so not in the stream): the node stage
+        // reads each node's metric health from the buffers they fill. Waiting until all are
+        // buffered makes the order against the stream's node events the same in the replay.
+        let metrics = Self.metricMessages(now: now)
+        for body in metrics { try client.publish("cc.metrics.fritz", body) }
+        try client.flush()
+        let metricLines = metrics.reduce(0) { $0 + $1.split(separator: 0x0A).count }
+        try await eventually("every metric line buffered", state: { "\(service.counters["metrics.lines"]) of \(metricLines)" }) {
+            service.counters["metrics.lines"] == metricLines
+        }
         let js = try JetStream(client)
         let total = 1500
         for i in 1...total {
@@ -71,13 +82,19 @@ import Testing
 
         // The replay: a fresh database, the same clusters, checks and topology.
         let env = try TestEnvironment()
-        // The node stage's health input as the service read it: its metric buffers (empty here:
-        // the stream carries no metrics).
+        // The node stage's health input as the service read it: its metric buffers, filled by
+        // the same metric events through the same decoding and admission.
         let observed = ObservationLog()
         var logger = Logger(label: "replay")
         logger.logLevel = .critical
         let clusters = Reloadable(try ClusterRegistry.load(archiveRoot: env.config.archivePath))
         let store = MetricStore(resolution: config.metrics.resolution.wholeSeconds, retention: config.metrics.retention.wholeSeconds)
+        for body in metrics {
+            let (samples, letters) = MetricIntake.decode(BusMessage(subject: "cc.metrics.fritz", data: body), defaultCluster: "", now: now) { s in
+                store.record(s.seriesKey, time: s.time, value: s.value, knownHost: true).map { ("series_limit", $0) }
+            }
+            #expect(letters.isEmpty && !samples.isEmpty)
+        }
         let nodes = NodeProcessor(database: env.processor.database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters),
                                   config: env.config, counters: env.counters, logger: logger, onCommit: { observed.append($0) })
         let engine = HealthEngine(library: try CheckLibrary(contentsOf: checksFile.path), topology: try Topology(contentsOf: topology), now: 0)
@@ -118,6 +135,32 @@ import Testing
         // Not an empty comparison: the stream made jobs, node states, letters and alerts.
         for table in ["job", "node_state", "dead_letter", "alert_transition"] {
             #expect(try Self.dump(live, "SELECT count(*) FROM \(table)") != [["0"]], "seed \(seed): no \(table) rows")
+        }
+        // ... and the metric events decided node health: full, partial and failed all occur.
+        #expect(try Self.dump(live, "SELECT DISTINCT health_state FROM node_state ORDER BY 1") == [["failed"], ["full"], ["partial"]], "seed \(seed)")
+    }
+
+    /// cc-metric-collector messages for the hosts the random events use (f0101...f0180): a
+    /// quarter report every metric of fritz fresh, a quarter lack two, a quarter report
+    /// cpu_load an hour late (degraded), a quarter nothing (missing).
+    static func metricMessages(now: Int64) -> [[UInt8]] {
+        let fresh = (now - 30) * 1_000_000_000, late = (now - 3600) * 1_000_000_000
+        return (0..<80).compactMap { i -> [UInt8]? in
+            let host = "f0\(101 + i)"
+            func line(_ metric: String, _ type: String, _ time: Int64) -> String {
+                "\(metric),cluster=fritz,hostname=\(host),type=\(type)\(type == "node" ? "" : ",type-id=0") value=\(i % 7 + 1).5 \(time)"
+            }
+            let lines: [String]
+            switch i % 4 {
+            case 0: lines = [line("cpu_load", "node", fresh), line("cpu_user", "hwthread", fresh), line("mem_used", "node", fresh),
+                             line("flops_any", "hwthread", fresh), line("mem_bw", "socket", fresh), line("net_bw", "node", fresh)]
+            case 1: lines = [line("cpu_load", "node", fresh), line("cpu_user", "hwthread", fresh), line("mem_used", "node", fresh),
+                             line("flops_any", "hwthread", fresh)]
+            case 2: lines = [line("cpu_load", "node", late), line("cpu_user", "hwthread", fresh), line("mem_used", "node", fresh),
+                             line("flops_any", "hwthread", fresh), line("mem_bw", "socket", fresh), line("net_bw", "node", fresh)]
+            default: return nil
+            }
+            return Array(lines.joined(separator: "\n").utf8)
         }
     }
 
