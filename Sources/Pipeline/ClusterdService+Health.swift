@@ -100,6 +100,9 @@ extension ClusterdService {
         loop.historyRetention = settings.historyRetention.wholeSeconds
         health = loop
         parts.append(ServicePart("health", start: loop.start, stop: loop.stop))
+        // Re-sends and end-of-maintenance announcements on the scheduler's clock; the
+        // evaluation ticks stay with the loop (sub-second, and the engine is its thread's).
+        scheduler.every(1, "alerts.housekeeping") { now in loop.housekeeping(now: now) }
         self.topology.replace(with: topology)
         maintenance = try MaintenanceResponder(writer: writer, topology: self.topology,
                                                connection: connection, logger: logger)

@@ -20,6 +20,7 @@ public final class HealthLoop: @unchecked Sendable {
         case nodes([NodeObservation])
         case jobs([JobRecord])
         case query(@Sendable (HealthEngine) -> Void)
+        case housekeeping(at: Int64)
     }
 
     final class Inbox: Sendable {
@@ -78,6 +79,10 @@ public final class HealthLoop: @unchecked Sendable {
     /// Queues stopped jobs (any thread).
     public func submit(jobs: [JobRecord]) { push(.jobs(jobs)) }
 
+    /// Queues the alert book's housekeeping at `now` (the scheduler's time): re-sends of
+    /// firing alerts, announcements when a maintenance window ends, hourly history pruning.
+    public func housekeeping(now: Int64) { push(.housekeeping(at: now)) }
+
     /// Runs `body` on the loop thread with the engine (between inputs, so it sees a
     /// consistent state) and returns its result; nil when the loop did not answer in time.
     public func inspect<T: Sendable>(timeout: Double = 5, _ body: @escaping @Sendable (HealthEngine) -> T) -> T? {
@@ -109,27 +114,30 @@ public final class HealthLoop: @unchecked Sendable {
         let intervalSeconds = Double(seconds) + Double(attoseconds) / 1e18
         var lastTick = Date.distantPast
         while true {
+            // The stop flag is read after the wait: a stop's wake-up consumed by this wait must
+            // not leave the next one waiting a whole interval.
+            if !worker.isStopping { _ = inbox.signal.wait(timeout: .now() + intervalSeconds) }
             let done = worker.isStopping
-            _ = inbox.signal.wait(timeout: .now() + intervalSeconds)
             let inputs = inbox.items.withLock { box -> [Input] in
                 defer { box = ([], 0) }
                 return box.inputs
             }
             let now = Int64(Date().timeIntervalSince1970)
-            feed(inputs)
-            if Date().timeIntervalSince(lastTick) >= intervalSeconds || done {
+            let housekeepingAt = feed(inputs)
+            let tick = Date().timeIntervalSince(lastTick) >= intervalSeconds || done
+            if tick {
                 lastTick = Date()
                 engine.tick(now: now)
-                record(now: now, housekeeping: true)
-                counters.add("health.ticks")
-            } else {
-                record(now: now, housekeeping: false)
             }
+            record(now: now, housekeepingAt: housekeepingAt)
+            if tick { counters.add("health.ticks") }
             if done { return }
         }
     }
 
-    private func feed(_ inputs: [Input]) {
+    /// Applies `inputs`; returns the time of the last housekeeping asked for, if one was.
+    private func feed(_ inputs: [Input]) -> Int64? {
+        var housekeepingAt: Int64?
         for input in inputs {
             switch input {
             case .samples(let samples, let receivedAt):
@@ -143,8 +151,11 @@ public final class HealthLoop: @unchecked Sendable {
                 for j in jobs { engine.jobEnded(Self.exit(j), now: Int64(Date().timeIntervalSince1970)) }
             case .query(let body):
                 body(engine)
+            case .housekeeping(let at):
+                housekeepingAt = at
             }
         }
+        return housekeepingAt
     }
 
     /// The black-hole view of a stopped job.
@@ -153,7 +164,7 @@ public final class HealthLoop: @unchecked Sendable {
                 state: job.state.rawValue, runtime: job.duration, stopTime: job.start.startTime + job.duration)
     }
 
-    private func record(now: Int64, housekeeping: Bool) {
+    private func record(now: Int64, housekeepingAt: Int64?) {
         unrecorded += engine.takeTransitions()
         do {
             writer.lock.lock()
@@ -169,12 +180,12 @@ public final class HealthLoop: @unchecked Sendable {
                 }
                 unrecorded.removeAll()
             }
-            if housekeeping {
-                let resent = try book.housekeeping(now: now)
+            if let at = housekeepingAt {
+                let resent = try book.housekeeping(now: at)
                 if resent > 0 { counters.add("alerts.resent_or_unsilenced", resent) }
-                if now - lastPrune >= 3600 {
-                    lastPrune = now
-                    try book.prune(before: now - historyRetention)
+                if at - lastPrune >= 3600 {
+                    lastPrune = at
+                    try book.prune(before: at - historyRetention)
                 }
             }
         } catch {

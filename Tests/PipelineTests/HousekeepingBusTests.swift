@@ -9,6 +9,7 @@ import Logging
 import Model
 import Pipeline
 import Store
+import Synchronization
 import Testing
 import Threads
 
@@ -135,5 +136,42 @@ import Threads
         #expect(letter["code"] == .string("held_stop_expired"), "\(letter)")
         #expect(try db.prepare("SELECT count(*) FROM clusterd_held_stop").first { $0.int(0) } == 0)
         _ = sub
+    }
+
+    /// Alert re-sends run on the scheduler's clock too: a firing alert goes out again once
+    /// that clock passes `health.resend_interval_seconds`.
+    @Test func aFiringAlertIsResentWhenTheSchedulersClockPassesTheResendInterval() async throws {
+        let checks = directory.appendingPathComponent("checks.yaml")
+        try "checks:\n  - id: slurm_state\n    source: {slurm_state: {mixed: OK}}\n".write(to: checks, atomically: true, encoding: .utf8)
+        let now = Int64(Date().timeIntervalSince1970)
+        let clock = ManualClock(now)
+        let service = try startService(clock: clock) {
+            $0.health.checks = checks.path
+            $0.health.evaluationInterval = .milliseconds(200)
+            $0.health.resendInterval = .seconds(300)
+        }
+        defer { service.stop() }
+        let alerts = ServiceBusTests.Collector()
+        let sub = try client.subscribe("clusterd.alert.>") { alerts.add($0) }
+        try client.flush()
+        let down = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"f0110\",\"states\":[\"down\"]}]}" 1"#
+        _ = try JetStream(client).publish(BusMessage(subject: "cc.node.state", data: Array(down.utf8)), messageID: "resend-down")
+        let first = try JSONValue.parse(try #require(try await alerts.wait(count: 1).first).data)
+        #expect(first["status"] == .string("firing"))
+        // Past the interval even if the firing was recorded a few seconds after `now`.
+        clock.advance(by: 330)
+        let again = try JSONValue.parse(try await alerts.wait(count: 2)[1].data)
+        #expect(again["fingerprint"] == first["fingerprint"] && again["status"] == .string("firing"), "\(again)")
+        #expect(service.counters["alerts.resent_or_unsilenced"] >= 1)
+        _ = sub
+    }
+
+    /// A stop does not wait for the next evaluation tick: with an hour's interval, the health
+    /// loop (which once consumed the stop's wake-up and then slept the interval) ends at once.
+    @Test func aServiceWithALongEvaluationIntervalStopsAtOnce() async throws {
+        let service = try startService { $0.health.evaluationInterval = .seconds(3600) }
+        let stopped = Atomic<Bool>(false)
+        Thread { service.stop(); stopped.store(true, ordering: .relaxed) }.start()
+        try await eventually("the service to stop", timeout: 20) { stopped.load(ordering: .relaxed) }
     }
 }

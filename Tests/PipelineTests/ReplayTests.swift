@@ -35,6 +35,10 @@ import Testing
         let (service, config) = try ClusterdService.started(server: server.url, directory: directory.appendingPathComponent("live")) {
             $0.health.checks = checksFile.path
             $0.health.topology = topology
+            // No evaluation ticks while the stream is applied: a tick runs on the wall clock,
+            // between observations that carry the stream's (earlier) times, and what it decides
+            // (a resolve one tick later) is the clock's, not the stream's.
+            $0.health.evaluationInterval = .seconds(3600)
         }
         let seed = UInt64.random(in: 1...UInt64.max)
         let now = Int64(Date().timeIntervalSince1970)
@@ -95,6 +99,8 @@ import Testing
             }
             #expect(letters.isEmpty && !samples.isEmpty)
         }
+        // A stopped job's footprint comes from the same buffers, as in the service.
+        env.processor.dataBuilder = JobDataBuilder(store: store)
         let nodes = NodeProcessor(database: env.processor.database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters),
                                   config: env.config, counters: env.counters, logger: logger, onCommit: { observed.append($0) })
         let engine = HealthEngine(library: try CheckLibrary(contentsOf: checksFile.path), topology: try Topology(contentsOf: topology), now: 0)
