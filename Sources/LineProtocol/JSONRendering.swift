@@ -45,23 +45,35 @@ public enum DecodeJSON {
     /// Appends `s` as a JSON string literal (control characters escaped, UTF-8 kept).
     public static func appendString(_ s: String, to out: inout String) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        // Runs of bytes that need no escape are appended whole (per-scalar appends made
+        // string building the top cost of the job path); escapes are all ASCII, so a run never
+        // splits a multi-byte character.
+        var text = s
+        text.withUTF8 { bytes in
+            var start = 0
+            func flush(_ end: Int) {
+                if start < end { out += String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) }
             }
+            for i in 0..<bytes.count {
+                let escape: String
+                switch bytes[i] {
+                case 0x22: escape = "\\\""
+                case 0x5C: escape = "\\\\"
+                case 0x0A: escape = "\\n"
+                case 0x0D: escape = "\\r"
+                case 0x09: escape = "\\t"
+                case 0x08: escape = "\\b"
+                case 0x0C: escape = "\\f"
+                case 0x00..<0x20, 0x7F:
+                    let hex = String(bytes[i], radix: 16)
+                    escape = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: continue
+                }
+                flush(i)
+                out += escape
+                start = i + 1
+            }
+            flush(bytes.count)
         }
         out += "\""
     }
