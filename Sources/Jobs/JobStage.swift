@@ -212,6 +212,13 @@ public final class JobStage {
         return try ids.map { try load(id: $0) }
     }
 
+    /// Of `ids`, those still waiting for their archive entry (status 1), in one query.
+    public func stillPending(_ ids: [Int64]) throws -> Set<Int64> {
+        let list = "[" + ids.map(String.init).joined(separator: ",") + "]"
+        return Set(try database.prepare("SELECT id FROM job WHERE monitoring_status = 1 AND id IN (SELECT value FROM json_each(?))")
+            .rows([.text(list)]) { $0.int(0) })
+    }
+
     /// Records that writing job `id`'s archive entry failed at `now`: status 2, retried after
     /// a delay that doubles with each attempt (30 s up to an hour).
     public func archiveFailed(id: Int64, error: String, now: Int64) throws {

@@ -10,6 +10,7 @@ import MetricBuffers
 import Model
 import Observability
 import Store
+import Synchronization
 
 /// The job stage's handling of a line: decode the event, apply it in its own savepoint.
 final class JobLineHandler: LineHandler {
@@ -91,6 +92,10 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     let clusters: Reloadable<ClusterRegistry>
     /// Collects a stopped job's metrics from the buffers; nil: meta.json only.
     public var dataBuilder: JobDataBuilder?
+    /// Jobs a committed batch stopped that wait for their archive entry, as the batch had
+    /// them in memory: archived without being read back and parsed again. (After a restart,
+    /// and for retries, the table says what is pending.)
+    private let justStopped = Mutex<[JobRecord]>([])
 
     /// A processor over an open, migrated database.
     /// `onStopped` receives the jobs each committed batch stopped (for black-hole detection).
@@ -102,9 +107,12 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         self.clusters = clusters
         let handler = JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger)
         handler.archiveSubjectPrefix = "\(config.publish.resultPrefix).archive"
-        handler.onStopped = onStopped
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
         beforeBatch = { stage.clusters = clusters.current }
+        handler.onStopped = { [weak self] records in
+            self?.justStopped.withLock { $0 += records.filter { $0.monitoringStatus == 1 } }
+            onStopped(records)
+        }
     }
 
     /// All migrations of the tables this processor uses.
@@ -119,7 +127,20 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     public func archivePending(now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> Int {
         var written = 0
         while true {
-            let pending = try exclusive { try stage.pendingArchive(limit: 256, now: now) }
+            let known = justStopped.withLock { queue -> [JobRecord] in
+                let taken = Array(queue.prefix(256))
+                queue.removeFirst(taken.count)
+                return taken
+            }
+            let pending: [JobRecord]
+            if known.isEmpty {
+                pending = try exclusive { try stage.pendingArchive(limit: 256, now: now) }
+            } else {
+                // Still pending (not removed by retention meanwhile), checked in one query.
+                let ids = try exclusive { try stage.stillPending(known.map(\.id)) }
+                pending = known.filter { ids.contains($0.id) }
+                if pending.isEmpty { continue }
+            }
             if pending.isEmpty { return written }
             var footprints: [String?] = []
             let entries = pending.map { job -> ArchiveWriter.Entry in
