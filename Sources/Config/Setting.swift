@@ -101,6 +101,10 @@ public struct SettingKey: CodingKey {
 }
 
 extension Duration {
+    /// One hour.
+    public static let oneHour = Duration.seconds(3600)
+    /// One day.
+    public static let oneDay = Duration.seconds(86_400)
     /// Whole seconds (rounded down).
     public var wholeSeconds: Int64 { components.seconds }
     /// Whole milliseconds (rounded down).

@@ -164,10 +164,3 @@ extension ClusterdConfig {
         public static var settings: [Setting<Self>] { [.list("receivers", \.receivers)] }
     }
 }
-
-extension Duration {
-    /// One hour.
-    public static let oneHour = Duration.seconds(3600)
-    /// One day.
-    public static let oneDay = Duration.seconds(86_400)
-}

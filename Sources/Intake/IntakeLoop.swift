@@ -1,4 +1,5 @@
 import Bus
+import Config
 import Foundation
 import Logging
 import Observability
@@ -144,7 +145,7 @@ public final class IntakeLoop: @unchecked Sendable {
         logger.error(message, metadata: ["error": "\(error)", "messages": "\(deliveries.count)", "delay": "\(delay)",
                                          "origin": "\(deliveries.first?.message.origin ?? "")"])
         for delivery in deliveries { delivery.nak(delay) }
-        Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+        Thread.sleep(forTimeInterval: delay.secondsValue)
         return failures
     }
 

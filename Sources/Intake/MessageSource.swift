@@ -111,8 +111,7 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
 
     public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
         if inbox.queue.withLock({ $0.isEmpty }) {
-            let (seconds, attoseconds) = timeout.components
-            _ = inbox.signal.wait(timeout: .now() + .milliseconds(Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)))
+            _ = inbox.signal.wait(timeout: .now() + .milliseconds(Int(timeout.wholeMilliseconds)))
         }
         let taken: [Inbox.Entry] = inbox.queue.withLock { q in
             let n = min(batch, q.count)

@@ -110,7 +110,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
                         "receiver": "\(receiver.name)", "status": "\(r.status.map(String.init) ?? "-")", "error": "\(r.error ?? String(decoding: r.body.prefix(200), as: UTF8.self))",
                         "in": "\(delay)"])
                     for m in batch { try? m.nak(delay: delay) }
-                    Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                    Thread.sleep(forTimeInterval: delay.secondsValue)
                 }
             }
         }

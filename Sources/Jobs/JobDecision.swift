@@ -1,7 +1,7 @@
 import Model
 
 /// What the job tables hold about a start event's identity: the input of ``JobDecision/start(_:known:clusters:duplicateWindow:)``.
-public struct StartContext: Sendable, Equatable {
+public struct StartContext: Sendable {
     /// The stored job of the same job id, cluster and start time, with its canonical start event.
     public var sameIdentity: (id: Int64, startEvent: String)?
     /// The newest stored start time of the same job id and cluster within the duplicate window.
@@ -14,11 +14,6 @@ public struct StartContext: Sendable, Equatable {
         self.sameIdentity = sameIdentity
         self.recentStartTime = recentStartTime
         self.heldStop = heldStop
-    }
-
-    public static func == (a: StartContext, b: StartContext) -> Bool {
-        a.sameIdentity?.id == b.sameIdentity?.id && a.sameIdentity?.startEvent == b.sameIdentity?.startEvent
-            && a.recentStartTime == b.recentStartTime && a.heldStop?.id == b.heldStop?.id && a.heldStop?.stop == b.heldStop?.stop
     }
 }
 

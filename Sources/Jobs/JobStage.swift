@@ -88,9 +88,10 @@ public final class JobStage {
     }
 
     func write(_ decision: StartDecision, _ start: JobStart) throws -> JobOutcome {
-        guard case .insert(let subCluster, let canonical, let heldStop, let thenStop) = decision else {
-            if case .alreadyStarted(let id) = decision { return .alreadyStarted(id: id) }
-            preconditionFailure("unreachable")
+        let (subCluster, canonical, heldStop, thenStop): (String, String, Int64?, StopDecision?)
+        switch decision {
+        case .alreadyStarted(let id): return .alreadyStarted(id: id)
+        case .insert(let s, let c, let h, let t): (subCluster, canonical, heldStop, thenStop) = (s, c, h, t)
         }
         try database.prepare("""
             INSERT INTO job (job_id, cluster, subcluster, submit_time, start_time, hpc_user, project, cluster_partition,

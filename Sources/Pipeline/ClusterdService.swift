@@ -34,11 +34,7 @@ public final class ClusterdService: @unchecked Sendable {
     public internal(set) var parts: [ServicePart] = []
     var loops: [IntakeLoop] = []
     var health: HealthLoop?
-    var metricIntake: MetricIntake?
     var maintenance: MaintenanceResponder?
-    var micro: MicroService?
-    var fleet: FleetService?
-    var forwarders: [AlertmanagerForwarder] = []
     var http: ObservabilityServer?
     var reader: Database?
     /// What a configuration reload replaces: the clusters, the topology (see ``reload(origin:)``).
@@ -198,7 +194,6 @@ public final class ClusterdService: @unchecked Sendable {
                            })
         reader = try openReader()
         let fleet = try FleetService(connection: connection, writer: writer, publisher: publisher, config: config, counters: counters, logger: logger)
-        self.fleet = fleet
         // HTTP checks wait on their timeouts: a lane of their own, the chores never wait.
         scheduler.every(config.fleet.checkInterval.wholeSeconds, "fleet.poll", ownLane: true) { _ in fleet.pollOnce() }
         scheduler.every(3600, "fleet.prune") { now in fleet.prune(now: now) }
@@ -207,17 +202,16 @@ public final class ClusterdService: @unchecked Sendable {
         } else {
             for receiver in config.alertmanager.receivers {
                 let forwarder = try AlertmanagerForwarder(receiver: receiver, connection: connection, config: config, counters: counters, logger: logger)
-                forwarders.append(forwarder)
                 parts.append(ServicePart("alertmanager \(receiver.name)", start: forwarder.start, stop: forwarder.stop))
             }
         }
-        micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
+        let micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
                                  endpoints: api.endpoints + fleet.endpoints
                                     + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
                                     + (maintenance.map { [$0.endpoint] } ?? []))
         let topology = self.topology
-        metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger, admit: { s in
+        let metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger, admit: { s in
             // As the job and node stages: a cluster needs its cluster.json.
             let clusters = clusters.current
             guard let cluster = clusters[s.cluster] else {
@@ -231,10 +225,11 @@ public final class ClusterdService: @unchecked Sendable {
         }) { samples, at in
             health.submit(samples: samples, receivedAt: at)
         }
-        // Subscribed from their construction: as parts they are stopped in order.
-        if let metricIntake { parts.append(ServicePart("metric subscription", stop: metricIntake.stop)) }
+        // Subscribed from their construction: as parts they are stopped in order (the parts
+        // hold them).
+        parts.append(ServicePart("metric subscription", stop: metricIntake.stop))
         parts.append(ServicePart("fleet subscriptions", stop: fleet.stop))
-        if let micro = micro { parts.append(ServicePart("micro service endpoints", stop: micro.stop)) }
+        parts.append(ServicePart("micro service endpoints", stop: micro.stop))
         parts.append(ServicePart("scheduler", start: scheduler.start, stop: scheduler.stop))
         startup.phase(nil)
         logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))",
@@ -248,11 +243,7 @@ public final class ClusterdService: @unchecked Sendable {
         parts = []
         http?.stop()
         http = nil
-        micro = nil
-        fleet = nil
-        forwarders = []
         maintenance = nil
-        metricIntake = nil
         loops = []
         health = nil
         if let store = metricStore { checkpoint(store) }

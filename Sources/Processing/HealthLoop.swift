@@ -1,4 +1,5 @@
 import Alerts
+import Config
 import Foundation
 import Health
 import Intake
@@ -110,8 +111,7 @@ public final class HealthLoop: @unchecked Sendable {
     }
 
     private func run() {
-        let (seconds, attoseconds) = interval.components
-        let intervalSeconds = Double(seconds) + Double(attoseconds) / 1e18
+        let intervalSeconds = interval.secondsValue
         var lastTick = Date.distantPast
         while true {
             // The stop flag is read after the wait: a stop's wake-up consumed by this wait must

@@ -84,8 +84,8 @@ struct JobsBench: ParsableCommand {
         }
         let elapsed = ContinuousClock.now - begin
         service.stop()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let pubSeconds = Double(published.components.seconds) + Double(published.components.attoseconds) / 1e18
+        let seconds = elapsed.secondsValue
+        let pubSeconds = published.secondsValue
         let events = 2 * jobs
         print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B")
         print(String(format: "publish into JetStream: %.2f s (%.0f events/s)", pubSeconds, Double(events) / pubSeconds))
