@@ -64,16 +64,26 @@ public struct SlurmJob: Sendable, Equatable {
     /// Whether the job ever ran on nodes (a job cancelled while pending did not).
     public var ran: Bool { !nodes.isEmpty && startTime != nil && !state.contains("PENDING") }
 
+    /// Whether Slurm has settled the end state: false while it shows the job only as
+    /// COMPLETING (Slurm 22.05 does until EpilogSlurmctld exits; a cancelled job's exit
+    /// status is then still racing in, so ``endState`` is a guess).
+    public var endStateIsFinal: Bool {
+        let words = Set(state)
+        return !words.contains("COMPLETING") || !words.isDisjoint(with: Self.endWords.map(\.0))
+    }
+
+    private static let endWords: [(String, String)] = [
+        ("TIMEOUT", "timeout"), ("OUT_OF_MEMORY", "out_of_memory"), ("NODE_FAIL", "node_fail"), ("BOOT_FAIL", "boot_fail"),
+        ("DEADLINE", "deadline"), ("PREEMPTED", "preempted"), ("CANCELLED", "cancelled"), ("FAILED", "failed"), ("COMPLETED", "completed"),
+    ]
+
     /// ClusterCockpit's end state, or nil while the job has not ended. In
     /// EpilogSlurmctld Slurm still reports COMPLETING; the end state is then read from the
     /// reason (TimeLimit → timeout, ...) and the wait status (a signal → cancelled, a
     /// non-zero exit → failed), as Slurm itself decides it.
     public var endState: String? {
         let words = Set(state)
-        let direct: [(String, String)] = [("TIMEOUT", "timeout"), ("OUT_OF_MEMORY", "out_of_memory"), ("NODE_FAIL", "node_fail"),
-                                          ("BOOT_FAIL", "boot_fail"), ("DEADLINE", "deadline"), ("PREEMPTED", "preempted"),
-                                          ("CANCELLED", "cancelled"), ("FAILED", "failed"), ("COMPLETED", "completed")]
-        if let hit = direct.first(where: { words.contains($0.0) }) { return hit.1 }
+        if let hit = Self.endWords.first(where: { words.contains($0.0) }) { return hit.1 }
         guard words.contains("COMPLETING") else { return nil }
         switch reason {
         case "TimeLimit": return "timeout"

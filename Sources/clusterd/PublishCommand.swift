@@ -225,20 +225,33 @@ struct SlurmEnvironment {
     /// times and end state), or nil — with a warning on standard error — when squeue cannot
     /// tell; the environment is the fallback then. squeue gets a third of the publish's
     /// time (at most 3 s); the publish keeps what squeue left (`--timeout` bounds both).
-    static func fromSlurm(within options: PublishOptions) -> (job: SlurmJob?, rest: PublishOptions) {
+    ///
+    /// `settle` > 0 (the epilog's detached copy): while squeue shows the job only as
+    /// COMPLETING, it is asked again — 0.2 s, doubling to 5 s apart — for up to `settle`
+    /// seconds, outside the `--timeout` budget, until Slurm shows the end state.
+    static func fromSlurm(within options: PublishOptions, settle: TimeInterval = 0) -> (job: SlurmJob?, rest: PublishOptions) {
         let env = ProcessInfo.processInfo.environment
         guard let text = env["SLURM_JOB_ID"], let id = Int64(text) else { return (nil, options) }
-        let started = Date()
-        var job: SlurmJob?
+        let started = Date(), squeue = SlurmCLI(timeout: min(3, options.timeout / 3))
+        var job: SlurmJob?, waited: TimeInterval = 0, pause: TimeInterval = 0.2
         do {
-            job = try SlurmCLI(timeout: min(3, options.timeout / 3)).job(id, cluster: env["SLURM_CLUSTER_NAME"])
+            job = try squeue.job(id, cluster: env["SLURM_CLUSTER_NAME"])
+            while let current = job, !current.endStateIsFinal, waited + pause <= settle {
+                Thread.sleep(forTimeInterval: pause)
+                waited += pause
+                pause = min(5, pause * 2)
+                job = try squeue.job(id, cluster: env["SLURM_CLUSTER_NAME"])
+            }
+            if let job, !job.endStateIsFinal, settle > 0 {
+                FileHandle.standardError.write(Data("warning: job \(id): Slurm still shows it COMPLETING after \(Int(settle)) s; its end state \(job.endState ?? "?") is read from the exit status\n".utf8))
+            }
             if job?.ran == false { throw SlurmCLI.Failure(description: "squeue: job \(id) has no nodes or start time yet") }
         } catch {
             FileHandle.standardError.write(Data("warning: job \(id): \(error); using the hook's environment instead\n".utf8))
             job = nil
         }
         var rest = options
-        rest.timeout = max(0.5, options.timeout - Date().timeIntervalSince(started))
+        rest.timeout = max(0.5, options.timeout - (Date().timeIntervalSince(started) - waited))
         return (job, rest)
     }
 
@@ -256,11 +269,11 @@ extension PublishOptions {
     /// Publishes a job event: the JSON on standard input (`json`), else in a Slurm hook
     /// (`fromSlurmEnv`) the job as `squeue --json` shows it, else what `build` makes of the
     /// options (with Slurm's hook environment when `fromSlurmEnv` and squeue had nothing).
-    func sendJob(_ function: String, timeKey: String, json: Bool, fromSlurmEnv: Bool,
+    func sendJob(_ function: String, timeKey: String, json: Bool, fromSlurmEnv: Bool, settle: TimeInterval = 0,
                  squeue: (SlurmJob) throws -> JSONValue, build: (SlurmEnvironment?) throws -> JSONValue) throws {
         if json { return try sendJob(function, try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile())), timeKey: timeKey) }
         guard fromSlurmEnv else { return try sendJob(function, try build(nil), timeKey: timeKey) }
-        let (job, rest) = SlurmEnvironment.fromSlurm(within: self)
+        let (job, rest) = SlurmEnvironment.fromSlurm(within: self, settle: settle)
         if let job { return try rest.sendJob(function, try squeue(job), timeKey: timeKey) }
         try rest.sendJob(function, try build(SlurmEnvironment(env: ProcessInfo.processInfo.environment)), timeKey: timeKey)
     }
@@ -333,9 +346,12 @@ struct JobStopPublish: ParsableCommand {
     @Flag(help: "Read the whole stop_job JSON from standard input.") var json = false
     @Flag(help: "EpilogSlurmctld mode: end time and state from `squeue --json`, else from the hook environment (state from SLURM_JOB_EXIT_CODE2).")
     var fromSlurmEnv = false
+    @Option(help: ArgumentHelp("With --from-slurm-env: while squeue shows the job only COMPLETING (Slurm 22.05 does until EpilogSlurmctld exits), ask again for up to this many seconds for its end state. The hook does this after the epilog, detached.", valueName: "seconds"))
+    var settleSeconds: Double = 0
 
     func run() throws {
-        try publish.sendJob("stop_job", timeKey: "stopTime", json: json, fromSlurmEnv: fromSlurmEnv, squeue: { try $0.stopEvent() }) { slurm in
+        try publish.sendJob("stop_job", timeKey: "stopTime", json: json, fromSlurmEnv: fromSlurmEnv, settle: settleSeconds,
+                            squeue: { try $0.stopEvent() }) { slurm in
             var jobId = self.jobId, cluster = self.cluster, state = self.state, startTime = self.startTime, stopTime = self.stopTime
             if let slurm {
                 jobId = try jobId ?? Int64(slurm.value("SLURM_JOB_ID"))

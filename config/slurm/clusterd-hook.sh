@@ -53,14 +53,31 @@ if [ ! -x "$bin" ]; then
     log "job $SLURM_JOB_ID $what not delivered: $bin is not an executable (set CLUSTERD_BIN in $conf)"
     exit 0
 fi
+# Slurm 22.05 shows an ending job only as COMPLETING until this epilog exits: a cancelled
+# job's exit status is still racing in, so its end state is not known yet. The epilog hands
+# the stop to a copy of this script in its own session (Slurm kills the hook's process group
+# when it exits), which publishes once squeue shows the end state. The copy answers "ready"
+# after setsid, so the epilog never exits before the copy is safe.
+settle=""
+if [ "$what" = job-stop ]; then
+    if [ -n "$CLUSTERD_HOOK_DETACHED" ]; then
+        echo ready
+        exec >/dev/null 2>&1 </dev/null
+        settle=${CLUSTERD_HOOK_SETTLE:-120}
+    elif command -v setsid >/dev/null 2>&1; then
+        ready=$(CLUSTERD_HOOK_DETACHED=1 setsid "$0" 2>&1 </dev/null &)
+        [ "$ready" = ready ] && exit 0
+        log "job $SLURM_JOB_ID job-stop: could not detach (${ready:-no answer}); publishing now, the end state read from the exit status"
+    fi
+fi
 wait=$((limit > 3 ? limit - 2 : 1))
-out=$(timeout "$limit" "$bin" publish "$what" --from-slurm-env --timeout "$wait" \
-      --server "${CLUSTERD_NATS_URL:-nats://127.0.0.1:4222}" 2>&1)
+out=$(timeout "$((limit + ${settle:-0}))" "$bin" publish "$what" --from-slurm-env --timeout "$wait" \
+      ${settle:+--settle-seconds "$settle"} --server "${CLUSTERD_NATS_URL:-nats://127.0.0.1:4222}" 2>&1)
 rc=$?
 case $rc in
     0) case "$out" in *warning:*) log "job $SLURM_JOB_ID $what delivered with a warning: $out" ;; esac ;;
     1) log "job $SLURM_JOB_ID $what refused by clusterd: $out" ;;
-    124) log "job $SLURM_JOB_ID $what: no verdict within ${limit} s (it may still be applied): $out" ;;
+    124) log "job $SLURM_JOB_ID $what: no verdict within $((limit + ${settle:-0})) s (it may still be applied): $out" ;;
     *) log "job $SLURM_JOB_ID $what not delivered (exit $rc): $out" ;;
 esac
 exit 0
