@@ -126,6 +126,7 @@ let package = Package(
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "Model", "Store"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Model"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "SlurmTests", dependencies: ["Slurm", "Model"]),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "BusTestSupport"]

@@ -150,7 +150,8 @@ final class SlurmPublisher {
                 log("reconciliation stopped: clusterd did not answer for job \(job.id): \(error)")
                 return false
             }
-            let ended = job.endState != nil
+            // A job still COMPLETING (22.05) has no settled end state yet: the next pass sends it.
+            let ended = job.endState != nil && job.endStateIsFinal
             do {
                 if known == nil {
                     try send("start_job", job.startEvent(), timeKey: "startTime")
