@@ -1,0 +1,149 @@
+import ArgumentParser
+import Bus
+import Config
+import Foundation
+import Logging
+import NATSServerProcess
+import Pipeline
+
+/// Metric lines per second from NATS through `clusterd run`'s metric path (decode, admission,
+/// buffers, the checks), against the wire limit measured in the same run: a bare subscriber
+/// on the same `Bus`, the same server and the same messages, counting lines.
+struct IngestBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Publish cc-metric-collector lines into a temporary nats-server; time a bare subscriber and clusterd's metric path, interleaved, and print the ratio."
+    )
+
+    @Option(help: "Hosts sending metrics.") var hosts = 2000
+    @Option(help: "Collector intervals per run (each: every host sends its 20 series).") var rounds = 25
+    @Option(help: "Lines per NATS message.") var linesPerMessage = 100
+    @Option(help: "Runs of each kind, interleaved (the best of each is compared).") var runs = 3
+    @Option(help: "Checks library.") var checks = "config/checks.yaml"
+    @Option(help: "Topology.") var topology = "config/topology.yaml"
+
+    func run() throws {
+        let server = try NATSServer()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-ingest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clusterFile = dir.appendingPathComponent("fritz.json")
+        try Data(#"{"name":"fritz","metricConfig":[],"subClusters":[{"name":"main","nodes":"f[0000-\#(String(format: "%04d", hosts - 1))]"}]}"#.utf8)
+            .write(to: clusterFile)
+        var config = ClusterdConfig()
+        config.nats.servers = [server.url]
+        config.storage.dataDir = dir.path
+        config.jobs.clusterFiles = [clusterFile.path]
+        config.health.checks = checks
+        config.health.topology = topology
+        config.metrics.maxSeries = max(config.metrics.maxSeries, hosts * 20)
+        config.metrics.maxSeriesPerCluster = max(config.metrics.maxSeriesPerCluster, hosts * 20)
+        var logger = Logger(label: "bench") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .error
+
+        let messages = Self.messages(hosts: hosts, rounds: rounds, linesPerMessage: linesPerMessage)
+        let lines = messages.reduce(0) { $0 + $1.lines }
+        let bytes = messages.reduce(0) { $0 + $1.body.count }
+        print("\(messages.count) messages of \(linesPerMessage) lines, \(lines) lines, \(bytes / 1_000_000) MB per run (\(hosts) hosts × 20 series × \(rounds) rounds)")
+
+        let publisher = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench-publisher"))
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        defer { service.stop() }
+        let bare = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench-bare"))
+        let counted = Counted()
+        let subscription = try bare.subscribe("bench.bare") { message in
+            var n = 0
+            for byte in message.data where byte == 10 { n += 1 }
+            counted.add(n)
+        }
+        try subscription.removePendingLimits()
+        try bare.flush()
+
+        var bestBare = Double.infinity, bestFull = Double.infinity
+        var evaluatedBefore = service.counters["health.samples"], lostBefore = 0
+        for run in 1...runs {
+            // The wire limit: the same messages to a subscriber that only counts their lines.
+            let target = counted.value + lines
+            let bareTime = try time {
+                for m in messages { try publisher.publish("bench.bare", m.body) }
+                try publisher.flush()
+                while counted.value < target { usleep(200) }
+            }
+            // clusterd: until every line is evaluated by the health loop (or counted lost),
+            // then a health query answered on the evaluation thread (after every queued input).
+            let fullTime = try time {
+                for m in messages { try publisher.publish("cc.metrics.fritz", m.body) }
+                try publisher.flush()
+                while service.counters["health.samples"] + lost(service) < evaluatedBefore + lostBefore + lines { usleep(200) }
+                _ = try bare.request(BusMessage(subject: "clusterd.api.health.get", data: Array("{}".utf8)), timeout: .seconds(30))
+            }
+            let evaluated = service.counters["health.samples"] - evaluatedBefore
+            evaluatedBefore += evaluated
+            let lostNow = lost(service) - lostBefore
+            lostBefore += lostNow
+            print(String(format: "run %d: bare subscriber %.3f s (%.2f M lines/s), clusterd %.3f s (%.2f M lines/s), ratio %.2f; lines evaluated %d of %d%@",
+                         run, bareTime, Double(lines) / bareTime / 1e6, fullTime, Double(lines) / fullTime / 1e6, bareTime / fullTime,
+                         evaluated, lines, lostNow > 0 ? " — \(lostNow) LOST (dropped or refused)" as NSString : "" as NSString))
+            bestBare = min(bestBare, bareTime)
+            bestFull = min(bestFull, fullTime)
+        }
+        print(String(format: "best: bare subscriber %.2f M lines/s, clusterd through the checks %.2f M lines/s: ratio %.2f (goal ≥ 0.5, ≥ 0.7)",
+                     Double(lines) / bestBare / 1e6, Double(lines) / bestFull / 1e6, bestBare / bestFull))
+        print("buffers: \(service.metricStore?.usage.series ?? 0) series; resident \(HealthBench.residentBytes() / 1_000_000) MB")
+    }
+
+    /// cc-metric-collector messages with current timestamps: per host 8 node metrics, 4
+    /// hardware threads of cpu_user, 4 GPUs × (nv_temp, nv_util) — the checks library watches
+    /// cpu_load and nv_temp.
+    static func messages(hosts: Int, rounds: Int, linesPerMessage: Int) -> [(body: [UInt8], lines: Int)] {
+        let now = Int(Date().timeIntervalSince1970)
+        var out: [(body: [UInt8], lines: Int)] = []
+        var body = "", n = 0
+        for r in 0..<rounds {
+            let t = now - rounds + r
+            for h in 0..<hosts {
+                let host = "f" + String(format: "%04d", h)
+                var series: [String] = []
+                for metric in ["cpu_load", "mem_used", "flops_any", "mem_bw", "net_bw", "ib_recv", "ib_xmit", "lustre_read_bw"] {
+                    series.append("\(metric),cluster=fritz,hostname=\(host),type=node value=\(Double((h * 7 + r) % 100) + 0.5) \(t)")
+                }
+                for thread in 0..<4 { series.append("cpu_user,cluster=fritz,hostname=\(host),type=hwthread,type-id=\(thread) value=\((thread + r) % 100) \(t)") }
+                for gpu in 0..<4 {
+                    series.append("nv_temp,cluster=fritz,hostname=\(host),type=accelerator,type-id=\(gpu) value=\(50 + (h + gpu + r) % 30) \(t)")
+                    series.append("nv_util,cluster=fritz,hostname=\(host),type=accelerator,type-id=\(gpu) value=\((h * gpu + r) % 100) \(t)")
+                }
+                for line in series {
+                    body += line + "\n"
+                    n += 1
+                    if n == linesPerMessage {
+                        out.append((Array(body.utf8), n))
+                        body = ""
+                        n = 0
+                    }
+                }
+            }
+        }
+        if n > 0 { out.append((Array(body.utf8), n)) }
+        return out
+    }
+
+    /// Lines that did not reach the checks: dropped by a full health queue or dead-lettered.
+    func lost(_ service: ClusterdService) -> Int {
+        service.counters.snapshot.reduce(0) { $0 + ($1.key == "health.samples_dropped" || $1.key.hasPrefix("dead_letters.metrics.") ? $1.value : 0) }
+    }
+
+    func time(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Lines the bare subscriber counted (its delivery thread adds, the bench reads).
+    final class Counted: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func add(_ k: Int) { lock.withLock { n += k } }
+        var value: Int { lock.withLock { n } }
+    }
+}
