@@ -34,7 +34,19 @@ public final class HealthEngine {
     var exitChecks: [Int] = []
     var states: [AlertKey: TargetState] = [:]
     var byEntity: [String: Set<AlertKey>] = [:]
-    var lastSeen: [String: (cluster: String, at: Int64)] = [:]
+    /// Hosts that reported, in order of first report, and where each is in `seen`.
+    var seen: [(host: String, cluster: String, at: Int64?)] = []
+    var hostSlot: [String: Int] = [:]
+    /// Series the metric path sends by number: their identity, and what a value of theirs
+    /// updates (worked out once per series, again on reload).
+    var seriesSamples: [MetricSample?] = []
+    var seriesPlans: [SeriesPlan?] = []
+
+    struct SeriesPlan {
+        var slot: Int
+        var cluster: String
+        var targets: [(check: Int, key: AlertKey)]
+    }
     var failures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
     var transitions: [HealthTransition] = []
     /// Transitions not notified because their target was flapping.
@@ -95,6 +107,7 @@ public final class HealthEngine {
         byEntity = [:]
         for key in kept.keys { byEntity[key.entity, default: []].insert(key) }
         indexChecks()
+        seriesPlans = seriesSamples.map { $0.map(plan(for:)) }
     }
 
     /// Metric names some check looks at (others can be skipped cheaply).
@@ -105,7 +118,16 @@ public final class HealthEngine {
     /// Marks `host` as one that has reported before (clusterd's node and metric records):
     /// silence checks expect it to report again, counted from the engine's start.
     public func expect(host: String, cluster: String) {
-        if lastSeen[host] == nil { lastSeen[host] = (cluster, startedAt) }
+        let i = slot(of: host, cluster: cluster)
+        if seen[i].at == nil { seen[i].at = startedAt }
+    }
+
+    /// `host`'s place in `seen` (added, not yet seen, when new).
+    func slot(of host: String, cluster: String) -> Int {
+        if let i = hostSlot[host] { return i }
+        seen.append((host, cluster, nil))
+        hostSlot[host] = seen.count - 1
+        return seen.count - 1
     }
 
     public func restore(_ alerts: [RestoredAlert]) {
@@ -128,32 +150,65 @@ public final class HealthEngine {
 
     /// Evaluates a metric value received at `now`.
     public func ingest(_ sample: MetricSample, now: Int64) {
-        lastSeen[sample.hostname] = (sample.cluster, now)
-        guard let indices = byMetric[sample.name] else { return }
-        for i in indices {
+        apply(plan(for: sample), sample.value, now: now)
+    }
+
+    /// Makes `series` (the metric store's number) known as the series of `sample`, for
+    /// ``ingest(series:value:now:)``.
+    public func register(series: Int32, as sample: MetricSample) {
+        let i = Int(series)
+        if i >= seriesSamples.count {
+            seriesSamples.append(contentsOf: repeatElement(nil, count: i + 1 - seriesSamples.count))
+            seriesPlans.append(contentsOf: repeatElement(nil, count: i + 1 - seriesPlans.count))
+        }
+        seriesSamples[i] = sample
+        seriesPlans[i] = plan(for: sample)
+    }
+
+    /// Evaluates a value of a registered series received at `now` (the metric path's steady
+    /// state: no strings, no lookups by name). An unregistered series is ignored.
+    public func ingest(series: Int32, value: Double, now: Int64) {
+        let i = Int(series)
+        guard i < seriesPlans.count, let plan = seriesPlans[i] else { return }
+        apply(plan, value, now: now)
+    }
+
+    /// The host slot and the check targets a sample of this identity updates.
+    func plan(for sample: MetricSample) -> SeriesPlan {
+        var targets: [(check: Int, key: AlertKey)] = []
+        for i in byMetric[sample.name] ?? [] {
             let check = library.checks[i]
             guard case .metric(_, let match, let componentTag) = check.source else { continue }
             var matches = true
             for (k, v) in match where sample.tag(k) != v { matches = false; break }
             guard matches else { continue }
-            let key: AlertKey
             switch check.scope {
-            case .node: key = AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname)
+            case .node: targets.append((i, AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname)))
             case .component:
                 var component = sample.tag(componentTag) ?? ""
                 if let sub = sample.tag("stype-id") { component += "/\(sub)" }
-                key = AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname, component: component)
+                targets.append((i, AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname, component: component)))
             case .rack:
                 guard let rack = sample.tag("rack") ?? topology.placement(of: sample.hostname)?.rack else { continue }
-                key = AlertKey(check: check.id, cluster: sample.cluster, entity: rack)
+                targets.append((i, AlertKey(check: check.id, cluster: sample.cluster, entity: rack)))
             }
-            evaluate(key, check: i, raw: check.severity(of: sample.value), value: sample.value, now: now, fresh: true)
+        }
+        return SeriesPlan(slot: slot(of: sample.hostname, cluster: sample.cluster), cluster: sample.cluster, targets: targets)
+    }
+
+    func apply(_ plan: SeriesPlan, _ value: Double, now: Int64) {
+        seen[plan.slot].cluster = plan.cluster
+        seen[plan.slot].at = now
+        for t in plan.targets {
+            evaluate(t.key, check: t.check, raw: library.checks[t.check].severity(of: value), value: value, now: now, fresh: true)
         }
     }
 
     /// Evaluates a node's scheduler state received at `now`.
     public func observe(_ status: NodeStatus, now: Int64) {
-        lastSeen[status.hostname] = (status.cluster, now)
+        let slot = slot(of: status.hostname, cluster: status.cluster)
+        seen[slot].cluster = status.cluster
+        seen[slot].at = now
         for i in slurmChecks {
             guard case .slurmState(let map) = library.checks[i].source else { continue }
             var worst = status.flags.isEmpty ? Severity.unknown : .ok
@@ -183,9 +238,10 @@ public final class HealthEngine {
             // Only hosts that have reported at least once (now, or before a restart: see
             // expect(host:cluster:)) are expected to keep reporting; a topology host that never
             // sent anything is not "silent" (a quick start with no collectors pages nobody).
-            for (host, seen) in lastSeen {
-                let key = AlertKey(check: library.checks[i].id, cluster: seen.cluster, entity: host)
-                let silent = now - seen.at > allowance
+            for host in seen {
+                guard let at = host.at else { continue }
+                let key = AlertKey(check: library.checks[i].id, cluster: host.cluster, entity: host.host)
+                let silent = now - at > allowance
                 if silent || states[key] != nil {
                     evaluate(key, check: i, raw: silent ? severity : .ok, value: nil, now: now, fresh: false)
                 }

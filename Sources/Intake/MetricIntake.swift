@@ -4,6 +4,7 @@ import Foundation
 import Health
 import LineProtocol
 import Logging
+import MetricBuffers
 import Model
 import Observability
 
@@ -17,17 +18,22 @@ public final class MetricIntake: @unchecked Sendable {
     let config: ClusterdConfig
     let counters: PipelineCounters
     let logger: Logger
-    let sink: @Sendable ([MetricSample], Int64) -> Void
-    let admit: @Sendable (MetricSample) -> (code: String, reason: String)?
+    let store: MetricStore
+    let decoder: MetricDecoder
+    let sink: @Sendable (_ new: [(Int32, MetricSample)], _ samples: [SeriesSample], _ receivedAt: Int64) -> Void
     private var subscription: BusSubscription?
 
-    /// Subscribes at once. `admit` keeps a sample (in the metric buffers) and returns nil, or
-    /// says why it may not be kept (code and reason: an unknown cluster, a series past a
-    /// limit); a refusal is a dead letter. `sink` gets the kept samples.
+    /// Subscribes at once. `admit` gives a line's new series its number in `store` (creating
+    /// it), or says why it may not be kept (an unknown cluster, a series past a limit); a
+    /// refusal is a dead letter. Kept samples are written to `store`, then go to `sink`.
+    /// `admissionVersion` changes when what `admit` reads is reloaded (see ``MetricDecoder``).
     public init(connection: BusConnection, publisher: OutboxPublisher, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
-                admit: @escaping @Sendable (MetricSample) -> (code: String, reason: String)? = { _ in nil },
-                sink: @escaping @Sendable ([MetricSample], Int64) -> Void) throws {
-        self.admit = admit
+                store: MetricStore, admissionVersion: @escaping () -> Int = { 0 }, admit: @escaping (MetricSample) -> Result<Int32, MetricDecoder.Refusal>,
+                sink: @escaping @Sendable (_ new: [(Int32, MetricSample)], _ samples: [SeriesSample], _ receivedAt: Int64) -> Void) throws {
+        self.store = store
+        // Twice the series the store may hold: room for a few byte forms (tag orders) of each.
+        decoder = MetricDecoder(defaultCluster: config.metrics.defaultCluster, indexLimit: 2 * store.limits.total,
+                                 version: admissionVersion, admit: admit)
         self.connection = connection
         self.publisher = publisher
         self.config = config
@@ -64,21 +70,26 @@ public final class MetricIntake: @unchecked Sendable {
                 }
             }
         }
-        if samples.isEmpty && letters.isEmpty {
-            // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
-            letters.append(DeadLetter(stage: "metrics", message: message, line: 1, column: 1, code: "empty_message", reason: "the message holds no metric line",
-                                      raw: String(decoding: message.data.prefix(200), as: UTF8.self), receivedAt: now))
-        }
+        // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
+        if samples.isEmpty && letters.isEmpty { letters.append(emptyMessage(message, now: now)) }
         return (samples, letters)
     }
 
+    /// The dead letter of a message that holds no metric line.
+    static func emptyMessage(_ message: BusMessage, now: Int64) -> DeadLetter {
+        DeadLetter(stage: "metrics", message: message, line: 1, column: 1, code: "empty_message", reason: "the message holds no metric line",
+                   raw: String(decoding: message.data.prefix(200), as: UTF8.self), receivedAt: now)
+    }
+
     private func handle(_ message: BusMessage) {
+        // One subscription delivers on one thread at a time: the decoder is this thread's.
         let now = Int64(Date().timeIntervalSince1970)
-        let (samples, letters) = Self.decode(message, defaultCluster: config.metrics.defaultCluster, now: now, admit: admit)
-        counters.add("metrics.lines", samples.count)
-        sink(samples, now)
+        let out = decoder.decode(message, now: now)
+        store.write(out.samples)
+        counters.add("metrics.lines", out.samples.count)
+        sink(out.new, out.samples, now)
         // Through the outbox like every other letter (the samples themselves are at-most-once).
-        publisher.deadLetters(letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
+        publisher.deadLetters(out.letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
     }
 
     /// Stops receiving.

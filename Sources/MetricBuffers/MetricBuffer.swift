@@ -1,36 +1,65 @@
 /// A fixed ring of 32-bit floats, one slot per `resolution` seconds, holding the last
 /// `capacity` slots of one series. A missing sample is NaN. 4 bytes per sample; the ring is
-/// allocated once, so memory is bounded by series × capacity × 4 bytes.
+/// allocated once (a plain allocation, not an array: no copy-on-write check per write on the
+/// metric path), so memory is bounded by series × capacity × 4 bytes. Used under its
+/// store's lock.
 final class MetricBuffer {
-    var values: [Float]
+    /// The series' number in its store (interned: the metric path writes by number).
+    let id: Int32
+    let capacity: Int
+    let values: UnsafeMutableBufferPointer<Float>
     /// Slot number (time / resolution) of the newest slot, Int64.min while empty.
-    var newest: Int64 = .min
+    private(set) var newest: Int64 = .min
+    /// Where `newest` is in `values`: a collector's samples mostly land in the newest slot
+    /// again, written without a division.
+    private var newestIndex = 0
 
-    init(capacity: Int) {
-        values = [Float](repeating: .nan, count: capacity)
+    init(id: Int32, capacity: Int) {
+        self.id = id
+        self.capacity = capacity
+        values = .allocate(capacity: capacity)
+        values.initialize(repeating: .nan)
     }
 
-    var capacity: Int { values.count }
+    deinit { values.deallocate() }
+
+    /// Takes a checkpoint's ring as it was written.
+    func restore(newest: Int64, from bytes: UnsafeRawBufferPointer) {
+        UnsafeMutableRawBufferPointer(values).copyMemory(from: bytes)
+        self.newest = newest
+        if newest != .min { newestIndex = index(of: newest) }
+    }
+
+    private func index(of slot: Int64) -> Int {
+        let n = Int64(capacity)
+        return Int(((slot % n) + n) % n)
+    }
 
     /// Stores `value` in `slot`; returns false when the slot is older than the ring holds.
     @discardableResult
     func write(slot: Int64, _ value: Float) -> Bool {
+        if slot == newest {
+            values[newestIndex] = value
+            return true
+        }
         let n = Int64(capacity)
         if newest == .min {
             newest = slot
+            newestIndex = index(of: slot)
         } else if slot > newest {
             // Slots skipped since the newest one hold no sample.
             var s = newest + 1
             let end = min(slot, newest + n)
             while s < end {
-                values[Int(s % n)] = .nan
+                values[index(of: s)] = .nan
                 s += 1
             }
             newest = slot
+            newestIndex = index(of: slot)
         } else if slot <= newest - n {
             return false
         }
-        values[Int(((slot % n) + n) % n)] = value
+        values[index(of: slot)] = value
         return true
     }
 
@@ -43,7 +72,7 @@ final class MetricBuffer {
         let lo = max(from, newest - n + 1)
         let hi = min(to, newest)
         if lo <= hi {
-            for s in lo...hi { out[Int(s - from)] = values[Int(((s % n) + n) % n)] }
+            for s in lo...hi { out[Int(s - from)] = values[index(of: s)] }
         }
         return out
     }

@@ -11,8 +11,11 @@ public final class MetricStore: @unchecked Sendable {
     public let capacity: Int
     private let lock = NSLock()
     private var buffers: [SeriesKey: MetricBuffer] = [:]
+    /// The same buffers by series number (``MetricBuffer/id``).
+    private var byID: [MetricBuffer] = []
     private var byHostMetric: [HostMetric: [SeriesKey]] = [:]
     private var dropped = 0
+    private var lastTime: Int64 = 0, lastSlot: Int64 = 0
 
     /// Bytes per buffered sample (a 32-bit float).
     public static let bytesPerSample = MemoryLayout<Float>.size
@@ -50,14 +53,40 @@ public final class MetricStore: @unchecked Sendable {
     public func record(_ key: SeriesKey, time: Int64, value: Double, knownHost: Bool) -> String? {
         lock.lock()
         defer { lock.unlock() }
-        let buffer: MetricBuffer
-        if let b = buffers[key] { buffer = b } else {
-            if let refusal = refusal(for: key, knownHost: knownHost) { return refusal }
-            if !knownHost { unknownHostSeries += 1 }
-            buffer = create(key)
+        switch admitLocked(key, knownHost: knownHost) {
+        case .success(let buffer): put(value, at: time, in: buffer)
+        case .failure(let refusal): return refusal.reason
         }
-        put(value, at: time, in: buffer)
         return nil
+    }
+
+    /// Why a new series was not created: a limit, named with its setting.
+    public struct Refusal: Error, Sendable, Equatable {
+        /// For the operator, e.g. "cluster fritz has its limit of 100000 series (metrics.max_series_per_cluster)".
+        public let reason: String
+    }
+
+    /// The number of series `key`, created when new and within the limits; samples of it are
+    /// then written by number (``write(_:)``), without the key.
+    public func admit(_ key: SeriesKey, knownHost: Bool) -> Result<Int32, Refusal> {
+        lock.lock()
+        defer { lock.unlock() }
+        return admitLocked(key, knownHost: knownHost).map(\.id)
+    }
+
+    private func admitLocked(_ key: SeriesKey, knownHost: Bool) -> Result<MetricBuffer, Refusal> {
+        if let b = buffers[key] { return .success(b) }
+        if let refusal = refusal(for: key, knownHost: knownHost) { return .failure(Refusal(reason: refusal)) }
+        if !knownHost { unknownHostSeries += 1 }
+        return .success(create(key))
+    }
+
+    /// Writes samples of series already admitted, by number, under one lock (the metric
+    /// path's steady state: one call per message).
+    public func write(_ samples: [SeriesSample]) {
+        lock.lock()
+        defer { lock.unlock() }
+        for s in samples { put(s.value, at: s.time, in: byID[Int(s.series)]) }
     }
 
     /// Why a new series `key` may not be created (a limit reached); nil when it may. Under the lock.
@@ -75,8 +104,9 @@ public final class MetricStore: @unchecked Sendable {
     /// A new, empty series `key` (under the lock).
     @discardableResult
     private func create(_ key: SeriesKey) -> MetricBuffer {
-        let buffer = MetricBuffer(capacity: capacity)
+        let buffer = MetricBuffer(id: Int32(byID.count), capacity: capacity)
         buffers[key] = buffer
+        byID.append(buffer)
         perCluster[key.cluster, default: 0] += 1
         byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
         return buffer
@@ -95,7 +125,12 @@ public final class MetricStore: @unchecked Sendable {
     /// is older than the retention.
     @discardableResult
     private func put(_ value: Double, at time: Int64, in buffer: MetricBuffer) -> Bool {
-        let ok = buffer.write(slot: time / resolution, Float(value))
+        // A collector stamps a whole read with one time: its slot is worked out once.
+        if time != lastTime {
+            lastTime = time
+            lastSlot = time / resolution
+        }
+        let ok = buffer.write(slot: lastSlot, Float(value))
         if !ok { dropped += 1 }
         return ok
     }
@@ -161,9 +196,7 @@ public final class MetricStore: @unchecked Sendable {
         for (key, buffer) in buffers {
             for s in [key.cluster, key.host, key.metric, key.scope, key.id] { string(s) }
             int(buffer.newest)
-            buffer.values.withUnsafeBytes { raw in
-                for f in raw.bindMemory(to: UInt32.self) { withUnsafeBytes(of: f.littleEndian) { out.append(contentsOf: $0) } }
-            }
+            for f in buffer.values { withUnsafeBytes(of: f.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
         }
         lock.unlock()
         let temp = path + ".tmp"
@@ -220,15 +253,13 @@ public final class MetricStore: @unchecked Sendable {
             let key = SeriesKey(cluster: try string(), host: try string(), metric: try string(), scope: try string(), id: try string())
             let newest = try int()
             try need(cap * 4)
-            let buffer = MetricBuffer(capacity: cap)
-            buffer.newest = newest
-            buffer.values.withUnsafeMutableBytes { $0.copyBytes(from: bytes[at..<at + cap * 4]) }
+            let range = at..<at + cap * 4
             at += cap * 4
             guard newest != .min, (newest + 1) * resolution > now - Int64(cap) * resolution else { continue }
             // Restored within the total limit (a lowered limit keeps the first series).
             guard buffers[key] != nil || buffers.count < limits.total else { continue }
-            if buffers[key] == nil { create(key) }
-            buffers[key] = buffer
+            let buffer = buffers[key] ?? create(key)
+            bytes[range].withUnsafeBytes { buffer.restore(newest: newest, from: $0) }
             restored += 1
         }
         return restored

@@ -5,6 +5,7 @@ import Synchronization
 /// sees two versions.
 public final class Reloadable<Value: Sendable>: Sendable {
     private let storage: Mutex<Value>
+    private let replaced = Atomic<Int>(0)
 
     /// Holds `value` until the first ``replace(with:)``.
     public init(_ value: Value) { storage = Mutex(value) }
@@ -13,5 +14,12 @@ public final class Reloadable<Value: Sendable>: Sendable {
     public var current: Value { storage.withLock { $0 } }
 
     /// Makes `value` the current one for every later reader.
-    public func replace(with value: Value) { storage.withLock { $0 = value } }
+    public func replace(with value: Value) {
+        storage.withLock { $0 = value }
+        replaced.add(1, ordering: .releasing)
+    }
+
+    /// How many times the value was replaced: a reader that caches what it derived from
+    /// ``current`` compares this (one atomic load) to know when to derive again.
+    public var version: Int { replaced.load(ordering: .acquiring) }
 }

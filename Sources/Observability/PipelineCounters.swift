@@ -9,6 +9,8 @@ import Synchronization
 /// `clusterd_<name with _>_total`.
 public final class PipelineCounters: Sendable {
     private let values = Mutex<[String: Int]>([:])
+    /// Each name's Prometheus counter, made once (the registry's lookup costs more than the add).
+    private let exported = Mutex<[String: Counter]>([:])
     /// Every metric of this service instance, for the Prometheus exposition.
     public let registry = PrometheusCollectorRegistry()
 
@@ -18,8 +20,14 @@ public final class PipelineCounters: Sendable {
     /// Adds `n` to `name`.
     public func add(_ name: String, _ n: Int = 1) {
         values.withLock { $0[name, default: 0] += n }
-        let (metric, labels) = Self.prometheus(name)
-        registry.makeCounter(descriptor: metric, labels: labels).increment(by: Int64(n))
+        let counter = exported.withLock { known in
+            if let c = known[name] { return c }
+            let (metric, labels) = Self.prometheus(name)
+            let c = registry.makeCounter(descriptor: metric, labels: labels)
+            known[name] = c
+            return c
+        }
+        counter.increment(by: Int64(n))
     }
 
     /// The value of `name`.

@@ -211,19 +211,20 @@ public final class ClusterdService: @unchecked Sendable {
                                     + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
                                     + (maintenance.map { [$0.endpoint] } ?? []))
         let topology = self.topology
-        let metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger, admit: { s in
+        let metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger,
+                                            store: store, admissionVersion: { clusters.version &+ topology.version }, admit: { s in
             // As the job and node stages: a cluster needs its cluster.json.
             let clusters = clusters.current
             guard let cluster = clusters[s.cluster] else {
                 let known = clusters.clusters.keys.sorted().joined(separator: ", ")
-                return ("unknown_cluster", "cluster \"\(s.cluster)\" is unknown (known: \(known.isEmpty ? "none" : known)); add <archive>/\(s.cluster)/cluster.json")
+                return .failure(.init(code: "unknown_cluster",
+                                      reason: "cluster \"\(s.cluster)\" is unknown (known: \(known.isEmpty ? "none" : known)); add <archive>/\(s.cluster)/cluster.json"))
             }
             // A host the cluster.json or the topology lists has the full budget; others a small one.
             let known = topology.current.placement(of: s.hostname) != nil || cluster.subCluster(named: "", forHost: s.hostname) != nil
-            // Admitted and written in one step; what is kept goes on to the health loop.
-            return store.record(s.seriesKey, time: s.time, value: s.value, knownHost: known).map { ("series_limit", $0) }
-        }) { samples, at in
-            health.submit(samples: samples, receivedAt: at)
+            return store.admit(s.seriesKey, knownHost: known).mapError { .init(code: "series_limit", reason: $0.reason) }
+        }) { new, samples, at in
+            health.submit(new: new, samples: samples, receivedAt: at)
         }
         // Subscribed from their construction: as parts they are stopped in order (the parts
         // hold them).

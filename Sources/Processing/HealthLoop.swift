@@ -5,6 +5,7 @@ import Health
 import Intake
 import Jobs
 import Logging
+import MetricBuffers
 import Nodes
 import Observability
 import Store
@@ -18,6 +19,8 @@ import Threads
 public final class HealthLoop: @unchecked Sendable {
     enum Input {
         case samples([MetricSample], receivedAt: Int64)
+        /// New series first (number and identity), then samples by series number.
+        case series(new: [(Int32, MetricSample)], samples: [SeriesSample], receivedAt: Int64)
         case nodes([NodeObservation])
         case jobs([JobRecord])
         case query(@Sendable (HealthEngine) -> Void)
@@ -61,16 +64,28 @@ public final class HealthLoop: @unchecked Sendable {
 
     /// Queues metric samples received at `receivedAt` (any thread).
     public func submit(samples: [MetricSample], receivedAt: Int64) {
-        guard !samples.isEmpty else { return }
+        submit(.samples(samples, receivedAt: receivedAt), count: samples.count)
+    }
+
+    /// Queues samples by series number (any thread; the metric path). `new` names the
+    /// series seen for the first time, before any sample of theirs. New series are never
+    /// dropped (a later sample would find no series); samples are when the queue is full.
+    public func submit(new: [(Int32, MetricSample)], samples: [SeriesSample], receivedAt: Int64) {
+        if !new.isEmpty { push(.series(new: new, samples: [], receivedAt: receivedAt)) }
+        submit(.series(new: [], samples: samples, receivedAt: receivedAt), count: samples.count)
+    }
+
+    private func submit(_ input: Input, count: Int) {
+        guard count > 0 else { return }
         let accepted = inbox.items.withLock { box -> Bool in
-            guard box.samples + samples.count <= maxQueuedSamples else { return false }
-            box.samples += samples.count
-            box.inputs.append(.samples(samples, receivedAt: receivedAt))
+            guard box.samples + count <= maxQueuedSamples else { return false }
+            box.samples += count
+            box.inputs.append(input)
             return true
         }
         if accepted { inbox.signal.signal() } else {
-            counters.add("health.samples_dropped", samples.count)
-            logger.warning("health evaluation is behind: metric samples dropped", metadata: ["count": "\(samples.count)"])
+            counters.add("health.samples_dropped", count)
+            logger.warning("health evaluation is behind: metric samples dropped", metadata: ["count": "\(count)"])
         }
     }
 
@@ -143,6 +158,10 @@ public final class HealthLoop: @unchecked Sendable {
             case .samples(let samples, let receivedAt):
                 for s in samples { engine.ingest(s, now: receivedAt) }
                 counters.add("health.samples", samples.count)
+            case .series(let new, let samples, let receivedAt):
+                for (number, sample) in new { engine.register(series: number, as: sample) }
+                for s in samples { engine.ingest(series: s.series, value: s.value, now: receivedAt) }
+                if !samples.isEmpty { counters.add("health.samples", samples.count) }
             case .nodes(let observations):
                 for o in observations {
                     engine.observe(NodeStatus(cluster: o.cluster, hostname: o.hostname, flags: o.slurm.flags), now: o.at)

@@ -72,19 +72,22 @@ struct IngestBench: ParsableCommand {
             }
             // clusterd: until every line is evaluated by the health loop (or counted lost),
             // then a health query answered on the evaluation thread (after every queued input).
+            let cpuBefore = Self.threadCPU()
             let fullTime = try time {
                 for m in messages { try publisher.publish("cc.metrics.fritz", m.body) }
                 try publisher.flush()
                 while service.counters["health.samples"] + lost(service) < evaluatedBefore + lostBefore + lines { usleep(200) }
                 _ = try bare.request(BusMessage(subject: "clusterd.api.health.get", data: Array("{}".utf8)), timeout: .seconds(30))
             }
+            let busiest = Self.threadCPU().map { ($0.key, $0.value - (cpuBefore[$0.key] ?? 0)) }.sorted { $0.1 > $1.1 }.prefix(3)
+            let busy = busiest.map { String(format: "%@ %.0f%%", $0.0 as NSString, 100 * $0.1 / fullTime) }.joined(separator: ", ")
             let evaluated = service.counters["health.samples"] - evaluatedBefore
             evaluatedBefore += evaluated
             let lostNow = lost(service) - lostBefore
             lostBefore += lostNow
-            print(String(format: "run %d: bare subscriber %.3f s (%.2f M lines/s), clusterd %.3f s (%.2f M lines/s), ratio %.2f; lines evaluated %d of %d%@",
+            print(String(format: "run %d: bare subscriber %.3f s (%.2f M lines/s), clusterd %.3f s (%.2f M lines/s), ratio %.2f; lines evaluated %d of %d%@\n  busiest threads while clusterd ran (CPU time / wall time): %@",
                          run, bareTime, Double(lines) / bareTime / 1e6, fullTime, Double(lines) / fullTime / 1e6, bareTime / fullTime,
-                         evaluated, lines, lostNow > 0 ? " — \(lostNow) LOST (dropped or refused)" as NSString : "" as NSString))
+                         evaluated, lines, lostNow > 0 ? " — \(lostNow) LOST (dropped or refused)" as NSString : "" as NSString, busy as NSString))
             bestBare = min(bestBare, bareTime)
             bestFull = min(bestFull, fullTime)
         }
@@ -131,6 +134,20 @@ struct IngestBench: ParsableCommand {
     /// Lines that did not reach the checks: dropped by a full health queue or dead-lettered.
     func lost(_ service: ClusterdService) -> Int {
         service.counters.snapshot.reduce(0) { $0 + ($1.key == "health.samples_dropped" || $1.key.hasPrefix("dead_letters.metrics.") ? $1.value : 0) }
+    }
+
+    /// CPU seconds of each thread of this process so far, by "<name>/<tid>" (Linux /proc).
+    static func threadCPU() -> [String: Double] {
+        var out: [String: Double] = [:]
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+            guard let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            out["\(stat[stat.index(after: open)..<close])/\(tid)"] = (user + system) / ticks
+        }
+        return out
     }
 
     func time(_ body: () throws -> Void) rethrows -> Double {

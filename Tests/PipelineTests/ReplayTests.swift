@@ -93,11 +93,13 @@ import Testing
         logger.logLevel = .critical
         let clusters = Reloadable(try ClusterRegistry.load(archiveRoot: env.config.archivePath))
         let store = MetricStore(resolution: config.metrics.resolution.wholeSeconds, retention: config.metrics.retention.wholeSeconds)
+        let decoder = MetricDecoder(defaultCluster: "", indexLimit: 1000) { s in
+            store.admit(s.seriesKey, knownHost: true).mapError { .init(code: "series_limit", reason: $0.reason) }
+        }
         for body in metrics {
-            let (samples, letters) = MetricIntake.decode(BusMessage(subject: "cc.metrics.fritz", data: body), defaultCluster: "", now: now) { s in
-                store.record(s.seriesKey, time: s.time, value: s.value, knownHost: true).map { ("series_limit", $0) }
-            }
-            #expect(letters.isEmpty && !samples.isEmpty)
+            let out = decoder.decode(BusMessage(subject: "cc.metrics.fritz", data: body), now: now)
+            store.write(out.samples)
+            #expect(out.letters.isEmpty && !out.samples.isEmpty)
         }
         // A stopped job's footprint comes from the same buffers, as in the service.
         env.processor.dataBuilder = JobDataBuilder(store: store)

@@ -1,0 +1,102 @@
+import Bus
+import Foundation
+import Health
+import LineProtocol
+import MetricBuffers
+import Model
+
+/// The metric path's decoding: a message's lines to samples by series number. A line whose
+/// series bytes were seen before costs the line-protocol scan, one hash and the value — no
+/// tag strings, no key lookup (``SeriesIndex``); the first line of a series takes the full
+/// decoding (``MetricLine/decode(_:defaultCluster:now:)``) and admission, and every bad line
+/// gets there too, so each refusal has one implementation. Owned by one thread.
+public final class MetricDecoder {
+    /// Why a line's new series was not admitted (dead-letter code and reason).
+    public struct Refusal: Error, Sendable {
+        public var code: String
+        public var reason: String
+
+        /// A refusal.
+        public init(code: String, reason: String) {
+            self.code = code
+            self.reason = reason
+        }
+    }
+
+    /// What one message gave.
+    public struct Output {
+        /// Series seen for the first time (by this decoder), each before its samples.
+        public var new: [(Int32, MetricSample)] = []
+        /// Every kept line, in order.
+        public var samples: [SeriesSample] = []
+        /// Every refused line.
+        public var letters: [DeadLetter] = []
+    }
+
+    let defaultCluster: String
+    let admit: (MetricSample) -> Result<Int32, Refusal>
+    let version: () -> Int
+    private var index: SeriesIndex
+    private var indexedAt: Int
+
+    /// A decoder; `admit` gives a new series its number (creating it in the metric buffers)
+    /// or refuses it; at most `indexLimit` series byte forms are remembered. When `version`
+    /// changes (a reload of what admission reads: clusters, topology) every series is admitted
+    /// again at its next line, so a removed cluster's series are refused from then on.
+    public init(defaultCluster: String, indexLimit: Int, version: @escaping () -> Int = { 0 },
+                admit: @escaping (MetricSample) -> Result<Int32, Refusal>) {
+        self.defaultCluster = defaultCluster
+        self.admit = admit
+        self.version = version
+        index = SeriesIndex(limit: indexLimit)
+        indexedAt = version()
+    }
+
+    /// Decodes `message`, received at `now` (epoch seconds).
+    public func decode(_ message: BusMessage, now: Int64) -> Output {
+        var out = Output()
+        let current = version()
+        if current != indexedAt {
+            index = SeriesIndex(limit: index.limit)
+            indexedAt = current
+        }
+        func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
+            out.letters.append(DeadLetter(stage: "metrics", message: message, line: line, column: column, code: code, reason: reason,
+                                          raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
+        }
+        LineDecoder(precision: .nanoseconds).forEachLine(in: message.data) { entry in
+            switch entry {
+            case .error(let e, let raw): letter(e.line, e.column, "syntax", e.reason.description, raw)
+            case .point(let view):
+                // The series bytes: from the measurement to the space before the fields.
+                let end = view.fields.first?.key.start ?? view.measurement.start + view.measurement.count + 1
+                let key = UnsafeRawBufferPointer(start: view.measurement.start, count: end - 1 - view.measurement.start)
+                let hash = index.hash(key)
+                if view.fields.count == 1, let field = view.fields.first, field.key.equals("value"), let value = field.value.numericValue,
+                   let number = index.find(key, hash: hash) {
+                    let time = view.timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
+                    if time <= now + MetricLine.maxSkewSeconds {
+                        out.samples.append(SeriesSample(series: number, time: time, value: value))
+                        return
+                    }
+                }
+                switch MetricLine.decode(view, defaultCluster: defaultCluster, now: now) {
+                case .success(let s):
+                    switch admit(s) {
+                    case .success(let number):
+                        index.insert(key, hash: hash, number: number)
+                        out.new.append((number, s))
+                        out.samples.append(SeriesSample(series: number, time: s.time, value: s.value))
+                    case .failure(let refusal): letter(view.line, 1, refusal.code, refusal.reason, view.raw)
+                    }
+                case .failure(let located): letter(view.line, located.column, located.value.code, located.value.reason, view.raw)
+                }
+            }
+        }
+        if out.samples.isEmpty && out.letters.isEmpty {
+            // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
+            out.letters.append(MetricIntake.emptyMessage(message, now: now))
+        }
+        return out
+    }
+}

@@ -1,0 +1,104 @@
+import Bus
+import BusTestSupport
+import Health
+import Intake
+import MetricBuffers
+import Testing
+
+/// The metric path's fast decoding (series by their bytes, samples by number) gives exactly
+/// what the full decoding gives — the same samples, the same dead letters with the same
+/// positions — and the health engine fed by number raises the same transitions as fed by name.
+@Suite(.timeLimit(.minutes(1))) struct MetricDecoderTests {
+    static let now: Int64 = 1_795_000_000
+
+    /// Random messages of good and bad lines over a few series, with the tags in varying order.
+    static func messages(seed: UInt64) -> [[UInt8]] {
+        var rng = SplitMix64(state: seed)
+        let hosts = ["f0101", "f0102", "f0103"], metrics = ["cpu_load", "nv_temp", "mem_used"]
+        var out: [[UInt8]] = []
+        for _ in 0..<300 {
+            var body = ""
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                let host = hosts.randomElement(using: &rng)!, metric = metrics.randomElement(using: &rng)!
+                var tags = ["cluster=fritz", "hostname=\(host)", metric == "nv_temp" ? "type=accelerator" : "type=node"]
+                if metric == "nv_temp" { tags.append("type-id=\(Int.random(in: 0...1, using: &rng))") }
+                if Int.random(in: 0..<4, using: &rng) == 0 { tags.shuffle(using: &rng) }
+                var value = "value=\(Double(Int.random(in: 0...120, using: &rng)))"
+                var time = " \(now - Int64.random(in: 0...600, using: &rng))"
+                switch Int.random(in: 0..<14, using: &rng) {
+                case 0: value = "value=true"                                  // wrong type
+                case 1: value = "value=3,extra=1"                             // unknown field
+                case 2: time = " \(now + 3600)"                               // from the future
+                case 3: tags.removeAll { $0.hasPrefix("hostname") }           // missing tag
+                case 4: tags = tags.map { $0 == "cluster=fritz" ? "cluster=emmy" : $0 }  // unknown cluster
+                case 5: value = "value=7i"                                    // an integer is a number
+                case 6: time = ""                                             // receive time
+                case 7: value = "value=="                                     // syntax
+                case 8: time = " \((now - 5) * 1_000_000_000)"                // nanoseconds
+                default: break
+                }
+                body += "\(metric),\(tags.joined(separator: ",")) \(value)\(time)\n"
+            }
+            out.append(Array(body.utf8))
+        }
+        return out
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64]) func fastDecodingEqualsFullDecoding(seed: UInt64) throws {
+        let library = try CheckLibrary(yaml: """
+            checks:
+              - id: gpu_hot
+                scope: component
+                source:
+                  metric: {name: nv_temp, match: {type: accelerator}, component_tag: type-id}
+                rules:
+                  - {op: ">=", value: 80, severity: WARN}
+                  - {op: ">=", value: 100, severity: CRIT}
+                summary: "GPU {component} of {host} at {value}"
+              - id: load
+                scope: node
+                source:
+                  metric: {name: cpu_load, match: {type: node}}
+                rules:
+                  - {op: ">", value: 60, severity: WARN}
+                summary: "load {value} on {host}"
+              - id: quiet
+                scope: node
+                source: {silence: 2m}
+                severity: CRIT
+                summary: "{host} is quiet"
+            """, file: "test.yaml")
+        let admission: (MetricSample) -> MetricDecoder.Refusal? = { s in
+            s.cluster == "fritz" ? nil : .init(code: "unknown_cluster", reason: "cluster \"\(s.cluster)\" is unknown")
+        }
+        let store = MetricStore(resolution: 60, retention: 3600)
+        let decoder = MetricDecoder(defaultCluster: "", indexLimit: 4) { s in   // a small index: it is emptied and refilled
+            if let refusal = admission(s) { return .failure(refusal) }
+            return store.admit(s.seriesKey, knownHost: true).mapError { .init(code: "series_limit", reason: $0.reason) }
+        }
+        var keys: [Int32: SeriesKey] = [:], raised = 0
+        let byName = HealthEngine(library: library, topology: Topology(), now: Self.now - 1000)
+        let byNumber = HealthEngine(library: library, topology: Topology(), now: Self.now - 1000)
+        for (i, body) in Self.messages(seed: seed).enumerated() {
+            let message = BusMessage(subject: "cc.metrics.fritz", data: body)
+            let now = Self.now + Int64(i)
+            let (samples, letters) = MetricIntake.decode(message, defaultCluster: "", now: now) { s in admission(s).map { ($0.code, $0.reason) } }
+            let out = decoder.decode(message, now: now)
+            #expect(out.letters == letters, "message \(i)")
+            for (number, sample) in out.new {
+                keys[number] = sample.seriesKey
+                byNumber.register(series: number, as: sample)
+            }
+            #expect(out.samples.map { keys[$0.series] } == samples.map(\.seriesKey), "message \(i)")
+            #expect(out.samples.map(\.time) == samples.map(\.time) && out.samples.map(\.value) == samples.map(\.value), "message \(i)")
+            for s in samples { byName.ingest(s, now: now) }
+            for s in out.samples { byNumber.ingest(series: s.series, value: s.value, now: now) }
+            byName.tick(now: now)
+            byNumber.tick(now: now)
+            let transitions = byName.takeTransitions()
+            #expect(transitions == byNumber.takeTransitions(), "message \(i)")
+            raised += transitions.count
+        }
+        #expect(!keys.isEmpty && raised > 0, "\(raised) transitions")
+    }
+}
