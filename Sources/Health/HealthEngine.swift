@@ -1,3 +1,5 @@
+import Model
+
 /// Evaluates the checks library on metric values, node states, job exits and the passing of
 /// time, and turns the results into alert transitions: pending before `for`, held by
 /// `keep_firing_for`, UNKNOWN when silent, marked flapping (Icinga's percent state change)
@@ -32,20 +34,29 @@ public final class HealthEngine {
     var slurmChecks: [Int] = []
     var silenceChecks: [Int] = []
     var exitChecks: [Int] = []
-    var states: [AlertKey: TargetState] = [:]
+    var states = TargetTable()
     var byEntity: [String: Set<AlertKey>] = [:]
-    /// Hosts that reported, in order of first report, and where each is in `seen`.
-    var seen: [(host: String, cluster: String, at: Int64?)] = []
+    /// Hosts that reported, in order of first report (their slot): name, cluster, and when
+    /// they last reported (`Int64.min`: expected, never yet).
+    var seenHost: [String] = [], seenCluster: [String] = [], seenAt: [Int64?] = []
     var hostSlot: [String: Int] = [:]
     /// Series the metric path sends by number: their identity, and what a value of theirs
-    /// updates (worked out once per series, again on reload).
+    /// updates — host slot, cluster, check targets — worked out once per series (the
+    /// targets again on reload). `seriesHost` is -1 for a number not registered.
     var seriesSamples: [MetricSample?] = []
-    var seriesPlans: [SeriesPlan?] = []
+    var seriesHost: [Int] = [], seriesCluster: [String] = [], seriesTargets: [[PlanTarget]] = []
 
     struct SeriesPlan {
         var slot: Int
         var cluster: String
-        var targets: [(check: Int, key: AlertKey)]
+        var targets: [PlanTarget]
+    }
+
+    struct PlanTarget {
+        var check: Int
+        var key: AlertKey
+        /// The key's slot in `states` once it has one.
+        var slot = -1
     }
     var failures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
     var transitions: [HealthTransition] = []
@@ -85,8 +96,8 @@ public final class HealthEngine {
             guard let i = index[library.checks[old].id], new.checks[i].scope == library.checks[old].scope else { return nil }
             return i
         }
-        var kept: [AlertKey: TargetState] = [:]
-        for (key, st) in states.sorted(by: { $0.key < $1.key }) {
+        var kept = TargetTable()
+        for (key, st) in zip(states.keys, states.values).sorted(by: { $0.0 < $1.0 }) {
             if let i = successor(st.checkIndex) {
                 var moved = st
                 moved.checkIndex = i
@@ -105,9 +116,9 @@ public final class HealthEngine {
         states = kept
         failures = keptFailures
         byEntity = [:]
-        for key in kept.keys { byEntity[key.entity, default: []].insert(key) }
+        for key in states.keys { byEntity[key.entity, default: []].insert(key) }
         indexChecks()
-        seriesPlans = seriesSamples.map { $0.map(plan(for:)) }
+        seriesTargets = seriesSamples.map { $0.map { plan(for: $0).targets } ?? [] }
     }
 
     /// Metric names some check looks at (others can be skipped cheaply).
@@ -119,15 +130,17 @@ public final class HealthEngine {
     /// silence checks expect it to report again, counted from the engine's start.
     public func expect(host: String, cluster: String) {
         let i = slot(of: host, cluster: cluster)
-        if seen[i].at == nil { seen[i].at = startedAt }
+        if seenAt[i] == nil { seenAt[i] = startedAt }
     }
 
     /// `host`'s place in `seen` (added, not yet seen, when new).
     func slot(of host: String, cluster: String) -> Int {
         if let i = hostSlot[host] { return i }
-        seen.append((host, cluster, nil))
-        hostSlot[host] = seen.count - 1
-        return seen.count - 1
+        seenHost.append(host)
+        seenCluster.append(cluster)
+        seenAt.append(nil)
+        hostSlot[host] = seenHost.count - 1
+        return seenHost.count - 1
     }
 
     public func restore(_ alerts: [RestoredAlert]) {
@@ -158,24 +171,62 @@ public final class HealthEngine {
     public func register(series: Int32, as sample: MetricSample) {
         let i = Int(series)
         if i >= seriesSamples.count {
-            seriesSamples.append(contentsOf: repeatElement(nil, count: i + 1 - seriesSamples.count))
-            seriesPlans.append(contentsOf: repeatElement(nil, count: i + 1 - seriesPlans.count))
+            let more = i + 1 - seriesSamples.count
+            seriesSamples.append(contentsOf: repeatElement(nil, count: more))
+            seriesHost.append(contentsOf: repeatElement(-1, count: more))
+            seriesCluster.append(contentsOf: repeatElement("", count: more))
+            seriesTargets.append(contentsOf: repeatElement([], count: more))
         }
+        let plan = plan(for: sample)
         seriesSamples[i] = sample
-        seriesPlans[i] = plan(for: sample)
+        seriesHost[i] = plan.slot
+        seriesCluster[i] = plan.cluster
+        seriesTargets[i] = plan.targets
     }
 
     /// Evaluates a value of a registered series received at `now` (the metric path's steady
     /// state: no strings, no lookups by name). An unregistered series is ignored.
     public func ingest(series: Int32, value: Double, now: Int64) {
-        let i = Int(series)
-        guard i < seriesPlans.count, let plan = seriesPlans[i] else { return }
-        apply(plan, value, now: now)
+        ingest(series: [SeriesSample(series: series, time: now, value: value)], now: now)
+    }
+
+    /// Evaluates values of registered series received at `now`, in order (one call per
+    /// message: the loop's state stays in registers).
+    public func ingest(series samples: [SeriesSample], now: Int64) {
+        // The per-sample state as locals (no exclusivity check per sample), put back after.
+        let hosts = seriesHost, clusters = seriesCluster
+        var at: [Int64?] = [], seenClusters: [String] = []
+        swap(&at, &seenAt)
+        swap(&seenClusters, &seenCluster)
+        defer {
+            swap(&at, &seenAt)
+            swap(&seenClusters, &seenCluster)
+        }
+        for s in samples {
+            let i = Int(s.series)
+            guard i < hosts.count, hosts[i] >= 0 else { continue }
+            let slot = hosts[i]
+            if seenClusters[slot] != clusters[i] { seenClusters[slot] = clusters[i] }
+            at[slot] = now
+            if !seriesTargets[i].isEmpty { evaluateTargets(of: i, value: s.value, now: now) }
+        }
+    }
+
+    private func evaluateTargets(of series: Int, value: Double, now: Int64) {
+        for j in seriesTargets[series].indices {
+            let t = seriesTargets[series][j]
+            var slot = t.slot
+            if slot < 0 {
+                slot = target(t.key, check: t.check, now: now)
+                seriesTargets[series][j].slot = slot
+            }
+            evaluate(slot: slot, check: t.check, raw: library.checks[t.check].severity(of: value), value: value, now: now, fresh: true)
+        }
     }
 
     /// The host slot and the check targets a sample of this identity updates.
     func plan(for sample: MetricSample) -> SeriesPlan {
-        var targets: [(check: Int, key: AlertKey)] = []
+        var targets: [PlanTarget] = []
         for i in byMetric[sample.name] ?? [] {
             let check = library.checks[i]
             guard case .metric(_, let match, let componentTag) = check.source else { continue }
@@ -183,22 +234,22 @@ public final class HealthEngine {
             for (k, v) in match where sample.tag(k) != v { matches = false; break }
             guard matches else { continue }
             switch check.scope {
-            case .node: targets.append((i, AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname)))
+            case .node: targets.append(PlanTarget(check: i, key: AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname)))
             case .component:
                 var component = sample.tag(componentTag) ?? ""
                 if let sub = sample.tag("stype-id") { component += "/\(sub)" }
-                targets.append((i, AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname, component: component)))
+                targets.append(PlanTarget(check: i, key: AlertKey(check: check.id, cluster: sample.cluster, entity: sample.hostname, component: component)))
             case .rack:
                 guard let rack = sample.tag("rack") ?? topology.placement(of: sample.hostname)?.rack else { continue }
-                targets.append((i, AlertKey(check: check.id, cluster: sample.cluster, entity: rack)))
+                targets.append(PlanTarget(check: i, key: AlertKey(check: check.id, cluster: sample.cluster, entity: rack)))
             }
         }
         return SeriesPlan(slot: slot(of: sample.hostname, cluster: sample.cluster), cluster: sample.cluster, targets: targets)
     }
 
     func apply(_ plan: SeriesPlan, _ value: Double, now: Int64) {
-        seen[plan.slot].cluster = plan.cluster
-        seen[plan.slot].at = now
+        seenCluster[plan.slot] = plan.cluster
+        seenAt[plan.slot] = now
         for t in plan.targets {
             evaluate(t.key, check: t.check, raw: library.checks[t.check].severity(of: value), value: value, now: now, fresh: true)
         }
@@ -207,8 +258,8 @@ public final class HealthEngine {
     /// Evaluates a node's scheduler state received at `now`.
     public func observe(_ status: NodeStatus, now: Int64) {
         let slot = slot(of: status.hostname, cluster: status.cluster)
-        seen[slot].cluster = status.cluster
-        seen[slot].at = now
+        seenCluster[slot] = status.cluster
+        seenAt[slot] = now
         for i in slurmChecks {
             guard case .slurmState(let map) = library.checks[i].source else { continue }
             var worst = status.flags.isEmpty ? Severity.unknown : .ok
@@ -238,9 +289,9 @@ public final class HealthEngine {
             // Only hosts that have reported at least once (now, or before a restart: see
             // expect(host:cluster:)) are expected to keep reporting; a topology host that never
             // sent anything is not "silent" (a quick start with no collectors pages nobody).
-            for host in seen {
-                guard let at = host.at else { continue }
-                let key = AlertKey(check: library.checks[i].id, cluster: host.cluster, entity: host.host)
+            for slot in seenHost.indices {
+                guard let at = seenAt[slot] else { continue }
+                let key = AlertKey(check: library.checks[i].id, cluster: seenCluster[slot], entity: seenHost[slot])
                 let silent = now - at > allowance
                 if silent || states[key] != nil {
                     evaluate(key, check: i, raw: silent ? severity : .ok, value: nil, now: now, fresh: false)
@@ -250,16 +301,15 @@ public final class HealthEngine {
         for (i, hosts) in failures {
             for host in hosts.keys { evaluateExits(check: i, host: host, now: now, fresh: false) }
         }
-        for key in Array(states.keys) {
-            guard var st = states[key] else { continue }
+        for slot in 0..<states.count {
+            let st = states.values[slot]
             let check = library.checks[st.checkIndex]
             if let freshness = check.freshnessSeconds, now - st.lastInput > freshness, st.raw != .unknown {
-                evaluate(key, check: st.checkIndex, raw: .unknown, value: nil, now: now, fresh: false)
+                evaluate(slot: slot, check: st.checkIndex, raw: .unknown, value: nil, now: now, fresh: false)
                 continue
             }
-            advance(&st, check: check, now: now)
-            reconcile(key, &st, check: check, now: now)
-            states[key] = st
+            advance(&states.values[slot], check: check, now: now)
+            reconcile(states.keys[slot], &states.values[slot], check: check, now: now)
         }
     }
 
@@ -286,9 +336,26 @@ public final class HealthEngine {
     }
 
     func evaluate(_ key: AlertKey, check i: Int, raw: Severity, value: Double?, now: Int64, fresh: Bool) {
-        let check = library.checks[i]
-        var st = states[key] ?? TargetState(checkIndex: i, lastInput: now)
-        if states[key] == nil { byEntity[key.entity, default: []].insert(key) }
+        evaluate(slot: target(key, check: i, now: now), check: i, raw: raw, value: value, now: now, fresh: fresh)
+    }
+
+    /// The slot of `key`'s target, created (for check `i`) when new.
+    func target(_ key: AlertKey, check i: Int, now: Int64) -> Int {
+        let (slot, created) = states.slot(for: key) { TargetState(checkIndex: i, lastInput: now) }
+        if created { byEntity[key.entity, default: []].insert(key) }
+        return slot
+    }
+
+    /// Evaluates the target in `slot`, in place (its history is not copied).
+    func evaluate(slot: Int, check i: Int, raw: Severity, value: Double?, now: Int64, fresh: Bool) {
+        // Through a buffer pointer: the check is borrowed in place, not copied (a Check is a
+        // large struct; copying it per sample was most of the metric path's evaluation).
+        library.checks.withUnsafeBufferPointer { checks in
+            update(&states.values[slot], key: states.keys[slot], check: checks[i], raw: raw, value: value, now: now, fresh: fresh)
+        }
+    }
+
+    private func update(_ st: inout TargetState, key: AlertKey, check: Check, raw: Severity, value: Double?, now: Int64, fresh: Bool) {
         if fresh { st.lastInput = now }
         st.raw = raw
         st.value = value
@@ -303,7 +370,6 @@ public final class HealthEngine {
         // While flapping, a change is recorded in the state but not notified.
         if st.flapping && st.publishedFlapping && before != st.firing { suppressedByFlapping += 1 }
         reconcile(key, &st, check: check, now: now)
-        states[key] = st
     }
 
     /// Icinga's percent state change: transitions in the window, newer ones weighted more

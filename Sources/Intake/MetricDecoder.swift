@@ -60,6 +60,10 @@ public final class MetricDecoder {
             index = SeriesIndex(limit: index.limit)
             indexedAt = current
         }
+        // Worked on as a local for the message (no exclusivity check per line), then put back.
+        var index = SeriesIndex(limit: 0, empty: ())
+        swap(&index, &self.index)
+        defer { swap(&index, &self.index) }
         func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
             out.letters.append(DeadLetter(stage: "metrics", message: message, line: line, column: column, code: code, reason: reason,
                                           raw: String(decoding: raw, as: UTF8.self), receivedAt: now))

@@ -87,6 +87,7 @@ public final class MetricIntake: @unchecked Sendable {
         let out = decoder.decode(message, now: now)
         store.write(out.samples)
         counters.add("metrics.lines", out.samples.count)
+        if !out.new.isEmpty { counters.add("metrics.series_indexed", out.new.count) }
         sink(out.new, out.samples, now)
         // Through the outbox like every other letter (the samples themselves are at-most-once).
         publisher.deadLetters(out.letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)

@@ -31,6 +31,13 @@ struct SeriesIndex {
         slots = [Slot](repeating: Slot(), count: 1024)
     }
 
+    /// A placeholder holding nothing (no table allocated).
+    init(limit: Int, empty: Void) {
+        self.limit = limit
+        seed = 0
+        slots = []
+    }
+
     var count: Int { entries.count }
 
     /// The series number of `key`, nil when it is not indexed.

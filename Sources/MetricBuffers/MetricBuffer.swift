@@ -1,11 +1,10 @@
 /// A fixed ring of 32-bit floats, one slot per `resolution` seconds, holding the last
 /// `capacity` slots of one series. A missing sample is NaN. 4 bytes per sample; the ring is
 /// allocated once (a plain allocation, not an array: no copy-on-write check per write on the
-/// metric path), so memory is bounded by series × capacity × 4 bytes. Used under its
-/// store's lock.
-final class MetricBuffer {
-    /// The series' number in its store (interned: the metric path writes by number).
-    let id: Int32
+/// metric path), so memory is bounded by series × capacity × 4 bytes. The store keeps the
+/// rings side by side in one array by series number (the metric path's writes go through
+/// them in stream order) and frees them (``deallocate()``); used under its lock.
+struct MetricBuffer {
     let capacity: Int
     let values: UnsafeMutableBufferPointer<Float>
     /// Slot number (time / resolution) of the newest slot, Int64.min while empty.
@@ -14,17 +13,17 @@ final class MetricBuffer {
     /// again, written without a division.
     private var newestIndex = 0
 
-    init(id: Int32, capacity: Int) {
-        self.id = id
+    init(capacity: Int) {
         self.capacity = capacity
         values = .allocate(capacity: capacity)
         values.initialize(repeating: .nan)
     }
 
-    deinit { values.deallocate() }
+    /// Frees the ring (the store's deinit).
+    func deallocate() { values.deallocate() }
 
     /// Takes a checkpoint's ring as it was written.
-    func restore(newest: Int64, from bytes: UnsafeRawBufferPointer) {
+    mutating func restore(newest: Int64, from bytes: UnsafeRawBufferPointer) {
         UnsafeMutableRawBufferPointer(values).copyMemory(from: bytes)
         self.newest = newest
         if newest != .min { newestIndex = index(of: newest) }
@@ -37,7 +36,7 @@ final class MetricBuffer {
 
     /// Stores `value` in `slot`; returns false when the slot is older than the ring holds.
     @discardableResult
-    func write(slot: Int64, _ value: Float) -> Bool {
+    mutating func write(slot: Int64, _ value: Float) -> Bool {
         if slot == newest {
             values[newestIndex] = value
             return true

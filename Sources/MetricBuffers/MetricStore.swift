@@ -1,3 +1,5 @@
+import Model
+
 import Foundation
 
 /// The in-memory metric buffers, as cc-metric-store keeps them: a bounded ring per (host,
@@ -10,12 +12,11 @@ public final class MetricStore: @unchecked Sendable {
     /// Slots per series (retention / resolution).
     public let capacity: Int
     private let lock = NSLock()
-    private var buffers: [SeriesKey: MetricBuffer] = [:]
-    /// The same buffers by series number (``MetricBuffer/id``).
-    private var byID: [MetricBuffer] = []
+    /// Series numbers by key; the rings by number.
+    private var buffers: [SeriesKey: Int32] = [:]
+    private var rings: [MetricBuffer] = []
     private var byHostMetric: [HostMetric: [SeriesKey]] = [:]
     private var dropped = 0
-    private var lastTime: Int64 = 0, lastSlot: Int64 = 0
 
     /// Bytes per buffered sample (a 32-bit float).
     public static let bytesPerSample = MemoryLayout<Float>.size
@@ -54,7 +55,7 @@ public final class MetricStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         switch admitLocked(key, knownHost: knownHost) {
-        case .success(let buffer): put(value, at: time, in: buffer)
+        case .success(let id): put(value, at: time, in: id)
         case .failure(let refusal): return refusal.reason
         }
         return nil
@@ -71,10 +72,10 @@ public final class MetricStore: @unchecked Sendable {
     public func admit(_ key: SeriesKey, knownHost: Bool) -> Result<Int32, Refusal> {
         lock.lock()
         defer { lock.unlock() }
-        return admitLocked(key, knownHost: knownHost).map(\.id)
+        return admitLocked(key, knownHost: knownHost)
     }
 
-    private func admitLocked(_ key: SeriesKey, knownHost: Bool) -> Result<MetricBuffer, Refusal> {
+    private func admitLocked(_ key: SeriesKey, knownHost: Bool) -> Result<Int32, Refusal> {
         if let b = buffers[key] { return .success(b) }
         if let refusal = refusal(for: key, knownHost: knownHost) { return .failure(Refusal(reason: refusal)) }
         if !knownHost { unknownHostSeries += 1 }
@@ -86,7 +87,20 @@ public final class MetricStore: @unchecked Sendable {
     public func write(_ samples: [SeriesSample]) {
         lock.lock()
         defer { lock.unlock() }
-        for s in samples { put(s.value, at: s.time, in: byID[Int(s.series)]) }
+        // A collector stamps a whole read with one time: its slot is worked out once. Locals
+        // for the loop: no exclusivity or uniqueness check per sample.
+        var lastTime: Int64 = 0, lastSlot: Int64 = 0, lost = 0
+        let resolution = resolution
+        rings.withUnsafeMutableBufferPointer { rings in
+            for s in samples {
+                if s.time != lastTime {
+                    lastTime = s.time
+                    lastSlot = s.time / resolution
+                }
+                if !rings[Int(s.series)].write(slot: lastSlot, Float(s.value)) { lost += 1 }
+            }
+        }
+        dropped += lost
     }
 
     /// Why a new series `key` may not be created (a limit reached); nil when it may. Under the lock.
@@ -103,14 +117,16 @@ public final class MetricStore: @unchecked Sendable {
 
     /// A new, empty series `key` (under the lock).
     @discardableResult
-    private func create(_ key: SeriesKey) -> MetricBuffer {
-        let buffer = MetricBuffer(id: Int32(byID.count), capacity: capacity)
-        buffers[key] = buffer
-        byID.append(buffer)
+    private func create(_ key: SeriesKey) -> Int32 {
+        let id = Int32(rings.count)
+        rings.append(MetricBuffer(capacity: capacity))
+        buffers[key] = id
         perCluster[key.cluster, default: 0] += 1
         byHostMetric[HostMetric(cluster: key.cluster, host: key.host, metric: key.metric), default: []].append(key)
-        return buffer
+        return id
     }
+
+    deinit { for ring in rings { ring.deallocate() } }
 
     /// Records one value at `time` (epoch seconds). Returns false when it is older than the
     /// retention (dropped).
@@ -121,16 +137,11 @@ public final class MetricStore: @unchecked Sendable {
         return put(value, at: time, in: buffers[key] ?? create(key))
     }
 
-    /// Writes one value into `buffer` (under the lock); false, and counted as dropped, when it
-    /// is older than the retention.
+    /// Writes one value into series `id`'s ring (under the lock); false, and counted as
+    /// dropped, when it is older than the retention.
     @discardableResult
-    private func put(_ value: Double, at time: Int64, in buffer: MetricBuffer) -> Bool {
-        // A collector stamps a whole read with one time: its slot is worked out once.
-        if time != lastTime {
-            lastTime = time
-            lastSlot = time / resolution
-        }
-        let ok = buffer.write(slot: lastSlot, Float(value))
+    private func put(_ value: Double, at time: Int64, in id: Int32) -> Bool {
+        let ok = rings[Int(id)].write(slot: time / resolution, Float(value))
         if !ok { dropped += 1 }
         return ok
     }
@@ -139,7 +150,7 @@ public final class MetricStore: @unchecked Sendable {
     public func read(_ key: SeriesKey, from: Int64, to: Int64) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
-        return buffers[key]?.read(from: from / resolution, to: to / resolution) ?? []
+        return buffers[key].map { rings[Int($0)].read(from: from / resolution, to: to / resolution) } ?? []
     }
 
     /// Every series of a host's metric (all scopes and ids).
@@ -165,7 +176,7 @@ public final class MetricStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let keys = byHostMetric[HostMetric(cluster: cluster, host: host, metric: metric)] ?? []
-        let slots = keys.compactMap { buffers[$0]?.newest }.filter { $0 != .min }
+        let slots = keys.compactMap { buffers[$0].map { rings[Int($0)].newest } }.filter { $0 != .min }
         return slots.max().map { $0 * resolution }
     }
 
@@ -193,7 +204,8 @@ public final class MetricStore: @unchecked Sendable {
         int(resolution)
         int(Int64(capacity))
         int(Int64(buffers.count))
-        for (key, buffer) in buffers {
+        for (key, id) in buffers {
+            let buffer = rings[Int(id)]
             for s in [key.cluster, key.host, key.metric, key.scope, key.id] { string(s) }
             int(buffer.newest)
             for f in buffer.values { withUnsafeBytes(of: f.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
@@ -258,8 +270,8 @@ public final class MetricStore: @unchecked Sendable {
             guard newest != .min, (newest + 1) * resolution > now - Int64(cap) * resolution else { continue }
             // Restored within the total limit (a lowered limit keeps the first series).
             guard buffers[key] != nil || buffers.count < limits.total else { continue }
-            let buffer = buffers[key] ?? create(key)
-            bytes[range].withUnsafeBytes { buffer.restore(newest: newest, from: $0) }
+            let id = buffers[key] ?? create(key)
+            bytes[range].withUnsafeBytes { rings[Int(id)].restore(newest: newest, from: $0) }
             restored += 1
         }
         return restored

@@ -90,6 +90,7 @@ public final class PipelineCounters: Sendable {
         "observability.bind_errors": "Times the /metrics endpoint could not listen",
         "nats.embedded_exits": "Unexpected exits of the embedded nats-server (each restarted)",
         "metrics.lines": "Metric lines received on cc.metrics.>",
+        "metrics.series_indexed": "Series the metric path indexed by their bytes (a new series, or a new tag order of one)",
         "metrics.checkpoints": "Metric buffer checkpoints written",
         "metrics.checkpoint_errors": "Metric buffer checkpoints that failed",
         "jobs.retention_removed": "Finished jobs removed by archive retention",

@@ -6,6 +6,7 @@ import Intake
 import Jobs
 import Logging
 import MetricBuffers
+import Model
 import Nodes
 import Observability
 import Store
@@ -77,13 +78,15 @@ public final class HealthLoop: @unchecked Sendable {
 
     private func submit(_ input: Input, count: Int) {
         guard count > 0 else { return }
-        let accepted = inbox.items.withLock { box -> Bool in
-            guard box.samples + count <= maxQueuedSamples else { return false }
+        // The loop drains the whole queue after each wake-up: only the first input queued
+        // since then needs to wake it (not one semaphore post per metric message).
+        let accepted = inbox.items.withLock { box -> Bool? in
+            guard box.samples + count <= maxQueuedSamples else { return nil }
             box.samples += count
             box.inputs.append(input)
-            return true
+            return box.inputs.count == 1
         }
-        if accepted { inbox.signal.signal() } else {
+        if let wake = accepted { if wake { inbox.signal.signal() } } else {
             counters.add("health.samples_dropped", count)
             logger.warning("health evaluation is behind: metric samples dropped", metadata: ["count": "\(count)"])
         }
@@ -160,7 +163,7 @@ public final class HealthLoop: @unchecked Sendable {
                 counters.add("health.samples", samples.count)
             case .series(let new, let samples, let receivedAt):
                 for (number, sample) in new { engine.register(series: number, as: sample) }
-                for s in samples { engine.ingest(series: s.series, value: s.value, now: receivedAt) }
+                engine.ingest(series: samples, now: receivedAt)
                 if !samples.isEmpty { counters.add("health.samples", samples.count) }
             case .nodes(let observations):
                 for o in observations {

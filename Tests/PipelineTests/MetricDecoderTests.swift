@@ -3,6 +3,7 @@ import BusTestSupport
 import Health
 import Intake
 import MetricBuffers
+import Model
 import Testing
 
 /// The metric path's fast decoding (series by their bytes, samples by number) gives exactly
