@@ -70,7 +70,8 @@ public struct ArchiveWriter: Sendable {
             do {
                 for file in entry.files {
                     let path = "\(dir)/\(file.name)"
-                    mine.append((i, try Self.writeTemporary(file.bytes, for: path, sync: false), path))
+                    // Named per entry: two entries of one batch may share a directory.
+                    mine.append((i, try Self.writeTemporary(file.bytes, for: path, sync: false, tag: "\(i)"), path))
                 }
                 staged += mine
                 results.append(.success("\(dir)/meta.json"))
@@ -125,14 +126,14 @@ public struct ArchiveWriter: Sendable {
     }
 
     /// Writes `bytes` to a temporary file beside `path` (optionally synced); returns its name.
-    static func writeTemporary(_ bytes: [UInt8], for path: String, sync: Bool) throws(WriteError) -> String {
+    static func writeTemporary(_ bytes: [UInt8], for path: String, sync: Bool, tag: String = "") throws(WriteError) -> String {
         let directory = (path as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw WriteError(path: directory, reason: "\(error.localizedDescription)")
         }
-        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
+        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw WriteError(path: temporary, reason: String(cString: strerror(errno))) }
         var written = 0

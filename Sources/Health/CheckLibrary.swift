@@ -14,6 +14,14 @@ public struct CheckLibrary: Sendable {
     /// A library of `checks`.
     public init(_ checks: [Check]) { self.checks = checks }
 
+    /// Metric names some check looks at.
+    public var metricNames: Set<String> {
+        Set(checks.compactMap { check -> String? in
+            if case .metric(let name, _, _) = check.source { return name }
+            return nil
+        })
+    }
+
     /// Loads `path`.
     public init(contentsOf path: String) throws(LoadError) {
         guard let data = FileManager.default.contents(atPath: path) else { throw LoadError(description: "\(path): cannot read the file") }

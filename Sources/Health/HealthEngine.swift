@@ -191,8 +191,9 @@ public final class HealthEngine {
     }
 
     /// Evaluates values of registered series received at `now`, in order (one call per
-    /// message: the loop's state stays in registers).
-    public func ingest(series samples: [SeriesSample], now: Int64) {
+    /// message: the loop's state stays in registers); `reported` are series whose values no
+    /// check needs, for their hosts only (alive at `now`).
+    public func ingest(series samples: [SeriesSample], reported: [Int32] = [], now: Int64) {
         // The per-sample state as locals (no exclusivity check per sample), put back after.
         let hosts = seriesHost, clusters = seriesCluster
         var at: [Int64?] = [], seenClusters: [String] = []
@@ -201,6 +202,13 @@ public final class HealthEngine {
         defer {
             swap(&at, &seenAt)
             swap(&seenClusters, &seenCluster)
+        }
+        for number in reported {
+            let i = Int(number)
+            guard i < hosts.count, hosts[i] >= 0 else { continue }
+            let slot = hosts[i]
+            if seenClusters[slot] != clusters[i] { seenClusters[slot] = clusters[i] }
+            at[slot] = now
         }
         for s in samples {
             let i = Int(s.series)

@@ -29,24 +29,35 @@ public final class MetricDecoder {
         public var new: [(Int32, MetricSample)] = []
         /// Every kept line, in order.
         public var samples: [SeriesSample] = []
+        /// The kept lines of series some check watches (the checks need their values).
+        public var watched: [SeriesSample] = []
+        /// A series of each host that reported, one per run of lines of the same host (for
+        /// the checks that only need to know a host is alive).
+        public var reported: [Int32] = []
         /// Every refused line.
         public var letters: [DeadLetter] = []
     }
 
     let defaultCluster: String
     let admit: (MetricSample) -> Result<Int32, Refusal>
+    let watches: (MetricSample) -> Bool
     let version: () -> Int
+    /// Hostnames by number (slow path only).
+    private var hosts: [String: Int32] = [:]
     private var index: SeriesIndex
     private var indexedAt: Int
 
     /// A decoder; `admit` gives a new series its number (creating it in the metric buffers)
-    /// or refuses it; at most `indexLimit` series byte forms are remembered. When `version`
-    /// changes (a reload of what admission reads: clusters, topology) every series is admitted
-    /// again at its next line, so a removed cluster's series are refused from then on.
+    /// or refuses it; `watches` says whether a check looks at a series' values; at most
+    /// `indexLimit` series byte forms are remembered. When `version` changes (a reload of
+    /// what admission or `watches` reads: clusters, topology, checks) every series is
+    /// admitted again at its next line, so a removed cluster's series are refused from then on.
     public init(defaultCluster: String, indexLimit: Int, version: @escaping () -> Int = { 0 },
+                watches: @escaping (MetricSample) -> Bool = { _ in true },
                 admit: @escaping (MetricSample) -> Result<Int32, Refusal>) {
         self.defaultCluster = defaultCluster
         self.admit = admit
+        self.watches = watches
         self.version = version
         index = SeriesIndex(limit: indexLimit)
         indexedAt = version()
@@ -56,14 +67,23 @@ public final class MetricDecoder {
     public func decode(_ message: BusMessage, now: Int64) -> Output {
         var out = Output()
         let current = version()
-        if current != indexedAt {
+        // Host numbers are bounded as the index is; both start afresh together (an indexed
+        // series must never share its host number with another host).
+        if current != indexedAt || hosts.count >= index.limit {
             index = SeriesIndex(limit: index.limit)
+            hosts = [:]
             indexedAt = current
         }
         // Worked on as a local for the message (no exclusivity check per line), then put back.
         var index = SeriesIndex(limit: 0, empty: ())
         swap(&index, &self.index)
         defer { swap(&index, &self.index) }
+        var lastHost: Int32 = -1
+        func keep(_ series: SeriesIndex.Series, _ sample: SeriesSample) {
+            out.samples.append(sample)
+            if series.watched { out.watched.append(sample) } else if series.host != lastHost { out.reported.append(series.number) }
+            lastHost = series.host
+        }
         func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
             out.letters.append(DeadLetter(stage: "metrics", message: message, line: line, column: column, code: code, reason: reason,
                                           raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
@@ -77,10 +97,10 @@ public final class MetricDecoder {
                 let key = UnsafeRawBufferPointer(start: view.measurement.start, count: end - 1 - view.measurement.start)
                 let hash = index.hash(key)
                 if view.fields.count == 1, let field = view.fields.first, field.key.equals("value"), let value = field.value.numericValue,
-                   let number = index.find(key, hash: hash) {
+                   let series = index.find(key, hash: hash) {
                     let time = view.timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
                     if time <= now + MetricLine.maxSkewSeconds {
-                        out.samples.append(SeriesSample(series: number, time: time, value: value))
+                        keep(series, SeriesSample(series: series.number, time: time, value: value))
                         return
                     }
                 }
@@ -88,9 +108,11 @@ public final class MetricDecoder {
                 case .success(let s):
                     switch admit(s) {
                     case .success(let number):
-                        index.insert(key, hash: hash, number: number)
+                        let host = hostNumber(s.hostname)
+                        let series = SeriesIndex.Series(number: number, host: host, watched: watches(s))
+                        index.insert(key, hash: hash, series: series)
                         out.new.append((number, s))
-                        out.samples.append(SeriesSample(series: number, time: s.time, value: s.value))
+                        keep(series, SeriesSample(series: number, time: s.time, value: s.value))
                     case .failure(let refusal): letter(view.line, 1, refusal.code, refusal.reason, view.raw)
                     }
                 case .failure(let located): letter(view.line, located.column, located.value.code, located.value.reason, view.raw)
@@ -102,5 +124,12 @@ public final class MetricDecoder {
             out.letters.append(MetricIntake.emptyMessage(message, now: now))
         }
         return out
+    }
+
+    private func hostNumber(_ name: String) -> Int32 {
+        if let n = hosts[name] { return n }
+        let n = Int32(hosts.count)
+        hosts[name] = n
+        return n
     }
 }

@@ -20,20 +20,21 @@ public final class MetricIntake: @unchecked Sendable {
     let logger: Logger
     let store: MetricStore
     let decoder: MetricDecoder
-    let sink: @Sendable (_ new: [(Int32, MetricSample)], _ samples: [SeriesSample], _ receivedAt: Int64) -> Void
+    let sink: @Sendable (_ out: MetricDecoder.Output, _ receivedAt: Int64) -> Void
     private var subscription: BusSubscription?
 
     /// Subscribes at once. `admit` gives a line's new series its number in `store` (creating
     /// it), or says why it may not be kept (an unknown cluster, a series past a limit); a
     /// refusal is a dead letter. Kept samples are written to `store`, then go to `sink`.
-    /// `admissionVersion` changes when what `admit` reads is reloaded (see ``MetricDecoder``).
+    /// `admissionVersion` changes when what `admit` or `watches` reads is reloaded (see ``MetricDecoder``).
     public init(connection: BusConnection, publisher: OutboxPublisher, config: ClusterdConfig, counters: PipelineCounters, logger: Logger,
-                store: MetricStore, admissionVersion: @escaping () -> Int = { 0 }, admit: @escaping (MetricSample) -> Result<Int32, MetricDecoder.Refusal>,
-                sink: @escaping @Sendable (_ new: [(Int32, MetricSample)], _ samples: [SeriesSample], _ receivedAt: Int64) -> Void) throws {
+                store: MetricStore, admissionVersion: @escaping () -> Int = { 0 }, watches: @escaping (MetricSample) -> Bool = { _ in true },
+                admit: @escaping (MetricSample) -> Result<Int32, MetricDecoder.Refusal>,
+                sink: @escaping @Sendable (_ out: MetricDecoder.Output, _ receivedAt: Int64) -> Void) throws {
         self.store = store
         // Twice the series the store may hold: room for a few byte forms (tag orders) of each.
         decoder = MetricDecoder(defaultCluster: config.metrics.defaultCluster, indexLimit: 2 * store.limits.total,
-                                 version: admissionVersion, admit: admit)
+                                 version: admissionVersion, watches: watches, admit: admit)
         self.connection = connection
         self.publisher = publisher
         self.config = config
@@ -88,7 +89,7 @@ public final class MetricIntake: @unchecked Sendable {
         store.write(out.samples)
         counters.add("metrics.lines", out.samples.count)
         if !out.new.isEmpty { counters.add("metrics.series_indexed", out.new.count) }
-        sink(out.new, out.samples, now)
+        sink(out, now)
         // Through the outbox like every other letter (the samples themselves are at-most-once).
         publisher.deadLetters(out.letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
     }

@@ -14,7 +14,15 @@ struct SeriesIndex {
     private struct Entry {
         var start: Int
         var length: Int32
+        var series: Series
+    }
+
+    /// What the index knows of a series: its number, its host (the decoder's number for the
+    /// hostname) and whether a check watches it.
+    struct Series {
         var number: Int32
+        var host: Int32
+        var watched: Bool
     }
 
     private var slots: [Slot]
@@ -40,8 +48,8 @@ struct SeriesIndex {
 
     var count: Int { entries.count }
 
-    /// The series number of `key`, nil when it is not indexed.
-    func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int32? {
+    /// The series of `key`, nil when it is not indexed.
+    func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Series? {
         slots.withUnsafeBufferPointer { slots in
             let mask = slots.count - 1
             var i = Int(truncatingIfNeeded: hash) & mask
@@ -52,7 +60,7 @@ struct SeriesIndex {
                     let e = entries[Int(slot.entry)]
                     if Int(e.length) == key.count
                         && arena.withUnsafeBytes({ memcmp($0.baseAddress! + e.start, key.baseAddress!, key.count) == 0 }) {
-                        return e.number
+                        return e.series
                     }
                 }
                 i = (i + 1) & mask
@@ -60,11 +68,11 @@ struct SeriesIndex {
         }
     }
 
-    /// Indexes `key` as series `number`.
-    mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, number: Int32) {
+    /// Indexes `key` as `series`.
+    mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, series: Series) {
         if entries.count >= limit { self = SeriesIndex(limit: limit, seed: seed) }
         if (entries.count + 1) * 2 > slots.count { grow() }
-        entries.append(Entry(start: arena.count, length: Int32(key.count), number: number))
+        entries.append(Entry(start: arena.count, length: Int32(key.count), series: series))
         arena.append(contentsOf: key)
         place(Int32(entries.count - 1), hash: hash)
     }

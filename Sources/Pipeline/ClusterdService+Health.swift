@@ -73,6 +73,7 @@ extension ClusterdService {
         }
         let now = Int64(Date().timeIntervalSince1970)
         let engine = HealthEngine(library: library, topology: topology, now: now)
+        watchedMetrics.replace(with: library.metricNames)
         let database = writer.database
         let book = AlertBook(database: database, prefix: settings.alertPrefix, resendInterval: settings.resendInterval.wholeSeconds)
         writer.lock.lock()

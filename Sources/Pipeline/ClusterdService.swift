@@ -40,6 +40,9 @@ public final class ClusterdService: @unchecked Sendable {
     /// What a configuration reload replaces: the clusters, the topology (see ``reload(origin:)``).
     var clusters = Reloadable(ClusterRegistry([]))
     let topology = Reloadable(Topology())
+    /// Metric names some check looks at (replaced with the checks): the metric path hands
+    /// only their values to the health loop, and of other series only which hosts reported.
+    let watchedMetrics = Reloadable(Set<String>())
     var archive: ArchiveWriter?
     let reloading = NSLock()
     /// The port of `/metrics`, `/healthz`, `/readyz` (nil when off or not bound).
@@ -210,9 +213,10 @@ public final class ClusterdService: @unchecked Sendable {
                                  endpoints: api.endpoints + fleet.endpoints
                                     + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
                                     + (maintenance.map { [$0.endpoint] } ?? []))
-        let topology = self.topology
+        let topology = self.topology, watched = watchedMetrics
         let metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger,
-                                            store: store, admissionVersion: { clusters.version &+ topology.version }, admit: { s in
+                                            store: store, admissionVersion: { clusters.version &+ topology.version &+ watched.version },
+                                            watches: { watched.current.contains($0.name) }, admit: { s in
             // As the job and node stages: a cluster needs its cluster.json.
             let clusters = clusters.current
             guard let cluster = clusters[s.cluster] else {
@@ -223,8 +227,8 @@ public final class ClusterdService: @unchecked Sendable {
             // A host the cluster.json or the topology lists has the full budget; others a small one.
             let known = topology.current.placement(of: s.hostname) != nil || cluster.subCluster(named: "", forHost: s.hostname) != nil
             return store.admit(s.seriesKey, knownHost: known).mapError { .init(code: "series_limit", reason: $0.reason) }
-        }) { new, samples, at in
-            health.submit(new: new, samples: samples, receivedAt: at)
+        }) { out, at in
+            health.submit(new: out.new, samples: out.watched, reported: out.reported, lines: out.samples.count, receivedAt: at)
         }
         // Subscribed from their construction: as parts they are stopped in order (the parts
         // hold them).

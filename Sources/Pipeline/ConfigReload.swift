@@ -53,6 +53,8 @@ extension ClusterdService {
         let now = Int64(Date().timeIntervalSince1970)
         // Applied on the health loop's thread; queued there even if the wait runs out.
         let applied = health.inspect(timeout: 30) { engine in engine.reload(library: library, topology: topology, now: now) } != nil
+        // After the engine has the new checks: the metric path then re-registers every series.
+        watchedMetrics.replace(with: library.metricNames)
         counters.add("config.reloads")
         let summary = ReloadSummary(checks: library.checks.count, hosts: topology.hosts.count, clusters: byName.keys.sorted())
         logger.notice("configuration reloaded", metadata: ["origin": "\(origin)", "checks": "\(summary.checks)", "hosts_in_topology": "\(summary.hosts)",

@@ -20,8 +20,9 @@ import Threads
 public final class HealthLoop: @unchecked Sendable {
     enum Input {
         case samples([MetricSample], receivedAt: Int64)
-        /// New series first (number and identity), then samples by series number.
-        case series(new: [(Int32, MetricSample)], samples: [SeriesSample], receivedAt: Int64)
+        /// New series first (number and identity), then samples by series number of watched
+        /// series and the series of hosts that reported; `lines` counts them all.
+        case series(new: [(Int32, MetricSample)], samples: [SeriesSample], reported: [Int32], lines: Int, receivedAt: Int64)
         case nodes([NodeObservation])
         case jobs([JobRecord])
         case query(@Sendable (HealthEngine) -> Void)
@@ -68,12 +69,14 @@ public final class HealthLoop: @unchecked Sendable {
         submit(.samples(samples, receivedAt: receivedAt), count: samples.count)
     }
 
-    /// Queues samples by series number (any thread; the metric path). `new` names the
-    /// series seen for the first time, before any sample of theirs. New series are never
-    /// dropped (a later sample would find no series); samples are when the queue is full.
-    public func submit(new: [(Int32, MetricSample)], samples: [SeriesSample], receivedAt: Int64) {
-        if !new.isEmpty { push(.series(new: new, samples: [], receivedAt: receivedAt)) }
-        submit(.series(new: [], samples: samples, receivedAt: receivedAt), count: samples.count)
+    /// Queues samples by series number (any thread; the metric path): `samples` of series a
+    /// check watches, `reported` series of hosts that sent lines no check needs, `lines` in
+    /// all. `new` names the series seen for the first time, before any sample of theirs. New
+    /// series are never dropped (a later sample would find no series); samples are when the
+    /// queue is full.
+    public func submit(new: [(Int32, MetricSample)], samples: [SeriesSample], reported: [Int32], lines: Int, receivedAt: Int64) {
+        if !new.isEmpty { push(.series(new: new, samples: [], reported: [], lines: 0, receivedAt: receivedAt)) }
+        submit(.series(new: [], samples: samples, reported: reported, lines: lines, receivedAt: receivedAt), count: lines)
     }
 
     private func submit(_ input: Input, count: Int) {
@@ -161,10 +164,10 @@ public final class HealthLoop: @unchecked Sendable {
             case .samples(let samples, let receivedAt):
                 for s in samples { engine.ingest(s, now: receivedAt) }
                 counters.add("health.samples", samples.count)
-            case .series(let new, let samples, let receivedAt):
+            case .series(let new, let samples, let reported, let lines, let receivedAt):
                 for (number, sample) in new { engine.register(series: number, as: sample) }
-                engine.ingest(series: samples, now: receivedAt)
-                if !samples.isEmpty { counters.add("health.samples", samples.count) }
+                engine.ingest(series: samples, reported: reported, now: receivedAt)
+                if lines > 0 { counters.add("health.samples", lines) }
             case .nodes(let observations):
                 for o in observations {
                     engine.observe(NodeStatus(cluster: o.cluster, hostname: o.hostname, flags: o.slurm.flags), now: o.at)

@@ -137,8 +137,11 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 pending = try exclusive { try stage.pendingArchive(limit: 256, now: now) }
             } else {
                 // Still pending (not removed by retention meanwhile), checked in one query.
+                // A job queued twice in a short time is archived once, as queued last.
                 let ids = try exclusive { try stage.stillPending(known.map(\.id)) }
-                pending = known.filter { ids.contains($0.id) }
+                var last: [Int64: Int] = [:]
+                for (i, job) in known.enumerated() { last[job.id] = i }
+                pending = known.enumerated().filter { ids.contains($0.element.id) && last[$0.element.id] == $0.offset }.map(\.element)
                 if pending.isEmpty { continue }
             }
             if pending.isEmpty { return written }

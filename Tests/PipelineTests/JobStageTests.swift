@@ -181,6 +181,22 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(mountPoint)/001/1700000000/meta.json"))
     }
 
+    /// One batch holding two entries of the same job directory (a job queued twice): both
+    /// are written (each had its own temporary file), the later one stays. Before, the second
+    /// rename found its temporary file gone and the job was marked failed (a replay flake).
+    @Test func twoEntriesOfOneDirectoryInABatchAreBothWritten() throws {
+        let env = try TestEnvironment()
+        let start = try JobStart(json: JSONValue.parse(Array(#"{"jobId":77,"user":"u","cluster":"fritz","numNodes":1,"resources":[{"hostname":"f0101"}],"startTime":1700000000}"#.utf8)))
+        let job = JobRecord(id: 1, start: start, subCluster: "main", state: .completed, duration: 60, monitoringStatus: 3)
+        let archive = try ArchiveWriter(root: env.config.archivePath)
+        let results = archive.write([ArchiveWriter.Entry(job: job, files: [("meta.json", Array("first\n".utf8))]),
+                                     ArchiveWriter.Entry(job: job, files: [("meta.json", Array("second\n".utf8))])])
+        #expect(results.allSatisfy { if case .success = $0 { true } else { false } }, "\(results)")
+        let dir = archive.directory(cluster: "fritz", jobId: 77, startTime: 1700000000)
+        #expect(FileManager.default.contents(atPath: dir + "/meta.json") == Data("second\n".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["meta.json"])
+    }
+
     /// Issue 22 #1: a job without metric samples got `statistics: {}`, which ClusterCockpit's
     /// job-meta schema refuses. It gets zero statistics for every metric of its subcluster
     /// (and no data.json), and validates.

@@ -121,6 +121,8 @@ import Testing
         let replayed = env.processor.database
         let tables: [(String, String)] = [
             ("job", "SELECT * FROM job ORDER BY id"),
+            // An archive entry that failed says why (and is retried).
+            ("clusterd_archive_retry", "SELECT job, attempts, last_error FROM clusterd_archive_retry ORDER BY job"),
             ("clusterd_job_event", "SELECT * FROM clusterd_job_event ORDER BY job"),
             ("clusterd_held_stop", "SELECT job_id, cluster, start_time, event, origin, raw, received_at FROM clusterd_held_stop ORDER BY id"),
             ("tag", "SELECT id, tag_type, tag_name, tag_scope FROM tag ORDER BY id"),
@@ -138,7 +140,7 @@ import Testing
         for (name, sql) in tables {
             let a = try Self.dump(live, sql), b = try Self.dump(replayed, sql)
             let same = a == b
-            #expect(same, "seed \(seed): table \(name) differs (\(a.count) rows live, \(b.count) replayed); first difference: \(zip(a, b).first { $0 != $1 }.map { "\($0.0)\n  vs \($0.1)" } ?? "in length")")
+            #expect(same, "seed \(seed): table \(name) differs (\(a.count) rows live, \(b.count) replayed); first difference: \(zip(a, b).first { $0 != $1 }.map { "\($0.0)\n  vs \($0.1)" } ?? "in length: \(a.count > b.count ? a[b.count] : b[min(a.count, b.count - 1)])")")
         }
         // Not an empty comparison: the stream made jobs, node states, letters and alerts.
         for table in ["job", "node_state", "dead_letter", "alert_transition"] {
