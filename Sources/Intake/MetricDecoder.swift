@@ -36,6 +36,15 @@ public final class MetricDecoder {
         public var reported: [Int32] = []
         /// Every refused line.
         public var letters: [DeadLetter] = []
+        private var lastHost: Int32 = -1
+
+        /// Takes a kept line (a method, not a captured local function: the decoding closure
+        /// then needs no exclusivity check per line).
+        mutating func keep(_ series: SeriesIndex.Series, _ sample: SeriesSample) {
+            samples.append(sample)
+            if series.watched { watched.append(sample) } else if series.host != lastHost { reported.append(series.number) }
+            lastHost = series.host
+        }
     }
 
     let defaultCluster: String
@@ -66,6 +75,7 @@ public final class MetricDecoder {
     /// Decodes `message`, received at `now` (epoch seconds).
     public func decode(_ message: BusMessage, now: Int64) -> Output {
         var out = Output()
+        out.samples.reserveCapacity(message.data.count / 48)  // cc-metric-collector lines are ~60–90 bytes
         let current = version()
         // Host numbers are bounded as the index is; both start afresh together (an indexed
         // series must never share its host number with another host).
@@ -78,12 +88,6 @@ public final class MetricDecoder {
         var index = SeriesIndex(limit: 0, empty: ())
         swap(&index, &self.index)
         defer { swap(&index, &self.index) }
-        var lastHost: Int32 = -1
-        func keep(_ series: SeriesIndex.Series, _ sample: SeriesSample) {
-            out.samples.append(sample)
-            if series.watched { out.watched.append(sample) } else if series.host != lastHost { out.reported.append(series.number) }
-            lastHost = series.host
-        }
         func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
             out.letters.append(DeadLetter(stage: "metrics", message: message, line: line, column: column, code: code, reason: reason,
                                           raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
@@ -100,7 +104,7 @@ public final class MetricDecoder {
                    let series = index.find(key, hash: hash) {
                     let time = view.timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
                     if time <= now + MetricLine.maxSkewSeconds {
-                        keep(series, SeriesSample(series: series.number, time: time, value: value))
+                        out.keep(series, SeriesSample(series: series.number, time: time, value: value))
                         return
                     }
                 }
@@ -112,7 +116,7 @@ public final class MetricDecoder {
                         let series = SeriesIndex.Series(number: number, host: host, watched: watches(s))
                         index.insert(key, hash: hash, series: series)
                         out.new.append((number, s))
-                        keep(series, SeriesSample(series: number, time: s.time, value: s.value))
+                        out.keep(series, SeriesSample(series: number, time: s.time, value: s.value))
                     case .failure(let refusal): letter(view.line, 1, refusal.code, refusal.reason, view.raw)
                     }
                 case .failure(let located): letter(view.line, located.column, located.value.code, located.value.reason, view.raw)

@@ -137,7 +137,12 @@ public final class HealthLoop: @unchecked Sendable {
         while true {
             // The stop flag is read after the wait: a stop's wake-up consumed by this wait must
             // not leave the next one waiting a whole interval.
-            if !worker.isStopping { _ = inbox.signal.wait(timeout: .now() + intervalSeconds) }
+            if !worker.isStopping, inbox.signal.wait(timeout: .now() + intervalSeconds) == .success {
+                // Woken by new input: let a few more messages queue up behind it (0.2 ms), so
+                // a busy metric stream wakes this thread a few thousand times a second, not
+                // once per message (each wake-up is a system call on the delivery thread).
+                usleep(200)
+            }
             let done = worker.isStopping
             let inputs = inbox.items.withLock { box -> [Input] in
                 defer { box = ([], 0) }
