@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput on this machine and print the figures.",
-        subcommands: [JobsBench.self, HealthBench.self, IngestBench.self]
+        subcommands: [JobsBench.self, HealthBench.self, IngestBench.self, AlertsBench.self]
     )
 }
 
