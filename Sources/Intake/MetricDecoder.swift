@@ -53,6 +53,8 @@ public final class MetricDecoder {
     let version: () -> Int
     /// Hostnames by number (slow path only).
     private var hosts: [String: Int32] = [:]
+    /// One decoder for every message (it keeps its tag and field storage).
+    private let decoder = LineDecoder(precision: .nanoseconds)
     private var index: SeriesIndex
     private var indexedAt: Int
 
@@ -88,13 +90,50 @@ public final class MetricDecoder {
         var index = SeriesIndex(limit: 0, empty: ())
         swap(&index, &self.index)
         defer { swap(&index, &self.index) }
-        func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) {
-            out.letters.append(DeadLetter(stage: "metrics", message: message, line: line, column: column, code: code, reason: reason,
-                                          raw: String(decoding: raw, as: UTF8.self), receivedAt: now))
+        message.data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count > 0 else { return }
+            let end = base + raw.count
+            var p = base, line = 1
+            while p < end {
+                let from = p
+                switch MetricFastLine.scan(p, end) {
+                case .line(let key, let value, let timestamp, let next):
+                    p = next
+                    let hash = index.hash(key)
+                    if let series = index.find(key, hash: hash) {
+                        let time = timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
+                        if time <= now + MetricLine.maxSkewSeconds {
+                            out.keep(series, SeriesSample(series: series.number, time: time, value: value))
+                            line += 1
+                            continue
+                        }
+                    }
+                case .other(let until): p = until
+                case .rest: p = end
+                }
+                decodeFully(UnsafeRawBufferPointer(start: from, count: p - from), firstLine: line, message: message, now: now,
+                            into: &out, index: &index)
+                line += 1
+            }
         }
-        LineDecoder(precision: .nanoseconds).forEachLine(in: message.data) { entry in
+        if out.samples.isEmpty && out.letters.isEmpty {
+            // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
+            out.letters.append(MetricIntake.emptyMessage(message, now: now))
+        }
+        return out
+    }
+
+    /// The line-protocol decoder's reading of `lines` (from line `firstLine` of `message`):
+    /// new series, lines of other forms, every error.
+    private func decodeFully(_ lines: UnsafeRawBufferPointer, firstLine: Int, message: BusMessage, now: Int64,
+                             into out: inout Output, index: inout SeriesIndex) {
+        func letter(_ line: Int, _ column: Int, _ code: String, _ reason: String, _ raw: UnsafeBufferPointer<UInt8>) -> DeadLetter {
+            DeadLetter(stage: "metrics", message: message, line: line + firstLine - 1, column: column, code: code, reason: reason,
+                       raw: String(decoding: raw, as: UTF8.self), receivedAt: now)
+        }
+        decoder.forEachLine(in: lines) { entry in
             switch entry {
-            case .error(let e, let raw): letter(e.line, e.column, "syntax", e.reason.description, raw)
+            case .error(let e, let raw): out.letters.append(letter(e.line, e.column, "syntax", e.reason.description, raw))
             case .point(let view):
                 // The series bytes: from the measurement to the space before the fields.
                 let end = view.fields.first?.key.start ?? view.measurement.start + view.measurement.count + 1
@@ -112,22 +151,17 @@ public final class MetricDecoder {
                 case .success(let s):
                     switch admit(s) {
                     case .success(let number):
-                        let host = hostNumber(s.hostname)
-                        let series = SeriesIndex.Series(number: number, host: host, watched: watches(s))
+                        let series = SeriesIndex.Series(number: number, host: hostNumber(s.hostname), watched: watches(s))
                         index.insert(key, hash: hash, series: series)
                         out.new.append((number, s))
                         out.keep(series, SeriesSample(series: number, time: s.time, value: s.value))
-                    case .failure(let refusal): letter(view.line, 1, refusal.code, refusal.reason, view.raw)
+                    case .failure(let refusal): out.letters.append(letter(view.line, 1, refusal.code, refusal.reason, view.raw))
                     }
-                case .failure(let located): letter(view.line, located.column, located.value.code, located.value.reason, view.raw)
+                case .failure(let located):
+                    out.letters.append(letter(view.line, located.column, located.value.code, located.value.reason, view.raw))
                 }
             }
         }
-        if out.samples.isEmpty && out.letters.isEmpty {
-            // A message with no line at all (empty, blanks, comments) is answered too: never a silent drop.
-            out.letters.append(MetricIntake.emptyMessage(message, now: now))
-        }
-        return out
     }
 
     private func hostNumber(_ name: String) -> Int32 {

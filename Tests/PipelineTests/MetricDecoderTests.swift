@@ -29,7 +29,7 @@ import Testing
                 if Int.random(in: 0..<4, using: &rng) == 0 { tags.shuffle(using: &rng) }
                 var value = "value=\(Double(Int.random(in: 0...120, using: &rng)))"
                 var time = " \(now - Int64.random(in: 0...600, using: &rng))"
-                switch Int.random(in: 0..<14, using: &rng) {
+                switch Int.random(in: 0..<26, using: &rng) {
                 case 0: value = "value=true"                                  // wrong type
                 case 1: value = "value=3,extra=1"                             // unknown field
                 case 2: time = " \(now + 3600)"                               // from the future
@@ -39,16 +39,47 @@ import Testing
                 case 6: time = ""                                             // receive time
                 case 7: value = "value=="                                     // syntax
                 case 8: time = " \((now - 5) * 1_000_000_000)"                // nanoseconds
+                // Number forms the fast scanner reads or leaves to the decoder.
+                case 9: value = "value=\(Double.random(in: -1e6...1e6, using: &rng))"
+                case 10: value = "value=-\(Int.random(in: 0...99, using: &rng)).\(Int.random(in: 0...99, using: &rng))"
+                case 11: value = "value=\(Int.random(in: 0...9, using: &rng))u"
+                case 12: value = "value=1.5e3"
+                case 13: value = "value=0\(Int.random(in: 1...9, using: &rng))"       // leading zero
+                case 14: value = "value=12345678901234567890.5"                 // many digits
+                case 15: value = "value=1."
+                case 16: value = "value=-0i"
+                case 17: time = " -\(now)"                                    // negative time
+                case 18: value = "value=\"hot\nline\""                          // a string spanning lines
+                case 19: tags[0] = "cluster=fr\\ itz"                          // an escape
+                case 20: body += "# a comment\n\n"
+                case 21: time += "\r"                                          // CRLF
+                case 22: value = "value=5,value=6"
+                case 23: time += " "                                           // trailing space
                 default: break
                 }
                 body += "\(metric),\(tags.joined(separator: ",")) \(value)\(time)\n"
             }
+            if Bool.random(using: &rng), body.hasSuffix("\n") { body.removeLast() }  // no LF after the last line
             out.append(Array(body.utf8))
         }
         return out
     }
 
-    @Test(arguments: [1, 2, 3] as [UInt64]) func fastDecodingEqualsFullDecoding(seed: UInt64) throws {
+    /// With a small index (emptied and refilled: most lines decoded fully) and a large one
+    /// (most lines read by the fast scanner).
+    /// With a small index (emptied and refilled: most lines decoded fully) and a large one
+    /// (most lines read by the fast scanner).
+    @Test func debugFast() throws {
+        let store = MetricStore(resolution: 60, retention: 3600)
+        let decoder = MetricDecoder(defaultCluster: "", indexLimit: 1000) { s in store.admit(s.seriesKey, knownHost: true).mapError { .init(code: "x", reason: $0.reason) } }
+        let body = "cpu_load,cluster=fritz,hostname=f0001,type=node value=57.5 1795000000\nnv_temp,cluster=fritz,hostname=f0001,type=accelerator,type-id=0 value=61 1795000000\n"
+        let m = BusMessage(subject: "x", data: Array(body.utf8))
+        _ = decoder.decode(m, now: 1795000000)
+        let out = decoder.decode(m, now: 1795000000)
+        #expect(out.new.isEmpty && out.samples.count == 2)
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64], [4, 1000]) func fastDecodingEqualsFullDecoding(seed: UInt64, indexLimit: Int) throws {
         let library = try CheckLibrary(yaml: """
             checks:
               - id: gpu_hot
@@ -76,8 +107,7 @@ import Testing
             s.cluster == "fritz" ? nil : .init(code: "unknown_cluster", reason: "cluster \"\(s.cluster)\" is unknown")
         }
         let store = MetricStore(resolution: 60, retention: 3600)
-        // A small index: it is emptied and refilled.
-        let decoder = MetricDecoder(defaultCluster: "", indexLimit: 4, watches: { library.metricNames.contains($0.name) }) { s in
+        let decoder = MetricDecoder(defaultCluster: "", indexLimit: indexLimit, watches: { library.metricNames.contains($0.name) }) { s in
             if let refusal = admission(s) { return .failure(refusal) }
             return store.admit(s.seriesKey, knownHost: true).mapError { .init(code: "series_limit", reason: $0.reason) }
         }
