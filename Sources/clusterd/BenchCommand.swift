@@ -30,7 +30,19 @@ struct JobsBench: ParsableCommand {
     @Flag(help: "Keep metaData and hwthreads small (default: realistic cc-slurm-adapter sized events).") var small = false
     @Flag(help: "Send monitoringStatus 0, so no archive entries are written (measures the database path alone).") var noArchive = false
 
+    @Option(help: "Also measure with this many jobs already in the job table (e.g. 1000000), to show a cost that grows with it.")
+    var preload = 0
+
     func run() throws {
+        let plain = try measure(preloaded: 0)
+        guard preload > 0 else { return }
+        let loaded = try measure(preloaded: preload)
+        print(String(format: "with %d jobs already stored: %.0f events/s, %.0f %% of the %.0f events/s without (goal: within 10 %%)",
+                     preload, loaded, 100 * loaded / plain, plain))
+    }
+
+    /// One measurement in a fresh server and data directory; returns events/s.
+    func measure(preloaded: Int) throws -> Double {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try NATSServer()
@@ -44,6 +56,7 @@ struct JobsBench: ParsableCommand {
         config.jobs.clusterFiles = [clusterFile.path]
         var logger = Logger(label: "bench") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .error
+        if preloaded > 0 { try preload(preloaded, config: config, logger: logger) }
 
         // Publish everything first (captured by the stream), then let clusterd drain it.
         let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench"))
@@ -76,10 +89,11 @@ struct JobsBench: ParsableCommand {
         let begin = ContinuousClock.now
         try service.start()
         let db = try Database(path: config.databasePath, readOnly: true)
+        let done = noArchive ? "SELECT count(*) FROM job WHERE job_state <> 'running' AND job_id <= ?"
+            : "SELECT count(*) FROM job WHERE monitoring_status = 3 AND job_id <= ?"
         while true {
-            let archived = try db.prepare(noArchive ? "SELECT count(*) FROM job WHERE job_state <> 'running'" : "SELECT count(*) FROM job WHERE monitoring_status = 3")
-                .first { $0.int(0) } ?? 0
-            if archived >= jobs { break }
+            let finished = try db.prepare(done).first([.integer(Int64(jobs))]) { $0.int(0) } ?? 0
+            if finished >= jobs { break }
             Thread.sleep(forTimeInterval: 0.02)
         }
         let elapsed = ContinuousClock.now - begin
@@ -87,10 +101,39 @@ struct JobsBench: ParsableCommand {
         let seconds = elapsed.secondsValue
         let pubSeconds = published.secondsValue
         let events = 2 * jobs
-        print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B")
+        print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B"
+              + (preloaded > 0 ? ", \(preloaded) jobs already stored" : ""))
         print(String(format: "publish into JetStream: %.2f s (%.0f events/s)", pubSeconds, Double(events) / pubSeconds))
         print(String(format: "durable path (fetch, decode, validate, SQLite commit, ack, results, archive): %.2f s", seconds))
         print(String(format: "  %.0f events/s, %.0f jobs/s archived", Double(events) / seconds, Double(jobs) / seconds))
+        return Double(events) / seconds
+    }
+
+    /// `count` ended, archived jobs in the job table (ids above the measured ones, spread over
+    /// 80 hosts and five years), written directly in one transaction after clusterd created
+    /// the schema. Their archive directories are not written (a million small files).
+    func preload(_ count: Int, config: ClusterdConfig, logger: Logger) throws {
+        let service = ClusterdService(config: config, logger: logger)
+        try service.start()
+        service.stop()
+        let db = try Database(path: config.databasePath)
+        let started = ContinuousClock.now
+        try db.transaction {
+            try db.prepare("""
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+                INSERT INTO job (job_id, cluster, subcluster, start_time, hpc_user, project, cluster_partition, duration, walltime, job_state,
+                                 meta_data, resources, num_nodes, num_hwthreads, shared, monitoring_status)
+                SELECT 10000000 + i, 'fritz', 'main', 1550000000 + i * 150, 'u' || (i % 50), 'p' || (i % 9), 'main', 3600, 86400, 'completed',
+                       '{"jobName":"relax_' || i || '"}', '[{"hostname":"f0' || (101 + i % 80) || '"}]', 1, 72, 'none', 3
+                FROM n
+                """).run([.integer(Int64(count))])
+            try db.execute("""
+                INSERT INTO clusterd_job_event (job, start_event, stop_event)
+                SELECT id, json_object('jobId', job_id, 'cluster', cluster, 'startTime', start_time), json_object('jobId', job_id, 'stopTime', start_time + 3600)
+                FROM job
+                """)
+        }
+        print(String(format: "preloaded %d jobs in %.1f s", count, (ContinuousClock.now - started).secondsValue))
     }
 
     func start(_ i: Int) -> String {
