@@ -205,9 +205,13 @@ public final class JobStage {
 
     /// Stopped jobs still waiting for their archive entry (monitoring status 1), oldest first.
     public func pendingArchive(limit: Int = 1000, now: Int64) throws -> [JobRecord] {
+        // Two scans of partial indexes (an OR of both conditions reads the whole table).
         let ids = try database.prepare("""
-            SELECT id FROM job WHERE job_state <> 'running' AND (monitoring_status = 1 OR (monitoring_status = 2 AND
-                NOT EXISTS (SELECT 1 FROM clusterd_archive_retry r WHERE r.job = job.id AND r.next_at > ?)))
+            SELECT id FROM (
+                SELECT id FROM job WHERE monitoring_status = 1 AND job_state <> 'running'
+                UNION ALL
+                SELECT id FROM job WHERE monitoring_status = 2 AND job_state <> 'running'
+                    AND NOT EXISTS (SELECT 1 FROM clusterd_archive_retry r WHERE r.job = job.id AND r.next_at > ?))
             ORDER BY id LIMIT ?
             """).rows([.integer(now), .integer(Int64(limit))]) { $0.int(0) }
         return try ids.map { try load(id: $0) }
