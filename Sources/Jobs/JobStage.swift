@@ -35,6 +35,14 @@ public final class JobStage {
     /// cc-backend's rule: a start within this many seconds after a stored start of the same
     /// job id on the same cluster is a duplicate.
     public var duplicateWindow: Int64 = 86_400
+    /// Starts this stage stored, by job row, with their canonical JSON: their stop finds the
+    /// start here instead of parsing the stored JSON again (a start reads back as it was
+    /// stored: `JobStartRoundTripTests`). Used only when the stored text is the same (a
+    /// rolled-back insert's row id can be reused); oldest first out past `recentStartBytes`.
+    private var recentStarts: [Int64: (start: JobStart, canonical: String)] = [:]
+    private var recentOrder: [Int64] = [], recentHead = 0, recentBytes = 0
+    /// Bytes of canonical start JSON the stage keeps in memory at most.
+    public var recentStartBytes = 64 << 20
 
     /// A stage over `database` (migrated with ``JobSchema/migrations``).
     public init(database: Database, clusters: ClusterRegistry) {
@@ -111,6 +119,7 @@ public final class JobStage {
         ])
         let id = database.lastInsertRowID
         try database.prepare("INSERT INTO clusterd_job_event (job, start_event) VALUES (?, ?)").run([.integer(id), .text(canonical)])
+        remember(start, canonical: canonical, id: id)
         for tag in start.tags {
             try database.prepare("INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
                 .run([.text(tag.type), .text(tag.name), .text(tag.scope)])
@@ -183,6 +192,26 @@ public final class JobStage {
     func writeStop(_ record: JobRecord, stopEvent: String) throws {
         try database.prepare("UPDATE job SET job_state = ?, duration = ? WHERE id = ?").run([.text(record.state.rawValue), .integer(record.duration), .integer(record.id)])
         try database.prepare("UPDATE clusterd_job_event SET stop_event = ? WHERE job = ?").run([.text(stopEvent), .integer(record.id)])
+        forget(record.id)
+    }
+
+    private func remember(_ start: JobStart, canonical: String, id: Int64) {
+        guard canonical.utf8.count <= recentStartBytes / 16 else { return }
+        if let old = recentStarts.updateValue((start, canonical), forKey: id) { recentBytes -= old.canonical.utf8.count }
+        recentBytes += canonical.utf8.count
+        recentOrder.append(id)
+        while recentBytes > recentStartBytes, recentHead < recentOrder.count {
+            forget(recentOrder[recentHead])
+            recentHead += 1
+        }
+        if recentHead > 4096 && recentHead * 2 > recentOrder.count {
+            recentOrder.removeFirst(recentHead)
+            recentHead = 0
+        }
+    }
+
+    private func forget(_ id: Int64) {
+        if let old = recentStarts.removeValue(forKey: id) { recentBytes -= old.canonical.utf8.count }
     }
 
     // MARK: records
@@ -198,7 +227,9 @@ public final class JobStage {
             """).first([.integer(id)], { ($0.text(0), $0.text(1), $0.int(2), $0.int(3), $0.text(4), $0.optionalText(5)) }) else {
             throw StoreError(code: 12, message: "job \(id) not found", context: "load job")
         }
-        let record = JobRecord(id: id, start: try JobStart(json: JSONValue.parse(row.4)), subCluster: row.0,
+        let start: JobStart
+        if let recent = recentStarts[id], recent.canonical == row.4 { start = recent.start } else { start = try JobStart(json: JSONValue.parse(row.4)) }
+        let record = JobRecord(id: id, start: start, subCluster: row.0,
                                state: JobState(rawValue: row.1) ?? .failed, duration: row.2, monitoringStatus: row.3)
         return StopTarget(record: record, stopEvent: row.5)
     }
