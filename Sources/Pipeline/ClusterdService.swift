@@ -160,9 +160,13 @@ public final class ClusterdService: @unchecked Sendable {
         jobs.dataBuilder = JobDataBuilder(store: store)
         jobs.writer = writer
         let heldStopTimeout = config.jobs.heldStopTimeout.wholeSeconds
+        // Started before the intake loops and stopped after them (parts stop in reverse):
+        // the last batch's entries are written.
+        let archiver = ArchiveWorker(jobs: jobs, publisher: publisher, logger: logger)
+        parts.append(ServicePart("archive worker", start: archiver.start, stop: archiver.stop))
         loops.append(IntakeLoop(name: "jobs", source: jobSource, processor: jobs, writer: writer, publisher: publisher,
                                 batch: intake.batch, counters: counters, logger: logger,
-                                settle: { try jobs.archivePending() },
+                                settle: { archiver.kick() },
                                 periodic: { now in
                                     let expired = try jobs.expireHeldStops(now: now, timeout: heldStopTimeout)
                                     if expired > 0 { logger.warning("held stops expired", metadata: ["count": "\(expired)"]) }
