@@ -128,10 +128,14 @@ public struct ArchiveWriter: Sendable {
     /// Writes `bytes` to a temporary file beside `path` (optionally synced); returns its name.
     static func writeTemporary(_ bytes: [UInt8], for path: String, sync: Bool, tag: String = "") throws(WriteError) -> String {
         let directory = (path as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw WriteError(path: directory, reason: "\(error.localizedDescription)")
+        // One mkdir when the parent exists (the common case: a job's directory under its
+        // id's); the parents only when it does not (FileManager walks every level).
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw WriteError(path: directory, reason: "\(error.localizedDescription)")
+            }
         }
         let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
