@@ -191,32 +191,41 @@ public final class MetricStore: @unchecked Sendable {
 
     static let magic = Array("CLUSTERD-METRICS-1\n".utf8)
 
-    /// Writes every series to `path` atomically (temporary file, fsync, rename).
+    /// Writes every series to `path` atomically (temporary file, fsync, rename), 1,024 series
+    /// at a time: the lock is held while a chunk is copied (the metric path waits
+    /// milliseconds, not the whole write) and memory grows by a chunk, not by a copy of every
+    /// ring (230 MB for 40,000 series at the defaults). Each series is as it was when copied.
     public func checkpoint(to path: String) throws {
-        var out: [UInt8] = Self.magic
-        func int(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func string(_ s: String) {
-            let bytes = Array(s.utf8)
-            int(Int64(bytes.count))
-            out.append(contentsOf: bytes)
-        }
-        lock.lock()
-        int(resolution)
-        int(Int64(capacity))
-        int(Int64(buffers.count))
-        for (key, id) in buffers {
-            let buffer = rings[Int(id)]
-            for s in [key.cluster, key.host, key.metric, key.scope, key.id] { string(s) }
-            int(buffer.newest)
-            for f in buffer.values { withUnsafeBytes(of: f.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-        }
-        lock.unlock()
         let temp = path + ".tmp"
         guard FileManager.default.createFile(atPath: temp, contents: nil) else { throw CheckpointError("cannot create \(temp)") }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temp))
-        try handle.write(contentsOf: out)
+        defer { try? handle.close() }
+        var out: [UInt8] = Self.magic
+        func int(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        let keys = lock.withLock { Array(buffers) }
+        int(resolution)
+        int(Int64(capacity))
+        int(Int64(keys.count))
+        var next = 0
+        while next < keys.count {
+            let chunk = keys[next..<min(keys.count, next + 1024)]
+            next = chunk.endIndex
+            lock.withLock {
+                for (key, id) in chunk {
+                    for s in [key.cluster, key.host, key.metric, key.scope, key.id] {
+                        int(Int64(s.utf8.count))
+                        out.append(contentsOf: s.utf8)
+                    }
+                    let ring = rings[Int(id)]
+                    int(ring.newest)
+                    // Floats as their little-endian bit patterns (the host's order on x86 and arm64).
+                    out.append(contentsOf: UnsafeRawBufferPointer(ring.values))
+                }
+            }
+            try handle.write(contentsOf: out)
+            out.removeAll(keepingCapacity: true)
+        }
         try handle.synchronize()
-        try handle.close()
         if rename(temp, path) != 0 { throw CheckpointError("cannot rename \(temp) to \(path): errno \(errno)") }
     }
 

@@ -21,13 +21,9 @@ struct AlertsBench: ParsableCommand {
     @Option(help: "Hosts sending the background lines.") var hosts = 1000
 
     func run() throws {
-        let server = try NATSServer()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-alerts-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let clusterFile = dir.appendingPathComponent("fritz.json"), checksFile = dir.appendingPathComponent("checks.yaml")
-        try Data(#"{"name":"fritz","metricConfig":[],"subClusters":[{"name":"main","nodes":"f[0000-\#(String(format: "%04d", hosts - 1))]"}]}"#.utf8)
-            .write(to: clusterFile)
+        let site = try BenchSite("alerts", nodes: BenchSite.hosts(hosts))
+        defer { withExtendedLifetime(site) {} }  // its directory goes with it
+        let checksFile = site.directory.appendingPathComponent("checks.yaml")
         // Fires at once and resolves at once (no for, no keep_firing_for, no flapping): what
         // is timed is the path, not a rule's patience.
         try """
@@ -42,13 +38,9 @@ struct AlertsBench: ParsableCommand {
                 flapping: false
                 summary: "{host} at {value}"
             """.write(to: checksFile, atomically: true, encoding: .utf8)
-        var config = ClusterdConfig()
-        config.nats.servers = [server.url]
-        config.storage.dataDir = dir.path
-        config.jobs.clusterFiles = [clusterFile.path]
+        var config = site.config
         config.health.checks = checksFile.path
-        var logger = Logger(label: "bench") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = .error
+        let server = site.server, logger = site.logger
         let service = ClusterdService(config: config, logger: logger)
         try service.start()
         defer { service.stop() }

@@ -43,19 +43,11 @@ struct JobsBench: ParsableCommand {
 
     /// One measurement in a fresh server and data directory; returns events/s.
     func measure(preloaded: Int) throws -> Double {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-bench-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try NATSServer()
-        var config = ClusterdConfig()
-        config.nats.servers = [server.url]
-        config.storage.dataDir = dir.path
+        let site = try BenchSite("bench", nodes: "f[0101-0999]")
+        defer { withExtendedLifetime(site) {} }  // its directory goes with it
+        var config = site.config
         config.intake.batch = batch
-        let clusterFile = dir.appendingPathComponent("fritz.json")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try Data(Self.cluster.utf8).write(to: clusterFile)
-        config.jobs.clusterFiles = [clusterFile.path]
-        var logger = Logger(label: "bench") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = .error
+        let server = site.server, logger = site.logger
         if preloaded > 0 { try preload(preloaded, config: config, logger: logger) }
 
         // Publish everything first (captured by the stream), then let clusterd drain it.
@@ -145,6 +137,4 @@ struct JobsBench: ParsableCommand {
     func stop(_ i: Int) -> String {
         #"job,function=stop_job,hostname=fritzadm1,partition=main,type=node,type-id=0 event="{\"jobId\":\#(i),\"cluster\":\"fritz\",\"jobState\":\"completed\",\"stopTime\":\#(1_700_003_600 + i)}" \#(1_700_003_600 + i)000000000"#
     }
-
-    static let cluster = #"{"name":"fritz","metricConfig":[],"subClusters":[{"name":"main","nodes":"f[0101-0999]"}]}"#
 }

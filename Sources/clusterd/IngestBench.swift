@@ -19,27 +19,20 @@ struct IngestBench: ParsableCommand {
     @Option(help: "Collector intervals per run (each: every host sends its 20 series).") var rounds = 25
     @Option(help: "Lines per NATS message.") var linesPerMessage = 100
     @Option(help: "Runs of each kind, interleaved (at least 2: the first creates every series).") var runs = 5
+    @Option(help: "Then publish to clusterd for this long, printing its resident memory every minute (0: no soak).")
+    var soakSeconds = 0
     @Option(help: "Checks library.") var checks = "config/checks.yaml"
     @Option(help: "Topology.") var topology = "config/topology.yaml"
 
     func run() throws {
-        let server = try NATSServer()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-ingest-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let clusterFile = dir.appendingPathComponent("fritz.json")
-        try Data(#"{"name":"fritz","metricConfig":[],"subClusters":[{"name":"main","nodes":"f[0000-\#(String(format: "%04d", hosts - 1))]"}]}"#.utf8)
-            .write(to: clusterFile)
-        var config = ClusterdConfig()
-        config.nats.servers = [server.url]
-        config.storage.dataDir = dir.path
-        config.jobs.clusterFiles = [clusterFile.path]
+        let site = try BenchSite("ingest", nodes: BenchSite.hosts(hosts))
+        defer { withExtendedLifetime(site) {} }  // its directory goes with it
+        var config = site.config
         config.health.checks = checks
         config.health.topology = topology
         config.metrics.maxSeries = max(config.metrics.maxSeries, hosts * 20)
         config.metrics.maxSeriesPerCluster = max(config.metrics.maxSeriesPerCluster, hosts * 20)
-        var logger = Logger(label: "bench") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = .error
+        let server = site.server, logger = site.logger
 
         let messages = Self.messages(hosts: hosts, rounds: rounds, linesPerMessage: linesPerMessage)
         let lines = messages.reduce(0) { $0 + $1.lines }
@@ -95,6 +88,7 @@ struct IngestBench: ParsableCommand {
         let median = ratios.sorted()[ratios.count / 2]
         print(String(format: "best: bare subscriber %.2f M lines/s, clusterd through the checks %.2f M lines/s (ratio of the bests %.2f); median ratio of runs 2–%d: %.2f (goal ≥ 0.5, ≥ 0.7)",
                      Double(lines) / bestBare / 1e6, Double(lines) / bestFull / 1e6, bestBare / bestFull, runs, median))
+        if soakSeconds > 0 { try soak(publisher: publisher, messages: messages, lines: lines, service: service) }
         print("buffers: \(service.metricStore?.usage.series ?? 0) series (\(service.counters["metrics.series_indexed"]) byte forms indexed); resident \(HealthBench.residentBytes() / 1_000_000) MB")
     }
 
@@ -131,6 +125,28 @@ struct IngestBench: ParsableCommand {
         }
         if n > 0 { out.append((Array(body.utf8), n)) }
         return out
+    }
+
+    /// Publishes the messages again and again for `soakSeconds` (each pass when clusterd has
+    /// taken the last), printing lines/s and resident memory every minute: memory must stay flat.
+    func soak(publisher: BusConnection, messages: [(body: [UInt8], lines: Int)], lines: Int, service: ClusterdService) throws {
+        let start = Date()
+        var nextReport = start.addingTimeInterval(60), passes = 0, linesAtReport = 0
+        print(String(format: "soak: %d s; resident at start %.0f MB", soakSeconds, Double(HealthBench.residentBytes()) / 1e6))
+        while Date().timeIntervalSince(start) < Double(soakSeconds) {
+            let target = service.counters["health.samples"] + lines
+            for m in messages { try publisher.publish("cc.metrics.fritz", m.body) }
+            try publisher.flush()
+            while service.counters["health.samples"] + lost(service) < target { usleep(500) }
+            passes += 1
+            if Date() >= nextReport {
+                let done = passes * lines - linesAtReport
+                linesAtReport = passes * lines
+                print(String(format: "  %4.0f s: %.2f M lines/s over the last minute, resident %.0f MB, lost so far %d",
+                             Date().timeIntervalSince(start), Double(done) / 60 / 1e6, Double(HealthBench.residentBytes()) / 1e6, lost(service)))
+                nextReport = nextReport.addingTimeInterval(60)
+            }
+        }
     }
 
     /// Lines that did not reach the checks: dropped by a full health queue or dead-lettered.

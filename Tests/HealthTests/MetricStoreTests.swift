@@ -42,6 +42,23 @@ import Testing
         #expect(throws: MetricStore.CheckpointError.self) { try MetricStore(resolution: 60, retention: 3600).restore(from: path, now: 10_600) }
     }
 
+    /// More series than one chunk of the checkpoint (1,024): every one comes back as written.
+    @Test func aCheckpointOfManyChunksRestoresEverySeries() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = MetricStore(resolution: 60, retention: 3600)
+        let keys = (0..<2500).map { SeriesKey(cluster: "fritz", host: "f\($0 / 10)", metric: "cpu_user", scope: "hwthread", id: "\($0 % 10)") }
+        for (i, key) in keys.enumerated() {
+            for t in stride(from: Int64(60_000), to: 60_000 + Int64(i % 7 + 1) * 60, by: 60) { store.write(key, time: t, value: Double(i) + Double(t) / 1e5) }
+        }
+        try store.checkpoint(to: path)
+        let restored = MetricStore(resolution: 60, retention: 3600)
+        #expect(try restored.restore(from: path, now: 60_500) == keys.count)
+        for key in keys {  // bit patterns: NaN (no sample) equals NaN
+            #expect(restored.read(key, from: 60_000, to: 60_420).map(\.bitPattern) == store.read(key, from: 60_000, to: 60_420).map(\.bitPattern), "\(key)")
+        }
+    }
+
     @Test func jobDataHasNodeAndNativeScopesAndCCBackendStatistics() throws {
         let store = MetricStore(resolution: 10, retention: 3600)
         for t in stride(from: Int64(1000), through: 1100, by: 10) {
