@@ -47,7 +47,9 @@ public final class MetricIntake: @unchecked Sendable {
         try connection.flush()
     }
 
-    /// Decodes one message; returns the samples and the dead letters of its bad lines.
+    /// Decodes one message line by line in full (no series index); returns the samples and the
+    /// dead letters of its bad lines. The reference `MetricDecoder` is checked against
+    /// (`MetricDecoderTests`), and `clusterd bench health`'s decoding step.
     public static func decode(_ message: BusMessage, defaultCluster: String, now: Int64,
                               admit: (MetricSample) -> (code: String, reason: String)? = { _ in nil }) -> ([MetricSample], [DeadLetter]) {
         var samples: [MetricSample] = []
