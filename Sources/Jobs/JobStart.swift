@@ -97,6 +97,9 @@ public struct JobStart: Sendable, Equatable {
                        "numNodes", "numHwthreads", "numAcc", "smt", "startTime", "submitTime", "walltime", "duration",
                        "arrayJobId", "monitoringStatus", "metaData", "tags", "energy", "footprint", "requestedMemory",
                        "energyFootprint", "statistics", "concurrentJobs", "id", "exclusive"]
+    static let strictKeys = StrictKeys(keys)
+    static let resourceKeys = StrictKeys(["hostname", "hwthreads", "accelerators", "configuration"])
+    static let tagKeys = StrictKeys(["type", "name", "scope", "id"])
 
     /// Decodes the event JSON with cc-backend's rules (defaults `shared=none`,
     /// `monitoringStatus=1`; `jobState` is ignored — a start is always running). The legacy
@@ -106,7 +109,7 @@ public struct JobStart: Sendable, Equatable {
     }
 
     private init(parsing json: JSONValue) throws {
-        let o = try StrictObject(json, allowed: Self.keys)
+        let o = try StrictObject(json, keys: Self.strictKeys)
         guard let jobId = try o.int("jobId", Self.jobIds) else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
         self.init(jobId: jobId, cluster: try o.name("cluster") ?? "")
         subCluster = try o.name("subCluster") ?? ""
@@ -143,7 +146,7 @@ public struct JobStart: Sendable, Equatable {
         requestedMemory = try o.int("requestedMemory") ?? 0
         _ = try o.int("id")
         for (i, r) in (try o.array("resources") ?? []).enumerated() {
-            let ro = try StrictObject(r, allowed: ["hostname", "hwthreads", "accelerators", "configuration"], path: "resources[\(i)]")
+            let ro = try StrictObject(r, keys: Self.resourceKeys, path: "resources[\(i)]")
             var resource = JobResource(hostname: try ro.name("hostname") ?? "")
             resource.configuration = try ro.string("configuration")
             if let threads = try ro.array("hwthreads") {
@@ -161,7 +164,7 @@ public struct JobStart: Sendable, Equatable {
             resources.append(resource)
         }
         for (i, t) in (try o.array("tags") ?? []).enumerated() {
-            let to = try StrictObject(t, allowed: ["type", "name", "scope", "id"], path: "tags[\(i)]")
+            let to = try StrictObject(t, keys: Self.tagKeys, path: "tags[\(i)]")
             _ = try to.int("id")
             guard let type = try to.string("type"), !type.isEmpty, let name = try to.string("name"), !name.isEmpty else {
                 throw JSONFieldError(path: "tags[\(i)]", reason: "a tag needs a non-empty type and name", code: "missing_field")

@@ -2,6 +2,7 @@ import Model
 
 /// A `stop_job` event (cc-backend's `StopJobAPIRequest`).
 public struct JobStop: Sendable, Equatable {
+    static let strictKeys = StrictKeys(["jobId", "cluster", "startTime", "jobState", "stopTime", "state"])
     /// The scheduler's job id.
     public var jobId: Int64
     /// Narrows the lookup to one cluster (otherwise every cluster, newest job first).
@@ -29,7 +30,7 @@ public struct JobStop: Sendable, Equatable {
     }
 
     private init(parsing json: JSONValue) throws {
-        let o = try StrictObject(json, allowed: ["jobId", "cluster", "startTime", "jobState", "stopTime", "state"])
+        let o = try StrictObject(json, keys: Self.strictKeys)
         guard let jobId = try o.int("jobId", JobStart.jobIds) else { throw JSONFieldError(path: "jobId", reason: "is required", code: "missing_field") }
         guard let stopTime = try JobStart.epoch(o, "stopTime") else { throw JSONFieldError(path: "stopTime", reason: "is required (epoch seconds)", code: "missing_field") }
         let jobState = try o.string("jobState") ?? ""

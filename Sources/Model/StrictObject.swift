@@ -17,6 +17,23 @@ public struct JSONFieldError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 }
 
+/// The allowed keys of an object, by their exact and their lower-cased spelling (Go's
+/// `encoding/json` matches keys case-insensitively; most senders spell them exactly).
+public struct StrictKeys: Sendable {
+    private let names: [String: String]
+
+    /// The keys `allowed`.
+    public init(_ allowed: [String]) {
+        var names: [String: String] = [:]
+        for name in allowed { names[name.lowercased()] = name }
+        for name in allowed { names[name] = name }
+        self.names = names
+    }
+
+    /// The allowed key `key` stands for, nil when none.
+    func name(of key: String) -> String? { names[key] ?? names[key.lowercased()] }
+}
+
 /// Reads a JSON object the way Go's `encoding/json` with `DisallowUnknownFields` decodes a
 /// struct, which is what cc-backend does: keys match case-insensitively, the last duplicate
 /// wins, `null` leaves the default, an unknown key is an error that names it.
@@ -27,14 +44,19 @@ public struct StrictObject {
 
     /// Reads `value`, which must be an object whose keys are all in `allowed`.
     public init(_ value: JSONValue, allowed: [String], path: String = "") throws(JSONFieldError) {
+        try self.init(value, keys: StrictKeys(allowed), path: path)
+    }
+
+    /// Reads `value`, which must be an object whose keys are all in `keys` (worked out once:
+    /// the job path reads every event with the same keys).
+    public init(_ value: JSONValue, keys: StrictKeys, path: String = "") throws(JSONFieldError) {
         self.path = path
         guard case .object(let members) = value else {
             throw JSONFieldError(path: path.isEmpty ? "event" : path, reason: "expected a JSON object, found \(value.typeName)", code: "wrong_type")
         }
-        var canonical: [String: String] = [:]
-        for name in allowed { canonical[name.lowercased()] = name }
+        values.reserveCapacity(members.count)
         for m in members {
-            guard let name = canonical[m.key.lowercased()] else {
+            guard let name = keys.name(of: m.key) else {
                 throw JSONFieldError(path: Self.join(path, m.key), reason: "unknown key \"\(m.key)\"", code: "unknown_key")
             }
             values[name] = (m.key, m.value)
