@@ -36,8 +36,9 @@ public final class HealthEngine {
     var exitChecks: [Int] = []
     var states = TargetTable()
     var byEntity: [String: Set<AlertKey>] = [:]
-    /// Hosts that reported, in order of first report (their slot): name, cluster, and when
-    /// they last reported (`Int64.min`: expected, never yet).
+    /// Hosts that reported or are expected to (their slot, in order of first mention): name,
+    /// cluster, and when they last reported (nil: not yet; the engine's start for a host
+    /// expected after a restart).
     var seenHost: [String] = [], seenCluster: [String] = [], seenAt: [Int64?] = []
     var hostSlot: [String: Int] = [:]
     /// Series the metric path sends by number: their identity, and what a value of theirs
@@ -122,7 +123,7 @@ public final class HealthEngine {
     }
 
     /// Metric names some check looks at (others can be skipped cheaply).
-    public var watchedMetrics: Set<String> { Set(byMetric.keys) }
+    public var watchedMetrics: Set<String> { library.metricNames }
 
     /// Takes over alerts that were firing before a restart: they are not fired again, and
     /// their resolve will come when the problem is gone.
@@ -184,15 +185,10 @@ public final class HealthEngine {
         seriesTargets[i] = plan.targets
     }
 
-    /// Evaluates a value of a registered series received at `now` (the metric path's steady
-    /// state: no strings, no lookups by name). An unregistered series is ignored.
-    public func ingest(series: Int32, value: Double, now: Int64) {
-        ingest(series: [SeriesSample(series: series, time: now, value: value)], now: now)
-    }
-
-    /// Evaluates values of registered series received at `now`, in order (one call per
-    /// message: the loop's state stays in registers); `reported` are series whose values no
-    /// check needs, for their hosts only (alive at `now`).
+    /// Evaluates values of registered series received at `now`, in order (the metric path's
+    /// steady state, one call per message: no strings, no lookups by name; an unregistered
+    /// series is ignored); `reported` are series whose values no check needs, for their
+    /// hosts only (alive at `now`).
     public func ingest(series samples: [SeriesSample], reported: [Int32] = [], now: Int64) {
         // The per-sample state as locals (no exclusivity check per sample), put back after.
         let hosts = seriesHost, clusters = seriesCluster

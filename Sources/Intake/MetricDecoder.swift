@@ -99,14 +99,9 @@ public final class MetricDecoder {
                 switch MetricFastLine.scan(p, end) {
                 case .line(let key, let value, let timestamp, let next):
                     p = next
-                    let hash = index.hash(key)
-                    if let series = index.find(key, hash: hash) {
-                        let time = timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
-                        if time <= now + MetricLine.maxSkewSeconds {
-                            out.keep(series, SeriesSample(series: series.number, time: time, value: value))
-                            line += 1
-                            continue
-                        }
+                    if Self.keepIndexed(key, hash: index.hash(key), value: value, timestamp: timestamp, now: now, index: index, into: &out) {
+                        line += 1
+                        continue
                     }
                 case .other(let until): p = until
                 case .rest: p = end
@@ -140,12 +135,8 @@ public final class MetricDecoder {
                 let key = UnsafeRawBufferPointer(start: view.measurement.start, count: end - 1 - view.measurement.start)
                 let hash = index.hash(key)
                 if view.fields.count == 1, let field = view.fields.first, field.key.equals("value"), let value = field.value.numericValue,
-                   let series = index.find(key, hash: hash) {
-                    let time = view.timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
-                    if time <= now + MetricLine.maxSkewSeconds {
-                        out.keep(series, SeriesSample(series: series.number, time: time, value: value))
-                        return
-                    }
+                   Self.keepIndexed(key, hash: hash, value: value, timestamp: view.timestamp, now: now, index: index, into: &out) {
+                    return
                 }
                 switch MetricLine.decode(view, defaultCluster: defaultCluster, now: now) {
                 case .success(let s):
@@ -162,6 +153,18 @@ public final class MetricDecoder {
                 }
             }
         }
+    }
+
+    /// Keeps a `value=<number>` line of an indexed series whose time is not too far ahead;
+    /// false leaves the line to the full decoding (a new series, or the error it makes).
+    @inline(__always)
+    private static func keepIndexed(_ key: UnsafeRawBufferPointer, hash: UInt64, value: Double, timestamp: Int64?, now: Int64,
+                                    index: SeriesIndex, into out: inout Output) -> Bool {
+        guard let series = index.find(key, hash: hash) else { return false }
+        let time = timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
+        guard time <= now + MetricLine.maxSkewSeconds else { return false }
+        out.keep(series, SeriesSample(series: series.number, time: time, value: value))
+        return true
     }
 
     private func hostNumber(_ name: String) -> Int32 {

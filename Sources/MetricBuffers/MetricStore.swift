@@ -1,6 +1,5 @@
-import Model
-
 import Foundation
+import Model
 
 /// The in-memory metric buffers, as cc-metric-store keeps them: a bounded ring per (host,
 /// metric, scope, id) at a fixed resolution and retention, checkpointed to a file so a

@@ -24,19 +24,17 @@ public final class ArchiveWorker: Sendable {
     /// Asks for a pass (any thread; passes asked for while one runs become one more).
     public func kick() { wake.signal() }
 
-    /// Starts the thread; its first pass takes what a previous run left pending.
+    /// Starts the thread; its first pass (the intakes kick it as they start) takes what a
+    /// previous run left pending.
     public func start() {
         worker.start(name: "clusterd-archive") { [self] in
-            while true {
-                // A stop's wake-up ends the wait; the pass after it takes what is left.
-                let stopping = worker.isStopping
-                if !stopping { _ = wake.wait(timeout: .now() + 60) }
+            while !worker.isStopping {
+                _ = wake.wait(timeout: .now() + 60)  // a kick, a stop, or a minute for retries
                 pass()
-                if stopping || worker.isStopping {
-                    pass()
-                    return
-                }
             }
+            // The intakes stopped before this worker: a pass that began before their last
+            // commit did not see it.
+            pass()
         }
     }
 

@@ -19,7 +19,6 @@ import Threads
 /// recorded is retried, never dropped.
 public final class HealthLoop: @unchecked Sendable {
     enum Input {
-        case samples([MetricSample], receivedAt: Int64)
         /// New series first (number and identity), then samples by series number of watched
         /// series and the series of hosts that reported; `lines` counts them all.
         case series(new: [(Int32, MetricSample)], samples: [SeriesSample], reported: [Int32], lines: Int, receivedAt: Int64)
@@ -62,11 +61,6 @@ public final class HealthLoop: @unchecked Sendable {
         self.counters = counters
         self.logger = logger
         self.maxQueuedSamples = maxQueuedSamples
-    }
-
-    /// Queues metric samples received at `receivedAt` (any thread).
-    public func submit(samples: [MetricSample], receivedAt: Int64) {
-        submit(.samples(samples, receivedAt: receivedAt), count: samples.count)
     }
 
     /// Queues samples by series number (any thread; the metric path): `samples` of series a
@@ -166,9 +160,6 @@ public final class HealthLoop: @unchecked Sendable {
         var housekeepingAt: Int64?
         for input in inputs {
             switch input {
-            case .samples(let samples, let receivedAt):
-                for s in samples { engine.ingest(s, now: receivedAt) }
-                counters.add("health.samples", samples.count)
             case .series(let new, let samples, let reported, let lines, let receivedAt):
                 for (number, sample) in new { engine.register(series: number, as: sample) }
                 engine.ingest(series: samples, reported: reported, now: receivedAt)

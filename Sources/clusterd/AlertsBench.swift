@@ -48,12 +48,11 @@ struct AlertsBench: ParsableCommand {
         // The background: `rate` lines/s of cpu_load and bench_temp below the threshold, in
         // messages of 100 lines every 100 lines' worth of time.
         let background = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench-background"))
-        let stop = Flag()
-        let sent = Counter()
+        let stop = SharedCount(), sent = SharedCount()
         let load = Thread {
             let start = DispatchTime.now().uptimeNanoseconds
             var n = 0
-            while !stop.isSet {
+            while stop.value == 0 {
                 let t = Int(Date().timeIntervalSince1970)
                 var body = ""
                 for i in 0..<100 {
@@ -71,7 +70,7 @@ struct AlertsBench: ParsableCommand {
             }
         }
         load.start()
-        defer { stop.set() }
+        defer { stop.set(1) }
 
         // Crossings on hosts the background never uses, so nothing else moves their alert.
         let probe = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench-probe"))
@@ -129,19 +128,5 @@ struct AlertsBench: ParsableCommand {
                 return seen.removeValue(forKey: "\(entity) \(status)")
             }
         }
-    }
-
-    final class Flag: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = false
-        func set() { lock.withLock { value = true } }
-        var isSet: Bool { lock.withLock { value } }
-    }
-
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var n = 0
-        func set(_ v: Int) { lock.withLock { n = v } }
-        var value: Int { lock.withLock { n } }
     }
 }

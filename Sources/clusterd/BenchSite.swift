@@ -2,6 +2,7 @@ import Config
 import Foundation
 import Logging
 import NATSServerProcess
+import Synchronization
 
 /// What every end-to-end benchmark starts from: a nats-server of its own, a temporary data
 /// directory (removed with the site) and the configuration of a `clusterd run` against them,
@@ -30,4 +31,12 @@ final class BenchSite {
     static func hosts(_ count: Int) -> String { "f[0000-\(String(format: "%04d", count - 1))]" }
 
     deinit { try? FileManager.default.removeItem(at: directory) }
+}
+
+/// A number one benchmark thread moves and another reads (lines counted, lines sent, a stop flag).
+final class SharedCount: Sendable {
+    private let n = Atomic<Int>(0)
+    func add(_ k: Int) { n.add(k, ordering: .relaxed) }
+    func set(_ v: Int) { n.store(v, ordering: .relaxed) }
+    var value: Int { n.load(ordering: .relaxed) }
 }

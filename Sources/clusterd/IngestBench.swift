@@ -44,7 +44,7 @@ struct IngestBench: ParsableCommand {
         try service.start()
         defer { service.stop() }
         let bare = try BusConnection(ConnectionOptions(servers: [server.url], name: "bench-bare"))
-        let counted = Counted()
+        let counted = SharedCount()  // lines the bare subscriber counted (its delivery thread adds)
         let subscription = try bare.subscribe("bench.bare") { message in
             var n = 0
             for byte in message.data where byte == 10 { n += 1 }
@@ -172,13 +172,5 @@ struct IngestBench: ParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
-    /// Lines the bare subscriber counted (its delivery thread adds, the bench reads).
-    final class Counted: @unchecked Sendable {
-        private let lock = NSLock()
-        private var n = 0
-        func add(_ k: Int) { lock.withLock { n += k } }
-        var value: Int { lock.withLock { n } }
     }
 }
