@@ -64,7 +64,7 @@ let package = Package(
         // Delivery: JetStream batches and core subscriptions, ack after commit, the
         // poison-pill breaker, dead letters, the outbox publisher, the metric stream.
         .target(name: "Intake", dependencies: [
-            "Threads", "Bus", "Store", "Model", "LineProtocol", "Health", "MetricBuffers", "Config", "Observability",
+            "Threads", "Bus", "Store", "Model", "LineProtocol", "CLineScan", "Health", "MetricBuffers", "Config", "Observability",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The stages' processors: job and node batches on the writer, archive settlement,

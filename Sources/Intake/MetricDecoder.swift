@@ -6,7 +6,7 @@ import MetricBuffers
 import Model
 
 /// The metric path's decoding: a message's lines to samples by series number. A line whose
-/// series bytes were seen before costs the line-protocol scan, one hash and the value — no
+/// series bytes were seen before costs the line-protocol scan, a comparison of its series bytes (or a hash) and the value — no
 /// tag strings, no key lookup (``SeriesIndex``); the first line of a series takes the full
 /// decoding (``MetricLine/decode(_:defaultCluster:now:)``) and admission, and every bad line
 /// gets there too, so each refusal has one implementation. Owned by one thread.
@@ -99,7 +99,7 @@ public final class MetricDecoder {
                 switch MetricFastLine.scan(p, end) {
                 case .line(let key, let value, let timestamp, let next):
                     p = next
-                    if Self.keepIndexed(key, hash: index.hash(key), value: value, timestamp: timestamp, now: now, index: index, into: &out) {
+                    if Self.keepIndexed(key, value: value, timestamp: timestamp, now: now, index: &index, into: &out) {
                         line += 1
                         continue
                     }
@@ -133,9 +133,8 @@ public final class MetricDecoder {
                 // The series bytes: from the measurement to the space before the fields.
                 let end = view.fields.first?.key.start ?? view.measurement.start + view.measurement.count + 1
                 let key = UnsafeRawBufferPointer(start: view.measurement.start, count: end - 1 - view.measurement.start)
-                let hash = index.hash(key)
                 if view.fields.count == 1, let field = view.fields.first, field.key.equals("value"), let value = field.value.numericValue,
-                   Self.keepIndexed(key, hash: hash, value: value, timestamp: view.timestamp, now: now, index: index, into: &out) {
+                   Self.keepIndexed(key, value: value, timestamp: view.timestamp, now: now, index: &index, into: &out) {
                     return
                 }
                 switch MetricLine.decode(view, defaultCluster: defaultCluster, now: now) {
@@ -143,7 +142,7 @@ public final class MetricDecoder {
                     switch admit(s) {
                     case .success(let number):
                         let series = SeriesIndex.Series(number: number, host: hostNumber(s.hostname), watched: watches(s))
-                        index.insert(key, hash: hash, series: series)
+                        index.insert(key, series: series)
                         out.new.append((number, s))
                         out.keep(series, SeriesSample(series: number, time: s.time, value: s.value))
                     case .failure(let refusal): out.letters.append(letter(view.line, 1, refusal.code, refusal.reason, view.raw))
@@ -158,9 +157,9 @@ public final class MetricDecoder {
     /// Keeps a `value=<number>` line of an indexed series whose time is not too far ahead;
     /// false leaves the line to the full decoding (a new series, or the error it makes).
     @inline(__always)
-    private static func keepIndexed(_ key: UnsafeRawBufferPointer, hash: UInt64, value: Double, timestamp: Int64?, now: Int64,
-                                    index: SeriesIndex, into out: inout Output) -> Bool {
-        guard let series = index.find(key, hash: hash) else { return false }
+    private static func keepIndexed(_ key: UnsafeRawBufferPointer, value: Double, timestamp: Int64?, now: Int64,
+                                    index: inout SeriesIndex, into out: inout Output) -> Bool {
+        guard let series = index.find(key) else { return false }
         let time = timestamp.map(MetricLine.seconds(fromUnscaled:)) ?? now
         guard time <= now + MetricLine.maxSkewSeconds else { return false }
         out.keep(series, SeriesSample(series: series.number, time: time, value: value))

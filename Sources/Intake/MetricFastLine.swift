@@ -1,3 +1,4 @@
+import CLineScan
 /// The metric path's one-pass read of the most common line — `<series bytes> value=<number>
 /// [<timestamp>]` with no escape and no quote — for a series already indexed (so its bytes
 /// are known to decode). Own scanner, not the line-protocol decoder, for speed: it needs no
@@ -31,7 +32,16 @@ enum MetricFastLine {
     /// Scans the line starting at `start` (before `end`).
     static func scan(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Scan {
         var p = start
-        // The series bytes: up to the first space.
+        // The series bytes: up to the first space; sixteen bytes a step to the first byte
+        // that can end them, then that byte (or the last few) one at a time.
+        while end - p >= 16 {
+            let stops = lp_series_stops16(p)
+            if stops != 0 {
+                p += Int(stops.trailingZeroBitCount)
+                break
+            }
+            p += 16
+        }
         while p < end {
             let b = p.pointee
             if b == space { break }

@@ -65,20 +65,34 @@ import Testing
         return out
     }
 
-    /// With a small index (emptied and refilled: most lines decoded fully) and a large one
-    /// (most lines read by the fast scanner).
-    /// With a small index (emptied and refilled: most lines decoded fully) and a large one
-    /// (most lines read by the fast scanner).
-    @Test func debugFast() throws {
+    /// A collector sends a host's series in the same order every interval, which the index
+    /// guesses from; a series of the same length in a guessed one's place, another order and
+    /// a new series in between are each still read as their own series.
+    @Test func seriesInARepeatedOrderAndOutOfItAreEachTheirOwn() throws {
         let store = MetricStore(resolution: 60, retention: 3600)
-        let decoder = MetricDecoder(defaultCluster: "", indexLimit: 1000) { s in store.admit(s.seriesKey, knownHost: true).mapError { .init(code: "x", reason: $0.reason) } }
-        let body = "cpu_load,cluster=fritz,hostname=f0001,type=node value=57.5 1795000000\nnv_temp,cluster=fritz,hostname=f0001,type=accelerator,type-id=0 value=61 1795000000\n"
-        let m = BusMessage(subject: "x", data: Array(body.utf8))
-        _ = decoder.decode(m, now: 1795000000)
-        let out = decoder.decode(m, now: 1795000000)
-        #expect(out.new.isEmpty && out.samples.count == 2)
+        let decoder = MetricDecoder(defaultCluster: "", indexLimit: 1000) { s in
+            store.admit(s.seriesKey, knownHost: true).mapError { .init(code: "x", reason: $0.reason) }
+        }
+        var keys: [Int32: SeriesKey] = [:]
+        func decode(_ hosts: [String]) -> [String] {
+            let body = hosts.map { "cpu_load,cluster=fritz,hostname=\($0),type=node value=1 \(Self.now)\n" }.joined()
+            let out = decoder.decode(BusMessage(subject: "cc.metrics.fritz", data: Array(body.utf8)), now: Self.now)
+            for (number, sample) in out.new { keys[number] = sample.seriesKey }
+            #expect(out.letters.isEmpty && out.samples.count == hosts.count)
+            return out.samples.map { keys[$0.series]?.host ?? "?" }
+        }
+        let order = ["f0101", "f0102", "f0103", "f0104"]
+        #expect(decode(order) == order)
+        #expect(decode(order) == order)                                  // every line guessed
+        #expect(decode(["f0101", "f0109", "f0103", "f0104"]) == ["f0101", "f0109", "f0103", "f0104"])  // same length, other bytes
+        #expect(decode(order.reversed()) == order.reversed())
+        #expect(decode(["f0101", "f0105", "f0102", "f0102", "f0104"]) == ["f0101", "f0105", "f0102", "f0102", "f0104"])
+        #expect(decode(order) == order)
+        #expect(Set(keys.values.map(\.host)).count == 6)
     }
 
+    /// With a small index (emptied and refilled: most lines decoded fully) and a large one
+    /// (most lines read by the fast scanner).
     @Test(arguments: [1, 2, 3] as [UInt64], [4, 1000]) func fastDecodingEqualsFullDecoding(seed: UInt64, indexLimit: Int) throws {
         let library = try CheckLibrary(yaml: """
             checks:

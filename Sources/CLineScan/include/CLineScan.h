@@ -41,6 +41,16 @@ static inline uint32_t lp_string_stops16(const uint8_t *p) {
     return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), _mm_or_si128(lf, x)));
 }
 
+/// Bytes that end a line's series bytes in the metric path's one-pass scan: space, LF, CR,
+/// '#', '"' and '\\' (the scan hands every one but the space to the full decoder).
+static inline uint32_t lp_series_stops16(const uint8_t *p) {
+    __m128i x = _mm_loadu_si128((const __m128i *)p);
+    __m128i a = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\n')));
+    __m128i b = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(x, _mm_set1_epi8('#')));
+    __m128i c = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), c));
+}
+
 #else
 
 static inline uint32_t lp_key_stops16(const uint8_t *p) {
@@ -62,6 +72,15 @@ static inline uint32_t lp_string_stops16(const uint8_t *p) {
     for (int i = 0; i < 16; i++) {
         uint8_t b = p[i];
         if (b == '"' || b == '\\' || b == '\n' || b >= 0x80) m |= 1u << i;
+    }
+    return m;
+}
+
+static inline uint32_t lp_series_stops16(const uint8_t *p) {
+    uint32_t m = 0;
+    for (int i = 0; i < 16; i++) {
+        uint8_t b = p[i];
+        if (b == ' ' || b == '\n' || b == '\r' || b == '#' || b == '"' || b == '\\') m |= 1u << i;
     }
     return m;
 }
