@@ -84,10 +84,15 @@ let package = Package(
             "Threads", "Bus", "Store", "Fleet", "Alerts", "Health", "Model", "LineProtocol", "Intake", "Config", "Observability",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Replicas on a NATS cluster: the publisher lease in a key-value bucket.
+        .target(name: "Replication", dependencies: [
+            "Threads", "Bus", "Observability",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The composition root: builds every part from the configuration and runs them.
         .target(name: "Pipeline", dependencies: [
             "Threads", "Bus", "Store", "Jobs", "Archive", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Model", "NATSServerProcess",
-            "Config", "Observability", "Intake", "Processing", "API", "Integrations",
+            "Config", "Observability", "Intake", "Processing", "API", "Integrations", "Replication",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -95,6 +95,15 @@ public final class JetStream: @unchecked Sendable {
         return (Int(c.Replicas), subjects, .nanoseconds(c.MaxAge))
     }
 
+    /// The name of the server leading `stream` on a NATS cluster (nil on a single server).
+    public func streamLeader(_ stream: String) throws(BusError) -> String? {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var jerr = jsErrCode(0)
+        try check(js_GetStreamInfo(&info, js, stream, nil, &jerr), "stream info \(stream)", jsErr: jerr)
+        defer { jsStreamInfo_Destroy(info) }
+        return info!.pointee.Cluster?.pointee.Leader.map { String(cString: $0) }
+    }
+
     /// The message stored at `sequence` of `stream` (to compare a duplicate with the original).
     public func message(stream: String, sequence: UInt64) throws(BusError) -> BusMessage {
         var msg: OpaquePointer?
@@ -200,8 +209,10 @@ public final class JetStream: @unchecked Sendable {
         }
     }
 
-    /// Opens a key-value bucket, creating it when `create` is set and it does not exist.
-    public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, replicas: Int = 1, create: Bool = true) throws(BusError) -> KeyValueBucket {
+    /// Opens a key-value bucket, creating it when `create` is set and it does not exist;
+    /// `ttl` (when not zero) is how long an entry lives after its last write.
+    public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, replicas: Int = 1, ttl: Duration = .zero,
+                         create: Bool = true) throws(BusError) -> KeyValueBucket {
         var kv: OpaquePointer?
         if js_KeyValue(&kv, js, bucket) == NATS_OK, let kv { return KeyValueBucket(kv: kv, jetStream: self, name: bucket) }
         guard create else { throw BusError.notFound(operation: "open bucket \(bucket)") }
@@ -212,6 +223,7 @@ public final class JetStream: @unchecked Sendable {
         cfg.Description = strings.copy(description)
         cfg.History = history
         cfg.Replicas = Int32(max(1, replicas))
+        cfg.TTL = ttl.nanoseconds  // nanoseconds, as a stream's MaxAge (libnats passes it on as is)
         cfg.StorageType = js_FileStorage
         try check(js_CreateKeyValue(&kv, js, &cfg), "create bucket \(bucket)")
         return KeyValueBucket(kv: kv!, jetStream: self, name: bucket)
@@ -319,12 +331,32 @@ public final class KeyValueBucket: @unchecked Sendable {
         return revision
     }
 
-    /// The current value of `key`, or nil when it does not exist or was deleted.
+    /// Stores `value` under `key` only when the key does not exist (or was deleted); the
+    /// new revision, or nil when the key exists.
+    public func create(_ key: String, _ value: [UInt8]) throws(BusError) -> UInt64? {
+        var revision: UInt64 = 0
+        let status = value.withUnsafeBytes { kvStore_Create(&revision, kv, key, $0.baseAddress, Int32($0.count)) }
+        if status == NATS_ERR, let last = nats_GetLastError(nil), String(cString: last).contains("wrong last sequence") { return nil }
+        try check(status, "create \(name)/\(key)")
+        return revision
+    }
+
+    /// Stores `value` under `key` only when the key's latest revision is `revision` (nobody
+    /// wrote it since); the new revision, or nil when someone did.
+    public func update(_ key: String, _ value: [UInt8], revision: UInt64) throws(BusError) -> UInt64? {
+        var new: UInt64 = 0
+        let status = value.withUnsafeBytes { kvStore_Update(&new, kv, key, $0.baseAddress, Int32($0.count), revision) }
+        if status == NATS_ERR, let last = nats_GetLastError(nil), String(cString: last).contains("wrong last sequence") { return nil }
+        try check(status, "update \(name)/\(key)")
+        return new
+    }
+
     /// Deletes `key` (a delete marker: watchers see it go).
     public func delete(_ key: String) throws(BusError) {
         try check(kvStore_Delete(kv, key), "KV delete \(key)")
     }
 
+    /// The current value of `key`, or nil when it does not exist or was deleted.
     public func get(_ key: String) throws(BusError) -> (value: [UInt8], revision: UInt64)? {
         var entry: OpaquePointer?
         let status = kvStore_Get(&entry, kv, key)

@@ -15,6 +15,7 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
     public var fleet = FleetSettings()
     public var alertmanager = AlertmanagerSettings()
     public var publish = Publish()
+    public var ha = HA()
     /// How much goes to the log.
     public var logLevel = LogLevel.info
 
@@ -30,7 +31,7 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
         [.section("nats", \.nats), .section("intake", \.intake), .section("storage", \.storage), .section("jobs", \.jobs),
          .section("nodes", \.nodes), .section("health", \.health), .section("metrics", \.metrics),
          .section("observability", \.observability), .section("fleet", \.fleet), .section("alertmanager", \.alertmanager),
-         .section("publish", \.publish), .choice("log_level", \.logLevel)]
+         .section("publish", \.publish), .section("ha", \.ha), .choice("log_level", \.logLevel)]
     }
 
     /// A configuration file that cannot be used, with the reason.
@@ -102,6 +103,17 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
             }
             for sev in r.severities where !["crit", "warn", "unknown"].contains(sev) {
                 throw LoadError(description: "alertmanager.receivers[\(r.name)].severities: \"\(sev)\" is not crit, warn or unknown")
+            }
+        }
+        if ha.isReplicated {
+            guard ha.instance.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+                throw LoadError(description: "ha.instance: \"\(ha.instance)\" must be letters, digits, _ or -")
+            }
+            if intake.mode == .core { throw LoadError(description: "ha.instance: replicas need the JetStream intake (intake.mode: jetstream)") }
+            if ha.leaseTTL < .seconds(2) { throw LoadError(description: "ha.lease_ttl_seconds: must be at least 2") }
+            if ha.standbyOutbox < ha.leaseTTL * 2 || ha.standbyOutbox >= intake.duplicateWindow {
+                throw LoadError(description: "ha.standby_outbox_seconds: must be at least twice ha.lease_ttl_seconds (\(ha.leaseTTL.components.seconds * 2)) "
+                                + "and less than intake.duplicate_window_seconds (\(intake.duplicateWindow.components.seconds))")
             }
         }
         if metrics.resolution < .seconds(1) { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }

@@ -18,6 +18,14 @@ public final class OutboxPublisher: @unchecked Sendable {
 
     /// Counts parked messages (`outbox.parked`).
     let counters: PipelineCounters?
+    /// Whether this replica publishes (nil: always, the single-instance case). A standby keeps
+    /// its copies ``standbyKeep`` long, then drops them unsent: the publishing replica, which
+    /// applied the same stream, sent the same messages under the same ids.
+    public var publishes: (@Sendable () -> Bool)?
+    /// How long a standby keeps its copies (a take-over publishes the younger ones again;
+    /// the streams' duplicate windows drop what was sent).
+    public var standbyKeep = Duration.seconds(60)
+    private var lastStandbyPrune: Int64 = 0
 
     /// A publisher of the outbox behind `writer` on `connection`.
     public init(writer: DatabaseWriter, connection: BusConnection, logger: Logger, counters: PipelineCounters? = nil) {
@@ -61,6 +69,15 @@ public final class OutboxPublisher: @unchecked Sendable {
     public func drain() throws -> Int {
         lock.lock()
         defer { lock.unlock() }
+        if let publishes, !publishes() {
+            let now = Int64(Date().timeIntervalSince1970)
+            if now != lastStandbyPrune {
+                lastStandbyPrune = now
+                let dropped = try writer.perform { _ in try outbox.removeQueued(before: now - standbyKeep.components.seconds) }
+                if dropped > 0 { counters?.add("outbox.standby_dropped", dropped) }
+            }
+            return 0
+        }
         var sent = 0
         while true {
             let batch = try writer.perform { _ in try outbox.pending(limit: 1000) }

@@ -24,6 +24,9 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
     /// Firing alerts forwarded, by fingerprint (a resolve removes its alert).
     private var firing: [String: JSONValue] = [:]
     private let endsAhead: Int64
+    /// Whether this replica forwards (nil: always). Replicas share the durable consumer, so
+    /// the one that takes over goes on from the last alert acknowledged.
+    public var forwards: (@Sendable () -> Bool)?
 
     /// Ensures the durable consumer `clusterd_am_<name>` on the alert stream and binds it.
     public init(receiver: ClusterdConfig.AlertmanagerSettings.Receiver, connection: BusConnection, config: ClusterdConfig,
@@ -82,6 +85,10 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
             let url = URL(string: receiver.url.hasSuffix("/") ? receiver.url + "api/v2/alerts" : receiver.url + "/api/v2/alerts")!
             var lastResend = Date()
             while !worker.isStopping {
+                if let forwards, !forwards() {
+                    Thread.sleep(forTimeInterval: 0.1)
+                    continue
+                }
                 if Date().timeIntervalSince(lastResend) >= receiver.resendInterval.secondsValue {
                     lastResend = Date()
                     resend(to: url)

@@ -178,6 +178,21 @@ public final class NATSServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory.appendingPathComponent("nats-server_\(p.processIdentifier).ports"))
     }
 
+    /// Kills the server (SIGKILL: a crash, nothing flushed) and waits for it; the store stays
+    /// for a restart.
+    public func kill() {
+        let p: Process? = lock.withLock {
+            defer { process = nil }
+            return process
+        }
+        guard let p else { return }
+        if p.isRunning {
+            _ = Glibc.kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent("nats-server_\(p.processIdentifier).ports"))
+    }
+
     /// Stops and starts again with the same port and store.
     public func restart() throws {
         stop()

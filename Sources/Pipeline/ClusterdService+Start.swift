@@ -69,6 +69,8 @@ extension ClusterdService {
                 // in libnats' buffer, deaf to a SIGTERM meanwhile: wait for the connection here.
                 guard connection.isConnected else { throw NotConnectedYet() }
                 return try body()
+            } catch let mismatch as Mismatch {
+                throw mismatch
             } catch {
                 var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))", "in_seconds": "\(delay)"]
                 if !connection.isConnected {

@@ -17,6 +17,7 @@ import Nodes
 import Observability
 import Processing
 import Prometheus
+import Replication
 import Store
 import Threads
 
@@ -44,6 +45,8 @@ public final class ClusterdService: @unchecked Sendable {
     /// only their values to the health loop, and of other series only which hosts reported.
     let watchedMetrics = Reloadable(Set<String>())
     var archive: ArchiveWriter?
+    /// The publisher lease when this clusterd is one of several replicas (`ha.instance`).
+    public internal(set) var lease: PublisherLease?
     let reloading = NSLock()
     /// The port of `/metrics`, `/healthz`, `/readyz` (nil when off or not bound).
     public var observabilityPort: UInt16? { http?.port }
@@ -141,10 +144,10 @@ public final class ClusterdService: @unchecked Sendable {
         } else {
             jobSource = try retrying("set up stream \(intake.stream)", connection: connection, servers: servers) {
                 try ensureStream(JetStreamSource.stream(config), on: connection)
-                return try JetStreamSource(connection: connection, config: config, consumer: intake.consumer, subject: intake.jobSubject,
+                return try JetStreamSource(connection: connection, config: config, consumer: config.ha.durable(intake.consumer), subject: intake.jobSubject,
                                            description: "clusterd job stage: ack after the SQLite commit")
             }
-            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: intake.nodeConsumer,
+            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: config.ha.durable(intake.nodeConsumer),
                                              subject: intake.nodeStateSubject, description: "clusterd node-state stage: ack after the SQLite commit")
             try ensureStream(StreamConfig(name: config.publish.deadLetterStream,
                                           description: "clusterd dead letters: every rejected line with its reason",
@@ -154,6 +157,21 @@ public final class ClusterdService: @unchecked Sendable {
         }
         let store = try startMetricStore()
         let publisher = OutboxPublisher(writer: writer, connection: connection, logger: logger, counters: counters)
+        if config.ha.isReplicated {
+            let lease = PublisherLease(connection: connection, settings: .init(bucket: config.ha.leaseBucket, instance: config.ha.instance,
+                                                                              ttl: config.ha.leaseTTL, replicas: intake.replicas),
+                                       counters: counters, logger: logger) { held in
+                // What queued while standing by (and is younger than ha.standby_outbox_seconds)
+                // goes out now; the streams drop what the previous publisher already sent.
+                if held { _ = try? publisher.drain() }
+            }
+            try retrying("set up the lease bucket \(config.ha.leaseBucket)", connection: connection, servers: servers) { try lease.ensureBucket() }
+            publisher.publishes = { lease.isHeld }
+            publisher.standbyKeep = config.ha.standbyOutbox
+            self.lease = lease
+            // First of the parts, so stopped last: the last batches' messages go out before it is released.
+            parts.append(ServicePart("publisher lease", start: lease.start, stop: lease.stop))
+        }
         let health = try startHealth(connection: connection, publisher: publisher, writer: writer, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
@@ -209,6 +227,7 @@ public final class ClusterdService: @unchecked Sendable {
         } else {
             for receiver in config.alertmanager.receivers {
                 let forwarder = try AlertmanagerForwarder(receiver: receiver, connection: connection, config: config, counters: counters, logger: logger)
+                if let lease { forwarder.forwards = { lease.isHeld } }
                 parts.append(ServicePart("alertmanager \(receiver.name)", start: forwarder.start, stop: forwarder.stop))
             }
         }
@@ -270,10 +289,22 @@ public final class ClusterdService: @unchecked Sendable {
     /// Creates `stream` when missing; an existing one keeps its settings, and the log says
     /// which of them differ from clusterd's configuration.
     func ensureStream(_ stream: StreamConfig, on connection: BusConnection) throws {
-        let kept = try JetStream(connection).ensureStream(stream)
+        let js = try JetStream(connection)
+        // Fewer replicas than asked for is not the high availability the operator configured:
+        // said plainly instead of running on it (more is the operator's stronger choice).
+        if let existing = try? js.streamSettings(stream.name), existing.replicas < stream.replicas {
+            throw Mismatch(description: "stream \(stream.name) exists with \(existing.replicas) replica(s), fewer than intake.replicas (\(stream.replicas)): "
+                           + "raise them (nats stream edit \(stream.name) --replicas \(stream.replicas)) or set intake.replicas: \(existing.replicas)")
+        }
+        let kept = try js.ensureStream(stream)
         if !kept.isEmpty {
             logger.notice("stream \(stream.name) exists: its own settings are kept", metadata: ["kept": "\(kept.joined(separator: "; "))"])
         }
+    }
+
+    /// What the broker has contradicts the configuration: start-up stops instead of retrying.
+    struct Mismatch: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// A read-only connection (the query API, /readyz and /metrics read beside the writer).

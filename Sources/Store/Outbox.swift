@@ -91,6 +91,18 @@ public struct Outbox {
         try database.prepare("DELETE FROM outbox WHERE id = ?").run([.integer(message.id)])
     }
 
+    /// Removes the messages queued before `createdAt` (epoch seconds) without publishing them:
+    /// a standby replica's copies of what the publishing replica sent. Cheap when called often
+    /// (rows are in time order; it reads only the old ones and the first younger one).
+    @discardableResult
+    public func removeQueued(before createdAt: Int64) throws(StoreError) -> Int {
+        try database.prepare("""
+            DELETE FROM outbox WHERE id < coalesce((SELECT id FROM outbox WHERE created_at >= ? ORDER BY id LIMIT 1),
+                                                   (SELECT max(id) + 1 FROM outbox))
+            """).run([.integer(createdAt)])
+        return database.changes
+    }
+
     /// Removes messages that were published.
     public func remove(upTo id: Int64) throws(StoreError) {
         try database.prepare("DELETE FROM outbox WHERE id <= ?").run([.integer(id)])

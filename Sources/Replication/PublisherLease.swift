@@ -1,0 +1,155 @@
+import Bus
+import Dispatch
+import Foundation
+import Logging
+import Observability
+import Synchronization
+import Threads
+
+/// Which of several clusterd replicas publishes: a lease held in a NATS key-value bucket
+/// whose entries live `ttl` after their last write (JetStream's replicated store, no consensus
+/// of our own). A replica that sees no holder creates the key — the server lets exactly one
+/// create succeed; the holder rewrites it every `ttl / 4`, each write conditional on its own
+/// last revision. A holder that could not renew for `ttl / 2` stops counting as holder before
+/// anyone else can take over (the key outlives its last write by `ttl`); a holder that stops
+/// deletes the key, so a standby takes over at its next look (within `poll`).
+public final class PublisherLease: Sendable {
+    /// Where the lease lives and how long it lasts.
+    public struct Settings: Sendable {
+        /// The key-value bucket (created with `replicas` and `ttl` when missing).
+        public var bucket: String
+        /// This replica's name, stored as the lease's value.
+        public var instance: String
+        /// How long the lease outlives its holder's last renewal.
+        public var ttl: Duration
+        /// Replicas of the bucket on a NATS cluster.
+        public var replicas: Int
+        /// The key (one lease per publishing role).
+        public var key = "publisher"
+
+        /// Settings for `instance`.
+        public init(bucket: String, instance: String, ttl: Duration, replicas: Int) {
+            self.bucket = bucket
+            self.instance = instance
+            self.ttl = ttl
+            self.replicas = replicas
+        }
+
+        /// How often a standby looks for a free lease.
+        var poll: Duration { min(ttl / 4, .milliseconds(500)) }
+    }
+
+    let settings: Settings
+    let connection: BusConnection
+    let logger: Logger
+    let counters: PipelineCounters
+    private let onChange: @Sendable (Bool) -> Void
+    private let worker = WorkerThread()
+    private let wake = DispatchSemaphore(value: 0)
+    /// Uptime (ns) of the last successful create or renewal while held; 0 when not held.
+    private let renewedAt = Atomic<UInt64>(0)
+    private let holderName = Mutex<String?>(nil)
+
+    /// A lease for `settings.instance`; `onChange(true)` runs (on the lease's thread) when it
+    /// is acquired, `onChange(false)` when it is lost or given up.
+    public init(connection: BusConnection, settings: Settings, counters: PipelineCounters, logger: Logger,
+                onChange: @escaping @Sendable (Bool) -> Void) {
+        self.connection = connection
+        self.settings = settings
+        self.counters = counters
+        self.logger = logger
+        self.onChange = onChange
+    }
+
+    /// Creates the bucket when missing (at start-up, where errors are retried).
+    public func ensureBucket() throws {
+        _ = try JetStream(connection).keyValue(bucket: settings.bucket, description: "clusterd: which replica publishes (lease)",
+                                               history: 1, replicas: settings.replicas, ttl: settings.ttl)
+    }
+
+    /// Whether this replica holds the lease now: renewed within the last `ttl / 2`.
+    public var isHeld: Bool {
+        let at = renewedAt.load(ordering: .acquiring)
+        return at != 0 && DispatchTime.now().uptimeNanoseconds &- at < UInt64(settings.ttl.wholeNanoseconds / 2)
+    }
+
+    /// The replica named in the lease at the last look (nil: nobody).
+    public var holder: String? { holderName.withLock { $0 } }
+
+    /// Starts looking for, taking and renewing the lease on a thread of its own.
+    public func start() {
+        worker.start(name: "clusterd-lease") { [self] in
+            var revision: UInt64?
+            var bucket: KeyValueBucket?
+            var complained = false
+            while !worker.isStopping {
+                do {
+                    let kv = try bucket ?? JetStream(connection).keyValue(bucket: settings.bucket, create: false)
+                    bucket = kv
+                    revision = try step(kv, revision: revision)
+                    complained = false
+                } catch {
+                    if !complained { logger.warning("publisher lease: the broker did not answer; retrying", metadata: ["error": "\(error)"]) }
+                    complained = true
+                    if revision != nil && !isHeld {
+                        lose("its renewal failed for half the lease time (\(error))")
+                        revision = nil
+                    }
+                }
+                _ = wake.wait(timeout: .now() + .nanoseconds(Int(revision != nil ? settings.ttl.wholeNanoseconds / 4 : settings.poll.wholeNanoseconds)))
+            }
+            if revision != nil, let bucket {
+                // Given up on purpose: the next replica need not wait for the lease to run out.
+                renewedAt.store(0, ordering: .releasing)
+                onChange(false)
+                do { try bucket.delete(settings.key) } catch {
+                    logger.warning("publisher lease not released; another replica takes over when it runs out", metadata: ["error": "\(error)"])
+                }
+                logger.notice("publisher lease released", metadata: ["instance": "\(settings.instance)"])
+            }
+        }
+    }
+
+    /// Stops renewing; a held lease is released (deleted).
+    public func stop() {
+        worker.stop { wake.signal() }
+    }
+
+    /// One look: renew a held lease, or take a free one. Returns the revision held (nil: none).
+    private func step(_ kv: KeyValueBucket, revision: UInt64?) throws -> UInt64? {
+        let value = Array(settings.instance.utf8)
+        let started = DispatchTime.now().uptimeNanoseconds
+        if let revision {
+            guard let renewed = try kv.update(settings.key, value, revision: revision) else {
+                lose("another replica wrote it")
+                return nil
+            }
+            // A write conditional on our own last revision proves nobody took the lease
+            // meanwhile (taking it needs the key gone, which changes the revision).
+            renewedAt.store(started, ordering: .releasing)
+            return renewed
+        }
+        if let taken = try kv.create(settings.key, value) {
+            renewedAt.store(started, ordering: .releasing)
+            holderName.withLock { $0 = settings.instance }
+            counters.add("lease.acquired")
+            logger.notice("publisher lease acquired: this replica publishes", metadata: ["instance": "\(settings.instance)", "bucket": "\(settings.bucket)"])
+            onChange(true)
+            return taken
+        }
+        let current = try kv.get(settings.key).map { String(decoding: $0.value, as: UTF8.self) }
+        holderName.withLock { $0 = current }
+        return nil
+    }
+
+    private func lose(_ reason: String) {
+        renewedAt.store(0, ordering: .releasing)
+        counters.add("lease.lost")
+        logger.warning("publisher lease lost: this replica stops publishing", metadata: ["instance": "\(settings.instance)", "reason": "\(reason)"])
+        onChange(false)
+    }
+}
+
+extension Duration {
+    fileprivate var wholeNanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}
