@@ -228,4 +228,34 @@ import Testing
         #expect(rows(survivor, firing).count == 25)
         #expect(try storedTransitions(client).count == 75, "the restarted replica published nothing twice")
     }
+
+    @Test func killingTheStreamLeadersServerLosesAndDoublesNothing() async throws {
+        let client = try BusConnection(ConnectionOptions(servers: cluster.urls, name: "operator"))
+        defer { client.close() }
+        let replicas = [try launch("a"), try launch("b")]
+        defer { for p in replicas where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        try await waitUntil("a replica holding the lease") { holder(client) != nil }
+        let publisher = Publisher(urls: cluster.urls, pauseAfter: 800)
+        try await waitUntil("300 jobs on both replicas") { scalar("a", "SELECT count(*) FROM job") >= 300 && scalar("b", "SELECT count(*) FROM job") >= 300 }
+        let leader = try #require(try JetStream(client).streamLeader("CC_EVENTS"))
+        let node = try #require(cluster.nodes.indices.first { "n\($0 + 1)" == leader })
+        cluster.nodes[node].kill()
+        publisher.resume.signal()
+        try await waitUntil("the hook's last confirmation", seconds: 120) { publisher.done }
+        try #require(publisher.outcome.withLock { $0 } == "ok")
+        let stall = publisher.stall.withLock { $0 }
+        print("stream leader \(leader) killed: the hook's publishes stalled \(stall) at most")
+        for instance in ["a", "b"] {
+            try await waitUntil("every job stopped on \(instance)") { scalar(instance, "SELECT count(*) FROM job WHERE job_state <> 'running'") == Self.jobs }
+            #expect(scalar(instance, "SELECT count(*) FROM job") == Self.jobs)
+            #expect(scalar(instance, "SELECT count(DISTINCT job_id) FROM job") == Self.jobs)
+            #expect(scalar(instance, "SELECT count(*) FROM job WHERE job_state = 'completed'") == Self.jobs / 2)
+            #expect(scalar(instance, "SELECT count(*) FROM dead_letter") == 0)
+        }
+        let jobs = "SELECT job_id || ' ' || start_time || ' ' || job_state || ' ' || duration FROM job ORDER BY job_id"
+        #expect(rows("a", jobs) == rows("b", jobs))
+        // Retries after the kill carried their ids: the stream holds every event once.
+        #expect(try JetStream(client).streamMessageCount("CC_EVENTS") == UInt64(2 * Self.jobs))
+        #expect(try JetStream(client).streamLeader("CC_EVENTS") != leader)
+    }
 }
