@@ -25,6 +25,13 @@ public enum BusError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// What the broker has contradicts what was asked for (a consumer reading another
+    /// subject): retrying cannot help.
+    public var isMismatch: Bool {
+        if case .failed(_, "mismatch", _, _) = self { return true }
+        return false
+    }
+
     /// The JetStream error code, or 0.
     public var jetStreamCode: Int {
         if case .failed(_, _, _, let code) = self { return code }

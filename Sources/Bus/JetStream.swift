@@ -123,12 +123,20 @@ public final class JetStream: @unchecked Sendable {
     }
 
     /// Creates the durable consumer if it does not exist (an existing one is kept as is,
-    /// with its position).
+    /// with its position). An existing one that reads another subject is an error: reading
+    /// it would silently take the wrong events.
     public func ensureConsumer(stream: String, _ config: ConsumerConfig) throws(BusError) {
         var existing: UnsafeMutablePointer<jsConsumerInfo>?
         var jerr = jsErrCode(0)
-        if js_GetConsumerInfo(&existing, js, stream, config.durable, nil, &jerr) == NATS_OK {
-            jsConsumerInfo_Destroy(existing)
+        if js_GetConsumerInfo(&existing, js, stream, config.durable, nil, &jerr) == NATS_OK, let existing {
+            defer { jsConsumerInfo_Destroy(existing) }
+            let filter = existing.pointee.Config?.pointee.FilterSubject.map { String(cString: $0) } ?? ""
+            if filter != config.filterSubject {
+                throw BusError.failed(operation: "consumer \(config.durable) on \(stream)", status: "mismatch",
+                                      detail: "it reads \"\(filter)\", configured \"\(config.filterSubject)\": delete it "
+                                        + "(nats consumer rm \(stream) \(config.durable)) to start it afresh, or name another consumer",
+                                      jetStreamCode: 0)
+            }
             return
         }
         let strings = CStrings()

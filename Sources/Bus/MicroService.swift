@@ -25,6 +25,9 @@ public final class MicroService: @unchecked Sendable {
         public let subject: String
         public let metadata: [String: String]?
         public let handler: @Sendable (BusMessage) throws(Failure) -> [UInt8]
+        /// Run by every replica of a replicated service (no queue group), answered by the one
+        /// that ``MicroService/answers``: for actions that change what each replica keeps.
+        public var everyReplica = false
 
         /// An endpoint answering on `subject`.
         public init(name: String, subject: String, metadata: [String: String]? = nil,
@@ -57,12 +60,16 @@ public final class MicroService: @unchecked Sendable {
     let started: String
     private let stats: Mutex<[Stats]>
     private var subscriptions: [BusSubscription] = []
+    /// Whether this instance answers the ``Endpoint/everyReplica`` endpoints (nil: not replicated;
+    /// they are queue-subscribed like the others).
+    let answers: (@Sendable () -> Bool)?
 
     /// Starts answering: discovery subjects (plain subscriptions, every instance answers) and
     /// the endpoints (queue group `q`, one instance answers each request).
     public init(connection: BusConnection, name: String, version: String, description: String, metadata: [String: String] = [:],
-                endpoints: [Endpoint]) throws(BusError) {
+                endpoints: [Endpoint], answers: (@Sendable () -> Bool)? = nil) throws(BusError) {
         self.connection = connection
+        self.answers = answers
         self.name = name
         self.version = version
         self.description = description
@@ -80,7 +87,8 @@ public final class MicroService: @unchecked Sendable {
             }
         }
         for (i, endpoint) in endpoints.enumerated() {
-            subscriptions.append(try connection.subscribe(endpoint.subject, queue: Self.queueGroup) { [weak self] m in self?.serve(i, m) })
+            let queue = endpoint.everyReplica && answers != nil ? nil : Self.queueGroup
+            subscriptions.append(try connection.subscribe(endpoint.subject, queue: queue) { [weak self] m in self?.serve(i, m) })
         }
         try connection.flush()
     }
@@ -113,7 +121,8 @@ public final class MicroService: @unchecked Sendable {
                 s[index].lastError = "\(failure.code):\(failure.description)"
             }
         }
-        if message.reply != nil { try? connection.publish(reply) }
+        let answering = !endpoints[index].everyReplica || answers?() ?? true
+        if message.reply != nil && answering { try? connection.publish(reply) }
     }
 
     private func discover(_ verb: String, _ message: BusMessage) {

@@ -79,6 +79,29 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
         return nil
     }
 
+    /// `name` of a durable consumer made this instance's own: with owned clusters their names
+    /// (`clusterd_jobs_alex`), as a replica its name (`clusterd_jobs_alex_a`). Each partition
+    /// and each replica reads its events in order through a consumer of its own.
+    public func durable(_ name: String) -> String {
+        var name = name
+        if !intake.clusters.isEmpty { name += "_" + intake.clusters.sorted().joined(separator: "_") }
+        if ha.isReplicated { name += "_" + ha.instance }
+        return name
+    }
+
+    /// The publisher lease's key: one lease per partition (a partition's replicas share it).
+    public var leaseKey: String {
+        intake.clusters.isEmpty ? "publisher" : "publisher_" + intake.clusters.sorted().joined(separator: "_")
+    }
+
+    /// The subjects the metric intake subscribes to: `metrics.subject`, or with owned clusters
+    /// (`intake.clusters`) and a subject ending in `.>`, one per owned cluster.
+    public var metricSubjects: [String] {
+        guard !intake.clusters.isEmpty, metrics.subject.hasSuffix(".>") else { return [metrics.subject] }
+        let prefix = metrics.subject.dropLast(2)
+        return intake.clusters.map { "\(prefix).\($0)" }
+    }
+
     /// Checks values the file's schema cannot: modes, addresses, URLs, names.
     public func validate() throws(LoadError) {
         if intake.batch < 1 { throw LoadError(description: "intake.batch: must be at least 1") }
@@ -104,6 +127,12 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
             for sev in r.severities where !["crit", "warn", "unknown"].contains(sev) {
                 throw LoadError(description: "alertmanager.receivers[\(r.name)].severities: \"\(sev)\" is not crit, warn or unknown")
             }
+        }
+        for cluster in intake.clusters where cluster.isEmpty || !cluster.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
+            throw LoadError(description: "intake.clusters: \"\(cluster)\" must be letters, digits, _ or - (it is a subject token)")
+        }
+        if intake.perClusterSubjects && intake.mode == .core {
+            throw LoadError(description: "intake.per_cluster_subjects: needs the JetStream intake (intake.mode: jetstream)")
         }
         if ha.isReplicated {
             guard ha.instance.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {

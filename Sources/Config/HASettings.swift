@@ -30,9 +30,5 @@ extension ClusterdConfig {
              .duration("lease_ttl_seconds", \.leaseTTL, unit: .seconds(1)),
              .duration("standby_outbox_seconds", \.standbyOutbox, unit: .seconds(1))]
         }
-
-        /// `name` with this replica's suffix (`clusterd_jobs` → `clusterd_jobs_a`): a durable
-        /// consumer per replica, so each reads every event in order.
-        public func durable(_ name: String) -> String { isReplicated ? "\(name)_\(instance)" : name }
     }
 }

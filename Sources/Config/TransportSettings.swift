@@ -61,8 +61,27 @@ extension ClusterdConfig {
         /// Queue group in core mode, so several instances share the events.
         public var queueGroup = "clusterd"
         /// Replicas of the streams and key-value buckets clusterd creates (3 on a NATS cluster).
-        /// A stream that exists keeps its own settings.
+        /// A stream that exists keeps its own settings, unless it has fewer replicas (an error).
         public var replicas = 1
+        /// The HPC clusters this instance owns (empty: all). Job and node events of other
+        /// clusters are acknowledged and left to the instance that owns them (counted, no
+        /// dead letter, no result); metrics are subscribed per owned cluster.
+        public var clusters: [String] = []
+        /// Read job and node events from `<job_subject>.<cluster>` and
+        /// `<node_state_subject>.<cluster>` (what `clusterd publish --per-cluster-subject`
+        /// sends) instead of the plain subjects: with one owned cluster, the broker then
+        /// delivers only that cluster's events.
+        public var perClusterSubjects = false
+
+        /// The subject the job consumer reads.
+        public var jobFilter: String { filter(jobSubject) }
+        /// The subject the node-state consumer reads.
+        public var nodeStateFilter: String { filter(nodeStateSubject) }
+
+        private func filter(_ subject: String) -> String {
+            guard perClusterSubjects else { return subject }
+            return clusters.count == 1 ? "\(subject).\(clusters[0])" : "\(subject).*"
+        }
 
         /// The defaults.
         public init() {}
@@ -74,7 +93,8 @@ extension ClusterdConfig {
              .duration("duplicate_window_seconds", \.duplicateWindow, unit: .seconds(1)),
              .duration("ack_wait_seconds", \.ackWait, unit: .seconds(1)),
              .duration("max_age_days", \.maxAge, unit: .oneDay),
-             .value("queue_group", \.queueGroup), .value("max_attempts", \.maxAttempts), .value("replicas", \.replicas)]
+             .value("queue_group", \.queueGroup), .value("max_attempts", \.maxAttempts), .value("replicas", \.replicas),
+             .value("clusters", \.clusters), .value("per_cluster_subjects", \.perClusterSubjects)]
         }
     }
 

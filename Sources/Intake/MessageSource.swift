@@ -34,7 +34,9 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
     public static func stream(_ config: ClusterdConfig) -> StreamConfig {
         let intake = config.intake
         return StreamConfig(name: intake.stream, description: "ClusterCockpit job and node-state events consumed by clusterd",
-                            subjects: [intake.jobSubject, intake.nodeStateSubject],
+                            // The per-cluster forms too (`clusterd publish --per-cluster-subject`), so
+                            // partitioned instances can read them; plain ones stay for cc-backend's hooks.
+                            subjects: [intake.jobSubject, intake.nodeStateSubject, "\(intake.jobSubject).*", "\(intake.nodeStateSubject).*"],
                             duplicateWindow: intake.duplicateWindow,
                             maxAge: intake.maxAge, replicas: intake.replicas)
     }

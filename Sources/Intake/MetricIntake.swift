@@ -21,7 +21,10 @@ public final class MetricIntake: @unchecked Sendable {
     let store: MetricStore
     let decoder: MetricDecoder
     let sink: @Sendable (_ out: MetricDecoder.Output, _ receivedAt: Int64) -> Void
-    private var subscription: BusSubscription?
+    private var subscriptions: [BusSubscription] = []
+    /// Several subscriptions (one per owned cluster) deliver on threads of their own: one
+    /// message is decoded at a time (the decoder keeps its index and storage).
+    private let decoding = NSLock()
 
     /// Subscribes at once. `admit` gives a line's new series its number in `store` (creating
     /// it), or says why it may not be kept (an unknown cluster, a series past a limit); a
@@ -41,8 +44,11 @@ public final class MetricIntake: @unchecked Sendable {
         self.counters = counters
         self.logger = logger
         self.sink = sink
-        subscription = try connection.subscribe(config.metrics.subject) { [weak self] message in self?.handle(message) }
-        try subscription?.removePendingLimits()
+        for subject in config.metricSubjects {
+            let subscription = try connection.subscribe(subject) { [weak self] message in self?.handle(message) }
+            try subscription.removePendingLimits()
+            subscriptions.append(subscription)
+        }
         // The subscription is in place at the server before start() returns.
         try connection.flush()
     }
@@ -85,20 +91,22 @@ public final class MetricIntake: @unchecked Sendable {
     }
 
     private func handle(_ message: BusMessage) {
-        // One subscription delivers on one thread at a time: the decoder is this thread's.
         let now = Int64(Date().timeIntervalSince1970)
-        let out = decoder.decode(message, now: now)
-        store.write(out.samples)
+        let out = decoding.withLock {
+            let out = decoder.decode(message, now: now)
+            store.write(out.samples)
+            sink(out, now)  // in order of decoding: the health loop sees each series' samples in time order
+            return out
+        }
         counters.add("metrics.lines", out.samples.count)
         if !out.new.isEmpty { counters.add("metrics.series_indexed", out.new.count) }
-        sink(out, now)
         // Through the outbox like every other letter (the samples themselves are at-most-once).
         publisher.deadLetters(out.letters, about: message, prefix: config.publish.deadLetterPrefix, counters: counters)
     }
 
     /// Stops receiving.
     public func stop() {
-        subscription?.unsubscribe()
-        subscription = nil
+        for subscription in subscriptions { subscription.unsubscribe() }
+        subscriptions = []
     }
 }

@@ -29,6 +29,9 @@ public enum LineResult: Sendable {
     /// the line (`nodes[3]`) when a line has several, and `raw` is then that part's text
     /// (nil: the whole line).
     case rejected(column: Int, code: String, reason: String, entry: String?, raw: String? = nil)
+    /// Of a cluster another instance owns (`intake.clusters`): left to it — no effect, no
+    /// dead letter, no result entry.
+    case notOwned
 }
 
 /// What a stage does with one decoded line, inside the batch transaction.
@@ -124,6 +127,7 @@ open class StageProcessor: @unchecked Sendable {
         let stage = handler.stage
         var accepted = 0
         var rejected = 0
+        var notOwned = 0
         var results: [JSONValue] = []
         var firstError: String?
         var beyond: [String: Int] = [:]
@@ -142,6 +146,10 @@ open class StageProcessor: @unchecked Sendable {
                 lineResults = try handler.handle(view, message: message, raw: raw)
             }
             for r in lineResults {
+                if case .notOwned = r {
+                    notOwned += 1
+                    continue
+                }
                 var entryJSON = JSONObjectBuilder()
                 entryJSON.add("line", line)
                 switch r {
@@ -165,6 +173,8 @@ open class StageProcessor: @unchecked Sendable {
                     entryJSON.add("status", "rejected")
                     entryJSON.add("code", code)
                     entryJSON.add("error", DeadLetter.bounded(letter.summary, DeadLetter.maxReason).text)
+                case .notOwned:
+                    break
                 }
                 results.append(entryJSON.value)
             }
@@ -176,7 +186,8 @@ open class StageProcessor: @unchecked Sendable {
                                       reason: "\(rejected - Self.maxLettersPerMessage) more entries of this message were refused (\(codes)); the first \(Self.maxLettersPerMessage) have letters of their own",
                                       raw: "", receivedAt: message.receivedAt), counted: false)
         }
-        if accepted == 0 && rejected == 0 {
+        if notOwned > 0 { count("\(stage).not_owned", notOwned) }
+        if accepted == 0 && rejected == 0 && notOwned == 0 {
             // An empty message is refused too: it is never silently dropped.
             rejected = 1
             let letter = DeadLetter(stage: stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
@@ -190,7 +201,8 @@ open class StageProcessor: @unchecked Sendable {
             try database.prepare("DELETE FROM dead_letter WHERE id = ? AND stage = ?").run([.integer(replayed), .text(stage)])
             count("\(stage).replays")
         }
-        try publishResult(for: message, ok: rejected == 0, events: results, error: firstError)
+        // Only the owning instance answers a message that is entirely another's.
+        if accepted + rejected > 0 { try publishResult(for: message, ok: rejected == 0, events: results, error: firstError) }
         try database.prepare("INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
         count("\(stage).messages")
         return .applied(accepted: accepted, rejected: rejected)

@@ -22,6 +22,14 @@ public enum JobEvent: Sendable, Equatable {
         }
     }
 
+    /// The cluster the event names (a stop may name none).
+    public var cluster: String? {
+        switch self {
+        case .start(let s): s.cluster
+        case .stop(let s): s.cluster
+        }
+    }
+
     /// Decodes one line as cc-backend does: measurement `job`, tag `function`, string field
     /// `event` with JSON; other tags and the timestamp are ignored (a missing timestamp is
     /// accepted). Also returns the 1-based column to blame: of the `event` field, or of

@@ -71,6 +71,8 @@ extension ClusterdService {
                 return try body()
             } catch let mismatch as Mismatch {
                 throw mismatch
+            } catch let error as BusError where error.isMismatch {
+                throw Mismatch(description: "\(error)")
             } catch {
                 var metadata: Logger.Metadata = ["error": "\(error)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))", "in_seconds": "\(delay)"]
                 if !connection.isConnected {

@@ -144,11 +144,11 @@ public final class ClusterdService: @unchecked Sendable {
         } else {
             jobSource = try retrying("set up stream \(intake.stream)", connection: connection, servers: servers) {
                 try ensureStream(JetStreamSource.stream(config), on: connection)
-                return try JetStreamSource(connection: connection, config: config, consumer: config.ha.durable(intake.consumer), subject: intake.jobSubject,
+                return try JetStreamSource(connection: connection, config: config, consumer: config.durable(intake.consumer), subject: intake.jobFilter,
                                            description: "clusterd job stage: ack after the SQLite commit")
             }
-            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: config.ha.durable(intake.nodeConsumer),
-                                             subject: intake.nodeStateSubject, description: "clusterd node-state stage: ack after the SQLite commit")
+            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: config.durable(intake.nodeConsumer),
+                                             subject: intake.nodeStateFilter, description: "clusterd node-state stage: ack after the SQLite commit")
             try ensureStream(StreamConfig(name: config.publish.deadLetterStream,
                                           description: "clusterd dead letters: every rejected line with its reason",
                                           subjects: ["\(config.publish.deadLetterPrefix).>"],
@@ -158,8 +158,10 @@ public final class ClusterdService: @unchecked Sendable {
         let store = try startMetricStore()
         let publisher = OutboxPublisher(writer: writer, connection: connection, logger: logger, counters: counters)
         if config.ha.isReplicated {
-            let lease = PublisherLease(connection: connection, settings: .init(bucket: config.ha.leaseBucket, instance: config.ha.instance,
-                                                                              ttl: config.ha.leaseTTL, replicas: intake.replicas),
+            var settings = PublisherLease.Settings(bucket: config.ha.leaseBucket, instance: config.ha.instance,
+                                                   ttl: config.ha.leaseTTL, replicas: intake.replicas)
+            settings.key = config.leaseKey
+            let lease = PublisherLease(connection: connection, settings: settings,
                                        counters: counters, logger: logger) { held in
                 // What queued while standing by (and is younger than ha.standby_outbox_seconds)
                 // goes out now; the streams drop what the previous publisher already sent.
@@ -231,15 +233,27 @@ public final class ClusterdService: @unchecked Sendable {
                 parts.append(ServicePart("alertmanager \(receiver.name)", start: forwarder.start, stop: forwarder.stop))
             }
         }
+        var endpoints = api.endpoints + fleet.endpoints + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
+            + (maintenance.map { [$0.endpoint] } ?? [])
+        // Replicas: what changes a replica's tables (admin actions, the fleet registry) is run
+        // by every replica and answered by the publishing one; queries go to any one replica.
+        for i in endpoints.indices where endpoints[i].subject.hasPrefix("clusterd.admin.") || endpoints[i].subject.hasPrefix("fleet.") {
+            endpoints[i].everyReplica = true
+        }
+        var answers: (@Sendable () -> Bool)?
+        if let lease { answers = { lease.isHeld } }
         let micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
                                  description: "clusterd query API: jobs, nodes, health, alerts, dead letters, fleet registry",
-                                 endpoints: api.endpoints + fleet.endpoints
-                                    + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
-                                    + (maintenance.map { [$0.endpoint] } ?? []))
-        let topology = self.topology, watched = watchedMetrics
+                                 endpoints: endpoints, answers: answers)
+        let topology = self.topology, watched = watchedMetrics, owned = Set(intake.clusters)
         let metricIntake = try MetricIntake(connection: connection, publisher: publisher, config: config, counters: counters, logger: logger,
                                             store: store, admissionVersion: { clusters.version &+ topology.version &+ watched.version },
                                             watches: { watched.current.contains($0.name) }, admit: { s in
+            // Another instance's cluster (intake.clusters), sent on this one's subject.
+            if !owned.isEmpty && !owned.contains(s.cluster) {
+                return .failure(.init(code: "not_owned",
+                                      reason: "cluster \"\(s.cluster)\" belongs to another clusterd instance (this one owns \(owned.sorted().joined(separator: ", "))); publish its lines on its own subject"))
+            }
             // As the job and node stages: a cluster needs its cluster.json.
             let clusters = clusters.current
             guard let cluster = clusters[s.cluster] else {

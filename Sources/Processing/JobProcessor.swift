@@ -22,6 +22,8 @@ final class JobLineHandler: LineHandler {
     var onStopped: @Sendable ([JobRecord]) -> Void = { _ in }
     /// Where a stopped job's archive outcome is published (`<result_prefix>.archive`).
     var archiveSubjectPrefix = "clusterd.result.archive"
+    /// The clusters this instance owns (empty: all); a stop naming no cluster is applied.
+    var owned: Set<String> = []
     private var stopped: [JobRecord] = []
 
     init(jobs: JobStage, database: Database, counters: PipelineCounters, logger: Logger) {
@@ -36,6 +38,7 @@ final class JobLineHandler: LineHandler {
         case .failure(let located):
             return [.rejected(column: located.column, code: located.value.code, reason: located.value.description, entry: nil)]
         case .success(let (event, column)):
+            if !owned.isEmpty, let cluster = event.cluster, !owned.contains(cluster) { return [.notOwned] }
             let result: JobOutcome
             do {
                 result = try database.savepoint { try jobs.apply(event, now: message.receivedAt, origin: message.origin, raw: raw) }
@@ -107,6 +110,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         self.clusters = clusters
         let handler = JobLineHandler(jobs: stage, database: database, counters: counters, logger: logger)
         handler.archiveSubjectPrefix = "\(config.publish.resultPrefix).archive"
+        handler.owned = Set(config.intake.clusters)
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
         beforeBatch = { stage.clusters = clusters.current }
         handler.onStopped = { [weak self] records in

@@ -17,6 +17,8 @@ final class NodeLineHandler: LineHandler {
     let onCommit: @Sendable ([NodeObservation]) -> Void
     /// Change points also go to the `clusterd_nodes` KV bucket (JetStream mode).
     var mirrorsToKV = false
+    /// The clusters this instance owns (empty: all).
+    var owned: Set<String> = []
     /// Metric health of a node (nil: `failed` for every node that is not down, as
     /// cc-backend without a metric store).
     var probe: (any NodeHealthProbe)?
@@ -37,6 +39,7 @@ final class NodeLineHandler: LineHandler {
             return [.rejected(column: located.column, code: located.value.code, reason: located.value.description, entry: nil)]
         case .success(let decoded): (event, column) = decoded
         }
+        if !owned.isEmpty && !owned.contains(event.cluster) { return [.notOwned] }
         var results: [LineResult] = []
         for (i, entry) in event.nodes.enumerated() {
             let part = "nodes[\(i)]"
@@ -111,6 +114,7 @@ public final class NodeProcessor: StageProcessor, @unchecked Sendable {
         self.stage = stage
         let handler = NodeLineHandler(nodes: stage, database: database, counters: counters, onCommit: onCommit)
         handler.mirrorsToKV = mirrorsToKV
+        handler.owned = Set(config.intake.clusters)
         handler.probe = probe
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
         beforeBatch = { stage.clusters = clusters.current }

@@ -37,6 +37,20 @@ struct PublishOptions: ParsableArguments {
             help: "Reply-subject prefix the broker allows this user, e.g. _INBOX_hook (or $CLUSTERD_INBOX_PREFIX; default _INBOX).")
     var inboxPrefix: String?
     @Flag(help: "Print the subject, message id and payload instead of sending them.") var dryRun = false
+    @Flag(help: ArgumentHelp("Publish on <subject>.<cluster> (cc.job.event.fritz), for clusterd instances that own clusters (intake.per_cluster_subjects); or $CLUSTERD_PER_CLUSTER_SUBJECT=1."))
+    var perClusterSubject = false
+
+    /// The subject for an event of `cluster`: --subject, else `base`, per cluster when asked.
+    func subject(base: String, cluster: String?) -> String {
+        subject ?? clusterSubject(base: base, cluster: cluster)
+    }
+
+    /// `base`, or `<base>.<cluster>` with --per-cluster-subject (or the environment's).
+    func clusterSubject(base: String, cluster: String?) -> String {
+        let perCluster = perClusterSubject || ["1", "yes", "true"].contains(ProcessInfo.processInfo.environment["CLUSTERD_PER_CLUSTER_SUBJECT"] ?? "")
+        guard perCluster, let cluster, !cluster.isEmpty else { return base }
+        return "\(base).\(Self.subjectToken(cluster))"
+    }
 
     /// A connection with these options (user, password and inbox prefix from the
     /// environment when not given).
@@ -57,8 +71,8 @@ struct PublishOptions: ParsableArguments {
     /// `clusterd.result.<stage>.<id>`, all within ``timeout``. A JetStream acknowledgement
     /// that reports a duplicate means an earlier attempt (a retried hook, the reconciliation)
     /// delivered this very event already: that is success.
-    func send(line: [UInt8], stage: String, defaultSubject: String, messageID defaultID: String) throws {
-        let subject = self.subject ?? defaultSubject
+    func send(line: [UInt8], stage: String, defaultSubject: String, cluster: String?, messageID defaultID: String) throws {
+        let subject = self.subject(base: defaultSubject, cluster: cluster)
         let id = messageID ?? defaultID
         if dryRun {
             print("\(subject) Nats-Msg-Id: \(id)")
@@ -147,7 +161,7 @@ struct PublishOptions: ParsableArguments {
     /// `<function>-<cluster>-<jobId>-<time>`, the same for every retry of the same event.
     func sendJob(_ function: String, _ payload: JSONValue, timeKey: String) throws {
         let (line, id) = try jobMessage(function, payload, timeKey: timeKey)
-        try send(line: line, stage: "jobs", defaultSubject: "cc.job.event", messageID: id)
+        try send(line: line, stage: "jobs", defaultSubject: "cc.job.event", cluster: payload["cluster"]?.stringValue, messageID: id)
     }
 
     final class ResultWaiter: @unchecked Sendable {
@@ -381,6 +395,6 @@ struct NodeStatePublish: ParsableCommand {
     func run() throws {
         let payload = try JSONValue.parse(Array(FileHandle.standardInput.readDataToEndOfFile()))
         let (line, id) = try nodeStateMessage(payload, time: Int64(Date().timeIntervalSince1970))
-        try publish.send(line: line, stage: "nodes", defaultSubject: "cc.node.state", messageID: id)
+        try publish.send(line: line, stage: "nodes", defaultSubject: "cc.node.state", cluster: payload["cluster"]?.stringValue, messageID: id)
     }
 }

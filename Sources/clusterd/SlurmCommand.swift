@@ -39,6 +39,7 @@ struct SlurmCommand: ParsableCommand {
         let connection = try publish.connect(name: "clusterd-slurm")
         defer { connection.close() }
         let daemon = SlurmPublisher(cluster: clusterName, slurm: slurm, connection: connection, lookback: lookbackHours * 3600)
+        daemon.subjects = { [publish] base, cluster in publish.clusterSubject(base: base, cluster: cluster) }
         log("clusterd slurm: cluster \(clusterName), NATS \(QueryCommand.serverURL(publish.server))")
         if once {
             let nodesOK = daemon.publishNodes(force: true)
@@ -85,6 +86,8 @@ final class SlurmPublisher {
     let slurm: SlurmCLI
     let connection: BusConnection
     let lookback: Int64
+    /// Subjects: plain, or per cluster (`--per-cluster-subject`).
+    var subjects: (_ base: String, _ cluster: String?) -> String = { base, _ in base }
     /// The node entries last published, by hostname.
     private var published: [String: JSONValue] = [:]
     /// Ended jobs clusterd has, with their stops: never looked up again.
@@ -110,7 +113,7 @@ final class SlurmPublisher {
         guard !changed.isEmpty else { return true }
         do {
             let (line, id) = try nodeStateMessage(SlurmNode.event(cluster: cluster, nodes: changed), time: Int64(Date().timeIntervalSince1970))
-            try publish("cc.node.state", line, id)
+            try publish(subjects("cc.node.state", cluster), line, id)
         } catch {
             log("node states not published: \(error)")
             return false
@@ -189,7 +192,7 @@ final class SlurmPublisher {
 
     private func send(_ function: String, _ payload: JSONValue, timeKey: String) throws {
         let (line, id) = try jobMessage(function, payload, timeKey: timeKey)
-        try publish("cc.job.event", line, id)
+        try publish(subjects("cc.job.event", payload["cluster"]?.stringValue ?? cluster), line, id)
     }
 
     /// Publishes to the stream with the event's message id, retried while a broker restarts.

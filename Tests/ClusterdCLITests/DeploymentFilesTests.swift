@@ -1,4 +1,7 @@
+import Bus
+import BusTestSupport
 import Foundation
+import NATSServerProcess
 import Testing
 
 /// docker/, the systemd unit and the Slurm hook cannot run here (no Docker daemon, no systemd
@@ -55,6 +58,53 @@ import Testing
         try am.run()
         am.waitUntilExit()
         #expect(am.terminationStatus == 0)
+    }
+
+    /// The HA compose file's three nats-server commands, run here as written (host names and
+    /// ports mapped to loopback), form a JetStream cluster that takes an R3 stream; both
+    /// replicas' configurations pass check-config and name different instances.
+    @Test func theHAComposeFilesNATSNodesFormAJetStreamCluster() throws {
+        let compose = try Self.text("docker/compose-ha.yaml")
+        let quoted = try NSRegularExpression(pattern: #""([^"]*)""#)
+        let routePorts = (0..<3).map { _ in freeLoopbackPort() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-compose-ha-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var nodes: [NATSServer] = []
+        defer { for node in nodes { node.stop() } }
+        for i in 0..<3 {
+            let service = try #require(compose.range(of: "\n  n\(i + 1):\n"))
+            let rest = compose[service.upperBound...]
+            let open = try #require(rest.range(of: "command: ["))
+            let close = try #require(rest[open.upperBound...].range(of: "]"))
+            let text = String(rest[open.upperBound..<close.lowerBound])
+            var arguments = quoted.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { String(text[Range($0.range(at: 1), in: text)!]) }
+            #expect(arguments.prefix(3) == ["-js", "-sd", "/data"] && arguments.contains("--routes"))
+            arguments.removeFirst(3)  // the harness gives each node its own store
+            arguments = arguments.map { argument in
+                var a = argument.replacingOccurrences(of: "nats://0.0.0.0:6222", with: "nats://127.0.0.1:\(routePorts[i])")
+                for j in 0..<3 { a = a.replacingOccurrences(of: "nats://n\(j + 1):6222", with: "nats://127.0.0.1:\(routePorts[j])") }
+                return a
+            }
+            let node = directory.appendingPathComponent("n\(i + 1)")
+            try FileManager.default.createDirectory(at: node, withIntermediateDirectories: true)
+            nodes.append(try NATSServer(arguments: arguments, directory: node))
+        }
+        let client = try BusConnection(ConnectionOptions(servers: nodes.map(\.url), name: "compose-ha"))
+        defer { client.close() }
+        let deadline = Date().addingTimeInterval(30)
+        while (try? JetStream(client).checkAvailable()) == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        let js = try JetStream(client)
+        try js.ensureStream(StreamConfig(name: "COMPOSE_HA", description: "compose-ha check", subjects: ["compose.ha"], replicas: 3))
+        #expect(try js.streamSettings("COMPOSE_HA").replicas == 3)
+        var instances: [String] = []
+        for replica in ["a", "b"] {
+            let file = "docker/clusterd-ha-\(replica).yaml"
+            #expect(compose.contains("./clusterd-ha-\(replica).yaml:/etc/clusterd/clusterd.yaml:ro"))
+            let checked = try CLIRunner.run(["check-config", "--config", file], directory: Self.root)
+            #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+            instances += try Self.text(file).split(separator: "\n").filter { $0.contains("instance:") }.map { String($0) }
+        }
+        #expect(Set(instances).count == 2)
     }
 
     @Test func systemdUnitAndSlurmHookAreWellFormed() throws {

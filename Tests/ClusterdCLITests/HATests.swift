@@ -227,6 +227,13 @@ import Testing
         }
         #expect(rows(survivor, firing).count == 25)
         #expect(try storedTransitions(client).count == 75, "the restarted replica published nothing twice")
+        // An admin action is run by every replica and answered by the publishing one.
+        let protect = #"{"jobId":7,"cluster":"alex","by":"ops","reason":"kept for the HA test"}"#
+        let answer = try client.request(BusMessage(subject: "clusterd.admin.jobs.protect", data: Array(protect.utf8)), timeout: .seconds(10))
+        #expect(answer.header("Nats-Service-Error") == nil, "\(answer.text)")
+        try await waitUntil("the protection on both replicas") {
+            scalar("a", "SELECT count(*) FROM clusterd_job_protection") == 1 && scalar("b", "SELECT count(*) FROM clusterd_job_protection") == 1
+        }
     }
 
     @Test func killingTheStreamLeadersServerLosesAndDoublesNothing() async throws {
