@@ -1,4 +1,5 @@
 import CNats
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -366,6 +367,12 @@ public final class KeyValueBucket: @unchecked Sendable {
 
     /// The current value of `key`, or nil when it does not exist or was deleted.
     public func get(_ key: String) throws(BusError) -> (value: [UInt8], revision: UInt64)? {
+        try entry(key).map { ($0.value, $0.revision) }
+    }
+
+    /// The current entry of `key` with the server's time of its write (nil when it does not
+    /// exist or was deleted).
+    public func entry(_ key: String) throws(BusError) -> (value: [UInt8], revision: UInt64, created: Date)? {
         var entry: OpaquePointer?
         let status = kvStore_Get(&entry, kv, key)
         if status == NATS_NOT_FOUND { return nil }
@@ -373,6 +380,6 @@ public final class KeyValueBucket: @unchecked Sendable {
         defer { kvEntry_Destroy(entry) }
         let length = Int(kvEntry_ValueLen(entry))
         let bytes = length > 0 ? Array(UnsafeRawBufferPointer(start: kvEntry_Value(entry), count: length)) : []
-        return (bytes, kvEntry_Revision(entry))
+        return (bytes, kvEntry_Revision(entry), Date(timeIntervalSince1970: Double(kvEntry_Created(entry)) / 1e9))
     }
 }

@@ -41,7 +41,7 @@ extension FleetService {
             let reply: JSONValue
             switch verb {
             case "register":
-                let server = try registry.register(org, request, now: now, newID: UUID().uuidString.lowercased())
+                let server = try registry.register(org, request, now: now, newID: Self.requestID(message))
                 logger.notice("fleet server registered", metadata: ["organization": "\(org)", "server": "\(server.name)"])
                 reply = .object([("server", server.json)])
             case "update": reply = .object([("server", try registry.update(org, request, now: now).json)])
@@ -77,7 +77,7 @@ extension FleetService {
                 }
             case "group.list": reply = .object([("groups", .array(try registry.groups(org)))])
             case "operation.start":
-                let (id, servers, timeout) = try registry.createOperation(org, request, now: now, id: UUID().uuidString.lowercased())
+                let (id, servers, timeout) = try registry.createOperation(org, request, now: now, id: Self.requestID(message))
                 logger.notice("fleet operation started", metadata: ["organization": "\(org)", "operation": "\(id)",
                                                                      "type": "\(request["type"]?.stringValue ?? "")",
                                                                      "by": "\(request["initiatedBy"]?.stringValue ?? "")", "servers": "\(servers.count)"])
@@ -120,4 +120,15 @@ extension FleetService {
     /// The registry's request verbs.
     static let verbs = ["register", "update", "deregister", "get", "list", "summary", "checks", "group.save", "group.get", "group.list",
                         "group.delete", "operation.start", "operation.get", "operation.list", "metrics"]
+
+    /// A new record's id from the request itself (its reply inbox and body), UUID-shaped: every
+    /// replica runs the request (``MicroService/Endpoint/everyReplica``) and must give the
+    /// record the same id.
+    static func requestID(_ message: BusMessage) -> String {
+        let key = Array((message.reply ?? message.subject).utf8) + [0] + message.data
+        let hex = ContentHash.hex([1] + key) + ContentHash.hex([2] + key)
+        let c = Array(hex)
+        return [c[0..<8], c[8..<12], c[12..<16], c[16..<20], c[20..<32]].map { String($0) }.joined(separator: "-")
+    }
+
 }

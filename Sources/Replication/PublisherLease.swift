@@ -36,7 +36,7 @@ public final class PublisherLease: Sendable {
         }
 
         /// How often a standby looks for a free lease.
-        var poll: Duration { min(ttl / 4, .milliseconds(500)) }
+        var poll: Duration { min(ttl / 8, .milliseconds(250)) }
     }
 
     let settings: Settings

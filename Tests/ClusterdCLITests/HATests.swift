@@ -67,12 +67,14 @@ import Testing
         return (try? db.prepare(sql).rows { $0.text(0) }) ?? []
     }
 
-    /// The replica named in the publisher lease (nil: none yet).
-    func holder(_ client: BusConnection) -> String? {
+    /// The replica named in the publisher lease (nil: none yet) and when the broker stored it.
+    func lease(_ client: BusConnection) -> (holder: String, since: Date)? {
         guard let kv = try? JetStream(client).keyValue(bucket: "clusterd_lease", create: false),
-              let entry = try? kv.get("publisher") else { return nil }
-        return String(decoding: entry.value, as: UTF8.self)
+              let entry = try? kv.entry("publisher") else { return nil }
+        return (String(decoding: entry.value, as: UTF8.self), entry.created)
     }
+
+    func holder(_ client: BusConnection) -> String? { lease(client)?.holder }
 
     func waitUntil(_ what: String, seconds: Double = 90, _ condition: () -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
@@ -174,7 +176,7 @@ import Testing
             return ((try? storedTransitions(client))?.count ?? 0) >= 25
         }
         try await waitUntil("300 jobs on the publishing replica") { scalar(first, "SELECT count(*) FROM job") >= 300 }
-        let killedAt = ContinuousClock.now
+        let killedAt = Date()
         kill(replicas[first]!.processIdentifier, SIGKILL)
         replicas[first]!.waitUntilExit()
         publisher.resume.signal()
@@ -182,9 +184,11 @@ import Testing
         let later = (0..<25).map { ($0, 50) } + (25..<50).map { ($0, 99) }
         try client.publish("cc.metrics.alex", Self.temperatures(later))
         try await waitUntil("the survivor taking the lease", seconds: 30) { holder(client) == survivor }
-        let takeover = ContinuousClock.now - killedAt
-        print("take-over: \(takeover) after the SIGKILL (lease TTL \(Self.ttl) s)")
-        #expect(takeover < .seconds(Self.ttl + 2), "take-over took \(takeover)")
+        // From the kill to the broker storing the survivor's lease (the broker's clock, this
+        // machine's): what the test's own polling adds is not the replicas' take-over.
+        let takeover = try #require(lease(client)).since.timeIntervalSince(killedAt)
+        print(String(format: "take-over: the survivor's lease stored %.2f s after the SIGKILL (lease TTL %d s)", takeover, Self.ttl))
+        #expect(takeover < Double(Self.ttl + 2), "take-over took \(takeover) s")
         try await waitUntil("75 transitions in the alert stream") {
             try? client.publish("cc.metrics.alex", Self.temperatures(later))
             Thread.sleep(forTimeInterval: 0.2)
