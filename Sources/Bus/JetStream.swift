@@ -221,7 +221,7 @@ public final class JetStream: @unchecked Sendable {
     /// Opens a key-value bucket, creating it when `create` is set and it does not exist;
     /// `ttl` (when not zero) is how long an entry lives after its last write.
     public func keyValue(bucket: String, description: String = "", history: UInt8 = 1, replicas: Int = 1, ttl: Duration = .zero,
-                         create: Bool = true) throws(BusError) -> KeyValueBucket {
+                         inMemory: Bool = false, create: Bool = true) throws(BusError) -> KeyValueBucket {
         var kv: OpaquePointer?
         if js_KeyValue(&kv, js, bucket) == NATS_OK, let kv { return KeyValueBucket(kv: kv, jetStream: self, name: bucket) }
         guard create else { throw BusError.notFound(operation: "open bucket \(bucket)") }
@@ -233,7 +233,7 @@ public final class JetStream: @unchecked Sendable {
         cfg.History = history
         cfg.Replicas = Int32(max(1, replicas))
         cfg.TTL = ttl.nanoseconds  // nanoseconds, as a stream's MaxAge (libnats passes it on as is)
-        cfg.StorageType = js_FileStorage
+        cfg.StorageType = inMemory ? js_MemoryStorage : js_FileStorage
         try check(js_CreateKeyValue(&kv, js, &cfg), "create bucket \(bucket)")
         return KeyValueBucket(kv: kv!, jetStream: self, name: bucket)
     }

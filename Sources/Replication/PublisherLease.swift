@@ -64,7 +64,9 @@ public final class PublisherLease: Sendable {
     /// Creates the bucket when missing (at start-up, where errors are retried).
     public func ensureBucket() throws {
         _ = try JetStream(connection).keyValue(bucket: settings.bucket, description: "clusterd: which replica publishes (lease)",
-                                               history: 1, replicas: settings.replicas, ttl: settings.ttl)
+                                               history: 1, replicas: settings.replicas, ttl: settings.ttl,
+                                               // Nothing in it outlives a TTL: no disk writes on the way of a renewal.
+                                               inMemory: true)
     }
 
     /// Whether this replica holds the lease now: renewed within the last `ttl / 2`.
