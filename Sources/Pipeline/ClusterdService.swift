@@ -167,7 +167,10 @@ public final class ClusterdService: @unchecked Sendable {
                 // goes out now; the streams drop what the previous publisher already sent.
                 if held { _ = try? publisher.drain() }
             }
-            try retrying("set up the lease bucket \(config.ha.leaseBucket)", connection: connection, servers: servers) { try lease.ensureBucket() }
+            try retrying("set up the lease bucket \(config.ha.leaseBucket)", connection: connection, servers: servers) {
+                try lease.ensureBucket()
+                try checkReplicas(of: "KV_\(config.ha.leaseBucket)", "the KV bucket \(config.ha.leaseBucket)", on: connection)
+            }
             publisher.publishes = { lease.isHeld }
             publisher.standbyKeep = config.ha.standbyOutbox
             self.lease = lease
@@ -197,7 +200,10 @@ public final class ClusterdService: @unchecked Sendable {
             }
         }
         // KV needs JetStream; in core mode the database and the query API are the view.
-        if intake.mode != .core { try NodeStateMirror.ensureBucket(connection: connection, replicas: intake.replicas) }
+        if intake.mode != .core {
+            try NodeStateMirror.ensureBucket(connection: connection, replicas: intake.replicas)
+            try checkReplicas(of: "KV_\(NodeStateMirror.bucket)", "the KV bucket \(NodeStateMirror.bucket)", on: connection)
+        }
         let nodes = NodeProcessor(database: database, clusters: clusters, probe: MetricHealthProbe(store: store, clusters: clusters), config: config,
                                   counters: counters, logger: logger, mirrorsToKV: intake.mode != .core,
                                   onCommit: { observations in health.submit(nodes: observations) })
@@ -303,17 +309,21 @@ public final class ClusterdService: @unchecked Sendable {
     /// Creates `stream` when missing; an existing one keeps its settings, and the log says
     /// which of them differ from clusterd's configuration.
     func ensureStream(_ stream: StreamConfig, on connection: BusConnection) throws {
-        let js = try JetStream(connection)
-        // Fewer replicas than asked for is not the high availability the operator configured:
-        // said plainly instead of running on it (more is the operator's stronger choice).
-        if let existing = try? js.streamSettings(stream.name), existing.replicas < stream.replicas {
-            throw Mismatch(description: "stream \(stream.name) exists with \(existing.replicas) replica(s), fewer than intake.replicas (\(stream.replicas)): "
-                           + "raise them (nats stream edit \(stream.name) --replicas \(stream.replicas)) or set intake.replicas: \(existing.replicas)")
-        }
-        let kept = try js.ensureStream(stream)
+        try checkReplicas(of: stream.name, "stream \(stream.name)", on: connection)
+        let kept = try JetStream(connection).ensureStream(stream)
         if !kept.isEmpty {
             logger.notice("stream \(stream.name) exists: its own settings are kept", metadata: ["kept": "\(kept.joined(separator: "; "))"])
         }
+    }
+
+    /// Fewer replicas than `intake.replicas` on an existing stream (a KV bucket is one) is not
+    /// the high availability the operator configured: said plainly instead of running on it
+    /// (more is the operator's stronger choice).
+    func checkReplicas(of stream: String, _ what: String, on connection: BusConnection) throws {
+        let wanted = config.intake.replicas
+        guard let existing = try? JetStream(connection).streamSettings(stream), existing.replicas < wanted else { return }
+        throw Mismatch(description: "\(what) exists with \(existing.replicas) replica(s), fewer than intake.replicas (\(wanted)): "
+                       + "raise them (nats stream edit \(stream) --replicas \(wanted)) or set intake.replicas: \(existing.replicas)")
     }
 
     /// What the broker has contradicts the configuration: start-up stops instead of retrying.

@@ -324,6 +324,25 @@ import Testing
         #expect(try js.streamSettings("CLUSTERD_DLQ").replicas == 2)
     }
 
+    /// Issue 19: a stream with fewer replicas than `intake.replicas` is not the high
+    /// availability asked for: start-up stops with the reason and the command that fixes it.
+    @Test func aStreamWithFewerReplicasThanConfiguredStopsStartUp() async throws {
+        let cluster = try NATSCluster()
+        let js = try JetStream(try BusConnection(ConnectionOptions(servers: cluster.urls, name: "operator")))
+        try js.ensureStream(StreamConfig(name: "CC_EVENTS", description: "the operator's, R1", subjects: ["cc.job.event", "cc.node.state"], replicas: 1))
+        let service = makeService {
+            $0.nats.servers = cluster.urls
+            $0.intake.replicas = 3
+        }
+        defer { service.stop() }
+        #expect {
+            try service.start()
+        } throws: { error in
+            "\(error)".contains("stream CC_EVENTS exists with 1 replica(s), fewer than intake.replicas (3)")
+                && "\(error)".contains("nats stream edit CC_EVENTS --replicas 3")
+        }
+    }
+
     /// Issue 21 #5, the operator's side: while archive entries cannot be written (a full
     /// disk), /readyz says so with the error, and the gauge counts them.
     @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
