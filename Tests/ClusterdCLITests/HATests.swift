@@ -5,13 +5,15 @@ import Store
 import Synchronization
 import Testing
 
+/// How long HATests keep the killed replica down before its restart: 0 in the suite;
+/// `CLUSTERD_HA_DOWNTIME_SECONDS=600` runs issue 19's "restarted after 10 minutes" by hand.
+private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DOWNTIME_SECONDS"] ?? "") ?? 0
+
 /// Two `clusterd run` replicas on a three-node NATS cluster (issue 19): the publishing
 /// replica SIGKILLed in the middle of 2,000 jobs and an alert storm, a stream leader's
 /// nats-server SIGKILLed mid-stream, a replica restarted after it was down.
-@Suite(.serialized, .timeLimit(.minutes(HATests.downtime > 0 ? 20 : 5))) final class HATests {
-    /// How long the killed replica stays down before its restart: 0 in the suite;
-    /// `CLUSTERD_HA_DOWNTIME_SECONDS=600` runs issue 19's "restarted after 10 minutes" by hand.
-    static let downtime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DOWNTIME_SECONDS"] ?? "") ?? 0
+@Suite(.serialized, .timeLimit(.minutes(haDowntime > 0 ? 20 : 5))) final class HATests {
+    static let downtime = haDowntime
     let cluster: NATSCluster
     let directory: URL
     static let ttl = 4
