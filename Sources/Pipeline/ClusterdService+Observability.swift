@@ -16,6 +16,7 @@ import Nodes
 import Observability
 import Processing
 import Prometheus
+import Replication
 import Store
 import Threads
 
@@ -62,7 +63,7 @@ extension ClusterdService {
             problems.append("\(failing.count) job archive entries cannot be written, retrying (last error: \(failing.lastError ?? "?"))")
         }
         if config.intake.mode != .core, let connection {
-            for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
+            for consumer in [config.durable(config.intake.consumer), config.durable(config.intake.nodeConsumer)] {
                 if (try? JetStream(connection, timeout: .seconds(1)).consumerLag(stream: config.intake.stream, consumer: consumer)) == nil {
                     problems.append("consumer \(consumer) on \(config.intake.stream) not reachable")
                 }
@@ -83,6 +84,10 @@ extension ClusterdService {
                                                             helpText: "clusterd's version (the value is always 1)"),
                            labels: [("version", Self.version)]).set(Int64(1))
         gauge("nats_connected", "1 while connected to NATS").set(Int64(connection?.isConnected == true ? 1 : 0))
+        if let lease {
+            gauge("publisher_lease_held", "1 while this replica holds the publisher lease (publishes derived messages)",
+                  [("instance", config.ha.instance)]).set(Int64(lease.isHeld ? 1 : 0))
+        }
         if let store = metricStore {
             let usage = store.usage
             gauge("metric_series", "metric series buffered").set(Int64(usage.series))
@@ -109,7 +114,7 @@ extension ClusterdService {
             }
         }
         if config.intake.mode != .core, let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
-            for consumer in [config.intake.consumer, config.intake.nodeConsumer] {
+            for consumer in [config.durable(config.intake.consumer), config.durable(config.intake.nodeConsumer)] {
                 guard let lag = try? js.consumerLag(stream: config.intake.stream, consumer: consumer) else { continue }
                 gauge("consumer_pending", "stream messages not yet delivered to the consumer (lag)", [("consumer", consumer)]).set(Int64(lag.pending))
                 gauge("consumer_ack_pending", "messages delivered, not yet acknowledged", [("consumer", consumer)]).set(lag.ackPending)

@@ -16,6 +16,8 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
     static let downtime = haDowntime
     let cluster: NATSCluster
     let directory: URL
+    /// Each replica's /metrics, /healthz, /readyz port.
+    let ports = ["a": freeLoopbackPort(), "b": freeLoopbackPort()]
     static let ttl = 4
     static let jobs = 2000
 
@@ -42,7 +44,7 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
                   checks: "\(directory.appendingPathComponent("checks.yaml").path)"
                   topology: "\(CLIRunner.packageRoot.appendingPathComponent("config/topology.yaml").path)"
                   evaluation_interval_ms: 200
-                observability: {listen: ""}
+                observability: {listen: "127.0.0.1:\(ports[instance]!)"}
                 log_level: notice
                 """.write(to: config(instance), atomically: true, encoding: .utf8)
         }
@@ -152,12 +154,15 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
     }
 
     /// Every alert transition in the alert stream: (message id, fingerprint, sequence, status).
+    /// The periodic re-sends of firing alerts (`resend` > 0, after `health.resend_interval`) are
+    /// not transitions.
     func storedTransitions(_ client: BusConnection) throws -> [(id: String, fingerprint: String, sequence: Int, status: String)] {
         let js = try JetStream(client)
         let count = try js.streamMessageCount("CLUSTERD_ALERTS")
-        return try (0..<count).map { i in
+        return try (0..<count).compactMap { i in
             let m = try js.message(stream: "CLUSTERD_ALERTS", sequence: i + 1)
             let o = try JSONSerialization.jsonObject(with: Data(m.data)) as? [String: Any] ?? [:]
+            if (o["resend"] as? Int ?? 0) > 0 { return nil }
             return (m.header("Nats-Msg-Id") ?? "", o["fingerprint"] as? String ?? "", o["sequence"] as? Int ?? 0, o["status"] as? String ?? "")
         }
     }
@@ -241,6 +246,13 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
             return rows(first, firing) == rows(survivor, firing)
         }
         #expect(rows(survivor, firing).count == 25)
+        // Both replicas are ready (their own consumers bound), and /metrics says who publishes.
+        for instance in ["a", "b"] {
+            let ready = try CLIRunner.run(["healthcheck", "--url", "http://127.0.0.1:\(ports[instance]!)/readyz"])
+            #expect(ready.status == 0, "\(instance): \(ready.stdout)\(ready.stderr)")
+            let metrics = try String(contentsOf: URL(string: "http://127.0.0.1:\(ports[instance]!)/metrics")!, encoding: .utf8)
+            #expect(metrics.contains("clusterd_publisher_lease_held{instance=\"\(instance)\"} \(instance == survivor ? 1 : 0)"), "\(metrics)")
+        }
         #expect(try storedTransitions(client).count == 75, "the restarted replica published nothing twice")
         // An admin action is run by every replica and answered by the publishing one.
         let protect = #"{"jobId":7,"cluster":"alex","by":"ops","reason":"kept for the HA test"}"#

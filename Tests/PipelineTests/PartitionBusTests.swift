@@ -3,7 +3,7 @@ import BusTestSupport
 import Config
 import Foundation
 import Logging
-import Pipeline
+@testable import Pipeline
 import Store
 import Synchronization
 import Testing
@@ -79,6 +79,7 @@ import Testing
             // Plain subject: each reads everything and leaves the other's half; per cluster:
             // the broker delivers only its own.
             #expect(service.counters["jobs.not_owned"] == (perClusterSubjects ? 0 : jobs))
+            #expect(service.readiness().isEmpty, "\(service.readiness())")  // its own consumers are the ones checked
         }
         // One answer per event, from its owner.
         #expect(results.withLock { $0.count } == 2 * jobs)
