@@ -73,6 +73,20 @@ public struct Check: Sendable, Equatable {
     public var flapping: Flapping?
     /// Annotation summary; `{host}`, `{component}`, `{value}`, `{severity}` are filled in.
     public var summary: String
+    /// The metric is a counter (`ib_recv`, an energy counter): the rules see its per-second
+    /// rate between a series' consecutive samples, as Prometheus' `rate()` counts — a value
+    /// below the previous one is a reset (the counter restarted from 0: the increase is the
+    /// new value), a gap gives the average over the gap, the first sample of a series and an
+    /// older or same-time sample give no value.
+    public var rate = false
+
+    /// The per-second rate from `previous` to (`time`, `value`) under ``rate``'s rules; nil
+    /// when there is none.
+    public static func rate(from previous: (time: Int64, value: Double)?, to time: Int64, _ value: Double) -> Double? {
+        guard let previous, time > previous.time else { return nil }
+        let increase = value >= previous.value ? value - previous.value : value
+        return increase / Double(time - previous.time)
+    }
 
     /// The rackscope default Slurm state → severity map.
     public static let defaultSlurmMap: [String: Severity] = {

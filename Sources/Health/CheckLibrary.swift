@@ -71,6 +71,8 @@ public struct CheckLibrary: Sendable {
                 rules.append(Check.Rule(op: op, value: v, severity: sev))
             }
             if case .metric = source, rules.isEmpty { throw fail(node, "check \(id): a metric check needs rules") }
+            let rateNode = node["source"]?["metric"]?["rate"]
+            guard rateNode == nil || rateNode?.bool != nil else { throw fail(rateNode, "check \(id): rate must be true or false") }
             if case .silence = source {} else if case .jobExits = source {} else if fixed != nil {
                 throw fail(severityNode, "check \(id): severity applies to silence and job_exits sources only (use rules)")
             }
@@ -92,7 +94,8 @@ public struct CheckLibrary: Sendable {
                 id: id, name: node["name"]?.string ?? id, scope: scope, source: source, rules: rules,
                 forSeconds: try duration("for") ?? 0, keepFiringForSeconds: try duration("keep_firing_for") ?? 0,
                 freshnessSeconds: try duration("freshness"), componentCritThreshold: node["component_crit_threshold"]?.int ?? 1,
-                flapping: flapping, summary: node["summary"]?.string ?? "\(node["name"]?.string ?? id) is {severity} on {host}"))
+                flapping: flapping, summary: node["summary"]?.string ?? "\(node["name"]?.string ?? id) is {severity} on {host}",
+                rate: rateNode?.bool ?? false))
         }
         self.checks = checks
     }

@@ -58,6 +58,8 @@ public final class HealthEngine {
         var key: AlertKey
         /// The key's slot in `states` once it has one.
         var slot = -1
+        /// The series' previous sample, for a counter check (``Check/rate``).
+        var last: (time: Int64, value: Double)?
     }
     var failures: [Int: [String: [(time: Int64, user: String, cluster: String)]]] = [:]
     var transitions: [HealthTransition] = []
@@ -212,13 +214,21 @@ public final class HealthEngine {
             let slot = hosts[i]
             if seenClusters[slot] != clusters[i] { seenClusters[slot] = clusters[i] }
             at[slot] = now
-            if !seriesTargets[i].isEmpty { evaluateTargets(of: i, value: s.value, now: now) }
+            if !seriesTargets[i].isEmpty { evaluateTargets(of: i, value: s.value, time: s.time, now: now) }
         }
     }
 
-    private func evaluateTargets(of series: Int, value: Double, now: Int64) {
+    private func evaluateTargets(of series: Int, value sampled: Double, time: Int64, now: Int64) {
         for j in seriesTargets[series].indices {
             let t = seriesTargets[series][j]
+            var value = sampled
+            if library.checks[t.check].rate {
+                // A counter: the rule sees its rate since this series' previous sample.
+                if let last = t.last, time <= last.time { continue }  // older or same time: nothing new
+                seriesTargets[series][j].last = (time, sampled)
+                guard let rate = Check.rate(from: t.last, to: time, sampled) else { continue }
+                value = rate
+            }
             var slot = t.slot
             if slot < 0 {
                 slot = target(t.key, check: t.check, now: now)
@@ -254,7 +264,8 @@ public final class HealthEngine {
     func apply(_ plan: SeriesPlan, _ value: Double, now: Int64) {
         seenCluster[plan.slot] = plan.cluster
         seenAt[plan.slot] = now
-        for t in plan.targets {
+        // A counter check needs the series' previous sample: only registered series keep it.
+        for t in plan.targets where !library.checks[t.check].rate {
             evaluate(t.key, check: t.check, raw: library.checks[t.check].severity(of: value), value: value, now: now, fresh: true)
         }
     }

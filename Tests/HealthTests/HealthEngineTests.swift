@@ -1,5 +1,6 @@
 import Foundation
 import Health
+import Model
 import Testing
 
 /// The evaluation engine on the shipped topology and checks, with time passed in.
@@ -32,12 +33,43 @@ import Testing
         #expect(throws: Topology.LoadError.self) { try Topology(yaml: "sites:\n  - id: s\n    rooms:\n      - name: x\n", file: "t.yaml") }
     }
 
+    /// A counter's rate as Prometheus' `rate()` counts it between two samples.
+    @Test func aCountersRateCountsResetsAndGaps() {
+        #expect(Check.rate(from: nil, to: 60, 100) == nil)                        // the first sample
+        #expect(Check.rate(from: (60, 100), to: 60, 160) == nil)                  // same time
+        #expect(Check.rate(from: (60, 100), to: 120, 160) == 1)                   // 60 over 60 s
+        #expect(Check.rate(from: (60, 1_000), to: 120, 300) == 5)                 // a reset: 300 since it restarted
+        #expect(Check.rate(from: (0, 0), to: 600, 6_000) == 10)                   // a gap: the average over it
+    }
+
+    /// The shipped counter check through the engine's series path: 25 GB/s for five minutes
+    /// fires, a reset in between does not break the rate.
+    @Test func theShippedInfiniBandCheckFiresOnItsRate() throws {
+        let engine = try engine()
+        let sample = MetricSample(cluster: "fritz", hostname: "f0117", name: "ib_recv", tags: [("type", "node")], value: 0, time: Self.t0)
+        engine.register(series: 0, as: sample)
+        var counter = 0.0
+        for minute in 0...7 {
+            let t = Self.t0 + Int64(minute) * 60
+            counter = minute == 4 ? 25e9 * 60 : counter + 25e9 * 60     // minute 4: the counter restarted
+            engine.ingest(series: [SeriesSample(series: 0, time: t, value: counter)], now: t)
+            engine.tick(now: t)
+        }
+        let fired = engine.takeTransitions().filter { $0.key.check == "ib_receive_saturated" }
+        #expect(fired.map(\.severity) == [.warn], "\(fired)")
+        #expect(fired.first?.value == 25e9)
+    }
+
     @Test func checksFileErrorsNameTheLine() throws {
         let bad = "checks:\n  - id: a\n    source: {metric: x}\n    rules: [{op: '>', value: 1, severity: WARN}]\n    fro: 1m\n"
         #expect { try CheckLibrary(yaml: bad, file: "c.yaml") } throws: { ($0 as? CheckLibrary.LoadError)?.description.hasPrefix("c.yaml:5: unknown key \"fro\"") == true }
         #expect(throws: CheckLibrary.LoadError.self) { try CheckLibrary(yaml: "checks:\n  - id: a\n    source: {metric: x}\n", file: "c.yaml") }
         let (checks, _) = try Self.shipped()
-        #expect(checks.checks.map(\.id) == ["gpu_temperature", "cpu_load", "slurm_state", "node_silent", "black_hole", "pdu_current"])
+        #expect(checks.checks.map(\.id) == ["gpu_temperature", "cpu_load", "slurm_state", "node_silent", "black_hole", "pdu_current", "ib_receive_saturated"])
+        #expect(checks.checks.filter(\.rate).map(\.id) == ["ib_receive_saturated"])
+        #expect(throws: CheckLibrary.LoadError.self) {
+            try CheckLibrary(yaml: "checks:\n  - id: a\n    source: {metric: {name: x, rate: often}}\n    rules: [{op: '>', value: 1, severity: WARN}]\n", file: "c.yaml")
+        }
     }
 
     @Test func hotGPUFiresAfterForAndResolvesAfterKeepFiringFor() throws {

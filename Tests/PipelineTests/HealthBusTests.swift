@@ -121,6 +121,42 @@ import Testing
         _ = sub
     }
 
+    /// Issue 20 #2: a check over a counter (`rate: true`) sees bytes per second between
+    /// consecutive samples, across a counter reset, as Prometheus' `rate()` counts.
+    @Test func aCounterCheckFiresOnItsRateAndSurvivesAReset() async throws {
+        let (service, alerts, sub) = try running(checks: """
+            checks:
+              - id: ib_receive_rate
+                scope: node
+                source: {metric: {name: ib_recv, match: {type: node}, rate: true}}
+                rules: [{op: ">", value: 1000, severity: WARN}]
+                summary: "{host} receives {value} B/s"
+            """)
+        defer { service.stop() }
+        let t = Int(Date().timeIntervalSince1970) - 600
+        func counter(_ value: Int, at offset: Int) throws {
+            try client.publish("cc.metrics.alex", Array("ib_recv,cluster=alex,hostname=a0603,type=node value=\(value)i \(t + offset)\n".utf8))
+            try client.flush()
+        }
+        try counter(5_000_000, at: 0)          // the first sample: no rate yet
+        try counter(5_030_000, at: 60)         // 500 B/s
+        try await settled(service)
+        #expect(alerts.messages.isEmpty)
+        try counter(5_150_000, at: 120)        // 2,000 B/s: WARN
+        let fired = try await alerts.wait(count: 1)
+        let firing = try #require(Self.parse(fired).first)
+        #expect(firing["status"] == .string("firing") && firing["value"] == .integer(2000))
+        #expect(firing["annotations"]?["summary"] == .string("a0603 receives 2000 B/s"))
+        try counter(5_140_000, at: 150)        // lower than before: the counter restarted (5.14 MB in 30 s: still WARN)
+        try counter(60_000, at: 180)           // a reset: the increase is the new value, 60,000 / 30 s = 2,000 B/s: still WARN
+        try counter(66_000, at: 240)           // 100 B/s: resolved
+        let all = try await alerts.wait(count: 2, timeout: 10)
+        let parsed = Self.parse(all)
+        #expect(parsed.map { $0["status"]?.stringValue ?? "" } == ["firing", "resolved"])
+        #expect(parsed.last?["value"] == .integer(100))
+        _ = sub
+    }
+
     @Test func drainedNodeAlertsAndMaintenanceOverItsRackSilences() async throws {
         let (service, alerts, sub) = try running()
         defer { service.stop() }
