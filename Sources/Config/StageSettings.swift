@@ -80,6 +80,9 @@ extension ClusterdConfig {
         public var maxSeriesPerCluster = 100_000
         /// Series of hosts that no cluster.json and no topology lists, at most.
         public var maxUnknownHostSeries = 1_000
+        /// Metrics the collectors send as counters (`ib_recv`, energy): a job's data.json and
+        /// statistics show their per-second rate (checks say `rate: true` themselves).
+        public var counters: [String] = []
 
         /// The defaults.
         public init() {}
@@ -90,7 +93,7 @@ extension ClusterdConfig {
              .duration("retention_hours", \.retention, unit: .oneHour),
              .duration("checkpoint_interval_seconds", \.checkpointInterval, unit: .seconds(1)),
              .value("max_series", \.maxSeries), .value("max_series_per_cluster", \.maxSeriesPerCluster),
-             .value("max_unknown_host_series", \.maxUnknownHostSeries)]
+             .value("max_unknown_host_series", \.maxUnknownHostSeries), .value("counters", \.counters)]
         }
     }
 

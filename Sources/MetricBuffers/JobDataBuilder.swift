@@ -49,9 +49,15 @@ public struct JobMetrics: Sendable {
 /// 8 nodes and for accelerators; statistics from the node series, avg = round2(Σ node avg / numNodes).
 public struct JobDataBuilder: Sendable {
     let store: MetricStore
+    /// Metrics the collectors send as counters (`metrics.counters`): data.json and the
+    /// statistics show their per-second rate, as the checks' `rate: true` does.
+    let counters: Set<String>
 
-    /// A builder over `store`.
-    public init(store: MetricStore) { self.store = store }
+    /// A builder over `store`; `counters` are shown as rates.
+    public init(store: MetricStore, counters: Set<String> = []) {
+        self.store = store
+        self.counters = counters
+    }
 
     /// The job's metrics; nil when the buffers hold nothing for its hosts and window.
     public func build(_ job: JobWindow, cluster: ClusterConfig) -> JobMetrics? {
@@ -76,7 +82,12 @@ public struct JobDataBuilder: Sendable {
                     if key.scope == "accelerator", let accs = host.accelerators { return accs.contains(key.id) }
                     return true
                 }.sorted { (Int($0.id) ?? Int.max, $0.id) < (Int($1.id) ?? Int.max, $1.id) }
-                let rows = keys.map { ($0, store.read($0, from: from, to: job.stop)) }.filter { $0.1.contains { !$0.isNaN } }
+                let counter = counters.contains(metric.name)
+                let rows = keys.map { key in
+                    // A counter's rate needs the slot before the job's first one.
+                    (key, counter ? Self.rates(store.read(key, from: from - store.resolution, to: job.stop), resolution: store.resolution).dropFirst().map { $0 }
+                                  : store.read(key, from: from, to: job.stop))
+                }.filter { $0.1.contains { !$0.isNaN } }
                 guard !rows.isEmpty else { continue }
                 let combined = scope == "node" ? rows[0].1 : Self.combine(rows.map(\.1), sum: metric.aggregation == "sum")
                 guard let stats = Self.statistics(combined) else { continue }
@@ -114,6 +125,22 @@ public struct JobDataBuilder: Sendable {
         members.append(("statistics", .object([("avg", .double(round2(s.avg))), ("min", .double(round2(s.min))), ("max", .double(round2(s.max)))])))
         members.append(("data", .array(values.map { $0.isNaN ? .null : .double(Double("\($0)") ?? Double($0)) })))
         return .object(members)
+    }
+
+    /// A counter's slots as per-second rates, as Prometheus' `rate()` counts: each present slot
+    /// against the previous present one (a lower value is a reset: its increase is the value
+    /// itself; a gap gives the average over it); the first present slot has none (NaN).
+    static func rates(_ values: [Float], resolution: Int64) -> [Float] {
+        var out = [Float](repeating: .nan, count: values.count)
+        var previous: (index: Int, value: Float)?
+        for (i, v) in values.enumerated() where !v.isNaN {
+            if let p = previous {
+                let increase = v >= p.value ? v - p.value : v
+                out[i] = increase / Float(Int64(i - p.index) * resolution)
+            }
+            previous = (i, v)
+        }
+        return out
     }
 
     /// Per-slot sum or average over the rows' present values.

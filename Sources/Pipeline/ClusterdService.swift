@@ -180,7 +180,7 @@ public final class ClusterdService: @unchecked Sendable {
         let health = try startHealth(connection: connection, publisher: publisher, writer: writer, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
-        jobs.dataBuilder = JobDataBuilder(store: store)
+        jobs.dataBuilder = JobDataBuilder(store: store, counters: Set(config.metrics.counters))
         jobs.writer = writer
         let heldStopTimeout = config.jobs.heldStopTimeout.wholeSeconds
         // Started before the intake loops and stopped after them (parts stop in reverse):

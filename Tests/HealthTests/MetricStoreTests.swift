@@ -91,6 +91,33 @@ import Testing
         #expect(m.data["load"]?["node"]?["timestep"] == .integer(10))
     }
 
+    /// Issue 20 #2: a counter metric (`metrics.counters`) appears in data.json and the
+    /// statistics as its per-second rate, across a reset and a gap.
+    @Test func aCounterMetricsJobDataIsItsRate() throws {
+        let store = MetricStore(resolution: 10, retention: 3600)
+        let key = SeriesKey(cluster: "c", host: "n1", metric: "ib_recv", scope: "node", id: "")
+        // 100 B/s from t=990 (the slot before the job) to 1030, a reset at 1040 (counter 500),
+        // a missing slot at 1050, then 1,000 at 1060 (500 over 20 s: 25 B/s).
+        for (t, v) in [(990, 1_000), (1000, 2_000), (1010, 3_000), (1020, 4_000), (1030, 5_000), (1040, 500), (1060, 1_000)] {
+            _ = store.write(key, time: Int64(t), value: Double(v))
+        }
+        let cluster = try ClusterConfig(document: Array("""
+            {"name": "c", "metricConfig": [{"name": "ib_recv", "unit": {"base": "B/s"}, "scope": "node", "timestep": 10, "aggregation": "sum"}],
+             "subClusters": [{"name": "main", "nodes": "n1"}]}
+            """.utf8), file: "c.json")
+        let job = JobWindow(cluster: "c", subCluster: "main", hosts: [.init(hostname: "n1")], start: 1000, stop: 1060)
+        let m = try #require(JobDataBuilder(store: store, counters: ["ib_recv"]).build(job, cluster: cluster))
+        guard case .array(let series)? = m.data["ib_recv"]?["node"]?["series"], case .array(let values)? = series.first?["data"] else {
+            throw Failure("no node series")
+        }
+        // 1000…1030: 100 B/s; 1040: the reset, 500 in 10 s; 1050: none; 1060: 25 B/s.
+        #expect(values.map { v -> Double in if case .double(let d) = v { d } else { -1 } } == [100, 100, 100, 100, 50, -1, 25], "\(values)")
+        #expect(m.statistics["ib_recv"]?["max"] == .double(100))
+        // Not a counter: the raw values.
+        let raw = try #require(JobDataBuilder(store: store).build(job, cluster: cluster))
+        #expect(raw.statistics["ib_recv"]?["max"] == .double(5_000))
+    }
+
     /// Issue 16's second reproduction: a year-long window sized its series from the job's
     /// length (66 GB for a 10^12 s window). It is bounded by what the buffers can hold.
     @Test func aJobLongerThanTheBuffersGetsTheirRetentionNotItsLength() throws {
