@@ -75,7 +75,7 @@ let package = Package(
         ]),
         // Request/reply: clusterd.api.* (read-only connection), clusterd.admin.* (on the writer).
         .target(name: "API", dependencies: [
-            "Bus", "Store", "Jobs", "Health", "Alerts", "Model", "Intake", "Processing", "Config",
+            "Bus", "Store", "Jobs", "Health", "Alerts", "Model", "Intake", "Processing", "Config", "Audit",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The world outside NATS: HTTP probes, the fleet service (pull checks, heartbeats,
@@ -84,6 +84,8 @@ let package = Package(
             "Threads", "Bus", "Store", "Fleet", "Alerts", "Health", "Model", "LineProtocol", "Intake", "Config", "Observability",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The audit log: every administrative action, who asked, the request and the answer.
+        .target(name: "Audit", dependencies: ["Store", "Model"]),
         // Replicas on a NATS cluster: the publisher lease in a key-value bucket.
         .target(name: "Replication", dependencies: [
             "Threads", "Bus", "Observability",
@@ -92,7 +94,7 @@ let package = Package(
         // The composition root: builds every part from the configuration and runs them.
         .target(name: "Pipeline", dependencies: [
             "Threads", "Bus", "Store", "Jobs", "Archive", "Nodes", "Health", "Alerts", "MetricBuffers", "Fleet", "Model", "NATSServerProcess",
-            "Config", "Observability", "Intake", "Processing", "API", "Integrations", "Replication",
+            "Config", "Observability", "Intake", "Processing", "API", "Integrations", "Replication", "Audit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -1,3 +1,4 @@
+import Audit
 import Bus
 import Foundation
 import Health
@@ -41,6 +42,8 @@ public final class QueryAPI: @unchecked Sendable {
             endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
             endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
             endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
+            endpoint("audit", "list", "Administrative actions (who, what, when, request and result) by resource, actor, time range; paged",
+                     { try $0.auditList($1) }),
             endpoint("dlq", "parked", "Outbox messages parked because the broker can never take them; paged", { try $0.parked($1) }),
             endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject (admin)", { try $0.replay($1) },
                      subject: "clusterd.admin.dlq.replay", name: "admin-dlq-replay"),
@@ -85,6 +88,7 @@ public final class QueryAPI: @unchecked Sendable {
         "alerts.history": ["entity", "check", "from", "to"] + paging,
         "dlq.list": ["stage", "code"] + paging,
         "dlq.parked": paging,
+        "audit.list": ["resource", "actor", "from", "to"] + paging,
         "dlq.replay": ["id", "stage", "code", "limit"],
     ]
 
@@ -299,6 +303,14 @@ public final class QueryAPI: @unchecked Sendable {
                      ("bytes", .integer(r.int(3))), ("reason", .string(r.text(4))), ("parkedAt", .integer(r.int(5)))])
         }
         return listed("parked", rows, total: total, page: page)
+    }
+
+    func auditList(_ o: StrictObject) throws -> JSONValue {
+        let page = try Self.page(o)
+        let (entries, total) = try AuditLog(database).list(resource: try o.string("resource"), actor: try o.string("actor"),
+                                                           from: try o.int("from", 0...Int64.max), to: try o.int("to", 0...Int64.max),
+                                                           limit: page.limit, offset: page.offset)
+        return listed("entries", entries, total: total, page: page)
     }
 
     func deadLetters(_ o: StrictObject) throws -> JSONValue {

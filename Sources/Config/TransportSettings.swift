@@ -142,6 +142,10 @@ extension ClusterdConfig {
         /// Dead letters older than this are deleted from the `dead_letter` table (the stream
         /// keeps its own `intake.max_age_days`).
         public var deadLetterRetention = Duration.oneDay * 30
+        /// Administrative actions are published on `<prefix>.<resource>`.
+        public var auditPrefix = "clusterd.audit"
+        /// The `audit_log` table forgets older entries.
+        public var auditRetention = Duration.oneDay * 365
 
         /// The defaults.
         public init() {}
@@ -149,7 +153,8 @@ extension ClusterdConfig {
         public static var settings: [Setting<Self>] {
             [.value("dead_letter_prefix", \.deadLetterPrefix), .value("result_prefix", \.resultPrefix),
              .value("dead_letter_stream", \.deadLetterStream),
-             .duration("dead_letter_retention_days", \.deadLetterRetention, unit: .oneDay)]
+             .duration("dead_letter_retention_days", \.deadLetterRetention, unit: .oneDay),
+             .value("audit_prefix", \.auditPrefix), .duration("audit_retention_days", \.auditRetention, unit: .oneDay)]
         }
     }
 }

@@ -1,6 +1,7 @@
 import Alerts
 import API
 import Archive
+import Audit
 import Bus
 import Config
 import Fleet
@@ -246,6 +247,12 @@ public final class ClusterdService: @unchecked Sendable {
         for i in endpoints.indices where endpoints[i].subject.hasPrefix("clusterd.admin.") || endpoints[i].subject.hasPrefix("fleet.") {
             endpoints[i].everyReplica = true
         }
+        endpoints = AuditedEndpoints(writer: writer, publisher: publisher, logger: logger, prefix: config.publish.auditPrefix).wrap(endpoints)
+        scheduler.every(3600, "audit.retention") { [keep = config.publish.auditRetention.wholeSeconds] now in
+            do { _ = try writer.perform { try AuditLog($0).prune(before: now - keep) } } catch {
+                logger.error("audit retention failed; retried in an hour", metadata: ["error": "\(error)"])
+            }
+        }
         var answers: (@Sendable () -> Bool)?
         if let lease { answers = { lease.isHeld } }
         let micro = try MicroService(connection: connection, name: "clusterd", version: Self.version,
@@ -304,7 +311,7 @@ public final class ClusterdService: @unchecked Sendable {
 
     /// Every table clusterd keeps.
     public static let migrations = Outbox.migrations + PipelineSchema.migrations + JobSchema.migrations + NodeSchema.migrations
-        + AlertSchema.migrations + FleetSchema.migrations
+        + AlertSchema.migrations + FleetSchema.migrations + AuditLog.migrations
 
     /// Creates `stream` when missing; an existing one keeps its settings, and the log says
     /// which of them differ from clusterd's configuration.

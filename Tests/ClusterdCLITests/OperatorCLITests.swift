@@ -15,7 +15,7 @@ import Testing
     @Test func checkConfigReportsEveryProblemWithItsFile() throws {
         let ok = try CLIRunner.run(["check-config"], directory: CLIRunner.packageRoot)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
-        #expect(ok.stdout.contains("config/checks.yaml: 6 checks") && ok.stdout.contains("config/topology.yaml: 1 sites"))
+        #expect(ok.stdout.contains("config/checks.yaml: 7 checks") && ok.stdout.contains("config/topology.yaml: 1 sites"))
         let checks = directory.appendingPathComponent("checks.yaml")
         try "checks:\n  - id: a\n    source: {metric: x}\n    rules: [{op: '>', value: 1, severity: LOUD}]\n".write(to: checks, atomically: true, encoding: .utf8)
         let config = directory.appendingPathComponent("bad.yaml")

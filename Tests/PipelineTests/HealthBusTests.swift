@@ -180,7 +180,7 @@ import Testing
         let documentedReply = try JSONValue.parse(Array(try #require(SubjectExamplesTests.blocks(doc, info: "json reply=create").first).utf8))
         func keys(_ v: JSONValue?) -> [String] { if case .object(let m)? = v { return m.map(\.key) }; return [] }
         #expect(keys(created) == keys(documentedReply) && keys(created["window"]) == keys(documentedReply["window"]))
-        let unknownRack = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.create",
+        let unknownRack = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.create", headers: ["Clusterd-Actor": ["ops"]],
             data: Array(#"{"scope":"rack","target":"r99","reason":"x"}"#.utf8))).data)
         #expect(unknownRack["ok"] == .bool(false))
         try nodestate("f0121", #"\"DOWN\""#, id: "ns2")
@@ -197,7 +197,7 @@ import Testing
         let listRequest = try #require(SubjectExamplesTests.blocks(doc, info: "json request=list").first)
         let list = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.list", data: Array(listRequest.utf8))).data)
         guard case .array(let windows)? = list["windows"], let id = windows.first?["id"] else { throw TestFailure("no window listed") }
-        let ended = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.end",
+        let ended = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.maintenance.end", headers: ["Clusterd-Actor": ["ops"]],
                                                                       data: Array(#"{"id":\#(id.jsonText)}"#.utf8))).data)
         #expect(ended["window"]?["status"] == .string("expired"))
         let announced = Self.parse(try await alerts.wait(count: 3, timeout: 10))
@@ -235,7 +235,7 @@ import Testing
         // An invalid checks file: refused with its file and line, everything stays as it was.
         try "checks:\n  - id: broken\n    source: {metric: {name: x}}\n    rules: [{op: \"~\", value: 1, severity: CRIT}]\n"
             .write(to: checksFile, atomically: true, encoding: .utf8)
-        let refused = try client.request(BusMessage(subject: "clusterd.admin.config.reload", data: []))
+        let refused = try client.request(BusMessage(subject: "clusterd.admin.config.reload", headers: ["Clusterd-Actor": ["ops"]], data: []))
         #expect(refused.header("Nats-Service-Error-Code") == "400")
         #expect(refused.header("Nats-Service-Error")?.contains("custom-checks.yaml:") == true, "\(refused.header("Nats-Service-Error") ?? "")")
         guard case .array(let checks)? = try health(#"{"hostname":"a0603"}"#)["checks"] else { throw TestFailure("no checks for a0603") }
@@ -266,7 +266,7 @@ import Testing
         try FileManager.default.createDirectory(at: newCluster.deletingLastPathComponent(), withIntermediateDirectories: true)
         try lab.replacingOccurrences(of: #""name": "lab""#, with: #""name": "lab2""#).replacingOccurrences(of: "h[1-2]", with: "n[1-2]")
             .write(to: newCluster, atomically: true, encoding: .utf8)
-        let reloaded = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.config.reload", data: [])).data)
+        let reloaded = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.config.reload", headers: ["Clusterd-Actor": ["ops"]], data: [])).data)
         #expect(reloaded["ok"] == .bool(true) && reloaded["checks"] == .integer(2), "\(reloaded)")
         let doc = try String(contentsOfFile: Repository.path("subjects/clusterd.admin.config.md"), encoding: .utf8)
         let documented = try JSONValue.parse(Array(try #require(SubjectExamplesTests.blocks(doc, info: "json reply=reload").first).utf8))

@@ -75,7 +75,7 @@ import Testing
                 try c.publish("cc.metrics.fritz", Array("temp,cluster=fritz,hostname=f0102 value=\(i % 2 == 0 ? 99 : 20) \(t)\n".utf8))
                 try c.publish("fleet.acme.web1.heartbeat", Array(#"{"version":"1.\#(i)"}"#.utf8))
                 if i % 40 == 0 {
-                    _ = try c.request(BusMessage(subject: "clusterd.admin.maintenance.create",
+                    _ = try c.request(BusMessage(subject: "clusterd.admin.maintenance.create", headers: ["Clusterd-Actor": ["load-test"]],
                                                  data: Array(#"{"scope":"node","target":"f09\#(i)","reason":"load test","durationSeconds":60}"#.utf8)))
                 }
                 if i % 10 == 0 { try c.flush() }
