@@ -253,6 +253,8 @@ public final class QueryAPI: @unchecked Sendable {
         b.add("silenced", r.int(8) != 0)
         b.add("flapping", r.int(9) != 0)
         if !r.isNull(10) { b.add("value", .double(r.double(10))) }
+        // The firing parent alert (its fingerprint) that keeps this one from being sent.
+        if r.columnCount > 11, !r.text(11).isEmpty { b.add("inhibitedBy", r.text(11)) }
         return b.value
     }
 
@@ -266,7 +268,7 @@ public final class QueryAPI: @unchecked Sendable {
         let page = (limit: try o.int("limit", 1...1000) ?? 500, offset: try o.int("offset", 0...Int64.max) ?? 0)
         let total = try database.prepare("SELECT count(*) FROM alert\(sql)").first(values) { $0.int(0) } ?? 0
         let rows = try database.prepare("""
-            SELECT fingerprint, labels, summary, severity, status, starts_at, ends_at, sequence, silenced, flapping, value
+            SELECT fingerprint, labels, summary, severity, status, starts_at, ends_at, sequence, silenced, flapping, value, inhibited_by
             FROM alert\(sql) ORDER BY starts_at, fingerprint LIMIT ? OFFSET ?
             """).rows(values + [.integer(page.limit), .integer(page.offset)], Self.alertRow)
         return listed("alerts", rows, total: total, page: page)

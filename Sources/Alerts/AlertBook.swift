@@ -6,7 +6,10 @@ import Store
 /// Keeps every alert instance and turns health transitions into published alerts: each
 /// transition gets the next sequence number of its alert and goes to the outbox in the same
 /// transaction as the state change, with `Nats-Msg-Id` = fingerprint-sequence. Maintenance
-/// windows silence publication (the alert is still recorded); firing alerts are re-sent.
+/// windows silence publication (the alert is still recorded); so does a firing parent in the
+/// topology — a rack-scope check's alert or one of the rack's PDUs or switches inhibits the
+/// rack's other alerts (`inhibited_by`), and they are announced when it resolves while they
+/// still fire; firing alerts are re-sent.
 public final class AlertBook: @unchecked Sendable {
     let database: Database
     let outbox: Outbox
@@ -14,6 +17,8 @@ public final class AlertBook: @unchecked Sendable {
     public let prefix: String
     /// Firing alerts are re-sent this often (seconds).
     public let resendInterval: Int64
+    /// Rack → the hosts of its PDUs, switches and cooling (``Topology/rackParents``).
+    public var parents: @Sendable (String) -> Set<String> = { _ in [] }
 
     /// A book over a migrated database (its own connection, used by one thread at a time).
     public init(database: Database, prefix: String = "clusterd.alert", resendInterval: Int64 = 300) {
@@ -43,19 +48,22 @@ public final class AlertBook: @unchecked Sendable {
                     .first([.text(fp)]) { ($0.int(0), $0.int(1) != 0) }
                 let sequence = (previous?.0 ?? 0) + 1
                 let silenced = windows.contains { $0.covers(entity: t.key.entity, placement: t.placement) }
-                // Firing is published unless silenced; a resolve only if its firing was.
-                let publish = t.status == .firing ? !silenced : previous?.1 == true
+                let inhibitor = t.status == .firing ? try inhibitor(of: t.key.entity, rack: t.placement?.rack ?? "") : nil
+                // Firing is published unless silenced or inhibited; a resolve only if its firing was.
+                let publish = t.status == .firing ? !silenced && inhibitor == nil : previous?.1 == true
                 let announced = t.status == .firing ? (publish || previous?.1 == true) : false
                 try database.prepare("""
                     INSERT INTO alert (fingerprint, check_id, cluster, entity, component, rack, room, site, labels, summary, severity,
-                        status, starts_at, ends_at, last_problem_at, value, flapping, sequence, silenced, announced, last_sent_at, resends, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                        status, starts_at, ends_at, last_problem_at, value, flapping, sequence, silenced, announced, last_sent_at, resends, updated_at,
+                        inhibited_by)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                     ON CONFLICT (fingerprint) DO UPDATE SET labels = excluded.labels, summary = excluded.summary, severity = excluded.severity,
                         status = excluded.status, starts_at = excluded.starts_at, ends_at = excluded.ends_at,
                         last_problem_at = excluded.last_problem_at, value = excluded.value, flapping = excluded.flapping,
                         sequence = excluded.sequence, silenced = excluded.silenced, announced = excluded.announced,
                         last_sent_at = CASE WHEN ? THEN excluded.last_sent_at ELSE alert.last_sent_at END, resends = 0,
-                        rack = excluded.rack, room = excluded.room, site = excluded.site, updated_at = excluded.updated_at
+                        rack = excluded.rack, room = excluded.room, site = excluded.site, updated_at = excluded.updated_at,
+                        inhibited_by = excluded.inhibited_by
                     """).run([
                         .text(fp), .text(t.key.check), .text(t.key.cluster), .text(t.key.entity), .text(t.key.component),
                         .text(t.placement?.rack ?? ""), .text(t.placement?.room ?? ""), .text(t.placement?.site ?? ""),
@@ -63,7 +71,7 @@ public final class AlertBook: @unchecked Sendable {
                         .text(t.severity.rawValue), .text(t.status.rawValue), .integer(t.startsAt), t.endsAt.map(SQLValue.integer) ?? .null,
                         .integer(t.status == .firing ? t.at : (t.endsAt ?? t.at)), t.value.map(SQLValue.real) ?? .null,
                         .integer(t.flapping ? 1 : 0), .integer(sequence), .integer(silenced ? 1 : 0), .integer(announced ? 1 : 0),
-                        .integer(publish ? now : 0), .integer(now), .integer(publish ? 1 : 0),
+                        .integer(publish ? now : 0), .integer(now), .text(inhibitor ?? ""), .integer(publish ? 1 : 0),
                     ])
                 try database.prepare("""
                     INSERT INTO alert_transition (fingerprint, sequence, status, severity, flapping, silenced, published, at)
@@ -88,25 +96,31 @@ public final class AlertBook: @unchecked Sendable {
             let windows = try maintenance(activeAt: now)
             var queued = 0
             let firing = try database.prepare("""
-                SELECT fingerprint, entity, rack, room, site, silenced, announced, last_sent_at, resends FROM alert WHERE status = 'firing'
-                """).rows { r in (r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.int(5) != 0, r.int(6) != 0, r.int(7), r.int(8)) }
-            for (fp, entity, rack, room, site, silenced, announced, lastSent, resends) in firing {
+                SELECT fingerprint, entity, rack, room, site, silenced, announced, last_sent_at, resends, inhibited_by FROM alert WHERE status = 'firing'
+                """).rows { r in (r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.int(5) != 0, r.int(6) != 0, r.int(7), r.int(8), r.text(9)) }
+            for (fp, entity, rack, room, site, silenced, announced, lastSent, resends, inhibitedBy) in firing {
                 let placement = rack.isEmpty && room.isEmpty ? nil : Placement(site: site, room: room, aisle: nil, rack: rack, device: "")
                 let covered = windows.contains { $0.covers(entity: entity, placement: placement) }
+                // Its parent fired or resolved since: marked, or freed (and announced below).
+                let inhibitor = try inhibitor(of: entity, rack: rack) ?? ""
+                if inhibitor != inhibitedBy {
+                    try database.prepare("UPDATE alert SET inhibited_by = ? WHERE fingerprint = ?").run([.text(inhibitor), .text(fp)])
+                }
+                if !inhibitor.isEmpty { continue }  // nothing goes out while its parent fires
+                if !inhibitedBy.isEmpty && !announced && !covered {
+                    // The parent resolved with this one still firing, never announced: announce it now.
+                    try announce(fp, now: now)
+                    if silenced { try database.prepare("UPDATE alert SET silenced = 0 WHERE fingerprint = ?").run([.text(fp)]) }
+                    queued += 1
+                    continue
+                }
                 if covered != silenced {
                     if covered {
                         try database.prepare("UPDATE alert SET silenced = 1 WHERE fingerprint = ?").run([.text(fp)])
                     } else {
                         // The window ended with the alert still firing: announce it now, as a new transition.
-                        try database.prepare("""
-                            UPDATE alert SET silenced = 0, announced = 1, sequence = sequence + 1, last_sent_at = ?, resends = 0, updated_at = ?
-                            WHERE fingerprint = ?
-                            """).run([.integer(now), .integer(now), .text(fp)])
-                        try database.prepare("""
-                            INSERT INTO alert_transition (fingerprint, sequence, status, severity, flapping, silenced, published, at)
-                            SELECT fingerprint, sequence, status, severity, flapping, 0, 1, ? FROM alert WHERE fingerprint = ?
-                            """).run([.integer(now), .text(fp)])
-                        try queue(fingerprint: fp, resend: 0, now: now)
+                        try database.prepare("UPDATE alert SET silenced = 0 WHERE fingerprint = ?").run([.text(fp)])
+                        try announce(fp, now: now)
                         queued += 1
                     }
                 } else if !silenced, announced, now - lastSent >= resendInterval {
@@ -117,6 +131,33 @@ public final class AlertBook: @unchecked Sendable {
             }
             return queued
         }
+    }
+
+    /// Publishes a firing alert consumers have not heard of (or not since a window or parent
+    /// held it back) as a new transition.
+    private func announce(_ fp: String, now: Int64) throws {
+        try database.prepare("""
+            UPDATE alert SET announced = 1, sequence = sequence + 1, last_sent_at = ?, resends = 0, updated_at = ? WHERE fingerprint = ?
+            """).run([.integer(now), .integer(now), .text(fp)])
+        try database.prepare("""
+            INSERT INTO alert_transition (fingerprint, sequence, status, severity, flapping, silenced, published, at)
+            SELECT fingerprint, sequence, status, severity, flapping, 0, 1, ? FROM alert WHERE fingerprint = ?
+            """).run([.integer(now), .text(fp)])
+        try queue(fingerprint: fp, resend: 0, now: now)
+    }
+
+    /// The firing parent alert that inhibits an alert of `entity` in `rack` — the rack's own
+    /// (a rack-scope check) or one of its PDUs', switches' or cooling's — or nil. A parent is
+    /// never inhibited by its own rack.
+    func inhibitor(of entity: String, rack: String) throws -> String? {
+        guard !rack.isEmpty, entity != rack else { return nil }
+        let parents = parents(rack)
+        guard !parents.contains(entity) else { return nil }
+        let names = [rack] + parents.sorted()
+        return try database.prepare("""
+            SELECT fingerprint FROM alert WHERE status = 'firing' AND rack = ? AND entity IN (\(names.map { _ in "?" }.joined(separator: ", ")))
+            ORDER BY starts_at, fingerprint LIMIT 1
+            """).first([.text(rack)] + names.map(SQLValue.text)) { $0.text(0) }
     }
 
     /// Deletes transitions older than `cutoff` and alerts resolved before it (a firing alert

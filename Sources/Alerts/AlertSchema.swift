@@ -56,5 +56,10 @@ public enum AlertSchema {
                 ended_at INTEGER);
             CREATE INDEX maintenance_active ON maintenance (ended_at, starts_at);
             """),
+        // Topology-causal inhibition: the fingerprint of the firing parent alert (a rack-scope
+        // check, a PDU or switch of the rack) that keeps this one from being published.
+        Migration(module: "alerts", version: 2, sql: """
+            ALTER TABLE alert ADD COLUMN inhibited_by TEXT NOT NULL DEFAULT '';
+            """),
     ]
 }

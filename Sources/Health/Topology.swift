@@ -36,6 +36,12 @@ public struct Topology: Sendable {
     public let aisles: [String: [String]]
     /// Device id → its hosts (an id used in several racks lists the hosts of all of them).
     public let devices: [String: [String]]
+    /// Rack id → the hosts of its devices that everything in the rack depends on (`type:` one
+    /// of ``parentTypes``): their alerts inhibit the rack's other alerts, as a rack-scope
+    /// check's alert does.
+    public let rackParents: [String: Set<String>]
+    /// Device types whose failure takes the rest of their rack with it.
+    public static let parentTypes: Set<String> = ["pdu", "switch", "cooling"]
 
     /// Why a topology file cannot be used.
     public struct LoadError: Error, Sendable, CustomStringConvertible {
@@ -51,6 +57,7 @@ public struct Topology: Sendable {
         rackPlacement = [:]
         aisles = [:]
         devices = [:]
+        rackParents = [:]
     }
 
     /// Loads `path`.
@@ -70,6 +77,7 @@ public struct Topology: Sendable {
         var rackPlacement: [String: Placement] = [:]
         var aisles: [String: [String]] = [:]
         var devices: [String: [String]] = [:]
+        var rackParents: [String: Set<String>] = [:]
         func fail(_ node: Node?, _ reason: String) -> LoadError {
             LoadError(description: "\(file):\(node?.mark?.line ?? 0): \(reason)")
         }
@@ -100,6 +108,12 @@ public struct Topology: Sendable {
                     for deviceNode in rackNode["devices"]?.sequence ?? [] {
                         let device = try id(deviceNode, "device")
                         let names = try Self.instances(deviceNode["instance"] ?? deviceNode["nodes"], device: device, fail: { fail(deviceNode, $0) })
+                        if let type = deviceNode["type"]?.string {
+                            guard Self.parentTypes.contains(type) || type == "server" else {
+                                throw fail(deviceNode, "device \(device): type \"\(type)\" is not server, \(Self.parentTypes.sorted().joined(separator: ", "))")
+                            }
+                            if Self.parentTypes.contains(type) { rackParents[rack, default: []].formUnion(names) }
+                        }
                         for host in names {
                             // rackscope: a later device wins a name collision.
                             hosts[host] = Placement(site: site, room: room, aisle: aisle, rack: rack, device: device)
@@ -117,6 +131,7 @@ public struct Topology: Sendable {
         self.rackPlacement = rackPlacement
         self.aisles = aisles
         self.devices = devices
+        self.rackParents = rackParents
     }
 
     static func instances(_ node: Node?, device: String, fail: (String) -> LoadError) throws(LoadError) -> [String] {

@@ -76,6 +76,9 @@ extension ClusterdService {
         watchedMetrics.replace(with: library.metricNames)
         let database = writer.database
         let book = AlertBook(database: database, prefix: settings.alertPrefix, resendInterval: settings.resendInterval.wholeSeconds)
+        // Topology-causal inhibition follows the topology a reload installs.
+        let current = self.topology
+        book.parents = { current.current.rackParents[$0] ?? [] }
         writer.lock.lock()
         defer { writer.lock.unlock() }
         let restored = try book.restore()

@@ -121,6 +121,71 @@ import Testing
         _ = sub
     }
 
+    /// Issue 20 #4: a rack's PDU failing inhibits the alerts of everything else in its rack:
+    /// recorded with `inhibitedBy`, not published (so not sent to Alertmanager); announced when
+    /// the PDU's alert resolves while they still fire. Another rack's alerts go out as ever.
+    @Test func aFailingPDUInhibitsItsRacksAlertsUntilItResolves() async throws {
+        let topology = directory.appendingPathComponent("pdu-topology.yaml")
+        try """
+            sites:
+              - id: erlangen
+                rooms:
+                  - id: room-1
+                    aisles:
+                      - id: aisle-a
+                        racks:
+                          - id: r01
+                            devices:
+                              - {id: r01-c01, instance: "f[0101-0118]"}
+                          - id: r02
+                            devices:
+                              - {id: r02-c01, instance: "f[0119-0164]"}
+                              - {id: r02-pdu, type: pdu, instance: r02-pdu-a}
+            """.write(to: topology, atomically: true, encoding: .utf8)
+        let service = try makeService(checks: """
+            checks:
+              - id: slurm_state
+                source: {slurm_state: {}}
+              - id: pdu_current
+                source: {metric: {name: pdu_current}}
+                rules: [{op: ">", value: 20, severity: CRIT}]
+            """, topologyFile: topology.path)
+        try service.start()
+        defer { service.stop() }
+        let alerts = Collector()
+        let sub = try client.subscribe("clusterd.alert.>") { alerts.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        func pdu(_ amps: Int) throws {
+            try client.publish("cc.metrics.fritz", Array("pdu_current,cluster=fritz,hostname=r02-pdu-a,type=node value=\(amps) \(Int(Date().timeIntervalSince1970))\n".utf8))
+            try client.flush()
+        }
+        func down(_ host: String, id: String) throws {
+            let body = #"nodestate event="{\"cluster\":\"fritz\",\"nodes\":[{\"hostname\":\"\#(host)\",\"states\":[\"DOWN\"]}]}" 1"#
+            _ = try js.publish(BusMessage(subject: "cc.node.state", data: Array(body.utf8)), messageID: id)
+        }
+        try pdu(25)
+        let pduFiring = try #require(Self.parse(try await alerts.wait(count: 1)).first)
+        #expect(pduFiring["labels"]?["hostname"] == .string("r02-pdu-a") && pduFiring["status"] == .string("firing"))
+        try down("f0121", id: "inhibit-1")      // rack r02: behind the PDU
+        try down("f0101", id: "inhibit-2")      // rack r01: not
+        let two = Self.parse(try await alerts.wait(count: 2, timeout: 10))
+        #expect(two.last?["labels"]?["hostname"] == .string("f0101"))
+        try await settled(service)
+        #expect(alerts.messages.count == 2, "f0121's alert is held back")
+        let active = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0121"}"#.utf8))).data)
+        func first(_ v: JSONValue) -> JSONValue? { if case .array(let a)? = v["alerts"] { return a.first }; return nil }
+        #expect(first(active)?["inhibitedBy"] == pduFiring["fingerprint"], "\(active)")
+        // The PDU recovers: its resolve, then f0121's alert, still firing, is announced.
+        try pdu(10)
+        let four = Self.parse(try await alerts.wait(count: 4, timeout: 10))
+        #expect(four[2]["labels"]?["hostname"] == .string("r02-pdu-a") && four[2]["status"] == .string("resolved"))
+        #expect(four[3]["labels"]?["hostname"] == .string("f0121") && four[3]["status"] == .string("firing"))
+        let freed = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0121"}"#.utf8))).data)
+        #expect(first(freed) != nil && first(freed)?["inhibitedBy"] == nil, "\(freed)")
+        _ = sub
+    }
+
     /// Issue 20 #2: a check over a counter (`rate: true`) sees bytes per second between
     /// consecutive samples, across a counter reset, as Prometheus' `rate()` counts.
     @Test func aCounterCheckFiresOnItsRateAndSurvivesAReset() async throws {
