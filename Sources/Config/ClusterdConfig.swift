@@ -145,6 +145,12 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
                                 + "and less than intake.duplicate_window_seconds (\(intake.duplicateWindow.components.seconds))")
             }
         }
+        if jobs.archiveQuotaBytes < 0 || !(0...100).contains(jobs.archiveQuotaPercent) {
+            throw LoadError(description: "jobs.archive_quota_bytes / archive_quota_percent: a byte count ≥ 0, a percent 0–100")
+        }
+        if !(0 < jobs.archiveLowWatermarkPercent && jobs.archiveLowWatermarkPercent < jobs.archiveHighWatermarkPercent && jobs.archiveHighWatermarkPercent <= 100) {
+            throw LoadError(description: "jobs.archive_low_watermark_percent must be above 0 and below archive_high_watermark_percent (at most 100)")
+        }
         if metrics.resolution < .seconds(1) { throw LoadError(description: "metrics.resolution_seconds: must be at least 1") }
         if metrics.retention < metrics.resolution {
             throw LoadError(description: "metrics.retention_hours: must hold at least one sample")

@@ -11,6 +11,21 @@ extension ClusterdConfig {
         /// Finished jobs older than this leave the archive and the job table, unless
         /// protected; zero keeps everything.
         public var archiveRetention = Duration.zero
+        /// The archive's disk budget in bytes (0: none) …
+        public var archiveQuotaBytes: Int64 = 0
+        /// … or in percent of its file system (0: none; used when no byte budget is set).
+        public var archiveQuotaPercent = 0.0
+        /// Above this share of the budget, finished unprotected jobs are evicted oldest first …
+        public var archiveHighWatermarkPercent = 95.0
+        /// … down to this share.
+        public var archiveLowWatermarkPercent = 60.0
+        /// Jobs of these users, projects or tags are never evicted (as protected ones).
+        public var archiveKeepUsers: [String] = []
+        public var archiveKeepProjects: [String] = []
+        public var archiveKeepTags: [String] = []
+        /// How often the budget is checked (and at start); zero: only on request
+        /// (`clusterd.admin.archive.evict`).
+        public var archiveQuotaInterval = Duration.seconds(3600)
 
         /// The defaults.
         public init() {}
@@ -18,7 +33,13 @@ extension ClusterdConfig {
         public static var settings: [Setting<Self>] {
             [.value("cluster_files", \.clusterFiles),
              .duration("held_stop_timeout_seconds", \.heldStopTimeout, unit: .seconds(1)),
-             .duration("archive_retention_days", \.archiveRetention, unit: .oneDay)]
+             .duration("archive_retention_days", \.archiveRetention, unit: .oneDay),
+             .value("archive_quota_bytes", \.archiveQuotaBytes), .value("archive_quota_percent", \.archiveQuotaPercent),
+             .value("archive_high_watermark_percent", \.archiveHighWatermarkPercent),
+             .value("archive_low_watermark_percent", \.archiveLowWatermarkPercent),
+             .value("archive_keep_users", \.archiveKeepUsers), .value("archive_keep_projects", \.archiveKeepProjects),
+             .value("archive_keep_tags", \.archiveKeepTags),
+             .duration("archive_quota_interval_seconds", \.archiveQuotaInterval, unit: .seconds(1))]
         }
     }
 

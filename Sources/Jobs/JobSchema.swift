@@ -100,5 +100,19 @@ public enum JobSchema {
             -- --preload: the pending-archive query scanned a million rows after every batch).
             CREATE INDEX jobs_archive_failed ON job (id) WHERE monitoring_status = 2 AND job_state <> 'running';
             """),
+        Migration(module: "jobs", version: 5, sql: """
+            -- Jobs the archive's disk budget evicted: what, why, by whom (the quota pass or an operator).
+            CREATE TABLE clusterd_archive_eviction (
+                id INTEGER PRIMARY KEY,
+                at INTEGER NOT NULL,
+                job_id BIGINT NOT NULL,
+                cluster TEXT NOT NULL,
+                start_time BIGINT NOT NULL,
+                hpc_user TEXT NOT NULL,
+                project TEXT NOT NULL,
+                bytes INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                evicted_by TEXT NOT NULL);
+            """),
     ]
 }

@@ -317,6 +317,29 @@ public final class JobStage {
         return try ids.map { try load(id: $0) }
     }
 
+    /// Archived, finished jobs the disk budget may evict, oldest start first: never protected
+    /// ones, nor those of `keepUsers`, `keepProjects` or tagged with one of `keepTags`.
+    public func evictionCandidates(keepUsers: [String], keepProjects: [String], keepTags: [String], offset: Int, limit: Int) throws -> [JobRecord] {
+        func list(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ", ") }
+        let ids = try database.prepare("""
+            SELECT id FROM job WHERE job_state <> 'running' AND monitoring_status = 3
+              AND id NOT IN (SELECT job FROM clusterd_job_protection)
+              AND hpc_user NOT IN (\(list(keepUsers.count))) AND project NOT IN (\(list(keepProjects.count)))
+              AND id NOT IN (SELECT jobtag.job_id FROM jobtag JOIN tag ON tag.id = jobtag.tag_id WHERE tag.tag_name IN (\(list(keepTags.count))))
+            ORDER BY start_time, id LIMIT ? OFFSET ?
+            """).rows((keepUsers + keepProjects + keepTags).map(SQLValue.text) + [.integer(Int64(limit)), .integer(Int64(offset))]) { $0.int(0) }
+        return try ids.map { try load(id: $0) }
+    }
+
+    /// Records that `job` left the archive for the disk budget.
+    public func recordEviction(_ job: JobRecord, bytes: Int64, reason: String, by: String, at: Int64) throws {
+        try database.prepare("""
+            INSERT INTO clusterd_archive_eviction (at, job_id, cluster, start_time, hpc_user, project, bytes, reason, evicted_by)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).run([.integer(at), .integer(job.start.jobId), .text(job.start.cluster), .integer(job.start.startTime),
+                      .text(job.start.user), .text(job.start.project), .integer(bytes), .text(reason), .text(by)])
+    }
+
     /// Deletes a job and what hangs on it (tags, events, protection).
     public func delete(id: Int64) throws {
         try database.prepare("DELETE FROM jobtag WHERE job_id = ?").run([.integer(id)])

@@ -240,8 +240,17 @@ public final class ClusterdService: @unchecked Sendable {
                 parts.append(ServicePart("alertmanager \(receiver.name)", start: forwarder.start, stop: forwarder.stop))
             }
         }
-        var endpoints = api.endpoints + fleet.endpoints + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint]
+        let quota = ArchiveQuota(config.jobs)
+        var endpoints = api.endpoints + fleet.endpoints + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint,
+                                                           ArchiveEvictAdmin(jobs: jobs, quota: quota).endpoint]
             + (maintenance.map { [$0.endpoint] } ?? [])
+        if quota.isSet && config.jobs.archiveQuotaInterval > .zero {
+            scheduler.every(config.jobs.archiveQuotaInterval.wholeSeconds, "jobs.archive_quota") { now in
+                do { _ = try jobs.evict(quota, dryRun: false, by: "archive quota", now: now) } catch {
+                    logger.error("archive quota pass failed; retried in an hour", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         // Replicas: what changes a replica's tables (admin actions, the fleet registry) is run
         // by every replica and answered by the publishing one; queries go to any one replica.
         for i in endpoints.indices where endpoints[i].subject.hasPrefix("clusterd.admin.") || endpoints[i].subject.hasPrefix("fleet.") {

@@ -252,11 +252,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
             let expired = try exclusive { try stage.expired(before: now - keep.wholeSeconds, limit: 256) }
             if expired.isEmpty { return removed }
             for job in expired {
-                let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
-                try? FileManager.default.removeItem(atPath: dir)
-                // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
-                var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
-                for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
+                removeArchiveDirectory(archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime))
             }
             try exclusive { try database.transaction { for job in expired { try stage.delete(id: job.id) } } }
             removed += expired.count

@@ -8,6 +8,7 @@ import Jobs
 import Logging
 import Model
 import Pipeline
+import Processing
 import Store
 import Synchronization
 import Testing
@@ -115,6 +116,71 @@ import Threads
             try db.prepare("SELECT count(*) FROM fleet_health_check").first { $0.int(0) } == 1
         }
         #expect(try db.prepare("SELECT at FROM fleet_health_check").first { $0.int(0) } == now - 58 * 86_400)
+    }
+
+    /// Issue 20 #1: above the archive's disk budget, finished unprotected jobs go oldest first
+    /// down to the low watermark; protected jobs and kept users stay; a dry run lists and
+    /// touches nothing; each eviction is recorded.
+    @Test func anArchiveOverItsBudgetEvictsOldestUnprotectedJobsToTheLowWatermark() async throws {
+        let js = try JetStream(client)
+        var service = try startService()
+        let t0 = Int(Date().timeIntervalSince1970) - 86_400
+        for id in 1...10 {
+            let user = id == 2 ? "keep" : "u\(id)"
+            let events = #"""
+                job,function=start_job event="{\"jobId\":\#(9500 + id),\"user\":\"\#(user)\",\"project\":\"p\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":\#(t0 + id * 600)}" 1
+                job,function=stop_job event="{\"jobId\":\#(9500 + id),\"cluster\":\"fritz\",\"jobState\":\"completed\",\"stopTime\":\#(t0 + id * 600 + 300)}" 1
+                """#
+            _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(events.utf8)), messageID: "quota-\(id)")
+        }
+        let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path, readOnly: true)
+        func count(_ sql: String) -> Int64 { (try? db.prepare(sql).first { $0.int(0) }) ?? -1 }
+        try await eventually("ten jobs archived") { count("SELECT count(*) FROM job WHERE monitoring_status = 3") == 10 }
+        let protected = try client.request(BusMessage(subject: "clusterd.admin.jobs.protect", data: Array(#"{"jobId":9501,"cluster":"fritz","by":"ops","reason":"paper"}"#.utf8)))
+        #expect(protected.header("Nats-Service-Error") == nil)
+        service.stop()
+        // A budget of exactly what the archive holds now: 100 %, over the 95 % mark.
+        let root = directory.appendingPathComponent("data/archive").path
+        let used = ArchiveQuota.size(of: root)
+        service = try startService {
+            $0.jobs.archiveQuotaBytes = used
+            $0.jobs.archiveKeepUsers = ["keep"]
+            $0.jobs.archiveQuotaInterval = .zero  // on request only: the dry run first
+        }
+        defer { service.stop() }
+        let archive = try ArchiveWriter(root: root)
+        func dir(_ id: Int) -> String { archive.directory(cluster: "fritz", jobId: Int64(9500 + id), startTime: Int64(t0 + id * 600)) }
+        // Expected: jobs 3, 4, … oldest first (1 protected, 2 kept) until at most 60 % remain.
+        var expected: [Int64] = [], freed: Int64 = 0
+        for id in 3...10 where used - freed > used * 60 / 100 {
+            expected.append(Int64(9500 + id))
+            freed += ArchiveQuota.size(of: dir(id))
+        }
+        func evict(dryRun: Bool) throws -> JSONValue {
+            try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.archive.evict", headers: ["Clusterd-Actor": ["ops"]],
+                                                              data: Array(#"{"dryRun":\#(dryRun)}"#.utf8)), timeout: .seconds(10)).data)
+        }
+        func ids(_ v: JSONValue?) -> [Int64] { if case .array(let a)? = v { return a.compactMap { if case .integer(let i)? = $0["jobId"] { i } else { nil } } }; return [] }
+        let dry = try evict(dryRun: true)
+        #expect(ids(dry["wouldEvict"]) == expected, "\(dry)")
+        // The documented request and reply (subjects/clusterd.admin.archive.md).
+        let doc = try String(contentsOfFile: Repository.path("subjects/clusterd.admin.archive.md"), encoding: .utf8)
+        #expect(try #require(SubjectExamplesTests.blocks(doc, info: "json request=evict").first) == #"{"dryRun":true}"#)
+        let documented = try JSONValue.parse(Array(try #require(SubjectExamplesTests.blocks(doc, info: "json reply=evict").first).utf8))
+        func keys(_ v: JSONValue?) -> [String] { if case .object(let m)? = v { return m.map(\.key) }; return [] }
+        func first(_ v: JSONValue?) -> JSONValue? { if case .array(let a)? = v { return a.first }; return nil }
+        #expect(keys(dry) == keys(documented) && keys(first(dry["wouldEvict"])) == keys(first(documented["wouldEvict"])))
+        #expect(count("SELECT count(*) FROM job") == 10 && FileManager.default.fileExists(atPath: dir(3)))
+        let done = try evict(dryRun: false)
+        #expect(ids(done["evicted"]) == expected, "\(done)")
+        #expect(try db.prepare("SELECT job_id || ' ' || evicted_by FROM clusterd_archive_eviction ORDER BY id").rows { $0.text(0) } == expected.map { "\($0) ops" })
+        #expect(count("SELECT count(*) FROM job") == Int64(10 - expected.count))
+        #expect(count("SELECT count(*) FROM clusterd_archive_eviction") == Int64(expected.count))
+        #expect(count("SELECT count(*) FROM job WHERE job_id IN (9501, 9502)") == 2, "protected and kept stay")
+        for id in expected { #expect(!FileManager.default.fileExists(atPath: dir(Int(id - 9500)))) }
+        #expect(FileManager.default.fileExists(atPath: dir(1)) && FileManager.default.fileExists(atPath: dir(2)))
+        #expect(ArchiveQuota.size(of: root) <= used * 60 / 100)
+        #expect(try evict(dryRun: true)["wouldEvict"] == .array([]), "under the high watermark now")
     }
 
     /// The scheduler's clock is the service's time for chores: moved past

@@ -1,0 +1,138 @@
+import Config
+import Foundation
+import Jobs
+import Model
+
+/// The job archive's disk budget (data_board_backend's model): above the high watermark,
+/// finished, unprotected jobs leave the archive and the job table oldest first until the low
+/// watermark; protected jobs and those of kept users, projects and tags never go.
+public struct ArchiveQuota: Sendable {
+    /// A budget in bytes (the archive's files), or …
+    public var bytes: Int64
+    /// … in percent of the archive's file system (everything on it counts).
+    public var percent: Double
+    public var highWatermark: Double
+    public var lowWatermark: Double
+    public var keepUsers: [String]
+    public var keepProjects: [String]
+    public var keepTags: [String]
+
+    /// The budget of `jobs.archive_quota_*`.
+    public init(_ jobs: ClusterdConfig.Jobs) {
+        bytes = jobs.archiveQuotaBytes
+        percent = jobs.archiveQuotaPercent
+        highWatermark = jobs.archiveHighWatermarkPercent
+        lowWatermark = jobs.archiveLowWatermarkPercent
+        keepUsers = jobs.archiveKeepUsers
+        keepProjects = jobs.archiveKeepProjects
+        keepTags = jobs.archiveKeepTags
+    }
+
+    /// Whether a budget is set.
+    public var isSet: Bool { bytes > 0 || percent > 0 }
+
+    /// Bytes in use and the budget, for the archive at `root`.
+    func usage(root: String) -> (used: Int64, budget: Int64) {
+        if bytes > 0 { return (Self.size(of: root), bytes) }
+        var fs = statvfs()
+        guard statvfs(root, &fs) == 0 else { return (0, 0) }
+        let total = Int64(fs.f_blocks) * Int64(fs.f_frsize)
+        return (total - Int64(fs.f_bfree) * Int64(fs.f_frsize), Int64(Double(total) * percent / 100))
+    }
+
+    /// The bytes of the files under `path`.
+    public static func size(of path: String) -> Int64 {
+        guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: path), includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
+        var total: Int64 = 0
+        for case let url as URL in walk { total += Int64((try? url.resourceValues(forKeys: [.fileSizeKey]))?.fileSize ?? 0) }
+        return total
+    }
+}
+
+/// What an eviction pass did (or, dry, would do).
+public struct EvictionReport: Sendable {
+    /// Bytes in use before, the budget, and the two watermarks in bytes.
+    public var used: Int64
+    public var budget: Int64
+    public var high: Int64
+    public var low: Int64
+    /// The jobs evicted (or that would be), oldest first, with their bytes.
+    public var jobs: [(job: JobRecord, bytes: Int64)]
+
+    /// As `clusterd.admin.archive.evict` answers.
+    public func json(dryRun: Bool) -> JSONValue {
+        var b = JSONObjectBuilder()
+        b.add("dryRun", dryRun)
+        b.add("usedBytes", used)
+        b.add("budgetBytes", budget)
+        b.add("highBytes", high)
+        b.add("lowBytes", low)
+        b.add(dryRun ? "wouldEvict" : "evicted", .array(jobs.map { j in
+            var e = JSONObjectBuilder()
+            e.add("jobId", j.job.start.jobId)
+            e.add("cluster", j.job.start.cluster)
+            e.add("startTime", j.job.start.startTime)
+            e.add("user", j.job.start.user)
+            e.add("project", j.job.start.project)
+            e.add("bytes", j.bytes)
+            return e.value
+        }))
+        b.add("freedBytes", jobs.reduce(0) { $0 + $1.bytes })
+        return b.value
+    }
+}
+
+extension JobProcessor {
+    /// Evicts (or with `dryRun` lists) finished, unprotected jobs oldest first while the archive
+    /// is above the high watermark, down to the low one. Each job's files go before its rows
+    /// (a crash in between leaves a row without files, removed by the next pass), and each
+    /// eviction is recorded with `by` and the reason in `clusterd_archive_eviction`.
+    public func evict(_ quota: ArchiveQuota, dryRun: Bool, by: String, now: Int64) throws -> EvictionReport {
+        let (used, budget) = quota.usage(root: archive.root)
+        let high = Int64(Double(budget) * quota.highWatermark / 100), low = Int64(Double(budget) * quota.lowWatermark / 100)
+        var report = EvictionReport(used: used, budget: budget, high: high, low: low, jobs: [])
+        guard quota.isSet, budget > 0, used > high else { return report }
+        var freed: Int64 = 0, offset = 0
+        let reason = "archive at \(used) of \(budget) bytes, above the high watermark (\(quota.highWatermark) %): down to \(quota.lowWatermark) %"
+        while used - freed > low {
+            let batch = try exclusive {
+                try stage.evictionCandidates(keepUsers: quota.keepUsers, keepProjects: quota.keepProjects, keepTags: quota.keepTags,
+                                             offset: offset, limit: 64)
+            }
+            if batch.isEmpty { break }
+            var taken: [(JobRecord, Int64)] = []
+            for job in batch where used - freed > low {
+                let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
+                let bytes = ArchiveQuota.size(of: dir)
+                if !dryRun { removeArchiveDirectory(dir) }
+                freed += bytes
+                taken.append((job, bytes))
+            }
+            report.jobs += taken
+            if dryRun {
+                offset += batch.count
+            } else {
+                try exclusive { try database.transaction {
+                    for (job, bytes) in taken {
+                        try stage.recordEviction(job, bytes: bytes, reason: reason, by: by, at: now)
+                        try stage.delete(id: job.id)
+                    }
+                } }
+                counters.add("jobs.evicted", taken.count)
+            }
+        }
+        if !dryRun && !report.jobs.isEmpty {
+            logger.warning("archive over its budget: jobs evicted", metadata: ["count": "\(report.jobs.count)", "freed_bytes": "\(freed)",
+                                                                                "used_bytes": "\(used)", "budget_bytes": "\(budget)", "by": "\(by)"])
+        }
+        return report
+    }
+
+    /// Removes a job's archive directory and its parents left empty.
+    func removeArchiveDirectory(_ dir: String) {
+        try? FileManager.default.removeItem(atPath: dir)
+        // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
+        var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
+        for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
+    }
+}
