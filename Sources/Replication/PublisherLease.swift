@@ -49,6 +49,8 @@ public final class PublisherLease: Sendable {
     /// Uptime (ns) of the last successful create or renewal while held; 0 when not held.
     private let renewedAt = Atomic<UInt64>(0)
     private let holderName = Mutex<String?>(nil)
+    /// The holder's revision as this standby last saw it, and when (uptime ns) it first did.
+    private let observed = Mutex<(revision: UInt64, since: UInt64)?>(nil)
 
     /// A lease for `settings.instance`; `onChange(true)` runs (on the lease's thread) when it
     /// is acquired, `onChange(false)` when it is lost or given up.
@@ -139,9 +141,25 @@ public final class PublisherLease: Sendable {
             onChange(true)
             return taken
         }
-        let current = try kv.get(settings.key).map { String(decoding: $0.value, as: UTF8.self) }
-        holderName.withLock { $0 = current }
-        return nil
+        guard let entry = try kv.get(settings.key) else { return nil }  // gone meanwhile: the next look takes it
+        holderName.withLock { $0 = String(decoding: entry.value, as: UTF8.self) }
+        // A holder renews every TTL/4: the same revision for a whole TTL (and a look more) on
+        // this replica's own clock means it is gone, whenever the broker gets round to letting
+        // the entry run out (seconds late on a loaded machine). The key is deleted and taken;
+        // should the holder still live, its next renewal fails and it stops — meanwhile both
+        // publish the same messages under the same ids, which the streams drop.
+        let now = DispatchTime.now().uptimeNanoseconds
+        let since = observed.withLock { seen -> UInt64 in
+            if let seen, seen.revision == entry.revision { return seen.since }
+            seen = (entry.revision, now)
+            return now
+        }
+        guard now &- since >= UInt64((settings.ttl + settings.poll).wholeNanoseconds) else { return nil }
+        logger.warning("publisher lease not renewed for its whole TTL: taking it over", metadata: [
+            "instance": "\(settings.instance)", "holder": "\(holderName.withLock { $0 } ?? "?")"])
+        try kv.delete(settings.key)
+        observed.withLock { $0 = nil }
+        return try step(kv, revision: nil)
     }
 
     private func lose(_ reason: String) {

@@ -50,11 +50,12 @@ import Testing
         }
         #expect(try device("r01-c03").header("Nats-Service-Error-Code") == "404")
 
-        // A rack without an id on line 16: refused, named, the running topology stays.
+        // A rack without an id (line 20 of the shipped file): refused, named, the running topology stays.
         try original.replacingOccurrences(of: "              - id: r01\n", with: "              - name: r01\n").write(to: topology, atomically: true, encoding: .utf8)
         kill(run.processIdentifier, SIGHUP)
         try await waitForLog("configuration reload refused")
-        #expect(logText().contains("topology.yaml:16: rack without id"), "\(logText())")
+        let line = (original.components(separatedBy: "\n").firstIndex(of: "              - id: r01") ?? -1) + 1
+        #expect(logText().contains("topology.yaml:\(line): rack without id"), "\(logText())")
         #expect(try JSONValue.parse(try device("r01-c01").data)["device"] == .string("r01-c01"))
 
         try original.replacingOccurrences(of: "                    instance: [f0117, f0118]\n", with: """

@@ -244,7 +244,7 @@ import Testing
         let (status, out) = try Repository.runPython("scripts/micro-check.py", [server.url, "clusterd", "clusterd.api.jobs.list"])
         #expect(status == 0, "\(out)")
         // 26 + maintenance + the admin dlq.replay (issue 22 #15; the api alias stays for a release) + dlq.parked.
-        #expect(out.contains("info ok: 31 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
+        #expect(out.contains("info ok: 32 endpoints") && out.contains("stats ok") && out.contains("no responders ok"), "\(out)")
         #expect(out.contains("clusterd.admin.maintenance.*") && out.contains("clusterd.admin.dlq.replay"), "\(out)")
     }
 }
