@@ -152,6 +152,9 @@ public final class MetricStore: @unchecked Sendable {
         return buffers[key].map { rings[Int($0)].read(from: from / resolution, to: to / resolution) } ?? []
     }
 
+    /// Every series buffered.
+    public var allSeries: [SeriesKey] { lock.withLock { Array(buffers.keys) } }
+
     /// Every series of a host's metric (all scopes and ids).
     public func series(cluster: String, host: String, metric: String) -> [SeriesKey] {
         lock.lock()

@@ -8,6 +8,6 @@ struct Clusterd: AsyncParsableCommand {
         commandName: "clusterd",
         abstract: "Message-driven event processor for HPC and datacenter operations.",
         version: ClusterdService.version,
-        subcommands: [RunCommand.self, PublishCommand.self, SlurmCommand.self, HealthcheckCommand.self, CheckConfigCommand.self, QueryCommand.self, TailCommand.self, DeadLetterCommand.self, ArchiveCommand.self, LineProtocolCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, PublishCommand.self, SlurmCommand.self, HealthcheckCommand.self, CheckConfigCommand.self, QueryCommand.self, TailCommand.self, DeadLetterCommand.self, ArchiveCommand.self, LineProtocolCommand.self, BenchCommand.self, BacktestCommand.self]
     )
 }
