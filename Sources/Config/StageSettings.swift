@@ -104,6 +104,12 @@ extension ClusterdConfig {
         /// Metrics the collectors send as counters (`ib_recv`, energy): a job's data.json and
         /// statistics show their per-second rate (checks say `rate: true` themselves).
         public var counters: [String] = []
+        /// A Prometheus to ask when the buffers do not cover a job (clusterd restarted, the job
+        /// older than the retention), as cc-backend's Prometheus metric repository does; empty: none.
+        public var prometheusURL = ""
+        /// Metric → PromQL for one host, `{host}` replaced by the hostname
+        /// (`cpu_load: 'node_load1{instance=~"{host}:.*"}'`); metrics not listed are not asked for.
+        public var prometheusQueries: [String: String] = [:]
 
         /// The defaults.
         public init() {}
@@ -114,7 +120,8 @@ extension ClusterdConfig {
              .duration("retention_hours", \.retention, unit: .oneHour),
              .duration("checkpoint_interval_seconds", \.checkpointInterval, unit: .seconds(1)),
              .value("max_series", \.maxSeries), .value("max_series_per_cluster", \.maxSeriesPerCluster),
-             .value("max_unknown_host_series", \.maxUnknownHostSeries), .value("counters", \.counters)]
+             .value("max_unknown_host_series", \.maxUnknownHostSeries), .value("counters", \.counters),
+             .value("prometheus_url", \.prometheusURL), .value("prometheus_queries", \.prometheusQueries)]
         }
     }
 

@@ -52,11 +52,16 @@ public struct JobDataBuilder: Sendable {
     /// Metrics the collectors send as counters (`metrics.counters`): data.json and the
     /// statistics show their per-second rate, as the checks' `rate: true` does.
     let counters: Set<String>
+    /// Where a host's metric comes from when the buffers hold nothing of it for the job: its
+    /// values per `step` seconds from `from` (NaN where none), or nil (`metrics.prometheus_url`).
+    let fallback: (@Sendable (_ metric: String, _ host: String, _ from: Int64, _ to: Int64, _ step: Int64) -> [Float]?)?
 
-    /// A builder over `store`; `counters` are shown as rates.
-    public init(store: MetricStore, counters: Set<String> = []) {
+    /// A builder over `store`; `counters` are shown as rates; `fallback` fills what the buffers lack.
+    public init(store: MetricStore, counters: Set<String> = [],
+                fallback: (@Sendable (_ metric: String, _ host: String, _ from: Int64, _ to: Int64, _ step: Int64) -> [Float]?)? = nil) {
         self.store = store
         self.counters = counters
+        self.fallback = fallback
     }
 
     /// The job's metrics; nil when the buffers hold nothing for its hosts and window.
@@ -88,6 +93,13 @@ public struct JobDataBuilder: Sendable {
                     (key, counter ? Self.rates(store.read(key, from: from - store.resolution, to: job.stop), resolution: store.resolution).dropFirst().map { $0 }
                                   : store.read(key, from: from, to: job.stop))
                 }.filter { $0.1.contains { !$0.isNaN } }
+                if rows.isEmpty, let fallback, let values = fallback(metric.name, host.hostname, job.start, job.stop, store.resolution),
+                   let stats = Self.statistics(values) {
+                    // Not in the buffers: the node series from the fallback (a Prometheus), node scope only.
+                    nodeStats.append(stats)
+                    nodeSeries.append(Self.series(host.hostname, id: nil, values, stats))
+                    continue
+                }
                 guard !rows.isEmpty else { continue }
                 let combined = scope == "node" ? rows[0].1 : Self.combine(rows.map(\.1), sum: metric.aggregation == "sum")
                 guard let stats = Self.statistics(combined) else { continue }

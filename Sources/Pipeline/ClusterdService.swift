@@ -181,7 +181,12 @@ public final class ClusterdService: @unchecked Sendable {
         let health = try startHealth(connection: connection, publisher: publisher, writer: writer, clusters: clusters)
         let jobs = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
                                 counters: counters, logger: logger, onStopped: { health.submit(jobs: $0) })
-        jobs.dataBuilder = JobDataBuilder(store: store, counters: Set(config.metrics.counters))
+        var fallback: (@Sendable (String, String, Int64, Int64, Int64) -> [Float]?)?
+        if !config.metrics.prometheusURL.isEmpty {
+            let source = PrometheusSource(url: config.metrics.prometheusURL, queries: config.metrics.prometheusQueries, counters: counters, logger: logger)
+            fallback = { metric, host, from, to, step in source.values(metric: metric, host: host, from: from, to: to, step: step) }
+        }
+        jobs.dataBuilder = JobDataBuilder(store: store, counters: Set(config.metrics.counters), fallback: fallback)
         jobs.writer = writer
         let heldStopTimeout = config.jobs.heldStopTimeout.wholeSeconds
         // Started before the intake loops and stopped after them (parts stop in reverse):
