@@ -11,7 +11,7 @@ extension ClusterdConfig {
         /// Key-value bucket holding the publisher lease.
         public var leaseBucket = "clusterd_lease"
         /// How long the lease outlives its holder's last renewal: a crashed publisher's
-        /// successor starts publishing within this (plus a quarter second).
+        /// successor starts publishing within three quarters of this (plus a quarter second).
         public var leaseTTL = Duration.seconds(10)
         /// A standby keeps its own copies of derived messages this long before dropping them
         /// unsent (the publisher sent them); a take-over publishes the younger ones again,

@@ -11,8 +11,9 @@ import Threads
 /// of our own). A replica that sees no holder creates the key — the server lets exactly one
 /// create succeed; the holder rewrites it every `ttl / 4`, each write conditional on its own
 /// last revision. A holder that could not renew for `ttl / 2` stops counting as holder before
-/// anyone else can take over (the key outlives its last write by `ttl`); a holder that stops
-/// deletes the key, so a standby takes over at its next look (within `poll`).
+/// anyone else can take over (the key outlives its last write by `ttl`, and a standby that saw
+/// no renewal for 3/4 of it takes it); a holder that stops deletes the key, so a standby takes
+/// over at its next look (within `poll`).
 public final class PublisherLease: Sendable {
     /// Where the lease lives and how long it lasts.
     public struct Settings: Sendable {
@@ -143,19 +144,21 @@ public final class PublisherLease: Sendable {
         }
         guard let entry = try kv.get(settings.key) else { return nil }  // gone meanwhile: the next look takes it
         holderName.withLock { $0 = String(decoding: entry.value, as: UTF8.self) }
-        // A holder renews every TTL/4: the same revision for a whole TTL (and a look more) on
-        // this replica's own clock means it is gone, whenever the broker gets round to letting
+        // A holder renews every TTL/4 and stops publishing on its own once it could not renew for
+        // TTL/2: the same revision for three quarters of a TTL (and a look more) on this
+        // replica's own clock means it has stopped — whenever the broker gets round to letting
         // the entry run out (seconds late on a loaded machine). The key is deleted and taken;
-        // should the holder still live, its next renewal fails and it stops — meanwhile both
-        // publish the same messages under the same ids, which the streams drop.
+        // should the holder still live, its next renewal fails and it stays stopped (and were
+        // the clocks to disagree, both would publish the same messages under the same ids for
+        // a moment, which the streams drop).
         let now = DispatchTime.now().uptimeNanoseconds
         let since = observed.withLock { seen -> UInt64 in
             if let seen, seen.revision == entry.revision { return seen.since }
             seen = (entry.revision, now)
             return now
         }
-        guard now &- since >= UInt64((settings.ttl + settings.poll).wholeNanoseconds) else { return nil }
-        logger.warning("publisher lease not renewed for its whole TTL: taking it over", metadata: [
+        guard now &- since >= UInt64((settings.ttl * 3 / 4 + settings.poll).wholeNanoseconds) else { return nil }
+        logger.warning("publisher lease not renewed for three quarters of its TTL: taking it over", metadata: [
             "instance": "\(settings.instance)", "holder": "\(holderName.withLock { $0 } ?? "?")"])
         try kv.delete(settings.key)
         observed.withLock { $0 = nil }
