@@ -17,8 +17,10 @@ public final class AlertBook: @unchecked Sendable {
     public let prefix: String
     /// Firing alerts are re-sent this often (seconds).
     public let resendInterval: Int64
-    /// Rack → the hosts of its PDUs, switches and cooling (``Topology/rackParents``).
+    /// Rack → the hosts of its PDUs and switches (``Topology/rackParents``).
     public var parents: @Sendable (String) -> Set<String> = { _ in [] }
+    /// Room → the hosts of its cooling (``Topology/roomParents``).
+    public var roomParents: @Sendable (String) -> Set<String> = { _ in [] }
 
     /// A book over a migrated database (its own connection, used by one thread at a time).
     public init(database: Database, prefix: String = "clusterd.alert", resendInterval: Int64 = 300) {
@@ -48,7 +50,7 @@ public final class AlertBook: @unchecked Sendable {
                     .first([.text(fp)]) { ($0.int(0), $0.int(1) != 0) }
                 let sequence = (previous?.0 ?? 0) + 1
                 let silenced = windows.contains { $0.covers(entity: t.key.entity, placement: t.placement) }
-                let inhibitor = t.status == .firing ? try inhibitor(of: t.key.entity, rack: t.placement?.rack ?? "") : nil
+                let inhibitor = t.status == .firing ? try inhibitor(of: t.key.entity, rack: t.placement?.rack ?? "", room: t.placement?.room ?? "") : nil
                 // Firing is published unless silenced or inhibited; a resolve only if its firing was.
                 let publish = t.status == .firing ? !silenced && inhibitor == nil : previous?.1 == true
                 let announced = t.status == .firing ? (publish || previous?.1 == true) : false
@@ -102,7 +104,7 @@ public final class AlertBook: @unchecked Sendable {
                 let placement = rack.isEmpty && room.isEmpty ? nil : Placement(site: site, room: room, aisle: nil, rack: rack, device: "")
                 let covered = windows.contains { $0.covers(entity: entity, placement: placement) }
                 // Its parent fired or resolved since: marked, or freed (and announced below).
-                let inhibitor = try inhibitor(of: entity, rack: rack) ?? ""
+                let inhibitor = try inhibitor(of: entity, rack: rack, room: room) ?? ""
                 if inhibitor != inhibitedBy {
                     try database.prepare("UPDATE alert SET inhibited_by = ? WHERE fingerprint = ?").run([.text(inhibitor), .text(fp)])
                 }
@@ -146,18 +148,23 @@ public final class AlertBook: @unchecked Sendable {
         try queue(fingerprint: fp, resend: 0, now: now)
     }
 
-    /// The firing parent alert that inhibits an alert of `entity` in `rack` — the rack's own
-    /// (a rack-scope check) or one of its PDUs', switches' or cooling's — or nil. A parent is
-    /// never inhibited by its own rack.
-    func inhibitor(of entity: String, rack: String) throws -> String? {
-        guard !rack.isEmpty, entity != rack else { return nil }
+    /// The firing parent alert that inhibits an alert of `entity` in `rack` of `room` — its room's
+    /// cooling's, its rack's own (a rack-scope check) or one of its PDUs' or switches' — or nil.
+    /// A parent is never inhibited by its own level.
+    func inhibitor(of entity: String, rack: String, room: String) throws -> String? {
+        func firing(_ column: String, _ value: String, _ names: [String]) throws -> String? {
+            guard !names.isEmpty else { return nil }
+            return try database.prepare("""
+                SELECT fingerprint FROM alert WHERE status = 'firing' AND \(column) = ? AND entity IN (\(names.map { _ in "?" }.joined(separator: ", ")))
+                ORDER BY starts_at, fingerprint LIMIT 1
+                """).first([.text(value)] + names.map(SQLValue.text)) { $0.text(0) }
+        }
+        let cooling = room.isEmpty ? [] : roomParents(room)
+        if !cooling.contains(entity), let found = try firing("room", room, cooling.sorted()) { return found }
+        guard !rack.isEmpty, entity != rack, !cooling.contains(entity) else { return nil }
         let parents = parents(rack)
         guard !parents.contains(entity) else { return nil }
-        let names = [rack] + parents.sorted()
-        return try database.prepare("""
-            SELECT fingerprint FROM alert WHERE status = 'firing' AND rack = ? AND entity IN (\(names.map { _ in "?" }.joined(separator: ", ")))
-            ORDER BY starts_at, fingerprint LIMIT 1
-            """).first([.text(rack)] + names.map(SQLValue.text)) { $0.text(0) }
+        return try firing("rack", rack, [rack] + parents.sorted())
     }
 
     /// Deletes transitions older than `cutoff` and alerts resolved before it (a firing alert

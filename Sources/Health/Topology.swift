@@ -36,12 +36,17 @@ public struct Topology: Sendable {
     public let aisles: [String: [String]]
     /// Device id → its hosts (an id used in several racks lists the hosts of all of them).
     public let devices: [String: [String]]
-    /// Rack id → the hosts of its devices that everything in the rack depends on (`type:` one
-    /// of ``parentTypes``): their alerts inhibit the rack's other alerts, as a rack-scope
-    /// check's alert does.
+    /// Rack id → the hosts of its devices that everything in the rack depends on (`type: pdu`
+    /// or `switch`): their alerts inhibit the rack's other alerts, as a rack-scope check's
+    /// alert does.
     public let rackParents: [String: Set<String>]
+    /// Room id → the hosts of its cooling (`type: cooling`, in any of its racks): their alerts
+    /// inhibit every other alert of the room.
+    public let roomParents: [String: Set<String>]
     /// Device types whose failure takes the rest of their rack with it.
-    public static let parentTypes: Set<String> = ["pdu", "switch", "cooling"]
+    public static let parentTypes: Set<String> = ["pdu", "switch"]
+    /// Device types whose failure takes the rest of their room with it.
+    public static let roomParentTypes: Set<String> = ["cooling"]
 
     /// Why a topology file cannot be used.
     public struct LoadError: Error, Sendable, CustomStringConvertible {
@@ -58,6 +63,7 @@ public struct Topology: Sendable {
         aisles = [:]
         devices = [:]
         rackParents = [:]
+        roomParents = [:]
     }
 
     /// Loads `path`.
@@ -78,6 +84,7 @@ public struct Topology: Sendable {
         var aisles: [String: [String]] = [:]
         var devices: [String: [String]] = [:]
         var rackParents: [String: Set<String>] = [:]
+        var roomParents: [String: Set<String>] = [:]
         func fail(_ node: Node?, _ reason: String) -> LoadError {
             LoadError(description: "\(file):\(node?.mark?.line ?? 0): \(reason)")
         }
@@ -109,10 +116,11 @@ public struct Topology: Sendable {
                         let device = try id(deviceNode, "device")
                         let names = try Self.instances(deviceNode["instance"] ?? deviceNode["nodes"], device: device, fail: { fail(deviceNode, $0) })
                         if let type = deviceNode["type"]?.string {
-                            guard Self.parentTypes.contains(type) || type == "server" else {
-                                throw fail(deviceNode, "device \(device): type \"\(type)\" is not server, \(Self.parentTypes.sorted().joined(separator: ", "))")
+                            guard Self.parentTypes.contains(type) || Self.roomParentTypes.contains(type) || type == "server" else {
+                                throw fail(deviceNode, "device \(device): type \"\(type)\" is not server, \((Self.parentTypes.union(Self.roomParentTypes)).sorted().joined(separator: ", "))")
                             }
                             if Self.parentTypes.contains(type) { rackParents[rack, default: []].formUnion(names) }
+                            if Self.roomParentTypes.contains(type) { roomParents[room, default: []].formUnion(names) }
                         }
                         for host in names {
                             // rackscope: a later device wins a name collision.
@@ -132,6 +140,7 @@ public struct Topology: Sendable {
         self.aisles = aisles
         self.devices = devices
         self.rackParents = rackParents
+        self.roomParents = roomParents
     }
 
     static func instances(_ node: Node?, device: String, fail: (String) -> LoadError) throws(LoadError) -> [String] {

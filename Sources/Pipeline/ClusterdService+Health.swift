@@ -79,6 +79,7 @@ extension ClusterdService {
         // Topology-causal inhibition follows the topology a reload installs.
         let current = self.topology
         book.parents = { current.current.rackParents[$0] ?? [] }
+        book.roomParents = { current.current.roomParents[$0] ?? [] }
         writer.lock.lock()
         defer { writer.lock.unlock() }
         let restored = try book.restore()

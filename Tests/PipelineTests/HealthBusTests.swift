@@ -137,6 +137,7 @@ import Testing
                           - id: r01
                             devices:
                               - {id: r01-c01, instance: "f[0101-0118]"}
+                              - {id: r01-crac, type: cooling, instance: crac-1}
                           - id: r02
                             devices:
                               - {id: r02-c01, instance: "f[0119-0164]"}
@@ -149,6 +150,9 @@ import Testing
               - id: pdu_current
                 source: {metric: {name: pdu_current}}
                 rules: [{op: ">", value: 20, severity: CRIT}]
+              - id: cooling
+                source: {metric: {name: supply_temp}}
+                rules: [{op: ">", value: 30, severity: CRIT}]
             """, topologyFile: topology.path)
         try service.start()
         defer { service.stop() }
@@ -183,6 +187,16 @@ import Testing
         #expect(four[3]["labels"]?["hostname"] == .string("f0121") && four[3]["status"] == .string("firing"))
         let freed = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0121"}"#.utf8))).data)
         #expect(first(freed) != nil && first(freed)?["inhibitedBy"] == nil, "\(freed)")
+        // The room's cooling fails: what goes down anywhere in the room is held back behind it.
+        try client.publish("cc.metrics.fritz", Array("supply_temp,cluster=fritz,hostname=crac-1,type=node value=35 \(Int(Date().timeIntervalSince1970))\n".utf8))
+        try client.flush()
+        let coolingFiring = try #require(Self.parse(try await alerts.wait(count: 5, timeout: 10)).last)
+        #expect(coolingFiring["labels"]?["hostname"] == .string("crac-1"))
+        try down("f0130", id: "inhibit-3")      // rack r02, room-1
+        try await settled(service)
+        #expect(alerts.messages.count == 5, "f0130's alert is held back behind the cooling")
+        let behindCooling = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0130"}"#.utf8))).data)
+        #expect(first(behindCooling)?["inhibitedBy"] == coolingFiring["fingerprint"], "\(behindCooling)")
         _ = sub
     }
 
