@@ -11,7 +11,9 @@ public final class NATSCluster: @unchecked Sendable {
     /// Every node's client URL (what a client lists to fail over).
     public var urls: [String] { nodes.map(\.url) }
 
-    /// Starts the nodes and waits (up to 30 s) until a JetStream request is answered.
+    /// Starts the nodes and waits (up to 30 s) until a stream with a replica on every node can
+    /// be placed: a meta leader answering JetStream requests is not enough — until every peer
+    /// has joined it, an R3 stream fails with "no suitable peers for placement" (seen under load).
     public init(size: Int = 3) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-natscluster-\(UUID().uuidString)")
         self.directory = directory
@@ -33,7 +35,8 @@ public final class NATSCluster: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(30)
         while true {
             do {
-                try JetStream(client).checkAvailable()
+                try JetStream(client).ensureStream(StreamConfig(name: "NATSCLUSTER_READY", description: "every node placed a replica",
+                                                                subjects: ["natscluster.ready"], fileStorage: false, replicas: size))
                 return
             } catch {
                 guard Date() < deadline else { throw error }

@@ -91,10 +91,13 @@ import Testing
         }
         let client = try BusConnection(ConnectionOptions(servers: nodes.map(\.url), name: "compose-ha"))
         defer { client.close() }
+        // Until every node has joined the meta leader, an R3 stream has "no suitable peers".
         let deadline = Date().addingTimeInterval(30)
-        while (try? JetStream(client).checkAvailable()) == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         let js = try JetStream(client)
-        try js.ensureStream(StreamConfig(name: "COMPOSE_HA", description: "compose-ha check", subjects: ["compose.ha"], replicas: 3))
+        while (try? js.ensureStream(StreamConfig(name: "COMPOSE_HA", description: "compose-ha check", subjects: ["compose.ha"], replicas: 3))) == nil
+                && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
         #expect(try js.streamSettings("COMPOSE_HA").replicas == 3)
         var instances: [String] = []
         for replica in ["a", "b"] {
