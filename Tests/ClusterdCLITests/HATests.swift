@@ -18,7 +18,7 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
     let directory: URL
     /// Each replica's /metrics, /healthz, /readyz port.
     let ports = ["a": freeLoopbackPort(), "b": freeLoopbackPort()]
-    static let ttl = 4
+    static let ttl = 8  // take-over ≈ ¾ TTL + the broker's latency (2 s under a loaded CI): the bar TTL + 2 s leaves ¼ TTL of room
     static let jobs = 2000
 
     init() throws {
