@@ -27,15 +27,11 @@ public struct ArchiveEvictAdmin: Sendable {
                 }
                 let dryRun = o.raw("dryRun") == .bool(true)
                 let named = try o.string("by")
-                let by = message.header("Clusterd-Actor") ?? named ?? "unknown"
+                let by = message.header(AuditedEndpoints.actorHeader) ?? named ?? "unknown"
                 let report = try jobs.evict(quota, dryRun: dryRun, by: by, now: Int64(Date().timeIntervalSince1970))
                 return Array(report.json(dryRun: dryRun).jsonText.utf8)
-            } catch let f as MicroService.Failure {
-                throw f
-            } catch let e as JSONFieldError {
-                throw MicroService.Failure(400, e.description)
             } catch {
-                throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
+                throw .answer(for: error)
             }
         }
     }

@@ -32,10 +32,16 @@ public struct AuditedEndpoints: Sendable {
         self.clock = clock
     }
 
+    /// Whether `endpoint` is administrative: `clusterd.admin.*` or the fleet registry — what
+    /// changes what a replica keeps (its changing verbs are recorded here).
+    public static func isAdministrative(_ endpoint: MicroService.Endpoint) -> Bool {
+        endpoint.subject.hasPrefix("clusterd.admin.") || endpoint.subject.hasPrefix("fleet.")
+    }
+
     /// `endpoints` with the administrative ones recorded (and refused without an actor).
     public func wrap(_ endpoints: [MicroService.Endpoint]) -> [MicroService.Endpoint] {
         endpoints.map { e in
-            guard e.subject.hasPrefix("clusterd.admin.") || e.subject.hasPrefix("fleet.") else { return e }
+            guard Self.isAdministrative(e) else { return e }
             let handler = e.handler
             var wrapped = MicroService.Endpoint(name: e.name, subject: e.subject, metadata: e.metadata) { [self] message throws(MicroService.Failure) in
                 guard let (resource, action) = Self.action(of: message.subject) else { return try handler(message) }

@@ -34,12 +34,8 @@ package final class JobAdmin: @unchecked Sendable {
                 }
                 return Array(JSONValue.object([("ok", .bool(true)), ("id", .integer(id)), ("jobId", .integer(jobId)), ("cluster", .string(cluster)),
                                                ("protected", .bool(protect))]).jsonText.utf8)
-            } catch let f as MicroService.Failure {
-                throw f
-            } catch let e as JSONFieldError {
-                throw MicroService.Failure(400, e.description)
             } catch {
-                throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
+                throw .answer(for: error)
             }
         }
     }

@@ -8,8 +8,8 @@ import Store
 /// transaction as the state change, with `Nats-Msg-Id` = fingerprint-sequence. Maintenance
 /// windows silence publication (the alert is still recorded); so does a firing parent in the
 /// topology — a rack-scope check's alert or one of the rack's PDUs or switches inhibits the
-/// rack's other alerts (`inhibited_by`), and they are announced when it resolves while they
-/// still fire; firing alerts are re-sent.
+/// rack's other alerts, a room's cooling the room's (`inhibited_by`), and they are announced
+/// when it resolves while they still fire; firing alerts are re-sent.
 public final class AlertBook: @unchecked Sendable {
     let database: Database
     let outbox: Outbox
@@ -43,6 +43,9 @@ public final class AlertBook: @unchecked Sendable {
         guard !transitions.isEmpty else { return 0 }
         return try database.transaction {
             let windows = try maintenance(activeAt: now)
+            // The firing parents, read once (the alert table has no index by rack or room); kept
+            // up to date as this batch fires or resolves one.
+            var parents = transitions.contains { $0.status == .firing } ? try firingParents() : []
             var queued = 0
             for t in transitions {
                 let fp = Self.fingerprint(t.key)
@@ -50,7 +53,9 @@ public final class AlertBook: @unchecked Sendable {
                     .first([.text(fp)]) { ($0.int(0), $0.int(1) != 0) }
                 let sequence = (previous?.0 ?? 0) + 1
                 let silenced = windows.contains { $0.covers(entity: t.key.entity, placement: t.placement) }
-                let inhibitor = t.status == .firing ? try inhibitor(of: t.key.entity, rack: t.placement?.rack ?? "", room: t.placement?.room ?? "") : nil
+                let here = FiringAlert(fingerprint: fp, entity: t.key.entity, rack: t.placement?.rack ?? "", room: t.placement?.room ?? "",
+                                       startsAt: t.startsAt)
+                let inhibitor = t.status == .firing ? inhibitor(of: here, among: parents) : nil
                 // Firing is published unless silenced or inhibited; a resolve only if its firing was.
                 let publish = t.status == .firing ? !silenced && inhibitor == nil : previous?.1 == true
                 let announced = t.status == .firing ? (publish || previous?.1 == true) : false
@@ -80,6 +85,8 @@ public final class AlertBook: @unchecked Sendable {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """).run([.text(fp), .integer(sequence), .text(t.status.rawValue), .text(t.severity.rawValue), .integer(t.flapping ? 1 : 0),
                               .integer(silenced ? 1 : 0), .integer(publish ? 1 : 0), .integer(t.at)])
+                parents.removeAll { $0.fingerprint == fp }
+                if t.status == .firing && isParent(here) { parents.append(here) }
                 if publish {
                     try queue(fingerprint: fp, resend: 0, now: now)
                     queued += 1
@@ -98,13 +105,17 @@ public final class AlertBook: @unchecked Sendable {
             let windows = try maintenance(activeAt: now)
             var queued = 0
             let firing = try database.prepare("""
-                SELECT fingerprint, entity, rack, room, site, silenced, announced, last_sent_at, resends, inhibited_by FROM alert WHERE status = 'firing'
-                """).rows { r in (r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.int(5) != 0, r.int(6) != 0, r.int(7), r.int(8), r.text(9)) }
-            for (fp, entity, rack, room, site, silenced, announced, lastSent, resends, inhibitedBy) in firing {
+                SELECT fingerprint, entity, rack, room, site, silenced, announced, last_sent_at, resends, inhibited_by, starts_at
+                FROM alert WHERE status = 'firing'
+                """).rows { r in (r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.int(5) != 0, r.int(6) != 0, r.int(7), r.int(8), r.text(9),
+                                  r.int(10)) }
+            let parents = firing.map { FiringAlert(fingerprint: $0.0, entity: $0.1, rack: $0.2, room: $0.3, startsAt: $0.10) }.filter(isParent)
+            for (fp, entity, rack, room, site, silenced, announced, lastSent, resends, inhibitedBy, startsAt) in firing {
                 let placement = rack.isEmpty && room.isEmpty ? nil : Placement(site: site, room: room, aisle: nil, rack: rack, device: "")
                 let covered = windows.contains { $0.covers(entity: entity, placement: placement) }
                 // Its parent fired or resolved since: marked, or freed (and announced below).
-                let inhibitor = try inhibitor(of: entity, rack: rack, room: room) ?? ""
+                let inhibitor = inhibitor(of: FiringAlert(fingerprint: fp, entity: entity, rack: rack, room: room, startsAt: startsAt),
+                                          among: parents) ?? ""
                 if inhibitor != inhibitedBy {
                     try database.prepare("UPDATE alert SET inhibited_by = ? WHERE fingerprint = ?").run([.text(inhibitor), .text(fp)])
                 }
@@ -148,23 +159,43 @@ public final class AlertBook: @unchecked Sendable {
         try queue(fingerprint: fp, resend: 0, now: now)
     }
 
-    /// The firing parent alert that inhibits an alert of `entity` in `rack` of `room` — its room's
-    /// cooling's, its rack's own (a rack-scope check) or one of its PDUs' or switches' — or nil.
-    /// A parent is never inhibited by its own level.
-    func inhibitor(of entity: String, rack: String, room: String) throws -> String? {
-        func firing(_ column: String, _ value: String, _ names: [String]) throws -> String? {
-            guard !names.isEmpty else { return nil }
-            return try database.prepare("""
-                SELECT fingerprint FROM alert WHERE status = 'firing' AND \(column) = ? AND entity IN (\(names.map { _ in "?" }.joined(separator: ", ")))
-                ORDER BY starts_at, fingerprint LIMIT 1
-                """).first([.text(value)] + names.map(SQLValue.text)) { $0.text(0) }
+    /// A firing alert where the topology places it, as far as inhibition is concerned.
+    struct FiringAlert {
+        var fingerprint: String
+        var entity: String
+        var rack: String
+        var room: String
+        var startsAt: Int64
+    }
+
+    /// Whether `alert` is a parent: a rack-scope check's alert (its entity is its rack), one of a
+    /// rack's PDUs' or switches', or one of a room's cooling's.
+    func isParent(_ alert: FiringAlert) -> Bool {
+        (!alert.rack.isEmpty && (alert.entity == alert.rack || parents(alert.rack).contains(alert.entity)))
+            || (!alert.room.isEmpty && roomParents(alert.room).contains(alert.entity))
+    }
+
+    /// The firing parents, from the alert table.
+    func firingParents() throws -> [FiringAlert] {
+        try database.prepare("SELECT fingerprint, entity, rack, room, starts_at FROM alert WHERE status = 'firing'").rows { r in
+            FiringAlert(fingerprint: r.text(0), entity: r.text(1), rack: r.text(2), room: r.text(3), startsAt: r.int(4))
+        }.filter(isParent)
+    }
+
+    /// The parent among `firing` (the oldest) that inhibits `alert` — its room's cooling's, its
+    /// rack's own (a rack-scope check) or one of its PDUs' or switches' — or nil. A parent is
+    /// never inhibited by its own level.
+    func inhibitor(of alert: FiringAlert, among firing: [FiringAlert]) -> String? {
+        func oldest(_ matches: (FiringAlert) -> Bool) -> String? {
+            firing.filter { $0.fingerprint != alert.fingerprint && matches($0) }
+                .min { ($0.startsAt, $0.fingerprint) < ($1.startsAt, $1.fingerprint) }?.fingerprint
         }
-        let cooling = room.isEmpty ? [] : roomParents(room)
-        if !cooling.contains(entity), let found = try firing("room", room, cooling.sorted()) { return found }
-        guard !rack.isEmpty, entity != rack, !cooling.contains(entity) else { return nil }
-        let parents = parents(rack)
-        guard !parents.contains(entity) else { return nil }
-        return try firing("rack", rack, [rack] + parents.sorted())
+        let cooling = alert.room.isEmpty ? [] : roomParents(alert.room)
+        if !cooling.contains(alert.entity), let found = oldest({ $0.room == alert.room && cooling.contains($0.entity) }) { return found }
+        guard !alert.rack.isEmpty, alert.entity != alert.rack, !cooling.contains(alert.entity) else { return nil }
+        let parents = parents(alert.rack)
+        guard !parents.contains(alert.entity) else { return nil }
+        return oldest { $0.rack == alert.rack && ($0.entity == alert.rack || parents.contains($0.entity)) }
     }
 
     /// Deletes transitions older than `cutoff` and alerts resolved before it (a firing alert

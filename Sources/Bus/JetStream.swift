@@ -345,7 +345,7 @@ public final class KeyValueBucket: @unchecked Sendable {
     public func create(_ key: String, _ value: [UInt8]) throws(BusError) -> UInt64? {
         var revision: UInt64 = 0
         let status = value.withUnsafeBytes { kvStore_Create(&revision, kv, key, $0.baseAddress, Int32($0.count)) }
-        if status == NATS_ERR, let last = nats_GetLastError(nil), String(cString: last).contains("wrong last sequence") { return nil }
+        if Self.isWrongLastSequence(status) { return nil }
         try check(status, "create \(name)/\(key)")
         return revision
     }
@@ -355,9 +355,16 @@ public final class KeyValueBucket: @unchecked Sendable {
     public func update(_ key: String, _ value: [UInt8], revision: UInt64) throws(BusError) -> UInt64? {
         var new: UInt64 = 0
         let status = value.withUnsafeBytes { kvStore_Update(&new, kv, key, $0.baseAddress, Int32($0.count), revision) }
-        if status == NATS_ERR, let last = nats_GetLastError(nil), String(cString: last).contains("wrong last sequence") { return nil }
+        if Self.isWrongLastSequence(status) { return nil }
         try check(status, "update \(name)/\(key)")
         return new
+    }
+
+    /// A conditional write refused because the key's revision is not the one given (libnats
+    /// 3.4 says so only in its last-error text); read on the calling thread.
+    private static func isWrongLastSequence(_ status: natsStatus) -> Bool {
+        guard status == NATS_ERR, let last = nats_GetLastError(nil) else { return false }
+        return String(cString: last).contains("wrong last sequence")
     }
 
     /// Deletes `key` (a delete marker: watchers see it go).

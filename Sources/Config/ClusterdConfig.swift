@@ -89,6 +89,11 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
         return name
     }
 
+    /// This instance's durable consumer of the job stage (``durable(_:)`` of `intake.consumer`).
+    public var jobConsumer: String { durable(intake.consumer) }
+    /// This instance's durable consumer of the node-state stage.
+    public var nodeConsumer: String { durable(intake.nodeConsumer) }
+
     /// The publisher lease's key: one lease per partition (a partition's replicas share it).
     public var leaseKey: String {
         intake.clusters.isEmpty ? "publisher" : "publisher_" + intake.clusters.sorted().joined(separator: "_")

@@ -1,3 +1,5 @@
+import Model
+
 /// One check of the library (`config/checks.yaml`): what it looks at, how a value maps to a
 /// severity, and how long a problem must last before it fires or after it ends.
 public struct Check: Sendable, Equatable {
@@ -84,8 +86,7 @@ public struct Check: Sendable, Equatable {
     /// when there is none.
     public static func rate(from previous: (time: Int64, value: Double)?, to time: Int64, _ value: Double) -> Double? {
         guard let previous, time > previous.time else { return nil }
-        let increase = value >= previous.value ? value - previous.value : value
-        return increase / Double(time - previous.time)
+        return counterIncrease(from: previous.value, to: value) / Double(time - previous.time)
     }
 
     /// The rackscope default Slurm state → severity map.

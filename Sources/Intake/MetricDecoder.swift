@@ -6,10 +6,11 @@ import MetricBuffers
 import Model
 
 /// The metric path's decoding: a message's lines to samples by series number. A line whose
-/// series bytes were seen before costs the line-protocol scan, a comparison of its series bytes (or a hash) and the value — no
-/// tag strings, no key lookup (``SeriesIndex``); the first line of a series takes the full
-/// decoding (``MetricLine/decode(_:defaultCluster:now:)``) and admission, and every bad line
-/// gets there too, so each refusal has one implementation. Owned by one thread.
+/// series bytes were seen before costs the line-protocol scan, a comparison of its series
+/// bytes (or a hash) and the value — no tag strings, no key lookup (``SeriesIndex``); the
+/// first line of a series takes the full decoding (``MetricLine/decode(_:defaultCluster:now:)``)
+/// and admission, and every bad line gets there too, so each refusal has one implementation.
+/// Owned by one thread.
 public final class MetricDecoder {
     /// Why a line's new series was not admitted (dead-letter code and reason).
     public struct Refusal: Error, Sendable {

@@ -106,14 +106,10 @@ extension FleetService {
                 reply = try registry.summary(org)
             }
             return Array(reply.jsonText.utf8)
-        } catch let f as MicroService.Failure {
-            throw f
         } catch let f as FleetRegistry.Failure {
             throw MicroService.Failure(f.code, f.description)
-        } catch let e as JSONFieldError {
-            throw MicroService.Failure(400, e.description)
         } catch {
-            throw MicroService.Failure(error is JSONParseError ? 400 : 500, "\(error)")
+            throw .answer(for: error)
         }
     }
 

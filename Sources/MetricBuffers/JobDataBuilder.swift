@@ -147,8 +147,8 @@ public struct JobDataBuilder: Sendable {
         var previous: (index: Int, value: Float)?
         for (i, v) in values.enumerated() where !v.isNaN {
             if let p = previous {
-                let increase = v >= p.value ? v - p.value : v
-                out[i] = increase / Float(Int64(i - p.index) * resolution)
+                // The exact difference of two floats, rounded to a float: what float subtraction gives.
+                out[i] = Float(counterIncrease(from: Double(p.value), to: Double(v))) / Float(Int64(i - p.index) * resolution)
             }
             previous = (i, v)
         }

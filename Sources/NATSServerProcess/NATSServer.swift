@@ -165,29 +165,20 @@ public final class NATSServer: @unchecked Sendable {
     }
 
     /// Stops the server (SIGTERM) and waits for it; the store stays for a restart.
-    public func stop() {
-        let p: Process? = lock.withLock {
-            defer { process = nil }
-            return process
-        }
-        guard let p else { return }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: directory.appendingPathComponent("nats-server_\(p.processIdentifier).ports"))
-    }
+    public func stop() { end(SIGTERM) }
 
     /// Kills the server (SIGKILL: a crash, nothing flushed) and waits for it; the store stays
     /// for a restart.
-    public func kill() {
+    public func kill() { end(SIGKILL) }
+
+    private func end(_ signal: Int32) {
         let p: Process? = lock.withLock {
             defer { process = nil }
             return process
         }
         guard let p else { return }
         if p.isRunning {
-            _ = Glibc.kill(p.processIdentifier, SIGKILL)
+            _ = Glibc.kill(p.processIdentifier, signal)
             p.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: directory.appendingPathComponent("nats-server_\(p.processIdentifier).ports"))

@@ -63,7 +63,7 @@ extension ClusterdService {
             problems.append("\(failing.count) job archive entries cannot be written, retrying (last error: \(failing.lastError ?? "?"))")
         }
         if config.intake.mode != .core, let connection {
-            for consumer in [config.durable(config.intake.consumer), config.durable(config.intake.nodeConsumer)] {
+            for consumer in [config.jobConsumer, config.nodeConsumer] {
                 if (try? JetStream(connection, timeout: .seconds(1)).consumerLag(stream: config.intake.stream, consumer: consumer)) == nil {
                     problems.append("consumer \(consumer) on \(config.intake.stream) not reachable")
                 }
@@ -114,7 +114,7 @@ extension ClusterdService {
             }
         }
         if config.intake.mode != .core, let connection, let js = try? JetStream(connection, timeout: .seconds(1)) {
-            for consumer in [config.durable(config.intake.consumer), config.durable(config.intake.nodeConsumer)] {
+            for consumer in [config.jobConsumer, config.nodeConsumer] {
                 guard let lag = try? js.consumerLag(stream: config.intake.stream, consumer: consumer) else { continue }
                 gauge("consumer_pending", "stream messages not yet delivered to the consumer (lag)", [("consumer", consumer)]).set(Int64(lag.pending))
                 gauge("consumer_ack_pending", "messages delivered, not yet acknowledged", [("consumer", consumer)]).set(lag.ackPending)

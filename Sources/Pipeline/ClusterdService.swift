@@ -145,10 +145,10 @@ public final class ClusterdService: @unchecked Sendable {
         } else {
             jobSource = try retrying("set up stream \(intake.stream)", connection: connection, servers: servers) {
                 try ensureStream(JetStreamSource.stream(config), on: connection)
-                return try JetStreamSource(connection: connection, config: config, consumer: config.durable(intake.consumer), subject: intake.jobFilter,
+                return try JetStreamSource(connection: connection, config: config, consumer: config.jobConsumer, subject: intake.jobFilter,
                                            description: "clusterd job stage: ack after the SQLite commit")
             }
-            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: config.durable(intake.nodeConsumer),
+            nodeSource = try JetStreamSource(connection: connection, config: config, consumer: config.nodeConsumer,
                                              subject: intake.nodeStateFilter, description: "clusterd node-state stage: ack after the SQLite commit")
             try ensureStream(StreamConfig(name: config.publish.deadLetterStream,
                                           description: "clusterd dead letters: every rejected line with its reason",
@@ -252,13 +252,13 @@ public final class ClusterdService: @unchecked Sendable {
         if quota.isSet && config.jobs.archiveQuotaInterval > .zero {
             scheduler.every(config.jobs.archiveQuotaInterval.wholeSeconds, "jobs.archive_quota") { now in
                 do { _ = try jobs.evict(quota, dryRun: false, by: "archive quota", now: now) } catch {
-                    logger.error("archive quota pass failed; retried in an hour", metadata: ["error": "\(error)"])
+                    logger.error("archive quota pass failed; retried at the next pass", metadata: ["error": "\(error)"])
                 }
             }
         }
         // Replicas: what changes a replica's tables (admin actions, the fleet registry) is run
         // by every replica and answered by the publishing one; queries go to any one replica.
-        for i in endpoints.indices where endpoints[i].subject.hasPrefix("clusterd.admin.") || endpoints[i].subject.hasPrefix("fleet.") {
+        for i in endpoints.indices where AuditedEndpoints.isAdministrative(endpoints[i]) {
             endpoints[i].everyReplica = true
         }
         endpoints = AuditedEndpoints(writer: writer, publisher: publisher, logger: logger, prefix: config.publish.auditPrefix).wrap(endpoints)

@@ -1,5 +1,6 @@
 import Foundation
 import Health
+import Jobs
 import MetricBuffers
 import Model
 import Store
@@ -58,8 +59,9 @@ public struct Backtest {
         let stops = try database.prepare("""
             SELECT id FROM job WHERE job_state <> 'running' AND start_time + duration >= ? AND start_time + duration <= ? ORDER BY start_time + duration
             """).rows([.integer(from), .integer(to)]) { $0.int(0) }
-        let stage = JobStageReader(database: database)
-        let exits = try stops.compactMap { try stage.exit(id: $0) }
+        // As the live path sees a stopped job (read only: the stage's writes are never called).
+        let stage = JobStage(database: database, clusters: ClusterRegistry([]))
+        let exits = try stops.map { HealthLoop.exit(try stage.load(id: $0)) }
         // Every series' samples of the window, slot by slot.
         var series: [(number: Int32, values: [Float])] = []
         if let store {
@@ -108,24 +110,5 @@ public struct Backtest {
             if status == "firing" { counts[check, default: Counts()].fired += 1 } else { counts[check, default: Counts()].resolved += 1 }
         }
         return counts
-    }
-}
-
-/// A stopped job's black-hole view, read without the job stage's writer state.
-struct JobStageReader {
-    let database: Database
-
-    func exit(id: Int64) throws -> JobExit? {
-        try database.prepare("SELECT cluster, job_id, hpc_user, resources, job_state, duration, start_time FROM job WHERE id = ?")
-            .first([.integer(id)]) { r -> JobExit in
-                let hosts: [String]
-                if let resources = try? JSONValue.parse(Array(r.text(3).utf8)), case .array(let items) = resources {
-                    hosts = items.compactMap { $0["hostname"]?.stringValue }
-                } else {
-                    hosts = []
-                }
-                return JobExit(cluster: r.text(0), jobId: r.int(1), user: r.text(2), hosts: hosts, state: r.text(4),
-                               runtime: r.int(5), stopTime: r.int(6) + r.int(5))
-            }
     }
 }

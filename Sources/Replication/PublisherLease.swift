@@ -49,7 +49,6 @@ public final class PublisherLease: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     /// Uptime (ns) of the last successful create or renewal while held; 0 when not held.
     private let renewedAt = Atomic<UInt64>(0)
-    private let holderName = Mutex<String?>(nil)
     /// The holder's revision as this standby last saw it, and when (uptime ns) it first did.
     private let observed = Mutex<(revision: UInt64, since: UInt64)?>(nil)
 
@@ -77,9 +76,6 @@ public final class PublisherLease: Sendable {
         let at = renewedAt.load(ordering: .acquiring)
         return at != 0 && DispatchTime.now().uptimeNanoseconds &- at < UInt64(settings.ttl.wholeNanoseconds / 2)
     }
-
-    /// The replica named in the lease at the last look (nil: nobody).
-    public var holder: String? { holderName.withLock { $0 } }
 
     /// Starts looking for, taking and renewing the lease on a thread of its own.
     public func start() {
@@ -136,14 +132,12 @@ public final class PublisherLease: Sendable {
         }
         if let taken = try kv.create(settings.key, value) {
             renewedAt.store(started, ordering: .releasing)
-            holderName.withLock { $0 = settings.instance }
             counters.add("lease.acquired")
             logger.notice("publisher lease acquired: this replica publishes", metadata: ["instance": "\(settings.instance)", "bucket": "\(settings.bucket)"])
             onChange(true)
             return taken
         }
         guard let entry = try kv.get(settings.key) else { return nil }  // gone meanwhile: the next look takes it
-        holderName.withLock { $0 = String(decoding: entry.value, as: UTF8.self) }
         // A holder renews every TTL/4 and stops publishing on its own once it could not renew for
         // TTL/2: the same revision for three quarters of a TTL (and a look more) on this
         // replica's own clock means it has stopped — whenever the broker gets round to letting
@@ -159,7 +153,7 @@ public final class PublisherLease: Sendable {
         }
         guard now &- since >= UInt64((settings.ttl * 3 / 4 + settings.poll).wholeNanoseconds) else { return nil }
         logger.warning("publisher lease not renewed for three quarters of its TTL: taking it over", metadata: [
-            "instance": "\(settings.instance)", "holder": "\(holderName.withLock { $0 } ?? "?")"])
+            "instance": "\(settings.instance)", "holder": "\(String(decoding: entry.value, as: UTF8.self))"])
         try kv.delete(settings.key)
         observed.withLock { $0 = nil }
         return try step(kv, revision: nil)
