@@ -17,7 +17,7 @@ public struct ArchiveEvictAdmin: Sendable {
 
     /// The endpoint.
     public var endpoint: MicroService.Endpoint {
-        MicroService.Endpoint(name: "archive-evict", subject: "clusterd.admin.archive.evict",
+        var endpoint = MicroService.Endpoint(name: "archive-evict", subject: "clusterd.admin.archive.evict",
                               metadata: ["description": "evict finished, unprotected jobs oldest first while the archive is over its budget (dryRun: list them)"]) { [self] message throws(MicroService.Failure) in
             do {
                 let request = message.data.allSatisfy { $0 == 0x20 || $0 == 0x0a } ? JSONValue.object([]) : try JSONValue.parse(message.data)
@@ -34,5 +34,12 @@ public struct ArchiveEvictAdmin: Sendable {
                 throw .answer(for: error)
             }
         }
+        // The archive's use before the pass (the reply's evicted jobs are what changed).
+        endpoint.before = MicroService.StateRead(lock: nil) { [self] _ in
+            guard quota.isSet else { return Array("null".utf8) }
+            let (used, budget) = jobs.archiveUsage(quota)
+            return Array(JSONValue.object([("usedBytes", .integer(used)), ("budgetBytes", .integer(budget))]).jsonText.utf8)
+        }
+        return endpoint
     }
 }

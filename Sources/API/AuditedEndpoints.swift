@@ -9,7 +9,8 @@ import Store
 /// Records every administrative action — maintenance windows, protect/unprotect, dead-letter
 /// replay, configuration reload, fleet register/update/deregister, groups, operations — in the
 /// `audit_log` table and on `clusterd.audit.<resource>` (through the outbox), with who asked,
-/// the request and the answer (or the refusal). Queries are not recorded.
+/// the request, the state it acted on before (``MicroService/Endpoint/before``) and the answer
+/// (the state after, or the refusal). Queries are not recorded.
 public struct AuditedEndpoints: Sendable {
     let writer: DatabaseWriter
     let publisher: OutboxPublisher
@@ -42,7 +43,7 @@ public struct AuditedEndpoints: Sendable {
     public func wrap(_ endpoints: [MicroService.Endpoint]) -> [MicroService.Endpoint] {
         endpoints.map { e in
             guard Self.isAdministrative(e) else { return e }
-            let handler = e.handler
+            let handler = e.handler, state = e.before
             var wrapped = MicroService.Endpoint(name: e.name, subject: e.subject, metadata: e.metadata) { [self] message throws(MicroService.Failure) in
                 guard let (resource, action) = Self.action(of: message.subject) else { return try handler(message) }
                 guard let actor = Self.actor(of: message) else {
@@ -50,17 +51,25 @@ public struct AuditedEndpoints: Sendable {
                     record(message, actor: "unknown", resource: resource, action: action, outcome: "refused", result: .string(refusal.description))
                     throw refusal
                 }
-                do throws(MicroService.Failure) {
-                    let reply = try handler(message)
-                    record(message, actor: actor, resource: resource, action: action, outcome: "ok",
-                           result: (try? JSONValue.parse(reply)) ?? .string(String(decoding: reply, as: UTF8.self)))
+                // The state before and the answer under the endpoint's lock: nothing changes between them.
+                let (before, answer) = { () -> (JSONValue, Result<[UInt8], MicroService.Failure>) in
+                    state?.lock?.lock()
+                    defer { state?.lock?.unlock() }
+                    let before = state.map { Self.json($0.read(message)) } ?? .null
+                    do throws(MicroService.Failure) { return (before, .success(try handler(message))) } catch { return (before, .failure(error)) }
+                }()
+                switch answer {
+                case .success(let reply):
+                    record(message, actor: actor, resource: resource, action: action, before: before, outcome: "ok", result: Self.json(reply))
                     return reply
-                } catch {
-                    record(message, actor: actor, resource: resource, action: action, outcome: "refused", result: .string(error.description))
+                case .failure(let error):
+                    record(message, actor: actor, resource: resource, action: action, before: before, outcome: "refused",
+                           result: .string(error.description))
                     throw error
                 }
             }
             wrapped.everyReplica = e.everyReplica
+            wrapped.before = e.before
             return wrapped
         }
     }
@@ -92,10 +101,16 @@ public struct AuditedEndpoints: Sendable {
         return nil
     }
 
-    private func record(_ message: BusMessage, actor: String, resource: String, action: String, outcome: String, result: JSONValue) {
-        let request = message.data.isEmpty ? JSONValue.object([]) : (try? JSONValue.parse(message.data)) ?? .string(String(decoding: message.data, as: UTF8.self))
+    /// JSON text as a value (or, not JSON, as a string).
+    static func json(_ text: [UInt8]) -> JSONValue {
+        (try? JSONValue.parse(text)) ?? .string(String(decoding: text, as: UTF8.self))
+    }
+
+    private func record(_ message: BusMessage, actor: String, resource: String, action: String, before: JSONValue = .null,
+                        outcome: String, result: JSONValue) {
+        let request = message.data.isEmpty ? JSONValue.object([]) : Self.json(message.data)
         let entry = AuditEntry(at: clock(), actor: actor, resource: resource, action: action, subject: message.subject,
-                               request: request, outcome: outcome, result: result)
+                               request: request, before: before, outcome: outcome, result: result)
         // The same id on every replica (each runs the action): the request's inbox and body.
         let id = "audit-" + ContentHash.hex(Array((message.reply ?? "").utf8) + [0] + Array(message.subject.utf8) + [0] + message.data)
         do {

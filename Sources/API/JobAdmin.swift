@@ -11,6 +11,8 @@ package final class JobAdmin: @unchecked Sendable {
     let clusters: Reloadable<ClusterRegistry>
     let lock: NSRecursiveLock
 
+    static let keys = ["jobId", "cluster", "startTime", "protected", "by", "reason"]
+
     package init(writer: DatabaseWriter, clusters: Reloadable<ClusterRegistry>) {
         stage = JobStage(database: writer.database, clusters: clusters.current)
         lock = writer.lock
@@ -18,10 +20,10 @@ package final class JobAdmin: @unchecked Sendable {
     }
 
     package var endpoint: MicroService.Endpoint {
-        MicroService.Endpoint(name: "jobs-protect", subject: "clusterd.admin.jobs.protect",
+        var endpoint = MicroService.Endpoint(name: "jobs-protect", subject: "clusterd.admin.jobs.protect",
                               metadata: ["description": "protect a job from archive retention, or lift it"]) { [self] message throws(MicroService.Failure) in
             do {
-                let o = try StrictObject(try JSONValue.parse(message.data), allowed: ["jobId", "cluster", "startTime", "protected", "by", "reason"])
+                let o = try StrictObject(try JSONValue.parse(message.data), allowed: Self.keys)
                 guard let jobId = try o.int("jobId"), let cluster = try o.string("cluster") else { throw MicroService.Failure(400, "jobId and cluster are required") }
                 guard let by = try o.string("by"), !by.isEmpty else { throw MicroService.Failure(400, "by is required (who protects it)") }
                 let protect = o.raw("protected") != .bool(false)
@@ -38,5 +40,25 @@ package final class JobAdmin: @unchecked Sendable {
                 throw .answer(for: error)
             }
         }
+        endpoint.before = MicroService.StateRead(lock: lock) { [self] message in Array(before(message).jsonText.utf8) }
+        return endpoint
+    }
+
+    /// The job's protection before a request changes it (`null`: no such job, or no job named).
+    func before(_ message: BusMessage) -> JSONValue {
+        guard let o = try? StrictObject(try JSONValue.parse(message.data), allowed: Self.keys), let jobId = try? o.int("jobId"),
+              let cluster = try? o.string("cluster"),
+              let job = try? stage.protection(jobId: jobId, cluster: cluster, startTime: (try? o.int("startTime")) ?? nil) else { return .null }
+        var b = JSONObjectBuilder()
+        b.add("id", job.id)
+        b.add("jobId", jobId)
+        b.add("cluster", cluster)
+        b.add("protected", job.by != nil)
+        if let by = job.by {
+            b.add("protectedBy", by)
+            b.add("reason", job.reason)
+            b.add("protectedAt", job.at)
+        }
+        return b.value
     }
 }

@@ -31,10 +31,20 @@ public final class MaintenanceResponder: @unchecked Sendable {
 
     /// The endpoint of the `clusterd` micro service (listed in `$SRV.INFO` with the others).
     public var endpoint: MicroService.Endpoint {
-        MicroService.Endpoint(name: "maintenance", subject: "\(prefix).*",
-                              metadata: ["description": "maintenance windows: create, list, end (admin)"]) { [self] message in
+        var endpoint = MicroService.Endpoint(name: "maintenance", subject: "\(prefix).*",
+                                             metadata: ["description": "maintenance windows: create, list, end (admin)"]) { [self] message in
             handle(message)
         }
+        endpoint.before = MicroService.StateRead(lock: lock) { [self] message in Array(before(message).jsonText.utf8) }
+        return endpoint
+    }
+
+    /// The window `end` acts on as it stands (`null` before a `create`, or for an unknown id).
+    func before(_ message: BusMessage) -> JSONValue {
+        guard message.subject.hasSuffix(".end"), let request = try? JSONValue.parse(message.data),
+              let id = (try? StrictObject(request, allowed: ["id"]).int("id")) ?? nil,
+              let window = try? book.maintenance(activeAt: nil).first(where: { $0.id == id }) else { return .null }
+        return Self.json(window, now: Int64(Date().timeIntervalSince1970))
     }
 
     private func handle(_ message: BusMessage) -> [UInt8] {

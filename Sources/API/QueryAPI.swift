@@ -42,15 +42,30 @@ public final class QueryAPI: @unchecked Sendable {
             endpoint("alerts", "active", "Firing alerts by cluster, severity, entity", { try $0.alertsActive($1) }),
             endpoint("alerts", "history", "Alert transitions by entity, check and time range; paged", { try $0.alertsHistory($1) }),
             endpoint("dlq", "list", "Dead letters by stage and code; paged", { try $0.deadLetters($1) }),
-            endpoint("audit", "list", "Administrative actions (who, what, when, request and result) by resource, actor, time range; paged",
+            endpoint("audit", "list", "Administrative actions (who, what, when, request, state before and result) by resource, actor, time range; paged",
                      { try $0.auditList($1) }),
             endpoint("dlq", "parked", "Outbox messages parked because the broker can never take them; paged", { try $0.parked($1) }),
-            endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject (admin)", { try $0.replay($1) },
-                     subject: "clusterd.admin.dlq.replay", name: "admin-dlq-replay"),
+            replaying(endpoint("dlq", "replay", "Publish dead letters (by id, or by stage and code) again on their subject (admin)", { try $0.replay($1) },
+                               subject: "clusterd.admin.dlq.replay", name: "admin-dlq-replay")),
             // The old subject, kept for one release: read-only users get clusterd.api.>, and a
             // replay changes state, so it moved under clusterd.admin.
-            endpoint("dlq", "replay", "Deprecated alias of clusterd.admin.dlq.replay (removed in the next release)", { try $0.replay($1) }),
+            replaying(endpoint("dlq", "replay", "Deprecated alias of clusterd.admin.dlq.replay (removed in the next release)", { try $0.replay($1) })),
         ]
+    }
+
+    /// A replay endpoint whose audit shows the dead letters it picked, as they were.
+    private func replaying(_ endpoint: MicroService.Endpoint) -> MicroService.Endpoint {
+        var endpoint = endpoint
+        endpoint.before = MicroService.StateRead(lock: nil) { [self] message in
+            guard let o = try? StrictObject(try JSONValue.parse(message.data), allowed: Self.keys["dlq.replay"] ?? []) else { return Array("null".utf8) }
+            lock.lock()
+            defer { lock.unlock() }
+            guard let letters = try? self.letters(o) else { return Array("null".utf8) }
+            return Array(JSONValue.array(letters.map { l in
+                .object([("id", .integer(l.id)), ("subject", .string(l.subject)), ("stage", .string(l.stage)), ("code", .string(l.code))])
+            }).jsonText.utf8)
+        }
+        return endpoint
     }
 
     private func endpoint(_ resource: String, _ verb: String, _ about: String,
@@ -342,17 +357,22 @@ public final class QueryAPI: @unchecked Sendable {
 
     /// Publishes each selected letter's line again on its subject with `Clusterd-Replay-Of`,
     /// so it takes the normal path; the stage removes the letter when it applies the replay.
-    func replay(_ o: StrictObject) throws -> JSONValue {
-        guard let republish else { throw MicroService.Failure(503, "replay is not available") }
+    /// The dead letters a replay request picks (by id, or stage and code), oldest first.
+    func letters(_ o: StrictObject) throws -> [(id: Int64, subject: String, stage: String, code: String, raw: String)] {
         let id = try o.int("id")
         let stage = try o.string("stage")
         guard id != nil || stage != nil else { throw MicroService.Failure(400, "give id, or stage (and code)") }
         let (sql, values) = Self.filters([("id = ?", Self.int(id)), ("stage = ?", Self.text(stage)), ("code = ?", Self.text(try o.string("code")))])
-        let letters = try database.prepare("SELECT id, subject, raw FROM dead_letter\(sql) ORDER BY id LIMIT ?")
-            .rows(values + [.integer(try o.int("limit", 1...10_000) ?? 100)]) { ($0.int(0), $0.text(1), $0.text(2)) }
+        return try database.prepare("SELECT id, subject, stage, code, raw FROM dead_letter\(sql) ORDER BY id LIMIT ?")
+            .rows(values + [.integer(try o.int("limit", 1...10_000) ?? 100)]) { ($0.int(0), $0.text(1), $0.text(2), $0.text(3), $0.text(4)) }
+    }
+
+    func replay(_ o: StrictObject) throws -> JSONValue {
+        guard let republish else { throw MicroService.Failure(503, "replay is not available") }
+        let letters = try self.letters(o)
         if letters.isEmpty { throw MicroService.Failure(404, "no dead letter matches") }
         var replayed: [JSONValue] = []
-        for (letter, subject, raw) in letters {
+        for (letter, subject, _, _, raw) in letters {
             do {
                 try republish(subject, Array((raw + "\n").utf8), [
                     "Nats-Msg-Id": ["replay-\(letter)-\(Int64(Date().timeIntervalSince1970 * 1000))"],

@@ -2,8 +2,9 @@ import Foundation
 import Model
 import Store
 
-/// One administrative action as it was asked for and answered: who, what, when, the request
-/// and the result (the state after, as the action answered it, or why it was refused).
+/// One administrative action as it was asked for and answered: who, what, when, the request,
+/// the state it acted on before, and the result (the state after, as the action answered it,
+/// or why it was refused).
 public struct AuditEntry: Sendable, Equatable {
     /// Epoch seconds.
     public var at: Int64
@@ -18,19 +19,24 @@ public struct AuditEntry: Sendable, Equatable {
     public var subject: String
     /// The request body (JSON, or the text as sent).
     public var request: JSONValue
+    /// What the action acted on as it stood before it ran (`null`: nothing yet, or the action
+    /// keeps no record — it was refused before reading, or it only re-sends).
+    public var before: JSONValue
     /// `ok` or `refused`.
     public var outcome: String
     /// The reply (the state after) or the refusal's reason.
     public var result: JSONValue
 
     /// An entry.
-    public init(at: Int64, actor: String, resource: String, action: String, subject: String, request: JSONValue, outcome: String, result: JSONValue) {
+    public init(at: Int64, actor: String, resource: String, action: String, subject: String, request: JSONValue, before: JSONValue = .null,
+                outcome: String, result: JSONValue) {
         self.at = at
         self.actor = actor
         self.resource = resource
         self.action = action
         self.subject = subject
         self.request = request
+        self.before = before
         self.outcome = outcome
         self.result = result
     }
@@ -46,6 +52,7 @@ public struct AuditEntry: Sendable, Equatable {
         b.add("subject", subject)
         b.add("outcome", outcome)
         b.add("request", request)
+        b.add("before", before)
         b.add("result", result)
         return b.value
     }
@@ -69,6 +76,7 @@ public struct AuditLog {
             CREATE INDEX audit_log_at ON audit_log (at);
             CREATE INDEX audit_log_resource ON audit_log (resource, at);
             """),
+        Migration(module: "audit", version: 2, sql: "ALTER TABLE audit_log ADD COLUMN before TEXT NOT NULL DEFAULT 'null';"),
     ]
 
     let database: Database
@@ -79,9 +87,9 @@ public struct AuditLog {
     /// Records `entry`; its row id.
     public func append(_ e: AuditEntry) throws(StoreError) -> Int64 {
         try database.prepare("""
-            INSERT INTO audit_log (at, actor, resource, action, subject, outcome, request, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO audit_log (at, actor, resource, action, subject, outcome, request, result, before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).run([.integer(e.at), .text(e.actor), .text(e.resource), .text(e.action), .text(e.subject), .text(e.outcome),
-                      .text(e.request.jsonText), .text(e.result.jsonText)])
+                      .text(e.request.jsonText), .text(e.result.jsonText), .text(e.before.jsonText)])
         return database.lastInsertRowID
     }
 
@@ -95,11 +103,11 @@ public struct AuditLog {
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let total = try database.prepare("SELECT count(*) FROM audit_log" + filter).first(values) { $0.int(0) } ?? 0
         let rows = try database.prepare("""
-            SELECT id, at, actor, resource, action, subject, outcome, request, result FROM audit_log\(filter) ORDER BY id DESC LIMIT ? OFFSET ?
+            SELECT id, at, actor, resource, action, subject, outcome, request, result, before FROM audit_log\(filter) ORDER BY id DESC LIMIT ? OFFSET ?
             """).rows(values + [.integer(limit), .integer(offset)]) { r in
-            AuditEntry(at: r.int(1), actor: r.text(2), resource: r.text(3), action: r.text(4), subject: r.text(5),
-                       request: (try? JSONValue.parse(Array(r.text(7).utf8))) ?? .string(r.text(7)), outcome: r.text(6),
-                       result: (try? JSONValue.parse(Array(r.text(8).utf8))) ?? .string(r.text(8))).json(id: r.int(0))
+            func stored(_ column: Int32) -> JSONValue { (try? JSONValue.parse(Array(r.text(column).utf8))) ?? .string(r.text(column)) }
+            return AuditEntry(at: r.int(1), actor: r.text(2), resource: r.text(3), action: r.text(4), subject: r.text(5), request: stored(7),
+                              before: stored(9), outcome: r.text(6), result: stored(8)).json(id: r.int(0))
         }
         return (rows, total)
     }

@@ -28,6 +28,9 @@ public final class MicroService: @unchecked Sendable {
         /// Run by every replica of a replicated service (no queue group), answered by the one
         /// that ``MicroService/answers``: for actions that change what each replica keeps.
         public var everyReplica = false
+        /// Reads what a request would change as it stands before the handler runs: the audit
+        /// log keeps it beside the answer (the state after). nil: the action changes no kept record.
+        public var before: StateRead?
 
         /// An endpoint answering on `subject`.
         public init(name: String, subject: String, metadata: [String: String]? = nil,
@@ -36,6 +39,21 @@ public final class MicroService: @unchecked Sendable {
             self.subject = subject
             self.metadata = metadata
             self.handler = handler
+        }
+    }
+
+    /// A read of the state a request acts on, taken before its handler runs.
+    public struct StateRead: Sendable {
+        /// Held from the read through the handler, so nothing changes in between (the handler
+        /// must take no lock that is taken before this one elsewhere); nil: read, then run.
+        public let lock: NSRecursiveLock?
+        /// The state as JSON text (`null`: there is none yet, e.g. before a create).
+        public let read: @Sendable (BusMessage) -> [UInt8]
+
+        /// A read under `lock`.
+        public init(lock: NSRecursiveLock?, read: @escaping @Sendable (BusMessage) -> [UInt8]) {
+            self.lock = lock
+            self.read = read
         }
     }
 

@@ -17,10 +17,12 @@ extension FleetService {
     /// The registry endpoints, served by the `clusterd` micro service.
     package var endpoints: [MicroService.Endpoint] {
         Self.verbs.map { verb in
-            MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
-                                  metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
+            var endpoint = MicroService.Endpoint(name: "fleet-\(verb)", subject: "fleet.*.api.\(verb)",
+                                                 metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
                 try answer(verb, m)
             }
+            endpoint.before = MicroService.StateRead(lock: lock) { [self] m in Array(before(verb, m).jsonText.utf8) }
+            return endpoint
         } + [MicroService.Endpoint(name: "fleet-api", subject: "fleet.*.api",
                                    metadata: ["description": "fleet registry without a verb: answers 400 with the verbs"]) { m throws(MicroService.Failure) in
             // A request without a verb would otherwise wait out its whole timeout for nobody.
@@ -110,6 +112,23 @@ extension FleetService {
             throw MicroService.Failure(f.code, f.description)
         } catch {
             throw .answer(for: error)
+        }
+    }
+
+    /// The record a changing verb acts on as it stands: the server (register, update,
+    /// deregister) or group (save, delete) it names; `null` when there is none yet.
+    func before(_ verb: String, _ message: BusMessage) -> JSONValue {
+        let tokens = message.subject.split(separator: ".")
+        guard tokens.count >= 4, let request = try? JSONValue.parse(message.data) else { return .null }
+        let org = String(tokens[1])
+        switch verb {
+        case "register", "update", "deregister":
+            let key = verb == "register" ? request["name"]?.stringValue : request["id"]?.stringValue ?? request["name"]?.stringValue
+            return key.flatMap { (try? registry.server(org, $0)) ?? nil }?.json ?? .null
+        case "group.save", "group.delete":
+            return request["name"]?.stringValue.flatMap { try? registry.group(org, $0) } ?? .null
+        default:
+            return .null
         }
     }
 

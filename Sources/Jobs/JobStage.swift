@@ -293,10 +293,7 @@ public final class JobStage {
     /// Protects (or unprotects) the newest job matching `jobId`, `cluster` and optionally
     /// `startTime`; returns its database id, nil when there is no such job.
     public func protect(jobId: Int64, cluster: String, startTime: Int64?, protected: Bool, by: String, reason: String, now: Int64) throws -> Int64? {
-        var sql = "SELECT id FROM job WHERE job_id = ? AND cluster = ?"
-        var values: [SQLValue] = [.integer(jobId), .text(cluster)]
-        if let startTime { sql += " AND start_time = ?"; values.append(.integer(startTime)) }
-        guard let id = try database.prepare(sql + " ORDER BY id DESC LIMIT 1").first(values, { $0.int(0) }) else { return nil }
+        guard let id = try protection(jobId: jobId, cluster: cluster, startTime: startTime)?.id else { return nil }
         if protected {
             try database.prepare("""
                 INSERT INTO clusterd_job_protection (job, protected_by, reason, protected_at) VALUES (?, ?, ?, ?)
@@ -306,6 +303,20 @@ public final class JobStage {
             try database.prepare("DELETE FROM clusterd_job_protection WHERE job = ?").run([.integer(id)])
         }
         return id
+    }
+
+    /// The job `jobId` on `cluster` (the latest, or the one started at `startTime`) and its
+    /// protection as it stands (`by` nil: not protected); nil when there is no such job.
+    public func protection(jobId: Int64, cluster: String, startTime: Int64?) throws -> (id: Int64, by: String?, reason: String, at: Int64)? {
+        var sql = """
+            SELECT j.id, p.protected_by, p.reason, p.protected_at FROM job j LEFT JOIN clusterd_job_protection p ON p.job = j.id
+            WHERE j.job_id = ? AND j.cluster = ?
+            """
+        var values: [SQLValue] = [.integer(jobId), .text(cluster)]
+        if let startTime { sql += " AND j.start_time = ?"; values.append(.integer(startTime)) }
+        return try database.prepare(sql + " ORDER BY j.id DESC LIMIT 1").first(values) { r in
+            (r.int(0), r.isNull(1) ? nil : r.text(1), r.isNull(2) ? "" : r.text(2), r.isNull(3) ? 0 : r.int(3))
+        }
     }
 
     /// Finished, unprotected jobs that ended before `cutoff` (epoch s), oldest first.

@@ -66,7 +66,7 @@ extension ClusterdService {
     /// `clusterd.admin.config.reload`: ``reload(origin:)`` on request; replies
     /// `{"ok": true, "checks", "hosts", "clusters"}` or a 400 naming the file and line at fault.
     var reloadEndpoint: MicroService.Endpoint {
-        MicroService.Endpoint(name: "config-reload", subject: "clusterd.admin.config.reload",
+        var endpoint = MicroService.Endpoint(name: "config-reload", subject: "clusterd.admin.config.reload",
                               metadata: ["description": "re-read topology, checks and cluster files; an invalid file keeps the running ones (admin)"]) {
             [weak self] _ throws(MicroService.Failure) in
             guard let self else { throw MicroService.Failure(503, "stopping") }
@@ -78,5 +78,14 @@ extension ClusterdService {
                 throw MicroService.Failure(400, "reload refused, the running configuration stays: \(error)")
             }
         }
+        // The running configuration in the reply's shape, so the audit shows what the reload changed.
+        endpoint.before = MicroService.StateRead(lock: nil) { [weak self] _ in
+            guard let self else { return Array("null".utf8) }
+            let checks = health?.inspect { engine in engine.library.checks.count }
+            return Array(JSONValue.object([("checks", checks.map { .integer(Int64($0)) } ?? .null),
+                                           ("hosts", .integer(Int64(topology.current.hosts.count))),
+                                           ("clusters", .array(clusters.current.clusters.keys.sorted().map(JSONValue.string)))]).jsonText.utf8)
+        }
+        return endpoint
     }
 }

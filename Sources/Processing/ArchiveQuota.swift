@@ -83,12 +83,15 @@ public struct EvictionReport: Sendable {
 }
 
 extension JobProcessor {
+    /// The archive's bytes in use and its budget under `quota`.
+    public func archiveUsage(_ quota: ArchiveQuota) -> (used: Int64, budget: Int64) { quota.usage(root: archive.root) }
+
     /// Evicts (or with `dryRun` lists) finished, unprotected jobs oldest first while the archive
     /// is above the high watermark, down to the low one. Each job's files go before its rows
     /// (a crash in between leaves a row without files, removed by the next pass), and each
     /// eviction is recorded with `by` and the reason in `clusterd_archive_eviction`.
     public func evict(_ quota: ArchiveQuota, dryRun: Bool, by: String, now: Int64) throws -> EvictionReport {
-        let (used, budget) = quota.usage(root: archive.root)
+        let (used, budget) = archiveUsage(quota)
         let high = Int64(Double(budget) * quota.highWatermark / 100), low = Int64(Double(budget) * quota.lowWatermark / 100)
         var report = EvictionReport(used: used, budget: budget, high: high, low: low, jobs: [])
         guard quota.isSet, budget > 0, used > high else { return report }

@@ -22,17 +22,25 @@ import Threads
                            timeout: .seconds(10))
     }
 
-    @Test func adminActionsAreRecordedQueryablePublishedAndExpire() async throws {
-        let clock = ManualClock(Int64(Date().timeIntervalSince1970))
+    func configuration() -> ClusterdConfig {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
         config.jobs.clusterFiles = [Repository.path("config/clusters/fritz/cluster.json")]
         config.health.topology = Repository.path("config/topology.yaml")
         config.observability.listen = ""
+        return config
+    }
+
+    var logger: Logger {
         var logger = Logger(label: "audit-test")
         logger.logLevel = .critical
-        let service = ClusterdService(config: config, logger: logger, clock: clock)
+        return logger
+    }
+
+    @Test func adminActionsAreRecordedQueryablePublishedAndExpire() async throws {
+        let clock = ManualClock(Int64(Date().timeIntervalSince1970))
+        let service = ClusterdService(config: configuration(), logger: logger, clock: clock)
         try service.start()
         defer { service.stop() }
         let published = ServiceBusTests.Collector()
@@ -87,5 +95,56 @@ import Threads
         let db = try Database(path: directory.appendingPathComponent("data/clusterd.db").path, readOnly: true)
         try await eventually("the retention pass") { try db.prepare("SELECT count(*) FROM audit_log").first { $0.int(0) } == 0 }
         _ = sub
+    }
+
+    /// Each entry holds the record the action acted on as it stood before (`before`) beside the
+    /// answer (the state after): a job's protection, a fleet server, a maintenance window, the
+    /// running configuration; `null` where there was nothing yet.
+    @Test func eachEntryHoldsTheStateBeforeAndTheStateAfter() async throws {
+        let service = ClusterdService(config: configuration(), logger: logger)
+        try service.start()
+        defer { service.stop() }
+        _ = try JetStream(client).publish(BusMessage(subject: "cc.job.event", data: Array(ServiceBusTests.start(4711).utf8)), messageID: "start-4711")
+        try await eventually("job 4711 recorded") {
+            (try? ask("clusterd.api.jobs.get", #"{"jobId":4711,"cluster":"fritz"}"#))?.header("Nats-Service-Error") == nil
+        }
+        func ok(_ subject: String, _ body: String) throws {
+            let reply = try ask(subject, body, actor: "carol")
+            #expect(reply.header("Nats-Service-Error") == nil && (try? JSONValue.parse(reply.data))?["ok"] != .bool(false),
+                    "\(subject): \(String(decoding: reply.data, as: UTF8.self))")
+        }
+        try ok("clusterd.admin.jobs.protect", #"{"jobId":4711,"cluster":"fritz","by":"carol","reason":"paper"}"#)
+        try ok("clusterd.admin.jobs.protect", #"{"jobId":4711,"cluster":"fritz","by":"carol","protected":false}"#)
+        try ok("fleet.acme.api.register", #"{"name":"w1","apiUrl":"http://127.0.0.1:1","description":"old"}"#)
+        try ok("fleet.acme.api.update", #"{"name":"w1","description":"new"}"#)
+        try ok("fleet.acme.api.deregister", #"{"name":"w1"}"#)
+        try ok("clusterd.admin.maintenance.create", #"{"scope":"rack","target":"r02","reason":"PDU swap"}"#)
+        try ok("clusterd.admin.maintenance.end", #"{"id":1}"#)
+        try ok("clusterd.admin.config.reload", "{}")
+
+        let listed = try JSONValue.parse(try ask("clusterd.api.audit.list", #"{"actor":"carol"}"#).data)
+        guard case .array(let newestFirst)? = listed["entries"] else { throw TestFailure("no entries: \(listed)") }
+        let entries = Array(newestFirst.reversed())
+        #expect(entries.map { "\($0["resource"]?.stringValue ?? "") \($0["action"]?.stringValue ?? "")" } == [
+            "jobs protect", "jobs protect", "fleet register", "fleet update", "fleet deregister", "maintenance create", "maintenance end", "config reload",
+        ])
+        guard entries.count == 8 else { return }
+        // Protect: unprotected before, protected after; lifting it: protected by carol before.
+        #expect(entries[0]["before"]?["protected"] == .bool(false) && entries[0]["before"]?["jobId"] == .integer(4711))
+        #expect(entries[0]["result"]?["protected"] == .bool(true))
+        #expect(entries[1]["before"]?["protected"] == .bool(true) && entries[1]["before"]?["protectedBy"] == .string("carol")
+                && entries[1]["before"]?["reason"] == .string("paper"))
+        #expect(entries[1]["result"]?["protected"] == .bool(false))
+        // The server: none before its registration, then the old description, then the record removed.
+        #expect(entries[2]["before"] == .null && entries[2]["result"]?["server"]?["description"] == .string("old"))
+        #expect(entries[3]["before"]?["description"] == .string("old") && entries[3]["result"]?["server"]?["description"] == .string("new"))
+        #expect(entries[4]["before"]?["description"] == .string("new") && entries[4]["before"]?["name"] == .string("w1"))
+        // The window: nothing before its creation; active and not ended before it was ended.
+        #expect(entries[5]["before"] == .null)
+        #expect(entries[6]["before"]?["status"] == .string("active") && entries[6]["before"]?["endedAt"] == nil)
+        #expect(entries[6]["result"]?["window"]?["endedAt"] != nil)
+        // The running configuration in the reply's shape.
+        #expect(entries[7]["before"]?["checks"] == entries[7]["result"]?["checks"] && entries[7]["before"]?["checks"] != nil)
+        #expect(entries[7]["before"]?["clusters"] == entries[7]["result"]?["clusters"])
     }
 }
