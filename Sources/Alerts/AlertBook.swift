@@ -8,7 +8,8 @@ import Store
 /// transaction as the state change, with `Nats-Msg-Id` = fingerprint-sequence. Maintenance
 /// windows silence publication (the alert is still recorded); so does a firing parent in the
 /// topology — a rack-scope check's alert or one of the rack's PDUs or switches inhibits the
-/// rack's other alerts, a room's cooling the room's (`inhibited_by`), and they are announced
+/// rack's other alerts, a room's cooling the room's, a chassis' controller its blades'
+/// (`inhibited_by`), and they are announced
 /// when it resolves while they still fire; firing alerts are re-sent.
 public final class AlertBook: @unchecked Sendable {
     let database: Database
@@ -21,6 +22,10 @@ public final class AlertBook: @unchecked Sendable {
     public var parents: @Sendable (String) -> Set<String> = { _ in [] }
     /// Room → the hosts of its cooling (``Topology/roomParents``).
     public var roomParents: @Sendable (String) -> Set<String> = { _ in [] }
+    /// Host → the hosts of its chassis' controller (``Topology/chassisParents``).
+    public var chassisParents: @Sendable (String) -> Set<String> = { _ in [] }
+    /// Whether a host is a chassis controller (``Topology/chassisControllers``).
+    public var isChassisController: @Sendable (String) -> Bool = { _ in false }
 
     /// A book over a migrated database (its own connection, used by one thread at a time).
     public init(database: Database, prefix: String = "clusterd.alert", resendInterval: Int64 = 300) {
@@ -169,10 +174,11 @@ public final class AlertBook: @unchecked Sendable {
     }
 
     /// Whether `alert` is a parent: a rack-scope check's alert (its entity is its rack), one of a
-    /// rack's PDUs' or switches', or one of a room's cooling's.
+    /// rack's PDUs' or switches', one of a room's cooling's, or a chassis controller's.
     func isParent(_ alert: FiringAlert) -> Bool {
         (!alert.rack.isEmpty && (alert.entity == alert.rack || parents(alert.rack).contains(alert.entity)))
             || (!alert.room.isEmpty && roomParents(alert.room).contains(alert.entity))
+            || isChassisController(alert.entity)
     }
 
     /// The firing parents, from the alert table.
@@ -182,20 +188,23 @@ public final class AlertBook: @unchecked Sendable {
         }.filter(isParent)
     }
 
-    /// The parent among `firing` (the oldest) that inhibits `alert` — its room's cooling's, its
-    /// rack's own (a rack-scope check) or one of its PDUs' or switches' — or nil. A parent is
-    /// never inhibited by its own level.
+    /// The parent among `firing` (the oldest of the highest level) that inhibits `alert` — its
+    /// room's cooling's, its rack's own (a rack-scope check) or one of its PDUs' or switches',
+    /// its chassis controller's — or nil. A parent is never inhibited by its own level.
     func inhibitor(of alert: FiringAlert, among firing: [FiringAlert]) -> String? {
         func oldest(_ matches: (FiringAlert) -> Bool) -> String? {
             firing.filter { $0.fingerprint != alert.fingerprint && matches($0) }
                 .min { ($0.startsAt, $0.fingerprint) < ($1.startsAt, $1.fingerprint) }?.fingerprint
         }
         let cooling = alert.room.isEmpty ? [] : roomParents(alert.room)
-        if !cooling.contains(alert.entity), let found = oldest({ $0.room == alert.room && cooling.contains($0.entity) }) { return found }
-        guard !alert.rack.isEmpty, alert.entity != alert.rack, !cooling.contains(alert.entity) else { return nil }
+        if cooling.contains(alert.entity) { return nil }
+        if let found = oldest({ $0.room == alert.room && cooling.contains($0.entity) }) { return found }
+        guard !alert.rack.isEmpty, alert.entity != alert.rack else { return nil }
         let parents = parents(alert.rack)
-        guard !parents.contains(alert.entity) else { return nil }
-        return oldest { $0.rack == alert.rack && ($0.entity == alert.rack || parents.contains($0.entity)) }
+        if parents.contains(alert.entity) { return nil }
+        if let found = oldest({ $0.rack == alert.rack && ($0.entity == alert.rack || parents.contains($0.entity)) }) { return found }
+        let controllers = chassisParents(alert.entity)
+        return controllers.isEmpty ? nil : oldest { controllers.contains($0.entity) }
     }
 
     /// Deletes transitions older than `cutoff` and alerts resolved before it (a firing alert

@@ -43,6 +43,11 @@ public struct Topology: Sendable {
     /// Room id → the hosts of its cooling (`type: cooling`, in any of its racks): their alerts
     /// inhibit every other alert of the room.
     public let roomParents: [String: Set<String>]
+    /// Host → the hosts of its chassis' controller (`type: chassis`, `controller: ...`): their
+    /// alerts inhibit the alerts of the chassis' nodes (blades), not the rest of the rack.
+    public let chassisParents: [String: Set<String>]
+    /// Every chassis controller host (a parent: never inhibited by its own chassis).
+    public let chassisControllers: Set<String>
     /// Device types whose failure takes the rest of their rack with it.
     public static let parentTypes: Set<String> = ["pdu", "switch"]
     /// Device types whose failure takes the rest of their room with it.
@@ -64,6 +69,8 @@ public struct Topology: Sendable {
         devices = [:]
         rackParents = [:]
         roomParents = [:]
+        chassisParents = [:]
+        chassisControllers = []
     }
 
     /// Loads `path`.
@@ -85,6 +92,8 @@ public struct Topology: Sendable {
         var devices: [String: [String]] = [:]
         var rackParents: [String: Set<String>] = [:]
         var roomParents: [String: Set<String>] = [:]
+        var chassisParents: [String: Set<String>] = [:]
+        var chassisControllers: Set<String> = []
         func fail(_ node: Node?, _ reason: String) -> LoadError {
             LoadError(description: "\(file):\(node?.mark?.line ?? 0): \(reason)")
         }
@@ -114,13 +123,25 @@ public struct Topology: Sendable {
                     if let aisle { aisles[aisle, default: []].append(rack) }
                     for deviceNode in rackNode["devices"]?.sequence ?? [] {
                         let device = try id(deviceNode, "device")
-                        let names = try Self.instances(deviceNode["instance"] ?? deviceNode["nodes"], device: device, fail: { fail(deviceNode, $0) })
-                        if let type = deviceNode["type"]?.string {
-                            guard Self.parentTypes.contains(type) || Self.roomParentTypes.contains(type) || type == "server" else {
-                                throw fail(deviceNode, "device \(device): type \"\(type)\" is not server, \((Self.parentTypes.union(Self.roomParentTypes)).sorted().joined(separator: ", "))")
+                        var names = try Self.instances(deviceNode["instance"] ?? deviceNode["nodes"], device: device, fail: { fail(deviceNode, $0) })
+                        let type = deviceNode["type"]?.string ?? "server"
+                        guard Self.parentTypes.contains(type) || Self.roomParentTypes.contains(type) || ["server", "chassis"].contains(type) else {
+                            throw fail(deviceNode, "device \(device): type \"\(type)\" is not server, chassis, \((Self.parentTypes.union(Self.roomParentTypes)).sorted().joined(separator: ", "))")
+                        }
+                        if Self.parentTypes.contains(type) { rackParents[rack, default: []].formUnion(names) }
+                        if Self.roomParentTypes.contains(type) { roomParents[room, default: []].formUnion(names) }
+                        if deviceNode["controller"] != nil && type != "chassis" {
+                            throw fail(deviceNode, "device \(device): controller is for type: chassis")
+                        }
+                        if type == "chassis" {
+                            // The blades depend on the chassis' controller (its CMC: power, fans, midplane).
+                            guard let node = deviceNode["controller"] else {
+                                throw fail(deviceNode, "device \(device): a chassis names its controller host (controller: <host>)")
                             }
-                            if Self.parentTypes.contains(type) { rackParents[rack, default: []].formUnion(names) }
-                            if Self.roomParentTypes.contains(type) { roomParents[room, default: []].formUnion(names) }
+                            let controllers = try Self.instances(node, device: device, fail: { fail(deviceNode, "controller: " + $0) })
+                            for blade in names where !controllers.contains(blade) { chassisParents[blade, default: []].formUnion(controllers) }
+                            chassisControllers.formUnion(controllers)
+                            names += controllers.filter { !names.contains($0) }
                         }
                         for host in names {
                             // rackscope: a later device wins a name collision.
@@ -141,6 +162,8 @@ public struct Topology: Sendable {
         self.devices = devices
         self.rackParents = rackParents
         self.roomParents = roomParents
+        self.chassisParents = chassisParents
+        self.chassisControllers = chassisControllers
     }
 
     static func instances(_ node: Node?, device: String, fail: (String) -> LoadError) throws(LoadError) -> [String] {

@@ -80,6 +80,8 @@ extension ClusterdService {
         let current = self.topology
         book.parents = { current.current.rackParents[$0] ?? [] }
         book.roomParents = { current.current.roomParents[$0] ?? [] }
+        book.chassisParents = { current.current.chassisParents[$0] ?? [] }
+        book.isChassisController = { current.current.chassisControllers.contains($0) }
         writer.lock.lock()
         defer { writer.lock.unlock() }
         let restored = try book.restore()

@@ -33,6 +33,21 @@ import Testing
         #expect(throws: Topology.LoadError.self) { try Topology(yaml: "sites:\n  - id: s\n    rooms:\n      - name: x\n", file: "t.yaml") }
     }
 
+    /// A chassis' blades depend on its controller; a chassis without one, or a controller on
+    /// another device type, is refused with the line.
+    @Test func aChassisIndexesItsBladesBehindItsController() throws {
+        func rack(_ device: String) -> String {
+            "sites:\n  - id: s\n    rooms:\n      - id: r\n        standalone_racks:\n          - id: k1\n            devices:\n              - \(device)\n"
+        }
+        let t = try Topology(yaml: rack(#"{id: ch1, type: chassis, instance: "n[1-3]", controller: ch1-cmc}"#), file: "t.yaml")
+        #expect(t.chassisParents["n2"] == ["ch1-cmc"] && t.chassisParents["ch1-cmc"] == nil && t.chassisControllers == ["ch1-cmc"])
+        #expect(t.placement(of: "ch1-cmc")?.device == "ch1" && t.racks["k1"] == ["n1", "n2", "n3", "ch1-cmc"])
+        #expect { try Topology(yaml: rack("{id: ch1, type: chassis, instance: \"n[1-3]\"}"), file: "t.yaml") } throws: { error in
+            "\(error)".contains("t.yaml:8") && "\(error)".contains("controller")
+        }
+        #expect(throws: Topology.LoadError.self) { try Topology(yaml: rack("{id: s1, instance: n1, controller: c}"), file: "t.yaml") }
+    }
+
     /// A counter's rate as Prometheus' `rate()` counts it between two samples.
     @Test func aCountersRateCountsResetsAndGaps() {
         #expect(Check.rate(from: nil, to: 60, 100) == nil)                        // the first sample

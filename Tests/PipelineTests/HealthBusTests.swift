@@ -121,7 +121,8 @@ import Testing
         _ = sub
     }
 
-    /// Issue 20 #4: a rack's PDU failing inhibits the alerts of everything else in its rack:
+    /// Issue 20 #4: a rack's PDU failing inhibits the alerts of everything else in its rack (a
+    /// chassis' controller those of its blades, a room's cooling the room's):
     /// recorded with `inhibitedBy`, not published (so not sent to Alertmanager); announced when
     /// the PDU's alert resolves while they still fire. Another rack's alerts go out as ever.
     @Test func aFailingPDUInhibitsItsRacksAlertsUntilItResolves() async throws {
@@ -136,7 +137,8 @@ import Testing
                         racks:
                           - id: r01
                             devices:
-                              - {id: r01-c01, instance: "f[0101-0118]"}
+                              - {id: r01-ch1, type: chassis, instance: "f[0101-0104]", controller: r01-ch1-cmc}
+                              - {id: r01-c01, instance: "f[0105-0118]"}
                               - {id: r01-crac, type: cooling, instance: crac-1}
                           - id: r02
                             devices:
@@ -153,6 +155,9 @@ import Testing
               - id: cooling
                 source: {metric: {name: supply_temp}}
                 rules: [{op: ">", value: 30, severity: CRIT}]
+              - id: chassis_fault
+                source: {metric: {name: chassis_fault}}
+                rules: [{op: ">", value: 0, severity: CRIT}]
             """, topologyFile: topology.path)
         try service.start()
         defer { service.stop() }
@@ -187,14 +192,34 @@ import Testing
         #expect(four[3]["labels"]?["hostname"] == .string("f0121") && four[3]["status"] == .string("firing"))
         let freed = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0121"}"#.utf8))).data)
         #expect(first(freed) != nil && first(freed)?["inhibitedBy"] == nil, "\(freed)")
+        // A chassis' controller fails: its blades' alerts are held back behind it, the rest of the rack's are not.
+        func cmc(_ fault: Int) throws {
+            try client.publish("cc.metrics.fritz", Array("chassis_fault,cluster=fritz,hostname=r01-ch1-cmc,type=node value=\(fault) \(Int(Date().timeIntervalSince1970))\n".utf8))
+            try client.flush()
+        }
+        try cmc(1)
+        let cmcFiring = try #require(Self.parse(try await alerts.wait(count: 5, timeout: 10)).last)
+        #expect(cmcFiring["labels"]?["hostname"] == .string("r01-ch1-cmc") && cmcFiring["labels"]?["rack"] == .string("r01"))
+        try down("f0102", id: "inhibit-blade")   // in the chassis
+        try down("f0105", id: "inhibit-beside")  // rack r01, not in it
+        let six = Self.parse(try await alerts.wait(count: 6, timeout: 10))
+        #expect(six[5]["labels"]?["hostname"] == .string("f0105"))
+        try await settled(service)
+        #expect(alerts.messages.count == 6, "f0102's alert is held back behind its chassis")
+        let blade = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0102"}"#.utf8))).data)
+        #expect(first(blade)?["inhibitedBy"] == cmcFiring["fingerprint"], "\(blade)")
+        try cmc(0)
+        let eight = Self.parse(try await alerts.wait(count: 8, timeout: 10))
+        #expect(eight[6]["labels"]?["hostname"] == .string("r01-ch1-cmc") && eight[6]["status"] == .string("resolved"))
+        #expect(eight[7]["labels"]?["hostname"] == .string("f0102") && eight[7]["status"] == .string("firing"))
         // The room's cooling fails: what goes down anywhere in the room is held back behind it.
         try client.publish("cc.metrics.fritz", Array("supply_temp,cluster=fritz,hostname=crac-1,type=node value=35 \(Int(Date().timeIntervalSince1970))\n".utf8))
         try client.flush()
-        let coolingFiring = try #require(Self.parse(try await alerts.wait(count: 5, timeout: 10)).last)
+        let coolingFiring = try #require(Self.parse(try await alerts.wait(count: 9, timeout: 10)).last)
         #expect(coolingFiring["labels"]?["hostname"] == .string("crac-1"))
         try down("f0130", id: "inhibit-3")      // rack r02, room-1
         try await settled(service)
-        #expect(alerts.messages.count == 5, "f0130's alert is held back behind the cooling")
+        #expect(alerts.messages.count == 9, "f0130's alert is held back behind the cooling")
         let behindCooling = try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.api.alerts.active", data: Array(#"{"entity":"f0130"}"#.utf8))).data)
         #expect(first(behindCooling)?["inhibitedBy"] == coolingFiring["fingerprint"], "\(behindCooling)")
         _ = sub
