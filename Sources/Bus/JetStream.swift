@@ -181,6 +181,26 @@ public final class JetStream: @unchecked Sendable {
         return PullSubscription(sub: sub!, jetStream: self)
     }
 
+    /// Reads `stream` from the first message stored at or after `since` (on `subject`; the
+    /// stream's own subjects when empty) without a durable consumer: an ephemeral pull consumer
+    /// that takes no acknowledgements and is removed when the subscription is released (or,
+    /// should the reader die, by the server after a minute idle). For reading history.
+    public func history(stream: String, subject: String = "", since: Date) throws(BusError) -> PullSubscription {
+        let strings = CStrings()
+        var subOpts = jsSubOptions()
+        try check(jsSubOptions_Init(&subOpts), "init subscribe options")
+        subOpts.Stream = strings.copy(stream)
+        subOpts.Config.DeliverPolicy = js_DeliverByStartTime
+        subOpts.Config.OptStartTime = Int64(since.timeIntervalSince1970 * 1_000_000_000)
+        subOpts.Config.AckPolicy = js_AckNone
+        subOpts.Config.InactiveThreshold = Duration.seconds(60).nanoseconds
+        var sub: OpaquePointer?
+        var jerr = jsErrCode(0)
+        let filter = subject.isEmpty ? try streamSettings(stream).subjects.first ?? ">" : subject
+        try check(js_PullSubscribe(&sub, js, filter, nil, nil, &subOpts, &jerr), "read \(stream) from \(since)", jsErr: jerr)
+        return PullSubscription(sub: sub!, jetStream: self, ephemeral: true)
+    }
+
     /// Publishes and waits for the stream's acknowledgement. A `messageID` makes retries of
     /// the same message idempotent within the stream's duplicate window.
     public func publish(_ message: BusMessage, messageID: String? = nil, timeout: Duration = .seconds(5)) throws(BusError) -> PublishAck {
@@ -239,14 +259,18 @@ public final class JetStream: @unchecked Sendable {
     }
 }
 
-/// A bound durable pull consumer: fetch batches, then ack, nak or term each message.
+/// A pull subscription: on a bound durable consumer (fetch batches, then ack, nak or term each
+/// message), or an ephemeral history reader (``JetStream/history(stream:subject:since:)``).
 public final class PullSubscription: @unchecked Sendable {
     let sub: OpaquePointer
     let jetStream: JetStream
+    /// A consumer libnats created for this subscription alone: removed with it.
+    let ephemeral: Bool
 
-    init(sub: OpaquePointer, jetStream: JetStream) {
+    init(sub: OpaquePointer, jetStream: JetStream, ephemeral: Bool = false) {
         self.sub = sub
         self.jetStream = jetStream
+        self.ephemeral = ephemeral
     }
 
     /// Fetches up to `batch` messages, waiting at most `timeout` for the first; returns an
@@ -270,7 +294,9 @@ public final class PullSubscription: @unchecked Sendable {
     }
 
     deinit {
-        // Destroy only: a bound durable consumer is kept by the server.
+        // A bound durable consumer is kept by the server: destroy only. An ephemeral one goes
+        // with the subscription (libnats deletes the consumer it created on unsubscribe).
+        if ephemeral { natsSubscription_Unsubscribe(sub) }
         natsSubscription_Destroy(sub)
     }
 }

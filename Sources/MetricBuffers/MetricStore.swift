@@ -227,6 +227,8 @@ public final class MetricStore: @unchecked Sendable {
             try handle.write(contentsOf: out)
             out.removeAll(keepingCapacity: true)
         }
+        // No series: the header alone (an empty file is not a checkpoint).
+        if !out.isEmpty { try handle.write(contentsOf: out) }
         try handle.synchronize()
         if rename(temp, path) != 0 { throw CheckpointError("cannot rename \(temp) to \(path): errno \(errno)") }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bus
 import Config
 import Foundation
 import Health
@@ -16,7 +17,9 @@ struct BacktestCommand: ParsableCommand {
             Reads <data_dir>/clusterd.db (read-only) and <data_dir>/metrics.checkpoint (written every \
             metrics.checkpoint_interval_seconds and at shutdown), so it runs beside a live clusterd or after it. The \
             replay starts with nothing firing and steps one metric resolution at a time; metrics reach back as far as \
-            the buffers do (metrics.retention_hours).
+            the buffers do (metrics.retention_hours). With --metrics-stream, the metric lines come instead from a JetStream \
+            stream that keeps metrics.subject (e.g. nats stream add CC_METRICS --subjects 'cc.metrics.>' --max-age 30d), \
+            as far back as it keeps them; the stream is read through an ephemeral consumer and left as it was.
             """
     )
 
@@ -24,6 +27,9 @@ struct BacktestCommand: ParsableCommand {
     @Option(help: "How far back: 90m, 24h, 7d.") var since = "24h"
     @Option(help: "clusterd's configuration (its data_dir, live checks and topology).") var config = "config/clusterd.yaml"
     @Option(name: .customLong("data-dir"), help: "Data directory; overrides storage.data_dir.") var dataDir: String?
+    @Option(name: .customLong("metrics-stream"), help: "Read the metric lines from this JetStream stream instead of the buffers' checkpoint.")
+    var metricsStream: String?
+    @Option(help: "NATS server URL for --metrics-stream (default: nats.servers, $NATS_URL or nats://127.0.0.1:4222).") var server: String?
 
     func run() throws {
         var settings = try ClusterdConfig.load(path: config)
@@ -38,18 +44,29 @@ struct BacktestCommand: ParsableCommand {
         let database = try Database(path: settings.databasePath, readOnly: true)
         let now = Int64(Date().timeIntervalSince1970)
         var store: MetricStore?
-        if FileManager.default.fileExists(atPath: settings.metricCheckpointPath) {
+        var source = "no metric checkpoint (node states and job stops only)"
+        let limits = MetricStore.Limits(total: settings.metrics.maxSeries, perCluster: settings.metrics.maxSeriesPerCluster,
+                                        unknownHosts: settings.metrics.maxUnknownHostSeries)
+        if let metricsStream {
+            let connection = try QueryCommand.connect(server ?? settings.nats.servers.first, name: "clusterd-backtest", timeout: 3)
+            defer { connection.close() }
+            let (buffers, read) = try Backtest.metrics(stream: metricsStream, subject: settings.metrics.subject, on: try JetStream(connection),
+                                                       from: now - seconds, to: now, resolution: settings.metrics.resolution.wholeSeconds,
+                                                       limits: limits, defaultCluster: settings.metrics.defaultCluster)
+            store = buffers
+            source = "\(read.messages) messages of stream \(metricsStream): \(read.samples) samples in \(buffers.allSeries.count) series"
+                + (read.rejected > 0 ? ", \(read.rejected) lines refused" : "")
+        } else if FileManager.default.fileExists(atPath: settings.metricCheckpointPath) {
             let buffers = MetricStore(resolution: settings.metrics.resolution.wholeSeconds, retention: settings.metrics.retention.wholeSeconds,
-                                      limits: .init(total: settings.metrics.maxSeries, perCluster: settings.metrics.maxSeriesPerCluster,
-                                                    unknownHosts: settings.metrics.maxUnknownHostSeries))
+                                      limits: limits)
             _ = try buffers.restore(from: settings.metricCheckpointPath, now: now)
             store = buffers
+            source = "\(buffers.allSeries.count) buffered series"
         }
         let backtest = Backtest(database: database, store: store, topology: topology, from: now - seconds, to: now)
         let tried = try backtest.run(candidate), replayed = try backtest.run(live), recorded = try backtest.recorded()
         let (states, stops) = try backtest.inputs()
-        print("back-test of \(checks) over the last \(since): \(states) node-state changes, \(stops) job stops, "
-              + (store == nil ? "no metric checkpoint (node states and job stops only)" : "\(store!.allSeries.count) buffered series"))
+        print("back-test of \(checks) over the last \(since): \(states) node-state changes, \(stops) job stops, \(source)")
         print("check".padding(toLength: 28, withPad: " ", startingAt: 0) + "   new fired/resolved   live replayed   live recorded")
         let ids = candidate.checks.map(\.id) + live.checks.map(\.id).filter { id in !candidate.checks.contains { $0.id == id } }
         for id in ids {

@@ -42,6 +42,15 @@ import Testing
         #expect(throws: MetricStore.CheckpointError.self) { try MetricStore(resolution: 60, retention: 3600).restore(from: path, now: 10_600) }
     }
 
+    /// A store without a series checkpoints its header: the file restores to nothing (it was
+    /// an empty file, which the next start and `clusterd backtest` refused as "not a checkpoint").
+    @Test func anEmptyStoresCheckpointRestoresToNothing() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try MetricStore(resolution: 10, retention: 3600).checkpoint(to: path)
+        #expect(try MetricStore(resolution: 10, retention: 3600).restore(from: path, now: 10_600) == 0)
+    }
+
     /// More series than one chunk of the checkpoint (1,024): every one comes back as written.
     @Test func aCheckpointOfManyChunksRestoresEverySeries() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)").path
