@@ -146,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterdCLITests",
-            dependencies: ["LineProtocol", "Bus", "BusTestSupport", "Store"]
+            dependencies: ["LineProtocol", "Bus", "BusTestSupport", "Store", "Model", "Archive", "Processing"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -114,5 +114,12 @@ public enum JobSchema {
                 reason TEXT NOT NULL,
                 evicted_by TEXT NOT NULL);
             """),
+        Migration(module: "jobs", version: 6, sql: """
+            -- An eviction is recorded (pending, with the job's row) before its files go and finished
+            -- (done, the job's rows gone) after: a crash in between is finished at the next start.
+            ALTER TABLE clusterd_archive_eviction ADD COLUMN job INTEGER;
+            ALTER TABLE clusterd_archive_eviction ADD COLUMN state TEXT NOT NULL DEFAULT 'done';
+            CREATE INDEX clusterd_archive_eviction_pending ON clusterd_archive_eviction (id) WHERE state = 'pending';
+            """),
     ]
 }

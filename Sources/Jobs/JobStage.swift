@@ -342,13 +342,28 @@ public final class JobStage {
         return try ids.map { try load(id: $0) }
     }
 
-    /// Records that `job` left the archive for the disk budget.
-    public func recordEviction(_ job: JobRecord, bytes: Int64, reason: String, by: String, at: Int64) throws {
+    /// Records that `job` is leaving the archive for the disk budget: pending until
+    /// ``finishEviction(_:)`` (its files are removed in between). Returns the record's id.
+    public func recordEviction(_ job: JobRecord, bytes: Int64, reason: String, by: String, at: Int64) throws -> Int64 {
         try database.prepare("""
-            INSERT INTO clusterd_archive_eviction (at, job_id, cluster, start_time, hpc_user, project, bytes, reason, evicted_by)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO clusterd_archive_eviction (at, job_id, cluster, start_time, hpc_user, project, bytes, reason, evicted_by, job, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
             """).run([.integer(at), .integer(job.start.jobId), .text(job.start.cluster), .integer(job.start.startTime),
-                      .text(job.start.user), .text(job.start.project), .integer(bytes), .text(reason), .text(by)])
+                      .text(job.start.user), .text(job.start.project), .integer(bytes), .text(reason), .text(by), .integer(job.id)])
+        return database.lastInsertRowID
+    }
+
+    /// Evictions recorded but not finished (a stop came between the record and the rows'
+    /// removal): the record's id, the job's row and where its archive directory is.
+    public func pendingEvictions() throws -> [(id: Int64, job: Int64, cluster: String, jobId: Int64, startTime: Int64)] {
+        try database.prepare("SELECT id, job, cluster, job_id, start_time FROM clusterd_archive_eviction WHERE state = 'pending' ORDER BY id")
+            .rows { ($0.int(0), $0.int(1), $0.text(2), $0.int(3), $0.int(4)) }
+    }
+
+    /// Removes the job's rows of eviction `id` (its files are gone) and marks it done.
+    public func finishEviction(_ id: Int64, job: Int64) throws {
+        try delete(id: job)
+        try database.prepare("UPDATE clusterd_archive_eviction SET state = 'done' WHERE id = ?").run([.integer(id)])
     }
 
     /// Deletes a job and what hangs on it (tags, events, protection).

@@ -246,6 +246,10 @@ public final class ClusterdService: @unchecked Sendable {
             }
         }
         let quota = ArchiveQuota(config.jobs)
+        // Evictions a crash interrupted are finished before the archive is read or measured.
+        do { try jobs.finishEvictions() } catch {
+            logger.error("interrupted archive evictions not finished; retried before the next eviction", metadata: ["error": "\(error)"])
+        }
         var endpoints = api.endpoints + fleet.endpoints + [JobAdmin(writer: writer, clusters: clusters).endpoint, reloadEndpoint,
                                                            ArchiveEvictAdmin(jobs: jobs, quota: quota).endpoint]
             + (maintenance.map { [$0.endpoint] } ?? [])

@@ -2,6 +2,7 @@ import Config
 import Foundation
 import Jobs
 import Model
+import Threads
 
 /// The job archive's disk budget (data_board_backend's model): above the high watermark,
 /// finished, unprotected jobs leave the archive and the job table oldest first until the low
@@ -40,11 +41,17 @@ public struct ArchiveQuota: Sendable {
         return (total - Int64(fs.f_bfree) * Int64(fs.f_frsize), Int64(Double(total) * percent / 100))
     }
 
-    /// The bytes of the files under `path`.
+    /// The bytes of the regular files under `path` — not directories' own sizes (4 KB each on
+    /// ext4), which a job's directory walk would not count: the archive's total and the sum of
+    /// its jobs must be measured alike, or a pass evicts more than the low mark asks.
     public static func size(of path: String) -> Int64 {
-        guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: path), includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
+        let keys: Set<URLResourceKey> = [.fileSizeKey, .isRegularFileKey]
+        guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: path), includingPropertiesForKeys: Array(keys)) else { return 0 }
         var total: Int64 = 0
-        for case let url as URL in walk { total += Int64((try? url.resourceValues(forKeys: [.fileSizeKey]))?.fileSize ?? 0) }
+        for case let url as URL in walk {
+            guard let values = try? url.resourceValues(forKeys: keys), values.isRegularFile == true else { continue }
+            total += Int64(values.fileSize ?? 0)
+        }
         return total
     }
 }
@@ -87,10 +94,13 @@ extension JobProcessor {
     public func archiveUsage(_ quota: ArchiveQuota) -> (used: Int64, budget: Int64) { quota.usage(root: archive.root) }
 
     /// Evicts (or with `dryRun` lists) finished, unprotected jobs oldest first while the archive
-    /// is above the high watermark, down to the low one. Each job's files go before its rows
-    /// (a crash in between leaves a row without files, removed by the next pass), and each
-    /// eviction is recorded with `by` and the reason in `clusterd_archive_eviction`.
+    /// is above the high watermark, down to the low one. Each eviction is recorded with `by`
+    /// and the reason in `clusterd_archive_eviction` — pending, in one transaction per batch,
+    /// before the batch's files go; the jobs' rows go and the records are marked done after. A
+    /// crash in between leaves pending records that ``finishEvictions()`` completes (at start
+    /// and before every pass), so archive and table agree whatever the watermarks say then.
     public func evict(_ quota: ArchiveQuota, dryRun: Bool, by: String, now: Int64) throws -> EvictionReport {
+        if !dryRun { try finishEvictions() }
         let (used, budget) = archiveUsage(quota)
         let high = Int64(Double(budget) * quota.highWatermark / 100), low = Int64(Double(budget) * quota.lowWatermark / 100)
         var report = EvictionReport(used: used, budget: budget, high: high, low: low, jobs: [])
@@ -103,32 +113,50 @@ extension JobProcessor {
                                              offset: offset, limit: 64)
             }
             if batch.isEmpty { break }
-            var taken: [(JobRecord, Int64)] = []
+            var taken: [(job: JobRecord, bytes: Int64)] = []
             for job in batch where used - freed > low {
-                let dir = archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
-                let bytes = ArchiveQuota.size(of: dir)
-                if !dryRun { removeArchiveDirectory(dir) }
+                let bytes = ArchiveQuota.size(of: directory(of: job))
                 freed += bytes
                 taken.append((job, bytes))
             }
             report.jobs += taken
             if dryRun {
                 offset += batch.count
-            } else {
-                try exclusive { try database.transaction {
-                    for (job, bytes) in taken {
-                        try stage.recordEviction(job, bytes: bytes, reason: reason, by: by, at: now)
-                        try stage.delete(id: job.id)
-                    }
-                } }
-                counters.add("jobs.evicted", taken.count)
+                continue
             }
+            // The intent first; then the files; then the rows. Each step can be repeated.
+            let records = try exclusive { try database.transaction {
+                try taken.map { try stage.recordEviction($0.job, bytes: $0.bytes, reason: reason, by: by, at: now) }
+            } }
+            for (job, _) in taken { removeArchiveDirectory(directory(of: job)) }
+            CrashPoint.reached("archive.evict.files-removed")
+            try exclusive { try database.transaction {
+                for (record, (job, _)) in zip(records, taken) { try stage.finishEviction(record, job: job.id) }
+            } }
+            counters.add("jobs.evicted", taken.count)
         }
         if !dryRun && !report.jobs.isEmpty {
             logger.warning("archive over its budget: jobs evicted", metadata: ["count": "\(report.jobs.count)", "freed_bytes": "\(freed)",
                                                                                 "used_bytes": "\(used)", "budget_bytes": "\(budget)", "by": "\(by)"])
         }
         return report
+    }
+
+    /// Finishes the evictions a stop interrupted (recorded, files perhaps partly removed, rows
+    /// still there): their files go, then their rows. Returns how many.
+    @discardableResult
+    public func finishEvictions() throws -> Int {
+        let pending = try exclusive { try stage.pendingEvictions() }
+        guard !pending.isEmpty else { return 0 }
+        for p in pending { removeArchiveDirectory(archive.directory(cluster: p.cluster, jobId: p.jobId, startTime: p.startTime)) }
+        try exclusive { try database.transaction { for p in pending { try stage.finishEviction(p.id, job: p.job) } } }
+        counters.add("jobs.evicted", pending.count)
+        logger.warning("finished archive evictions a stop had interrupted", metadata: ["count": "\(pending.count)"])
+        return pending.count
+    }
+
+    func directory(of job: JobRecord) -> String {
+        archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
     }
 
     /// Removes a job's archive directory and its parents left empty.

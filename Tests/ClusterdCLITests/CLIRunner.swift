@@ -23,10 +23,11 @@ struct CLIRunner {
 
     /// Starts `clusterd` with `arguments` in the background, its standard error appended to
     /// `log` (kept across restarts, for the failure messages of tests that crash and restart it).
-    static func launch(_ arguments: [String], log: URL, directory: URL? = nil) throws -> Process {
+    static func launch(_ arguments: [String], log: URL, directory: URL? = nil, environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         if let directory { process.currentDirectoryURL = directory }
         if !FileManager.default.fileExists(atPath: log.path) { try Data().write(to: log) }
         let handle = try FileHandle(forWritingTo: log)
