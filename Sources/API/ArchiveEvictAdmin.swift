@@ -29,7 +29,7 @@ public struct ArchiveEvictAdmin: Sendable {
                 let named = try o.string("by")
                 let by = message.header(AuditedEndpoints.actorHeader) ?? named ?? "unknown"
                 let report = try jobs.evict(quota, dryRun: dryRun, by: by, now: Int64(Date().timeIntervalSince1970))
-                return Array(report.json(dryRun: dryRun).jsonText.utf8)
+                return report.json(dryRun: dryRun).jsonBytes
             } catch {
                 throw .answer(for: error)
             }
@@ -38,7 +38,7 @@ public struct ArchiveEvictAdmin: Sendable {
         endpoint.before = MicroService.StateRead(lock: nil) { [self] _ in
             guard quota.isSet else { return Array("null".utf8) }
             let (used, budget) = jobs.archiveUsage(quota)
-            return Array(JSONValue.object([("usedBytes", .integer(used)), ("budgetBytes", .integer(budget))]).jsonText.utf8)
+            return JSONValue.object([("usedBytes", .integer(used)), ("budgetBytes", .integer(budget))]).jsonBytes
         }
         return endpoint
     }

@@ -116,7 +116,7 @@ public struct AuditedEndpoints: Sendable {
         do {
             try writer.transaction { db in
                 let row = try AuditLog(db).append(entry)
-                try Outbox(db).append(OutboxMessage(subject: "\(prefix).\(resource)", messageID: id, payload: Array(entry.json(id: row).jsonText.utf8)))
+                try Outbox(db).append(OutboxMessage(subject: "\(prefix).\(resource)", messageID: id, payload: entry.json(id: row).jsonBytes))
             }
             try publisher.drain()
         } catch {

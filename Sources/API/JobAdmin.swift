@@ -40,7 +40,7 @@ package final class JobAdmin: @unchecked Sendable {
                 throw .answer(for: error)
             }
         }
-        endpoint.before = MicroService.StateRead(lock: lock) { [self] message in Array(before(message).jsonText.utf8) }
+        endpoint.before = MicroService.StateRead(lock: lock) { [self] message in before(message).jsonBytes }
         return endpoint
     }
 

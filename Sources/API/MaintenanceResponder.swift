@@ -35,7 +35,7 @@ public final class MaintenanceResponder: @unchecked Sendable {
                                              metadata: ["description": "maintenance windows: create, list, end (admin)"]) { [self] message in
             handle(message)
         }
-        endpoint.before = MicroService.StateRead(lock: lock) { [self] message in Array(before(message).jsonText.utf8) }
+        endpoint.before = MicroService.StateRead(lock: lock) { [self] message in before(message).jsonBytes }
         return endpoint
     }
 
@@ -80,7 +80,7 @@ public final class MaintenanceResponder: @unchecked Sendable {
             b.add("ok", false)
             b.add("error", "\(error)")
         }
-        return Array(b.value.jsonText.utf8)
+        return b.value.jsonBytes
     }
 
     struct AdminError: Error, CustomStringConvertible {

@@ -79,7 +79,7 @@ public final class QueryAPI: @unchecked Sendable {
                 let object = try StrictObject(request, allowed: allowed)
                 lock.lock()
                 defer { lock.unlock() }
-                return Array(try body(self, object).jsonText.utf8)
+                return try body(self, object).jsonBytes
             } catch let f as MicroService.Failure {
                 throw f
             } catch let e as JSONFieldError {

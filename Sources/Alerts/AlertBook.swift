@@ -265,7 +265,7 @@ public final class AlertBook: @unchecked Sendable {
         guard let (subject, payload) = try json(fingerprint: fp, resend: resend, now: now) else { return }
         guard case .integer(let sequence)? = payload["sequence"] else { return }
         let id = resend == 0 ? "\(fp)-\(sequence)" : "\(fp)-\(sequence)-resend-\(resend)"
-        try outbox.append(OutboxMessage(subject: subject, messageID: id, payload: Array(payload.jsonText.utf8)))
+        try outbox.append(OutboxMessage(subject: subject, messageID: id, payload: payload.jsonBytes))
     }
 
     static func labels(_ t: HealthTransition) -> JSONValue {

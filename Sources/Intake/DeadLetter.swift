@@ -102,7 +102,7 @@ extension DeadLetter {
     /// dead-letter stream while two different letters never share an id.
     package func outboxMessage(prefix: String, messageHash hash: String) -> OutboxMessage {
         OutboxMessage(subject: "\(prefix).\(stage)", messageID: "dlq-\(stage)-\(receivedAt)-\(hash)-\(line)-\(column)-\(code)",
-                      payload: Array(json.jsonText.utf8))
+                      payload: json.jsonBytes)
     }
 }
 

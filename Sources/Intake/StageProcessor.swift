@@ -292,7 +292,7 @@ open class StageProcessor: @unchecked Sendable {
         let part = entry.map { "-\($0)" } ?? ""
         try outbox.append(OutboxMessage(subject: "\(config.publish.deadLetterPrefix).\(letter.stage)",
                                         messageID: "dlq-\(letter.stage)-\(letter.origin)-\(letter.line)\(part)-\(letter.code)",
-                                        payload: Array(letter.json.jsonText.utf8)))
+                                        payload: letter.json.jsonBytes))
         if counted { count("dead_letters.\(letter.stage).\(letter.code)") }
         logger.warning("dead letter", metadata: ["stage": "\(letter.stage)", "origin": "\(letter.origin)", "code": "\(letter.code)",
                                                  "error": "\(letter.summary)"])
@@ -312,7 +312,7 @@ open class StageProcessor: @unchecked Sendable {
             b.add("eventsTruncated", true)
         }
         b.addIfPresent("error", error.map { JSONValue.string(DeadLetter.bounded($0, DeadLetter.maxReason).text) })
-        let payload = Array(b.value.jsonText.utf8)
+        let payload = b.value.jsonBytes
         if let id = message.messageID {
             try outbox.append(OutboxMessage(subject: "\(config.publish.resultPrefix).\(handler.stage).\(Self.subjectToken(id))",
                                             messageID: "result-\(message.origin)", payload: payload))

@@ -70,7 +70,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
             members.append(("endsAt", .string(endsAt)))
             return .object(members)
         }
-        let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: receiver.timeout.secondsValue)
+        let r = probe.post(url, json: JSONValue.array(alerts).jsonBytes, timeout: receiver.timeout.secondsValue)
         if let status = r.status, (200..<300).contains(status) {
             counters.add("alertmanager.\(receiver.name).resent", alerts.count)
         } else {
@@ -102,7 +102,7 @@ public final class AlertmanagerForwarder: @unchecked Sendable {
                     for m in batch { try? m.ack() }
                     continue
                 }
-                let r = probe.post(url, json: Array(JSONValue.array(alerts).jsonText.utf8), timeout: receiver.timeout.secondsValue)
+                let r = probe.post(url, json: JSONValue.array(alerts).jsonBytes, timeout: receiver.timeout.secondsValue)
                 if let status = r.status, (200..<300).contains(status) {
                     failures = 0
                     for m in batch { try? m.ack() }

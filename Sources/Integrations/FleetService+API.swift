@@ -21,7 +21,7 @@ extension FleetService {
                                                  metadata: ["description": "fleet registry: \(verb) (organization = second subject token)"]) { [self] m throws(MicroService.Failure) in
                 try answer(verb, m)
             }
-            endpoint.before = MicroService.StateRead(lock: lock) { [self] m in Array(before(verb, m).jsonText.utf8) }
+            endpoint.before = MicroService.StateRead(lock: lock) { [self] m in before(verb, m).jsonBytes }
             return endpoint
         } + [MicroService.Endpoint(name: "fleet-api", subject: "fleet.*.api",
                                    metadata: ["description": "fleet registry without a verb: answers 400 with the verbs"]) { m throws(MicroService.Failure) in
@@ -107,7 +107,7 @@ extension FleetService {
             default:
                 reply = try registry.summary(org)
             }
-            return Array(reply.jsonText.utf8)
+            return reply.jsonBytes
         } catch let f as FleetRegistry.Failure {
             throw MicroService.Failure(f.code, f.description)
         } catch {

@@ -108,7 +108,7 @@ extension FleetService {
     /// thread of its own, then records the outcome: `{"ok": true}` counts as done; an error
     /// answer, no responder or no answer in time as failed.
     func fanOut(org: String, id: String, servers: [ManagedServer], body: JSONValue, timeout: Int64) {
-        let payload = Array(body.jsonText.utf8)
+        let payload = body.jsonBytes
         Thread { [self] in
             lock.lock()
             try? registry.startOperation(id, now: Int64(Date().timeIntervalSince1970))
@@ -162,7 +162,7 @@ extension FleetService {
                                       ("health", .string(result.status)), ("error", .string(result.error)), ("since", .integer(now))])
         do {
             try outbox.append(OutboxMessage(subject: Self.kvSubject(server), messageID: "kv-fleet-\(server.id)-\(now)-\(result.status)",
-                                            payload: Array(value.jsonText.utf8)))
+                                            payload: value.jsonBytes))
         } catch {
             counters.add("kv.fleet.errors")
             logger.warning("fleet health not mirrored to KV", metadata: ["server": "\(server.name)", "error": "\(error)"])

@@ -136,7 +136,7 @@ public final class FleetService: @unchecked Sendable {
             b.add("ok", false)
             b.add("error", reason)
             try? publisher.enqueue([OutboxMessage(subject: reply, messageID: "reply-fleet-\(DeadLetter.contentHash(of: message))-\(reply)",
-                                                  payload: Array(b.value.jsonText.utf8))])
+                                                  payload: b.value.jsonBytes)])
         }
     }
 

@@ -42,6 +42,36 @@ public enum DecodeJSON {
         return out
     }
 
+    /// Appends `s` as a JSON string literal, as UTF-8 bytes (control characters escaped, UTF-8
+    /// kept): runs that need no escape are copied whole.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(0x22)
+        var text = s
+        text.withUTF8 { bytes in
+            var start = 0
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                guard b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F else { continue }
+                if start < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i])) }
+                start = i + 1
+                switch b {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+                case 0x09: out.append(contentsOf: [0x5C, 0x74])
+                case 0x08: out.append(contentsOf: [0x5C, 0x62])
+                case 0x0C: out.append(contentsOf: [0x5C, 0x66])
+                default:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                }
+            }
+            if start < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count])) }
+        }
+        out.append(0x22)
+    }
+
     /// Appends `s` as a JSON string literal (control characters escaped, UTF-8 kept).
     public static func appendString(_ s: String, to out: inout String) {
         out += "\""

@@ -227,7 +227,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         b.addIfPresent("error", error.map(JSONValue.string))
         let subject = Self.archiveSubject("\(config.publish.resultPrefix).archive", job)
         try outbox.append(OutboxMessage(subject: subject, messageID: "archive-\(job.start.cluster)-\(job.start.jobId)-\(job.start.startTime)-\(error == nil ? "written" : "failed")",
-                                        payload: Array(b.value.jsonText.utf8)))
+                                        payload: b.value.jsonBytes))
     }
 
     /// `statistics` with a zero entry (`avg`, `min`, `max` 0, the metric's unit) for every

@@ -30,6 +30,6 @@ public enum NodeStateMirror {
     /// the same id and JetStream drops the copy).
     static func put(_ o: NodeObservation, origin: String, entry: String) -> OutboxMessage {
         OutboxMessage(subject: "$KV.\(bucket).\(o.cluster).\(o.hostname)", messageID: "kv-nodes-\(origin)-\(entry)",
-                      payload: Array(value(o).jsonText.utf8))
+                      payload: value(o).jsonBytes)
     }
 }

@@ -66,7 +66,7 @@ struct QueryCommand: ParsableCommand {
             // Who asks, for the audit log of administrative actions: $CLUSTERD_ACTOR, else the login name.
             let env = ProcessInfo.processInfo.environment
             let actor = [env["CLUSTERD_ACTOR"], env["USER"], env["LOGNAME"]].compactMap { $0 }.first { !$0.isEmpty } ?? "uid \(getuid())"
-            reply = try connection.request(BusMessage(subject: subject, headers: ["Clusterd-Actor": [actor]], data: Array(body.jsonText.utf8)),
+            reply = try connection.request(BusMessage(subject: subject, headers: ["Clusterd-Actor": [actor]], data: body.jsonBytes),
                                            timeout: .seconds(timeout))
         } catch {
             FileHandle.standardError.write(Data("no clusterd answered on \(subject): \(error)\n".utf8))

@@ -181,7 +181,7 @@ final class SlurmPublisher {
         request.add("jobId", job.id)
         request.add("cluster", job.cluster)
         if let start = job.startTime { request.add("startTime", start) }
-        let reply = try connection.request(BusMessage(subject: "clusterd.api.jobs.get", data: Array(request.value.jsonText.utf8)),
+        let reply = try connection.request(BusMessage(subject: "clusterd.api.jobs.get", data: request.value.jsonBytes),
                                            timeout: .seconds(5))
         if reply.headers["Nats-Service-Error-Code"]?.first == "404" { return nil }
         if let code = reply.headers["Nats-Service-Error-Code"]?.first {

@@ -20,4 +20,40 @@ import Testing
     @Test func stringsAreEscapedOnceForEveryJSON() {
         #expect(JSONValue.string("a\"b\\c\n\u{01}\u{7F}").jsonText == #""a\"b\\c\n\u0001\u007f""#)
     }
+
+    /// The byte writer (the one the job path uses) gives exactly the text of the string
+    /// writer, and that text parses back to the value: every control character, quotes,
+    /// backslashes, multi-byte UTF-8, integers to both ends, nested containers.
+    @Test func theByteWriterWritesWhatTheStringWriterWrites() throws {
+        let controls = String((0..<0x20).map { Character(Unicode.Scalar(UInt8($0))) }) + "\u{7F}"
+        let value = JSONValue.object([
+            ("s", .string("plain")), ("controls", .string(controls)), ("quoted", .string("say \"hi\" \\ bye")),
+            ("utf8", .string("Grüße, 東京 🚀")), ("empty", .string("")),
+            ("ints", .array([.integer(0), .integer(7), .integer(-7), .integer(10), .integer(Int64.max), .integer(Int64.min)])),
+            ("doubles", .array([.double(1.5), .double(-2), .double(1e20)])), ("flags", .array([.bool(true), .bool(false), .null])),
+            ("nested", .object([("a", .array([.object([])]))])),
+        ])
+        // The string path, piece by piece, as before the byte writer (doubles and flags as written).
+        func write(_ v: JSONValue, _ out: inout String) {
+            switch v {
+            case .string(let s): JSONValue.writeString(s, to: &out)
+            case .integer(let i): out += String(i)
+            case .object(let members):
+                out += "{"
+                for (i, m) in members.enumerated() { if i > 0 { out += "," }; JSONValue.writeString(m.key, to: &out); out += ":"; write(m.value, &out) }
+                out += "}"
+            case .array(let items):
+                out += "["
+                for (i, item) in items.enumerated() { if i > 0 { out += "," }; write(item, &out) }
+                out += "]"
+            default: out += String(decoding: v.jsonBytes, as: UTF8.self)
+            }
+        }
+        var viaString = ""
+        write(value, &viaString)
+        #expect(value.jsonText == viaString)
+        // Parsed back: the same value (a whole double reads back as an integer, written alike).
+        #expect(try JSONValue.parse(value.jsonBytes).jsonText == value.jsonText)
+        #expect(try JSONValue.parse(value.jsonBytes)["controls"] == .string(controls))
+    }
 }
