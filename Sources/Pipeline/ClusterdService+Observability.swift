@@ -84,6 +84,10 @@ extension ClusterdService {
                                                             helpText: "clusterd's version (the value is always 1)"),
                            labels: [("version", Self.version)]).set(Int64(1))
         gauge("nats_connected", "1 while connected to NATS").set(Int64(connection?.isConnected == true ? 1 : 0))
+        if let writer {
+            gauge("writer_busy_seconds", "seconds the one read-write database connection was held since start: its rate near 1 means every stage waits on it")
+                .set(writer.busy.secondsValue)
+        }
         if let lease {
             gauge("publisher_lease_held", "1 while this replica holds the publisher lease (publishes derived messages)",
                   [("instance", config.ha.instance)]).set(Int64(lease.isHeld ? 1 : 0))

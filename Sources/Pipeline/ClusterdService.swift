@@ -46,6 +46,8 @@ public final class ClusterdService: @unchecked Sendable {
     /// only their values to the health loop, and of other series only which hosts reported.
     let watchedMetrics = Reloadable(Set<String>())
     var archive: ArchiveWriter?
+    /// The one read-write connection (nil before start).
+    public internal(set) var writer: DatabaseWriter?
     /// The publisher lease when this clusterd is one of several replicas (`ha.instance`).
     public internal(set) var lease: PublisherLease?
     let reloading = NSLock()
@@ -108,6 +110,7 @@ public final class ClusterdService: @unchecked Sendable {
         startup.phase("opening the database")
         // The one read-write connection: every stage's transaction goes through it in turn.
         let writer = try DatabaseWriter(path: config.databasePath, busyTimeoutMilliseconds: Int32(clamping: config.storage.busyTimeout.wholeMilliseconds))
+        self.writer = writer
         let database = writer.database
         let migrated = try writer.perform { try $0.migrate(Self.migrations) }
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])

@@ -21,9 +21,21 @@ public final class DatabaseWriter: @unchecked Sendable {
     /// Runs `body` with the connection to itself.
     public func perform<T>(_ body: (Database) throws -> T) rethrows -> T {
         lock.lock()
-        defer { lock.unlock() }
+        depth += 1
+        let since = depth == 1 ? ContinuousClock.now : nil
+        defer {
+            depth -= 1
+            if let since { held += ContinuousClock.now - since }
+            lock.unlock()
+        }
         return try body(database)
     }
+
+    /// How long ``perform(_:)`` has held the connection in all (the outermost calls): the one
+    /// writer's busy time, which bounds every stage's throughput together.
+    public var busy: Duration { lock.withLock { held } }
+    private var held = Duration.zero
+    private var depth = 0
 
     /// Runs `body` in one transaction, alone on the connection.
     public func transaction<T>(_ body: (Database) throws -> T) throws -> T {
