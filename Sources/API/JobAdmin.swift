@@ -46,9 +46,12 @@ package final class JobAdmin: @unchecked Sendable {
 
     /// The job's protection before a request changes it (`null`: no such job, or no job named).
     func before(_ message: BusMessage) -> JSONValue {
+        // A request the action refuses names nothing: null.
         guard let o = try? StrictObject(try JSONValue.parse(message.data), allowed: Self.keys), let jobId = try? o.int("jobId"),
-              let cluster = try? o.string("cluster"),
-              let job = try? stage.protection(jobId: jobId, cluster: cluster, startTime: (try? o.int("startTime")) ?? nil) else { return .null }
+              let cluster = try? o.string("cluster") else { return .null }
+        let found: (id: Int64, by: String?, reason: String, at: Int64)?
+        do { found = try stage.protection(jobId: jobId, cluster: cluster, startTime: (try? o.int("startTime")) ?? nil) } catch { return .unreadable(error) }
+        guard let job = found else { return .null }
         var b = JSONObjectBuilder()
         b.add("id", job.id)
         b.add("jobId", jobId)

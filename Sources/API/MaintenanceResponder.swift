@@ -42,9 +42,13 @@ public final class MaintenanceResponder: @unchecked Sendable {
     /// The window `end` acts on as it stands (`null` before a `create`, or for an unknown id).
     func before(_ message: BusMessage) -> JSONValue {
         guard message.subject.hasSuffix(".end"), let request = try? JSONValue.parse(message.data),
-              let id = (try? StrictObject(request, allowed: ["id"]).int("id")) ?? nil,
-              let window = try? book.maintenance(activeAt: nil).first(where: { $0.id == id }) else { return .null }
-        return Self.json(window, now: Int64(Date().timeIntervalSince1970))
+              let id = (try? StrictObject(request, allowed: ["id"]).int("id")) ?? nil else { return .null }
+        do {
+            guard let window = try book.maintenance(activeAt: nil).first(where: { $0.id == id }) else { return .null }
+            return Self.json(window, now: Int64(Date().timeIntervalSince1970))
+        } catch {
+            return .unreadable(error)
+        }
     }
 
     private func handle(_ message: BusMessage) -> [UInt8] {

@@ -121,14 +121,20 @@ extension FleetService {
         let tokens = message.subject.split(separator: ".")
         guard tokens.count >= 4, let request = try? JSONValue.parse(message.data) else { return .null }
         let org = String(tokens[1])
-        switch verb {
-        case "register", "update", "deregister":
-            let key = verb == "register" ? request["name"]?.stringValue : request["id"]?.stringValue ?? request["name"]?.stringValue
-            return key.flatMap { (try? registry.server(org, $0)) ?? nil }?.json ?? .null
-        case "group.save", "group.delete":
-            return request["name"]?.stringValue.flatMap { try? registry.group(org, $0) } ?? .null
-        default:
-            return .null
+        do {
+            switch verb {
+            case "register", "update", "deregister":
+                let key = verb == "register" ? request["name"]?.stringValue : request["id"]?.stringValue ?? request["name"]?.stringValue
+                return try key.flatMap { try registry.server(org, $0) }?.json ?? .null
+            case "group.save", "group.delete":
+                return try request["name"]?.stringValue.map { try registry.group(org, $0) } ?? .null
+            default:
+                return .null
+            }
+        } catch let failure as FleetRegistry.Failure where failure.code == 404 {
+            return .null  // no such group yet
+        } catch {
+            return .unreadable(error)
         }
     }
 

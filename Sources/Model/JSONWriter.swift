@@ -57,6 +57,10 @@ extension JSONValue {
         DecodeJSON.appendString(s, to: &out)
     }
 
+    /// `{"unreadable": "<error>"}`: a state that could not be read, said as such — not `null`,
+    /// which says there was none (the audit log's `before`).
+    public static func unreadable(_ error: any Error) -> JSONValue { .object([("unreadable", .string("\(error)"))]) }
+
     /// Appends the decimal digits of `v`.
     static func writeInteger(_ v: Int64, to out: inout [UInt8]) {
         if v < 0 { out.append(0x2D) }

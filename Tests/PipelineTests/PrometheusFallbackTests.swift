@@ -36,7 +36,7 @@ final class PrometheusFallbackTests: BusSuite {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = arguments
-        FileManager.default.createFile(atPath: directory.appendingPathComponent(log).path, contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent(log).path, contents: nil)
         let out = try FileHandle(forWritingTo: directory.appendingPathComponent(log))
         p.standardOutput = out
         p.standardError = out

@@ -365,7 +365,7 @@ import Testing
             try? umount.run()
             umount.waitUntilExit()
         }
-        FileManager.default.createFile(atPath: mountPoint + "/filler", contents: Data(repeating: 1, count: 16 * 1024))
+        _ = FileManager.default.createFile(atPath: mountPoint + "/filler", contents: Data(repeating: 1, count: 16 * 1024))
         #expect(service.readiness().isEmpty, "\(service.readiness())")
         let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
         let js = try JetStream(client)
