@@ -30,6 +30,8 @@ struct BacktestCommand: ParsableCommand {
     @Option(name: .customLong("metrics-stream"), help: "Read the metric lines from this JetStream stream instead of the buffers' checkpoint.")
     var metricsStream: String?
     @Option(help: "NATS server URL for --metrics-stream (default: nats.servers, $NATS_URL or nats://127.0.0.1:4222).") var server: String?
+    @Option(name: .customLong("memory-mb"), help: "Memory for the series read from --metrics-stream (each holds the whole window).")
+    var memoryMB = 2048
 
     func run() throws {
         var settings = try ClusterdConfig.load(path: config)
@@ -48,14 +50,20 @@ struct BacktestCommand: ParsableCommand {
         let limits = MetricStore.Limits(total: settings.metrics.maxSeries, perCluster: settings.metrics.maxSeriesPerCluster,
                                         unknownHosts: settings.metrics.maxUnknownHostSeries)
         if let metricsStream {
+            // Each series holds the whole window: bounded by --memory-mb (a month at one sample a
+            // minute is 173 kB a series), the rest refused and counted, not an exhausted machine.
+            let slots = Int64(seconds / max(1, settings.metrics.resolution.wholeSeconds)) + 2
+            let fit = max(1, Int(Int64(memoryMB) * 1_048_576 / (slots * Int64(MetricStore.bytesPerSample))))
+            let bounded = MetricStore.Limits(total: min(limits.total, fit), perCluster: limits.perCluster, unknownHosts: limits.unknownHosts)
             let connection = try QueryCommand.connect(server ?? settings.nats.servers.first, name: "clusterd-backtest", timeout: 3)
             defer { connection.close() }
             let (buffers, read) = try Backtest.metrics(stream: metricsStream, subject: settings.metrics.subject, on: try JetStream(connection),
                                                        from: now - seconds, to: now, resolution: settings.metrics.resolution.wholeSeconds,
-                                                       limits: limits, defaultCluster: settings.metrics.defaultCluster)
+                                                       limits: bounded, defaultCluster: settings.metrics.defaultCluster)
             store = buffers
             source = "\(read.messages) messages of stream \(metricsStream): \(read.samples) samples in \(buffers.allSeries.count) series"
                 + (read.rejected > 0 ? ", \(read.rejected) lines refused" : "")
+                + (buffers.allSeries.count >= bounded.total ? " (at most \(bounded.total) series fit in --memory-mb \(memoryMB))" : "")
         } else if FileManager.default.fileExists(atPath: settings.metricCheckpointPath) {
             let buffers = MetricStore(resolution: settings.metrics.resolution.wholeSeconds, retention: settings.metrics.retention.wholeSeconds,
                                       limits: limits)

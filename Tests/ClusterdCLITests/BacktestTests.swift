@@ -115,6 +115,10 @@ import Testing
             let info = try JSONValue.parse(try client.request(BusMessage(subject: "$JS.API.STREAM.INFO.CC_METRICS", data: [])).data)
             return info["state"]?["consumer_count"] == .integer(0)
         }
+        // Bounded memory: with none to spare, one series still fits and the output says the bound.
+        let bounded = try CLIRunner.run(["backtest", "--checks", candidate.path, "--config", config.path, "--since", "4h",
+                                         "--metrics-stream", "CC_METRICS", "--memory-mb", "0"])
+        #expect(bounded.stdout.contains("in 1 series, 1 lines refused (at most 1 series fit in --memory-mb 0)"), "\(bounded.stdout) \(bounded.stderr)")
         // The buffers' checkpoint never saw those lines.
         let buffered = try CLIRunner.run(["backtest", "--checks", candidate.path, "--config", config.path, "--since", "4h"])
         #expect(buffered.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.contains(["gpu_temperature", "0/0", "0/0", "0/0"]),
