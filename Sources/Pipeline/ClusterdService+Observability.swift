@@ -85,8 +85,12 @@ extension ClusterdService {
                            labels: [("version", Self.version)]).set(Int64(1))
         gauge("nats_connected", "1 while connected to NATS").set(Int64(connection?.isConnected == true ? 1 : 0))
         if let writer {
-            gauge("writer_busy_seconds", "seconds the one read-write database connection was held since start: its rate near 1 means every stage waits on it")
-                .set(writer.busy.secondsValue)
+            // A counter: the writer counts from its start (microseconds, reported as they grow).
+            let busy = Int(writer.busy.secondsValue * 1e6)
+            let grown = busy - writerBusyReported.exchange(busy)
+            registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "clusterd", metricName: "writer_busy", unitName: "seconds_total",
+                                                                  helpText: "time the one read-write database connection was held: its rate near 1 means every stage waits on it"))
+                .increment(by: Double(max(0, grown)) / 1e6)
         }
         if let lease {
             gauge("publisher_lease_held", "1 while this replica holds the publisher lease (publishes derived messages)",

@@ -60,6 +60,7 @@ public final class ClusterdService: @unchecked Sendable {
     public let scheduler: Scheduler
     let processMetrics = ProcessMetrics()
     let droppedReported = LockedCounter()
+    let writerBusyReported = LockedCounter()
     /// The metric buffers (nil before start).
     public internal(set) var metricStore: MetricStore?
 

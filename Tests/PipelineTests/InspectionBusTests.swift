@@ -234,7 +234,7 @@ import Testing
         #expect(Self.sample(text, #"clusterd_consumer_pending{consumer="clusterd_jobs"}"#) == 0)
         #expect(Self.sample(text, "clusterd_nats_connected") == 1)
         // The one writer was held (migrations, four batches), and for less than the service has run.
-        let busy = try #require(Self.sample(text, "clusterd_writer_busy_seconds"), "\(text)")
+        let busy = try #require(Self.sample(text, "clusterd_writer_busy_seconds_total"), "\(text)")
         let started = try #require(Self.sample(text, "process_start_time_seconds"))
         #expect(busy > 0 && busy < Date().timeIntervalSince1970 - started + 1, "\(busy)")
         #expect((Self.sample(text, #"clusterd_batch_seconds_count{stage="jobs"}"#) ?? 0) >= 1)
