@@ -213,6 +213,15 @@ struct JSONParser {
             while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
             if i == digits { throw fail("expected digits in the exponent") }
         }
+        // An integer of up to 18 digits cannot overflow: summed from its digits (no String per number —
+        // a start event's hwthreads are dozens of them).
+        let negative = bytes[start] == UInt8(ascii: "-")
+        let firstDigit = negative ? start + 1 : start
+        if integral, i - firstDigit <= 18 {
+            var v: Int64 = 0
+            for k in firstDigit..<i { v = v &* 10 &+ Int64(bytes[k] &- UInt8(ascii: "0")) }
+            return .integer(negative ? -v : v)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         if integral, let v = Int64(text) { return .integer(v) }
         guard let d = Double(text), d.isFinite else { throw JSONParseError(offset: start, reason: "number \(text) out of range") }

@@ -21,6 +21,21 @@ import Testing
         #expect(JSONValue.string("a\"b\\c\n\u{01}\u{7F}").jsonText == #""a\"b\\c\n\u0001\u007f""#)
     }
 
+    /// Integers up to 18 digits are summed from their digits; longer ones, fractions and exponents
+    /// go through the text: either way the value is what `Int64(text)` / `Double(text)` read.
+    @Test func numbersParseToTheirValues() throws {
+        for text in ["0", "-0", "7", "-7", "10", "123456789012345678", "-999999999999999999", "1234567890123456789",
+                     "9223372036854775807", "-9223372036854775808", "9223372036854775808", "1.5", "-2.25", "1e3", "12E-2"] {
+            let parsed = try JSONValue.parse(text)
+            if let i = Int64(text) { #expect(parsed == .integer(i), "\(text)") } else { #expect(parsed == .double(Double(text)!), "\(text)") }
+        }
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let v = Int64.random(in: Int64.min...Int64.max, using: &random) >> Int64.random(in: 0...62, using: &random)
+            #expect(try JSONValue.parse(String(v)) == .integer(v))
+        }
+    }
+
     /// The byte writer (the one the job path uses) gives exactly the text of the string
     /// writer, and that text parses back to the value: every control character, quotes,
     /// backslashes, multi-byte UTF-8, integers to both ends, nested containers.
