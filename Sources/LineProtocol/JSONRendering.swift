@@ -42,6 +42,8 @@ public enum DecodeJSON {
         return out
     }
 
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     /// Appends `s` as a JSON string literal, as UTF-8 bytes (control characters escaped, UTF-8
     /// kept): runs that need no escape are copied whole.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
@@ -62,9 +64,8 @@ public enum DecodeJSON {
                 case 0x09: out.append(contentsOf: [0x5C, 0x74])
                 case 0x08: out.append(contentsOf: [0x5C, 0x62])
                 case 0x0C: out.append(contentsOf: [0x5C, 0x66])
-                default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                default:  // \u00XX
+                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]])
                 }
             }
             if start < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count])) }
@@ -72,39 +73,12 @@ public enum DecodeJSON {
         out.append(0x22)
     }
 
-    /// Appends `s` as a JSON string literal (control characters escaped, UTF-8 kept).
+    /// Appends `s` as a JSON string literal (control characters escaped, UTF-8 kept): the byte
+    /// writer's escaping, so every JSON clusterd writes is escaped by one implementation.
     public static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        // Runs of bytes that need no escape are appended whole (per-scalar appends made
-        // string building the top cost of the job path); escapes are all ASCII, so a run never
-        // splits a multi-byte character.
-        var text = s
-        text.withUTF8 { bytes in
-            var start = 0
-            func flush(_ end: Int) {
-                if start < end { out += String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) }
-            }
-            for i in 0..<bytes.count {
-                let escape: String
-                switch bytes[i] {
-                case 0x22: escape = "\\\""
-                case 0x5C: escape = "\\\\"
-                case 0x0A: escape = "\\n"
-                case 0x0D: escape = "\\r"
-                case 0x09: escape = "\\t"
-                case 0x08: escape = "\\b"
-                case 0x0C: escape = "\\f"
-                case 0x00..<0x20, 0x7F:
-                    let hex = String(bytes[i], radix: 16)
-                    escape = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: continue
-                }
-                flush(i)
-                out += escape
-                start = i + 1
-            }
-            flush(bytes.count)
-        }
-        out += "\""
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count + 2)
+        appendString(s, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 }

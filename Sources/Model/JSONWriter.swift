@@ -12,11 +12,6 @@ extension JSONValue {
         return out
     }
 
-    /// Appends compact JSON text to `out`.
-    public func write(to out: inout String) {
-        out += jsonText
-    }
-
     /// Appends compact JSON text to `out` as UTF-8 — into bytes, not a `String`: String
     /// appends (capacity checks, ASCII flags per piece) were a third of the job intake's time.
     public func write(to out: inout [UInt8]) {

@@ -36,9 +36,9 @@ import Testing
         }
     }
 
-    /// The byte writer (the one the job path uses) gives exactly the text of the string
-    /// writer, and that text parses back to the value: every control character, quotes,
-    /// backslashes, multi-byte UTF-8, integers to both ends, nested containers.
+    /// The byte writer gives the text of writing piece by piece into a `String` (`String(i)` for
+    /// integers, the one string escaping), and that text parses back to the value: every control
+    /// character, quotes, backslashes, multi-byte UTF-8, integers to both ends, nested containers.
     @Test func theByteWriterWritesWhatTheStringWriterWrites() throws {
         let controls = String((0..<0x20).map { Character(Unicode.Scalar(UInt8($0))) }) + "\u{7F}"
         let value = JSONValue.object([
