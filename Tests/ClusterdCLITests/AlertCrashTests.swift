@@ -14,25 +14,8 @@ import Testing
         fixture = try BusFixture("clusterd-alert")
         let directory = fixture.directory, server = fixture.server
         let checks = directory.appendingPathComponent("checks.yaml")
-        try """
-            checks:
-              - id: gpu_temperature
-                scope: component
-                source: {metric: {name: nv_temp, match: {type: accelerator}}}
-                rules: [{op: ">=", value: 95, severity: CRIT}]
-            """.write(to: checks, atomically: true, encoding: .utf8)
-        config = directory.appendingPathComponent("clusterd.yaml")
-        try """
-            nats: {servers: ["\(server.url)"]}
-            storage: {data_dir: "\(directory.appendingPathComponent("data").path)"}
-            jobs: {cluster_files: ["\(CLIRunner.packageRoot.appendingPathComponent("config/clusters/alex/cluster.json").path)"]}
-            health:
-              checks: "\(checks.path)"
-              topology: "\(CLIRunner.packageRoot.appendingPathComponent("config/topology.yaml").path)"
-              evaluation_interval_ms: 200
-            observability: {listen: ""}
-            log_level: warning
-            """.write(to: config, atomically: true, encoding: .utf8)
+        try CLIRunner.gpuChecks().write(to: checks, atomically: true, encoding: .utf8)
+        config = try CLIRunner.alexConfig(server: server.url, directory: directory, checks: checks)
     }
 
     /// Where both runs of clusterd log (warnings and errors), shown when an expectation fails.

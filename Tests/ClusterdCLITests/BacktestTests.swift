@@ -14,15 +14,10 @@ import Testing
     init() throws { fixture = try BusFixture("clusterd-backtest") }
 
     static func library(gpuThreshold: Int) -> String {
-        """
-        checks:
-          - id: gpu_temperature
-            scope: component
-            source: {metric: {name: nv_temp, match: {type: accelerator}}}
-            rules: [{op: ">=", value: \(gpuThreshold), severity: CRIT}]
-          - id: slurm_state
-            source: {slurm_state: {}}
-        """
+        CLIRunner.gpuChecks(threshold: gpuThreshold) + """
+              - id: slurm_state
+                source: {slurm_state: {}}
+            """
     }
 
     /// The live library (GPU at 95), the candidate (at 85) and a configuration over them.
@@ -30,18 +25,7 @@ import Testing
         let live = directory.appendingPathComponent("live.yaml"), candidate = directory.appendingPathComponent("candidate.yaml")
         try Self.library(gpuThreshold: 95).write(to: live, atomically: true, encoding: .utf8)
         try Self.library(gpuThreshold: 85).write(to: candidate, atomically: true, encoding: .utf8)
-        let config = directory.appendingPathComponent("clusterd.yaml")
-        try """
-            nats: {servers: ["\(server.url)"]}
-            storage: {data_dir: "\(directory.appendingPathComponent("data").path)"}
-            jobs: {cluster_files: ["\(CLIRunner.packageRoot.appendingPathComponent("config/clusters/alex/cluster.json").path)"]}
-            health:
-              checks: "\(live.path)"
-              topology: "\(CLIRunner.packageRoot.appendingPathComponent("config/topology.yaml").path)"
-              evaluation_interval_ms: 200
-            observability: {listen: ""}
-            log_level: warning
-            """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try CLIRunner.alexConfig(server: server.url, directory: directory, checks: live)
         return (config, candidate)
     }
 

@@ -21,6 +21,37 @@ struct CLIRunner {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
     }
 
+    /// The checks of the CLI tests: a GPU temperature check, CRIT at `threshold` °C.
+    static func gpuChecks(threshold: Int = 95) -> String {
+        """
+        checks:
+          - id: gpu_temperature
+            scope: component
+            source: {metric: {name: nv_temp, match: {type: accelerator}}}
+            rules: [{op: ">=", value: \(threshold), severity: CRIT}]
+
+        """
+    }
+
+    /// A `clusterd run` configuration, written to `<directory>/clusterd.yaml`: cluster alex on
+    /// `server`, data under `<directory>/data`, `checks` over the shipped topology evaluated every
+    /// 200 ms, no HTTP listener, warnings and errors only.
+    static func alexConfig(server: String, directory: URL, checks: URL) throws -> URL {
+        let config = directory.appendingPathComponent("clusterd.yaml")
+        try """
+            nats: {servers: ["\(server)"]}
+            storage: {data_dir: "\(directory.appendingPathComponent("data").path)"}
+            jobs: {cluster_files: ["\(packageRoot.appendingPathComponent("config/clusters/alex/cluster.json").path)"]}
+            health:
+              checks: "\(checks.path)"
+              topology: "\(packageRoot.appendingPathComponent("config/topology.yaml").path)"
+              evaluation_interval_ms: 200
+            observability: {listen: ""}
+            log_level: warning
+            """.write(to: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
     /// Starts `clusterd` with `arguments` in the background, its standard error appended to
     /// `log` (kept across restarts, for the failure messages of tests that crash and restart it).
     static func launch(_ arguments: [String], log: URL, directory: URL? = nil, environment: [String: String] = [:]) throws -> Process {

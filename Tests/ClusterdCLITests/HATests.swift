@@ -25,13 +25,7 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
         cluster = try NATSCluster()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-ha-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try """
-            checks:
-              - id: gpu_temperature
-                scope: component
-                source: {metric: {name: nv_temp, match: {type: accelerator}}}
-                rules: [{op: ">=", value: 95, severity: CRIT}]
-            """.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
+        try CLIRunner.gpuChecks().write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
         for instance in ["a", "b"] {
             let servers = cluster.urls.map { "\"\($0)\"" }.joined(separator: ", ")
             try """
