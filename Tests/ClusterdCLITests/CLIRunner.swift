@@ -1,3 +1,4 @@
+import Bus
 import Foundation
 
 /// Runs the built `clusterd` executable, as an operator or a script would.
@@ -19,6 +20,30 @@ struct CLIRunner {
             packageRoot.appendingPathComponent(".build/debug/clusterd"),
         ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
+    }
+
+    /// The hook side of the crash tests: `jobs` starts on `cc.job.event`, and their stops 40
+    /// jobs behind, each retried with its message id (`retries` times) until a broker confirms;
+    /// after `pauseAfter` jobs it waits for `resume`, so a stop or kill comes mid-stream.
+    /// Returns the longest time between two confirmations (a leader election's stall).
+    static func publishJobs(urls: [String], jobs: Int, pauseAfter: Int, resume: DispatchSemaphore, retries: Int,
+                            start: (Int) -> String, stop: (Int) -> String) throws -> Duration {
+        let client = try BusConnection(ConnectionOptions(servers: urls, name: "hook"))
+        let js = try JetStream(client)
+        var last = ContinuousClock.now, longest = Duration.zero
+        for i in 1...(jobs + 40) {
+            if i == pauseAfter { resume.wait() }
+            var batch: [(String, String)] = []
+            if i <= jobs { batch.append((start(i), "start-\(i)")) }
+            if i > 40 { batch.append((stop(i - 40), "stop-\(i - 40)")) }
+            for (body, id) in batch {
+                _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id, retries: retries)
+                let now = ContinuousClock.now
+                longest = max(longest, now - last)
+                last = now
+            }
+        }
+        return longest
     }
 
     /// The checks of the CLI tests: a GPU temperature check, CRIT at `threshold` °C.

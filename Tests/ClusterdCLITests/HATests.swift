@@ -96,29 +96,7 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
         #"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"alex\",\"jobState\":\"\#(id % 2 == 0 ? "completed" : "failed")\",\"stopTime\":\#(1_700_000_100 + id)}" 1"#
     }
 
-    /// Starts and stops (40 jobs behind) of `jobs` jobs, each retried with its message id
-    /// until a broker confirms; waits for `resume` after `pauseAfter`. Returns the longest
-    /// time between two confirmations (the stall of a leader election).
-    static func publishJobs(urls: [String], pauseAfter: Int, resume: DispatchSemaphore) throws -> Duration {
-        let client = try BusConnection(ConnectionOptions(servers: urls, name: "hook"))
-        let js = try JetStream(client)
-        var last = ContinuousClock.now, longest = Duration.zero
-        for i in 1...(jobs + 40) {
-            if i == pauseAfter { resume.wait() }
-            var batch: [(String, String)] = []
-            if i <= jobs { batch.append((start(i), "start-\(i)")) }
-            if i > 40 { batch.append((stop(i - 40), "stop-\(i - 40)")) }
-            for (body, id) in batch {
-                _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id, retries: 600)
-                let now = ContinuousClock.now
-                longest = max(longest, now - last)
-                last = now
-            }
-        }
-        return longest
-    }
-
-    /// Runs `publishJobs` on a thread of its own (it blocks while paused).
+    /// Runs `CLIRunner.publishJobs` on a thread of its own (it blocks while paused).
     final class Publisher: Sendable {
         let resume = DispatchSemaphore(value: 0)
         /// "ok" or the hook's error, once it ended.
@@ -129,7 +107,8 @@ private let haDowntime = Int(ProcessInfo.processInfo.environment["CLUSTERD_HA_DO
         init(urls: [String], pauseAfter: Int) {
             Thread { [self] in
                 do {
-                    let longest = try HATests.publishJobs(urls: urls, pauseAfter: pauseAfter, resume: resume)
+                    let longest = try CLIRunner.publishJobs(urls: urls, jobs: HATests.jobs, pauseAfter: pauseAfter, resume: resume, retries: 600,
+                                                            start: HATests.start, stop: HATests.stop)
                     stall.withLock { $0 = longest }
                     outcome.withLock { $0 = "ok" }
                 } catch {

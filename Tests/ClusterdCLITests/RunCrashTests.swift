@@ -36,23 +36,6 @@ import Testing
         #"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"jobState\":\"\#(id % 2 == 0 ? "completed" : "failed")\",\"stopTime\":\#(1_700_000_100 + id)}" 1"#
     }
 
-    /// The hook side: starts, and stops lagging 40 jobs behind, each with a message id,
-    /// retried with the same id until the broker confirms. After `pauseAfter` jobs it waits
-    /// for `resume`, so the stop always comes in the middle of the stream.
-    static func publishAll(url: String, jobs: Int, pauseAfter: Int, resume: DispatchSemaphore) throws {
-        let client = try BusConnection(ConnectionOptions(servers: [url], name: "hook"))
-        let js = try JetStream(client)
-        for i in 1...(jobs + 40) {
-            if i == pauseAfter { resume.wait() }
-            var batch: [(String, String)] = []
-            if i <= jobs { batch.append((start(i), "start-\(i)")) }
-            if i > 40 { batch.append((stop(i - 40), "stop-\(i - 40)")) }
-            for (body, id) in batch {
-                _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id, retries: 100)
-            }
-        }
-    }
-
     /// SIGKILL (a crash) or SIGTERM (a graceful stop, swift-service-lifecycle) in the middle of a
     /// stream of 2000 jobs: after a restart every job is there exactly once.
     @Test(arguments: [SIGKILL, SIGTERM])
@@ -67,7 +50,8 @@ import Testing
         Thread {
             let outcome: String
             do {
-                try RunCrashTests.publishAll(url: url, jobs: jobs, pauseAfter: 500, resume: resume)
+                _ = try CLIRunner.publishJobs(urls: [url], jobs: jobs, pauseAfter: 500, resume: resume, retries: 100,
+                                              start: RunCrashTests.start, stop: RunCrashTests.stop)
                 outcome = "ok"
             } catch {
                 outcome = "\(error)"
