@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The process's one read-write connection and the lock that serialises every use of it:
 /// the job and node stages, health, alerts, fleet, maintenance and retention write one
@@ -25,7 +26,10 @@ public final class DatabaseWriter: @unchecked Sendable {
         let since = depth == 1 ? ContinuousClock.now : nil
         defer {
             depth -= 1
-            if let since { held += ContinuousClock.now - since }
+            if let since {
+                let d = (ContinuousClock.now - since).components
+                held.add(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000, ordering: .relaxed)
+            }
             lock.unlock()
         }
         return try body(database)
@@ -33,9 +37,10 @@ public final class DatabaseWriter: @unchecked Sendable {
 
     /// How long ``perform(_:)`` has held the connection in all (the outermost calls): the one
     /// writer's busy time, which bounds every stage's throughput together.
-    public var busy: Duration { lock.withLock { held } }
-    private var held = Duration.zero
-    private var depth = 0
+    /// Read without the lock: a `/metrics` scrape does not wait for the batch in flight.
+    public var busy: Duration { .nanoseconds(held.load(ordering: .relaxed)) }
+    private let held = Atomic<Int64>(0)  // nanoseconds
+    private var depth = 0  // nesting of perform (under the lock)
 
     /// Runs `body` in one transaction, alone on the connection.
     public func transaction<T>(_ body: (Database) throws -> T) throws -> T {
