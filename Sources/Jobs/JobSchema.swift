@@ -121,5 +121,10 @@ public enum JobSchema {
             ALTER TABLE clusterd_archive_eviction ADD COLUMN state TEXT NOT NULL DEFAULT 'done';
             CREATE INDEX clusterd_archive_eviction_pending ON clusterd_archive_eviction (id) WHERE state = 'pending';
             """),
+        Migration(module: "jobs", version: 7, sql: """
+            -- (job_id, cluster) is the head of UNIQUE (job_id, cluster, start_time): that index
+            -- serves every lookup this one did, and each start paid for both.
+            DROP INDEX jobs_jobid_cluster;
+            """),
     ]
 }

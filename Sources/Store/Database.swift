@@ -11,6 +11,7 @@ public final class Database: @unchecked Sendable {
     /// Opens (creating if needed) the database at `path`, in WAL mode with
     /// `synchronous=NORMAL`, foreign keys on and a busy timeout.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false) throws(StoreError) {
+        _ = Self.configured
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
@@ -28,6 +29,10 @@ public final class Database: @unchecked Sendable {
         }
         try execute("PRAGMA foreign_keys=ON")
     }
+
+    /// Process-wide settings, made once before the first connection opens (SQLite refuses
+    /// them later; then they stay at their defaults, which only costs speed).
+    private static let configured: Bool = csqlite_disable_memstatus() == SQLITE_OK
 
     deinit {
         statements.removeAll()
@@ -59,13 +64,15 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction; commits when it returns, rolls back
     /// when it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
+        // Prepared once (cached) rather than compiled per call: a batch has one of each, but
+        // every event a savepoint, and compiling one cost more than its work.
+        try prepare("BEGIN IMMEDIATE").run()
         do {
             let value = try body()
-            try execute("COMMIT")
+            try prepare("COMMIT").run()
             return value
         } catch {
-            try? execute("ROLLBACK")
+            try? prepare("ROLLBACK").run()
             throw error
         }
     }
@@ -73,14 +80,14 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` inside a savepoint: when it throws, only its own changes are undone and
     /// the enclosing transaction goes on (one bad event never undoes the rest of a batch).
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try execute("SAVEPOINT event")
+        try prepare("SAVEPOINT event").run()
         do {
             let value = try body()
-            try execute("RELEASE event")
+            try prepare("RELEASE event").run()
             return value
         } catch {
-            try? execute("ROLLBACK TO event")
-            try? execute("RELEASE event")
+            try? prepare("ROLLBACK TO event").run()
+            try? prepare("RELEASE event").run()
             throw error
         }
     }

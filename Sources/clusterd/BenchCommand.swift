@@ -4,7 +4,12 @@ import Config
 import Foundation
 import Logging
 import NATSServerProcess
+import Archive
+import Intake
+import Model
+import Observability
 import Pipeline
+import Processing
 import Store
 
 /// `clusterd bench`: measured figures, never asserted in tests.
@@ -39,7 +44,11 @@ struct JobsBench: ParsableCommand {
     @Option(help: "Measurements (each in a fresh server and directory; with --preload, pairs taken in turn); the median is printed.")
     var runs = 1
 
+    @Flag(help: "Measure the writer's part alone: the job stage applying the same events in batches on a temporary database, without broker, archive files or publishing (CPU time per event, steadier than the end-to-end figure).")
+    var writerOnly = false
+
     func run() throws {
+        if writerOnly { return try measureWriter() }
         // This VM's speed moves by a third between two runs: with --preload the two cases alternate, so a slow
         // spell costs both, and the medians are compared.
         var plain: [Double] = [], loaded: [Double] = []
@@ -124,6 +133,50 @@ struct JobsBench: ParsableCommand {
         print(String(format: "  %.0f events/s, %.0f jobs/s archived; the one writer held %.0f %% of the time (%.0f µs per event)",
                      Double(events) / seconds, Double(jobs) / seconds, 100 * busy.secondsValue / seconds, 1e6 * busy.secondsValue / Double(events)))
         return Double(events) / seconds
+    }
+
+    /// The job stage's part under the writer, in this thread: batches of `batch` messages in
+    /// the order the end-to-end run publishes them; the outbox emptied after each, as the
+    /// publisher would.
+    func measureWriter() throws {
+        let site = try BenchSite("bench-writer", nodes: "f[0101-0999]")
+        defer { withExtendedLifetime(site) {} }
+        let config = site.config
+        let database = try Database(path: config.databasePath)
+        try database.migrate(ClusterdService.migrations)
+        let archive = try ArchiveWriter(root: config.archivePath)
+        for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
+        let clusters = Reloadable(try ClusterRegistry.load(archiveRoot: config.archivePath))
+        let processor = JobProcessor(database: database, clusters: clusters, archive: archive, config: config,
+                                     counters: PipelineCounters(), logger: site.logger)
+        let lag = running > 0 ? min(running, jobs) : jobs
+        var bodies: [String] = []
+        for i in 1...(jobs + lag) {
+            if i <= jobs { bodies.append(start(i)) }
+            if i > lag { bodies.append(stop(i - lag)) }
+        }
+        let messages = bodies.enumerated().map { i, body in
+            IncomingMessage(subject: config.intake.jobSubject, data: Array(body.utf8), messageID: nil, origin: "BENCH:\(i + 1)",
+                            receivedAt: 1_700_100_000)
+        }
+        func cpu() -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(1), &usage)  // RUSAGE_THREAD
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+        let cpuStart = cpu(), begin = ContinuousClock.now
+        var index = 0
+        while index < messages.count {
+            let end = min(messages.count, index + batch)
+            _ = try processor.process(Array(messages[index..<end]))
+            try database.execute("DELETE FROM outbox")
+            index = end
+        }
+        let seconds = (ContinuousClock.now - begin).secondsValue, cpuSeconds = cpu() - cpuStart
+        let stopped = try database.prepare("SELECT count(*) FROM job WHERE job_state <> 'running'").first { $0.int(0) } ?? 0
+        guard stopped == jobs else { throw ValidationError("\(stopped) of \(jobs) jobs are stopped in the job table") }
+        print(String(format: "writer only: %d events in %.2f s: %.1f µs CPU per event (%.0f events/s on one core)",
+                     messages.count, seconds, 1e6 * cpuSeconds / Double(messages.count), Double(messages.count) / cpuSeconds))
     }
 
     /// `count` ended, archived jobs in the job table (ids above the measured ones, spread over
