@@ -88,7 +88,7 @@ public enum JobDecision {
     /// The decision for `start`, given what the tables hold about it.
     public static func start(_ start: JobStart, known: StartContext, clusters: ClusterRegistry, duplicateWindow: Int64) throws(JobRejection) -> StartDecision {
         let subCluster = try validate(start, clusters: clusters)
-        let canonical = start.json().jsonText
+        let canonical = start.jsonText()
         // Same identity: a redelivery (identical) or a conflict.
         if let same = known.sameIdentity {
             if same.startEvent == canonical { return .alreadyStarted(id: same.id) }

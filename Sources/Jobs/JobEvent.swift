@@ -46,6 +46,13 @@ public enum JobEvent: Sendable, Equatable {
             return .failure(Located(column: EventLine.column(of: function.start, in: view),
                                     .badFunction("function \"\(function.string)\" is not start_job or stop_job")))
         }
+        // The usual event is read straight into its type; anything else goes the full way below.
+        if let (token, column) = EventLine.eventToken(view) {
+            let event: JobEvent? = token.withUnescapedBytes { bytes in
+                isStart ? JobEventReader.start(bytes).map(JobEvent.start) : JobEventReader.stop(bytes).map(JobEvent.stop)
+            }
+            if let event { return .success((event, column)) }
+        }
         let json: JSONValue
         let eventColumn: Int
         switch EventLine.json(view) {

@@ -34,8 +34,12 @@ public struct JobRecord: Sendable, Equatable {
         var start = self.start
         start.monitoringStatus = monitoringStatus
         if let footprint, !footprint.isEmpty { start.footprint = Dictionary(footprint, uniquingKeysWith: { _, b in b }) }
-        guard case .object(var members) = start.json(state: state, duration: duration, subCluster: subCluster) else { return "{}" }
-        members.append(("statistics", statistics ?? .object([])))
-        return JSONValue.object(members).jsonText
+        var w = JSONStreamWriter(capacity: 2048)
+        w.beginObject()
+        start.writeMembers(to: &w, state: state, duration: duration, subCluster: subCluster)
+        w.key("statistics")
+        w.value(statistics ?? .object([]))
+        w.endObject()
+        return w.text
     }
 }

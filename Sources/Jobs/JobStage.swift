@@ -109,12 +109,12 @@ public final class JobStage {
             """).run([
             .integer(start.jobId), .text(start.cluster), .text(subCluster), .integer(start.submitTime), .integer(start.startTime),
             .text(start.user), .text(start.project), .text(start.partition), .integer(start.arrayJobId), .integer(start.walltime),
-            .text(start.metaDataJSON?.jsonText ?? "null"),
-            .text(JSONValue.array(start.resources.map(JobStart.resourceJSON)).jsonText),
+            .text(start.metaData.map(JobStart.sortedText) ?? "null"),
+            .text(start.resourcesText),
             .integer(start.numNodes), .integer(start.numHwthreads), .integer(start.numAcc), .integer(start.smt),
             .text(start.shared.rawValue), .integer(start.monitoringStatus), .real(start.energy),
-            start.energyFootprintJSON.map { .text($0.jsonText) } ?? .null,
-            .text(start.footprintJSON?.jsonText ?? "null"),
+            start.energyFootprint.map { .text(JobStart.sortedText($0)) } ?? .null,
+            .text(start.footprint.map(JobStart.sortedText) ?? "null"),
             .integer(start.requestedMemory),
         ])
         let id = database.lastInsertRowID

@@ -174,57 +174,109 @@ public struct JobStart: Sendable, Equatable {
         }
     }
 
-    /// The job as ClusterCockpit's meta.json / `schema.Job` JSON, in a fixed key order (also
-    /// the canonical form compared for idempotent redelivery).
-    public func json(state: JobState = .running, duration: Int64 = 0, subCluster assigned: String? = nil) -> JSONValue {
-        var b = JSONObjectBuilder()
-        b.add("jobId", jobId)
-        b.add("user", user)
-        b.add("project", project)
-        b.add("cluster", cluster)
-        b.add("subCluster", assigned ?? subCluster)
-        b.add("partition", partition)
-        if arrayJobId != 0 { b.add("arrayJobId", arrayJobId) }
-        b.add("numNodes", numNodes)
-        if numHwthreads > 0 { b.add("numHwthreads", numHwthreads) }
-        if numAcc > 0 { b.add("numAcc", numAcc) }
-        b.add("shared", shared.rawValue)
-        b.add("monitoringStatus", monitoringStatus)
-        b.add("smt", smt)
-        b.add("jobState", state.rawValue)
-        b.add("startTime", startTime)
-        b.add("duration", duration)
-        if walltime > 0 { b.add("walltime", walltime) }
-        if submitTime != 0 { b.add("submitTime", submitTime) }
-        if requestedMemory > 0 { b.add("requestedMemory", requestedMemory) }
-        b.add("resources", .array(resources.map(Self.resourceJSON)))
-        b.addIfPresent("metaData", metaDataJSON)
-        if !tags.isEmpty {
-            b.add("tags", .array(tags.map { .object([("type", .string($0.type)), ("name", .string($0.name)), ("scope", .string($0.scope))]) }))
+    /// Writes the job's members as ClusterCockpit's meta.json / `schema.Job` has them, in a
+    /// fixed order — also the canonical form compared for idempotent redelivery, so its
+    /// spelling never changes (stored starts must keep matching: `JobStartRoundTripTests`).
+    public func writeMembers(to w: inout JSONStreamWriter, state: JobState = .running, duration: Int64 = 0, subCluster assigned: String? = nil) {
+        w.member("jobId", jobId)
+        w.member("user", user)
+        w.member("project", project)
+        w.member("cluster", cluster)
+        w.member("subCluster", assigned ?? subCluster)
+        w.member("partition", partition)
+        if arrayJobId != 0 { w.member("arrayJobId", arrayJobId) }
+        w.member("numNodes", numNodes)
+        if numHwthreads > 0 { w.member("numHwthreads", numHwthreads) }
+        if numAcc > 0 { w.member("numAcc", numAcc) }
+        w.member("shared", shared.rawValue)
+        w.member("monitoringStatus", monitoringStatus)
+        w.member("smt", smt)
+        w.member("jobState", state.rawValue)
+        w.member("startTime", startTime)
+        w.member("duration", duration)
+        if walltime > 0 { w.member("walltime", walltime) }
+        if submitTime != 0 { w.member("submitTime", submitTime) }
+        if requestedMemory > 0 { w.member("requestedMemory", requestedMemory) }
+        w.key("resources")
+        Self.write(resources, to: &w)
+        if let metaData {
+            w.key("metaData")
+            w.sortedObject(metaData) { $0.value($1) }
         }
-        b.add("energy", .double(energy))
-        b.addIfPresent("footprint", footprintJSON)
-        b.addIfPresent("energyFootprint", energyFootprintJSON)
-        return b.value
+        if !tags.isEmpty {
+            w.key("tags")
+            w.beginArray()
+            for tag in tags {
+                w.beginObject()
+                w.member("type", tag.type)
+                w.member("name", tag.name)
+                w.member("scope", tag.scope)
+                w.endObject()
+            }
+            w.endArray()
+        }
+        w.member("energy", energy)
+        if let footprint {
+            w.key("footprint")
+            w.sortedObject(footprint) { $0.value($1) }
+        }
+        if let energyFootprint {
+            w.key("energyFootprint")
+            w.sortedObject(energyFootprint) { $0.value($1) }
+        }
     }
 
-    static func resourceJSON(_ r: JobResource) -> JSONValue {
-        var b = JSONObjectBuilder()
-        b.add("hostname", r.hostname)
-        if let h = r.hwthreads { b.add("hwthreads", .array(h.map(JSONValue.integer))) }
-        if let a = r.accelerators { b.add("accelerators", .array(a.map(JSONValue.string))) }
-        if let c = r.configuration { b.add("configuration", c) }
-        return b.value
+    /// The job as one JSON object (``writeMembers(to:state:duration:subCluster:)``); with the
+    /// defaults, the canonical start event.
+    public func jsonText(state: JobState = .running, duration: Int64 = 0, subCluster assigned: String? = nil) -> String {
+        var w = JSONStreamWriter(capacity: 1024)
+        w.beginObject()
+        writeMembers(to: &w, state: state, duration: duration, subCluster: assigned)
+        w.endObject()
+        return w.text
     }
 
-    /// `metaData` as a JSON object with sorted keys (meta.json and the `meta_data` column).
-    var metaDataJSON: JSONValue? { metaData.map { Self.sortedObject($0.mapValues(JSONValue.string)) } }
-    /// `footprint` as a JSON object with sorted keys.
-    var footprintJSON: JSONValue? { footprint.map { Self.sortedObject($0.mapValues(JSONValue.double)) } }
-    /// `energyFootprint` as a JSON object with sorted keys.
-    var energyFootprintJSON: JSONValue? { energyFootprint.map { Self.sortedObject($0.mapValues(JSONValue.double)) } }
+    static func write(_ resources: [JobResource], to w: inout JSONStreamWriter) {
+        w.beginArray()
+        for r in resources {
+            w.beginObject()
+            w.member("hostname", r.hostname)
+            if let threads = r.hwthreads {
+                w.key("hwthreads")
+                w.beginArray()
+                for t in threads { w.value(t) }
+                w.endArray()
+            }
+            if let accelerators = r.accelerators {
+                w.key("accelerators")
+                w.beginArray()
+                for a in accelerators { w.value(a) }
+                w.endArray()
+            }
+            if let c = r.configuration { w.member("configuration", c) }
+            w.endObject()
+        }
+        w.endArray()
+    }
 
-    private static func sortedObject(_ map: [String: JSONValue]) -> JSONValue {
-        .object(map.keys.sorted().map { ($0, map[$0]!) })
+    /// `resources` as JSON (the job row's `resources` column).
+    var resourcesText: String {
+        var w = JSONStreamWriter(capacity: 512)
+        Self.write(resources, to: &w)
+        return w.text
+    }
+
+    /// A string or number map as a JSON object with sorted keys (the job row's `meta_data`,
+    /// `footprint` and `energy_footprint` columns).
+    static func sortedText(_ map: [String: String]) -> String {
+        var w = JSONStreamWriter()
+        w.sortedObject(map) { $0.value($1) }
+        return w.text
+    }
+
+    static func sortedText(_ map: [String: Double]) -> String {
+        var w = JSONStreamWriter()
+        w.sortedObject(map) { $0.value($1) }
+        return w.text
     }
 }

@@ -44,6 +44,17 @@ public enum EventLine {
         }
     }
 
+    /// The string field `event` (the last one, as ``json(_:)`` reads) and its column; nil when
+    /// there is none or it is not a string.
+    public static func eventToken(_ view: PointView) -> (token: TokenView, column: Int)? {
+        var found: (TokenView, Int)?
+        for field in view.fields where field.key.equals("event") {
+            guard case .string(let t) = field.value else { return nil }
+            found = (t, column(of: field.key.start, in: view))
+        }
+        return found
+    }
+
     /// The 1-based column of `pointer` inside the line of `view`.
     public static func column(of pointer: UnsafePointer<UInt8>, in view: PointView) -> Int {
         guard let base = view.raw.baseAddress else { return 1 }

@@ -29,18 +29,19 @@ extension JSONValue {
     }
 }
 
-/// Recursive-descent parser; depth-limited so hostile input cannot overflow the stack.
-struct JSONParser {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var i = 0
+/// Recursive-descent parser; depth-limited so hostile input cannot overflow the stack. Its
+/// primitives are open to the package: the job path reads its events into their types with them.
+package struct JSONParser {
+    package let bytes: UnsafeBufferPointer<UInt8>
+    package var i = 0
     var depth = 0
     static let maxDepth = 128
 
-    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    package init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
-    mutating func document() throws(JSONParseError) -> JSONValue {
+    package mutating func document() throws(JSONParseError) -> JSONValue {
         skipSpace()
         let v = try value()
         skipSpace()
@@ -48,11 +49,11 @@ struct JSONParser {
         return v
     }
 
-    mutating func skipSpace() {
+    package mutating func skipSpace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
-    mutating func literal(_ word: StaticString, _ v: JSONValue) throws(JSONParseError) -> JSONValue {
+    package mutating func literal(_ word: StaticString, _ v: JSONValue) throws(JSONParseError) -> JSONValue {
         let n = word.utf8CodeUnitCount
         guard i + n <= bytes.count else { throw fail("unexpected end of JSON") }
         for k in 0..<n where bytes[i + k] != word.utf8Start[k] { throw fail("invalid literal") }
@@ -60,7 +61,7 @@ struct JSONParser {
         return v
     }
 
-    mutating func value() throws(JSONParseError) -> JSONValue {
+    package mutating func value() throws(JSONParseError) -> JSONValue {
         guard i < bytes.count else { throw fail("unexpected end of JSON") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object()
@@ -79,7 +80,7 @@ struct JSONParser {
         if depth > Self.maxDepth { throw fail("nested deeper than \(Self.maxDepth) levels") }
     }
 
-    mutating func object() throws(JSONParseError) -> JSONValue {
+    package mutating func object() throws(JSONParseError) -> JSONValue {
         try nest()
         i += 1
         var members: [(key: String, value: JSONValue)] = []
@@ -103,7 +104,7 @@ struct JSONParser {
         }
     }
 
-    mutating func array() throws(JSONParseError) -> JSONValue {
+    package mutating func array() throws(JSONParseError) -> JSONValue {
         try nest()
         i += 1
         var items: [JSONValue] = []
@@ -138,7 +139,7 @@ struct JSONParser {
         return v
     }
 
-    mutating func string() throws(JSONParseError) -> String {
+    package mutating func string() throws(JSONParseError) -> String {
         i += 1
         let start = i
         // Fast path: no escapes.
@@ -188,7 +189,7 @@ struct JSONParser {
         return str
     }
 
-    mutating func number() throws(JSONParseError) -> JSONValue {
+    package mutating func number() throws(JSONParseError) -> JSONValue {
         let start = i
         if bytes[i] == UInt8(ascii: "-") { i += 1 }
         guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else { throw fail("invalid number") }

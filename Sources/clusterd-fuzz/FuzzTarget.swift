@@ -14,7 +14,7 @@ enum FuzzTarget {
             guard case .point(let view) = entry else { return }
             if case .success(let decoded) = JobEvent.decode(view) {
                 switch decoded.event {
-                case .start(let start): _ = start.json().jsonText
+                case .start(let start): _ = start.jsonText()
                 case .stop(let stop): _ = stop.json.jsonText
                 }
             }

@@ -11,7 +11,7 @@ import Testing
         var checked = 0
         for _ in 0..<3000 {
             guard let start = try? JobStart(json: events.start()) else { continue }
-            let canonical = start.json().jsonText
+            let canonical = start.jsonText()
             let read = try JobStart(json: JSONValue.parse(canonical))
             #expect(read == start, "seed \(seed): \(canonical)")
             checked += 1
