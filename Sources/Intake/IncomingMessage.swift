@@ -20,6 +20,10 @@ public struct IncomingMessage: Sendable {
     /// earlier attempt failed or ended with the process, and the intake applies it alone.
     public var deliveries: UInt64 = 1
 
+    /// Whether anyone receives this message's result (it has a message id or a reply
+    /// subject): without one, no result is built (see ``StageProcessor``).
+    public var hasResultReceiver: Bool { messageID != nil || reply != nil }
+
     /// The header naming the dead letter a message replays.
     public static let replayHeader = "Clusterd-Replay-Of"
 

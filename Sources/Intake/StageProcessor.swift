@@ -23,7 +23,8 @@ public enum MessageDisposition: Sendable, Equatable {
 /// The outcome of one entry of a line: a line is one entry for jobs, one per node for node
 /// states.
 public enum LineResult: Sendable {
-    /// Took effect; the JSON describes it in the message's result.
+    /// Took effect; the JSON describes it in the message's result (`.null` when the message
+    /// has no result receiver, ``IncomingMessage/hasResultReceiver``).
     case accepted(JSONValue)
     /// Refused: dead-lettered with this column, code and reason; `entry` names the part of
     /// the line (`nodes[3]`) when a line has several, and `raw` is then that part's text
@@ -129,6 +130,7 @@ open class StageProcessor: @unchecked Sendable {
         var rejected = 0
         var notOwned = 0
         var results: [JSONValue] = []
+        let wantsResults = message.hasResultReceiver
         var firstError: String?
         var beyond: [String: Int] = [:]
         try decoder.forEachLine(in: message.data) { entry in
@@ -155,6 +157,8 @@ open class StageProcessor: @unchecked Sendable {
                 switch r {
                 case .accepted(let json):
                     accepted += 1
+                    // Nobody receives a result: nothing to describe (the common hook's event).
+                    guard wantsResults else { continue }
                     if case .object(let members) = json { for m in members { entryJSON.add(m.key, m.value) } }
                 case .rejected(let column, let code, let reason, let part, let quoted):
                     rejected += 1
@@ -203,14 +207,14 @@ open class StageProcessor: @unchecked Sendable {
         }
         // Only the owning instance answers a message that is entirely another's.
         if accepted + rejected > 0 { try publishResult(for: message, ok: rejected == 0, events: results, error: firstError) }
-        try database.prepare("INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
+        try database.prepare(static: "INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
         count("\(stage).messages")
         return .applied(accepted: accepted, rejected: rejected)
     }
 
     /// Whether this delivery's effects are committed already.
     func isApplied(_ message: IncomingMessage) throws -> Bool {
-        try database.prepare("SELECT 1 FROM applied_message WHERE origin = ?").first([.text(message.origin)]) { _ in true } ?? false
+        try database.prepare(static: "SELECT 1 FROM applied_message WHERE origin = ?").first([.text(message.origin)]) { _ in true } ?? false
     }
 
     // MARK: poison-pill breaker

@@ -86,9 +86,11 @@ public enum JobDecision {
     }
 
     /// The decision for `start`, given what the tables hold about it.
-    public static func start(_ start: JobStart, known: StartContext, clusters: ClusterRegistry, duplicateWindow: Int64) throws(JobRejection) -> StartDecision {
+    /// `canonical` is the start's canonical text when the caller has it already (``JobStart/text``).
+    public static func start(_ start: JobStart, canonical: String? = nil, known: StartContext, clusters: ClusterRegistry,
+                             duplicateWindow: Int64) throws(JobRejection) -> StartDecision {
         let subCluster = try validate(start, clusters: clusters)
-        let canonical = start.jsonText()
+        let canonical = canonical ?? start.jsonText()
         // Same identity: a redelivery (identical) or a conflict.
         if let same = known.sameIdentity {
             if same.startEvent == canonical { return .alreadyStarted(id: same.id) }

@@ -57,7 +57,9 @@ public final class JobStage {
         switch event {
         case .start(let start):
             try JobDecision.notInTheFuture("startTime", start.startTime, now: now)
-            return try write(JobDecision.start(start, known: try context(of: start), clusters: clusters, duplicateWindow: duplicateWindow), start)
+            let text = start.text
+            return try write(JobDecision.start(start, canonical: text.canonical, known: try context(of: start), clusters: clusters,
+                                               duplicateWindow: duplicateWindow), start, text)
         case .stop(let stop):
             try JobDecision.notInTheFuture("stopTime", stop.stopTime, now: now)
             let target = try target(of: stop)
@@ -76,16 +78,16 @@ public final class JobStage {
     /// What the tables hold about `start`'s identity.
     func context(of start: JobStart) throws -> StartContext {
         var known = StartContext()
-        known.sameIdentity = try database.prepare("""
+        known.sameIdentity = try database.prepare(static: """
             SELECT j.id, e.start_event FROM job j JOIN clusterd_job_event e ON e.job = j.id
             WHERE j.job_id = ? AND j.cluster = ? AND j.start_time = ?
             """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime)], { (id: $0.int(0), startEvent: $0.text(1)) })
         if known.sameIdentity != nil { return known }
-        known.recentStartTime = try database.prepare("""
+        known.recentStartTime = try database.prepare(static: """
             SELECT start_time FROM job WHERE job_id = ? AND cluster = ? AND ? - start_time < ? ORDER BY start_time DESC LIMIT 1
             """).first([.integer(start.jobId), .text(start.cluster), .integer(start.startTime), .integer(duplicateWindow)], { $0.int(0) })
         if known.recentStartTime != nil { return known }
-        if let (id, event) = try database.prepare("""
+        if let (id, event) = try database.prepare(static: """
             SELECT id, event FROM clusterd_held_stop
             WHERE job_id = ? AND (cluster IS NULL OR cluster = ?) AND (start_time IS NULL OR start_time = ?)
             ORDER BY id LIMIT 1
@@ -95,13 +97,13 @@ public final class JobStage {
         return known
     }
 
-    func write(_ decision: StartDecision, _ start: JobStart) throws -> JobOutcome {
+    func write(_ decision: StartDecision, _ start: JobStart, _ text: JobStart.Text) throws -> JobOutcome {
         let (subCluster, canonical, heldStop, thenStop): (String, String, Int64?, StopDecision?)
         switch decision {
         case .alreadyStarted(let id): return .alreadyStarted(id: id)
         case .insert(let s, let c, let h, let t): (subCluster, canonical, heldStop, thenStop) = (s, c, h, t)
         }
-        try database.prepare("""
+        try database.prepare(static: """
             INSERT INTO job (job_id, cluster, subcluster, submit_time, start_time, hpc_user, project, cluster_partition,
                 array_job_id, duration, walltime, job_state, meta_data, resources, num_nodes, num_hwthreads, num_acc, smt,
                 shared, monitoring_status, energy, energy_footprint, footprint, requested_memory)
@@ -109,8 +111,8 @@ public final class JobStage {
             """).run([
             .integer(start.jobId), .text(start.cluster), .text(subCluster), .integer(start.submitTime), .integer(start.startTime),
             .text(start.user), .text(start.project), .text(start.partition), .integer(start.arrayJobId), .integer(start.walltime),
-            .text(start.metaData.map(JobStart.sortedText) ?? "null"),
-            .text(start.resourcesText),
+            .text(text.metaData ?? "null"),
+            .text(text.resources),
             .integer(start.numNodes), .integer(start.numHwthreads), .integer(start.numAcc), .integer(start.smt),
             .text(start.shared.rawValue), .integer(start.monitoringStatus), .real(start.energy),
             start.energyFootprint.map { .text(JobStart.sortedText($0)) } ?? .null,
@@ -118,18 +120,18 @@ public final class JobStage {
             .integer(start.requestedMemory),
         ])
         let id = database.lastInsertRowID
-        try database.prepare("INSERT INTO clusterd_job_event (job, start_event) VALUES (?, ?)").run([.integer(id), .text(canonical)])
+        try database.prepare(static: "INSERT INTO clusterd_job_event (job, start_event) VALUES (?, ?)").run([.integer(id), .text(canonical)])
         remember(start, canonical: canonical, id: id)
         for tag in start.tags {
-            try database.prepare("INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            try database.prepare(static: "INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
                 .run([.text(tag.type), .text(tag.name), .text(tag.scope)])
-            try database.prepare("""
+            try database.prepare(static: """
                 INSERT OR IGNORE INTO jobtag (job_id, tag_id) SELECT ?, id FROM tag WHERE tag_type = ? AND tag_name = ?
                 """).run([.integer(id), .text(tag.type), .text(tag.name)])
         }
         var stopped: JobRecord?
         if let heldStop {
-            try database.prepare("DELETE FROM clusterd_held_stop WHERE id = ?").run([.integer(heldStop)])
+            try database.prepare(static: "DELETE FROM clusterd_held_stop WHERE id = ?").run([.integer(heldStop)])
             if case .stop(var record, let stopEvent)? = thenStop {
                 record.id = id
                 try writeStop(record, stopEvent: stopEvent)
@@ -143,12 +145,18 @@ public final class JobStage {
 
     /// The stored job `stop` is for, nil when there is none yet.
     func target(of stop: JobStop) throws -> StopTarget? {
-        var sql = "SELECT id FROM job WHERE job_id = ?"
+        // One statement per shape the stop narrows by (cached: no SQL text built per stop).
+        let statement = switch (stop.cluster != nil, stop.startTime != nil) {
+        case (false, false): try database.prepare(static: "SELECT id FROM job WHERE job_id = ? ORDER BY start_time DESC, id DESC LIMIT 1")
+        case (true, false): try database.prepare(static: "SELECT id FROM job WHERE job_id = ? AND cluster = ? ORDER BY start_time DESC, id DESC LIMIT 1")
+        case (false, true): try database.prepare(static: "SELECT id FROM job WHERE job_id = ? AND start_time = ? ORDER BY start_time DESC, id DESC LIMIT 1")
+        case (true, true):
+            try database.prepare(static: "SELECT id FROM job WHERE job_id = ? AND cluster = ? AND start_time = ? ORDER BY start_time DESC, id DESC LIMIT 1")
+        }
         var args: [SQLValue] = [.integer(stop.jobId)]
-        if let c = stop.cluster { sql += " AND cluster = ?"; args.append(.text(c)) }
-        if let s = stop.startTime { sql += " AND start_time = ?"; args.append(.integer(s)) }
-        sql += " ORDER BY start_time DESC, id DESC LIMIT 1"
-        var found = try database.prepare(sql).first(args, { $0.int(0) })
+        if let c = stop.cluster { args.append(.text(c)) }
+        if let s = stop.startTime { args.append(.integer(s)) }
+        var found = try statement.first(args, { $0.int(0) })
         if found == nil, stop.startTime != nil {
             // A stop naming a start time no stored run has (the scheduler's idea of the start
             // moved between prolog and epilog): the running job of that id is the one meant —
@@ -158,7 +166,7 @@ public final class JobStage {
             if let c = stop.cluster { running += " AND cluster = ?"; runningArgs.append(.text(c)) }
             found = try database.prepare(running + " ORDER BY start_time DESC, id DESC LIMIT 1").first(runningArgs, { $0.int(0) })
             // ... or the job this very stop ended already (a repeat is recognised, not held).
-            found = try found ?? database.prepare("""
+            found = try found ?? database.prepare(static: """
                 SELECT j.id FROM job j JOIN clusterd_job_event e ON e.job = j.id WHERE j.job_id = ? AND e.stop_event = ?
                 """).first([.integer(stop.jobId), .text(stop.json.jsonText)], { $0.int(0) })
         }
@@ -167,7 +175,7 @@ public final class JobStage {
 
     /// An identical stop waits for its start already.
     func isHeld(_ stop: JobStop) throws -> Bool {
-        try database.prepare("SELECT 1 FROM clusterd_held_stop WHERE job_id = ? AND event = ?")
+        try database.prepare(static: "SELECT 1 FROM clusterd_held_stop WHERE job_id = ? AND event = ?")
             .first([.integer(stop.jobId), .text(stop.json.jsonText)]) { _ in true } ?? false
     }
 
@@ -180,7 +188,7 @@ public final class JobStage {
             return .stopped(record)
         case .hold(let stopEvent, let alreadyHeld):
             if !alreadyHeld {
-                try database.prepare("""
+                try database.prepare(static: """
                     INSERT INTO clusterd_held_stop (job_id, cluster, start_time, event, origin, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                     """).run([.integer(stop.jobId), stop.cluster.map(SQLValue.text) ?? .null, stop.startTime.map(SQLValue.integer) ?? .null,
                               .text(stopEvent), .text(origin), .text(raw), .integer(now)])
@@ -190,8 +198,8 @@ public final class JobStage {
     }
 
     func writeStop(_ record: JobRecord, stopEvent: String) throws {
-        try database.prepare("UPDATE job SET job_state = ?, duration = ? WHERE id = ?").run([.text(record.state.rawValue), .integer(record.duration), .integer(record.id)])
-        try database.prepare("UPDATE clusterd_job_event SET stop_event = ? WHERE job = ?").run([.text(stopEvent), .integer(record.id)])
+        try database.prepare(static: "UPDATE job SET job_state = ?, duration = ? WHERE id = ?").run([.text(record.state.rawValue), .integer(record.duration), .integer(record.id)])
+        try database.prepare(static: "UPDATE clusterd_job_event SET stop_event = ? WHERE job = ?").run([.text(stopEvent), .integer(record.id)])
         forget(record.id)
     }
 
@@ -221,7 +229,7 @@ public final class JobStage {
 
     /// The job with database id `id` and the stop event that stopped it, if one did.
     func loadWithStopEvent(id: Int64) throws -> StopTarget {
-        guard let row = try database.prepare("""
+        guard let row = try database.prepare(static: """
             SELECT j.subcluster, j.job_state, j.duration, j.monitoring_status, e.start_event, e.stop_event
             FROM job j JOIN clusterd_job_event e ON e.job = j.id WHERE j.id = ?
             """).first([.integer(id)], { ($0.text(0), $0.text(1), $0.int(2), $0.int(3), $0.text(4), $0.optionalText(5)) }) else {

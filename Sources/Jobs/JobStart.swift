@@ -178,6 +178,13 @@ public struct JobStart: Sendable, Equatable {
     /// fixed order — also the canonical form compared for idempotent redelivery, so its
     /// spelling never changes (stored starts must keep matching: `JobStartRoundTripTests`).
     public func writeMembers(to w: inout JSONStreamWriter, state: JobState = .running, duration: Int64 = 0, subCluster assigned: String? = nil) {
+        var resources = 0..<0, metaData: Range<Int>?
+        writeMembers(to: &w, state: state, duration: duration, subCluster: assigned, resourcesAt: &resources, metaDataAt: &metaData)
+    }
+
+    /// The same, telling where in `w` the `resources` and `metaData` values were written.
+    private func writeMembers(to w: inout JSONStreamWriter, state: JobState, duration: Int64, subCluster assigned: String?,
+                              resourcesAt: inout Range<Int>, metaDataAt: inout Range<Int>?) {
         w.member("jobId", jobId)
         w.member("user", user)
         w.member("project", project)
@@ -198,10 +205,14 @@ public struct JobStart: Sendable, Equatable {
         if submitTime != 0 { w.member("submitTime", submitTime) }
         if requestedMemory > 0 { w.member("requestedMemory", requestedMemory) }
         w.key("resources")
+        let resourcesStart = w.bytes.count
         Self.write(resources, to: &w)
+        resourcesAt = resourcesStart..<w.bytes.count
         if let metaData {
             w.key("metaData")
+            let metaDataStart = w.bytes.count
             w.sortedObject(metaData) { $0.value($1) }
+            metaDataAt = metaDataStart..<w.bytes.count
         }
         if !tags.isEmpty {
             w.key("tags")
@@ -236,6 +247,28 @@ public struct JobStart: Sendable, Equatable {
         return w.text
     }
 
+    /// The canonical start event and, cut from it, the job row's `resources` and `meta_data`
+    /// columns: written once per start.
+    public struct Text: Sendable {
+        /// ``jsonText(state:duration:subCluster:)`` with its defaults.
+        public var canonical: String
+        /// `resources` as JSON.
+        public var resources: String
+        /// `metaData` as JSON with sorted keys, nil without metaData.
+        public var metaData: String?
+    }
+
+    /// The start's ``Text``.
+    public var text: Text {
+        var w = JSONStreamWriter(capacity: 1024)
+        var resources = 0..<0, metaData: Range<Int>?
+        w.beginObject()
+        writeMembers(to: &w, state: .running, duration: 0, subCluster: nil, resourcesAt: &resources, metaDataAt: &metaData)
+        w.endObject()
+        return Text(canonical: w.text, resources: String(decoding: w.bytes[resources], as: UTF8.self),
+                    metaData: metaData.map { String(decoding: w.bytes[$0], as: UTF8.self) })
+    }
+
     static func write(_ resources: [JobResource], to w: inout JSONStreamWriter) {
         w.beginArray()
         for r in resources {
@@ -259,21 +292,8 @@ public struct JobStart: Sendable, Equatable {
         w.endArray()
     }
 
-    /// `resources` as JSON (the job row's `resources` column).
-    var resourcesText: String {
-        var w = JSONStreamWriter(capacity: 512)
-        Self.write(resources, to: &w)
-        return w.text
-    }
-
-    /// A string or number map as a JSON object with sorted keys (the job row's `meta_data`,
-    /// `footprint` and `energy_footprint` columns).
-    static func sortedText(_ map: [String: String]) -> String {
-        var w = JSONStreamWriter()
-        w.sortedObject(map) { $0.value($1) }
-        return w.text
-    }
-
+    /// A number map as a JSON object with sorted keys (the job row's `footprint` and
+    /// `energy_footprint` columns).
     static func sortedText(_ map: [String: Double]) -> String {
         var w = JSONStreamWriter()
         w.sortedObject(map) { $0.value($1) }

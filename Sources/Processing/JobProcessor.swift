@@ -53,12 +53,13 @@ final class JobLineHandler: LineHandler {
             switch result {
             case .stopped(let record), .started(_, _, let record?):
                 stopped.append(record)
-                archive = JobProcessor.archiveSubject(archiveSubjectPrefix, record)
+                if message.hasResultReceiver { archive = JobProcessor.archiveSubject(archiveSubjectPrefix, record) }
             default: break
             }
             counts.add("jobs.events.\(result.status)")
             logger.debug("job event applied", metadata: ["origin": "\(message.origin)", "line": "\(view.line)", "job": "\(event.jobId)",
                                                          "status": "\(result.status)"])
+            guard message.hasResultReceiver else { return [.accepted(.null)] }
             var b = JSONObjectBuilder()
             b.add("function", event.function)
             b.add("jobId", event.jobId)

@@ -72,7 +72,7 @@ public struct Outbox {
 
     /// Adds a message; call inside the transaction that makes the change.
     public func append(_ message: OutboxMessage) throws(StoreError) {
-        try database.prepare("INSERT INTO outbox (subject, message_id, payload, headers) VALUES (?, ?, ?, ?)")
+        try database.prepare(static: "INSERT INTO outbox (subject, message_id, payload, headers) VALUES (?, ?, ?, ?)")
             .run([.text(message.subject), .text(message.messageID), .blob(message.payload), .text(message.headerText)])
     }
 
