@@ -69,9 +69,8 @@ public struct ArchiveWriter: Sendable {
             var mine: [(index: Int, temporary: String, path: String)] = []
             do {
                 for file in entry.files {
-                    let path = "\(dir)/\(file.name)"
                     // Named per entry: two entries of one batch may share a directory.
-                    mine.append((i, try Self.writeTemporary(file.bytes, for: path, sync: false, tag: "\(i)"), path))
+                    mine.append((i, try Self.writeTemporary(file.bytes, directory: dir, name: file.name, sync: false, tag: "\(i)"), "\(dir)/\(file.name)"))
                 }
                 staged += mine
                 results.append(.success("\(dir)/meta.json"))
@@ -127,17 +126,31 @@ public struct ArchiveWriter: Sendable {
 
     /// Writes `bytes` to a temporary file beside `path` (optionally synced); returns its name.
     static func writeTemporary(_ bytes: [UInt8], for path: String, sync: Bool, tag: String = "") throws(WriteError) -> String {
-        let directory = (path as NSString).deletingLastPathComponent
-        // One mkdir when the parent exists (the common case: a job's directory under its
-        // id's); the parents only when it does not (FileManager walks every level).
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw WriteError(path: directory, reason: "\(error.localizedDescription)")
-            }
+        try writeTemporary(bytes, directory: (path as NSString).deletingLastPathComponent, name: (path as NSString).lastPathComponent,
+                           sync: sync, tag: tag)
+    }
+
+    /// Creates `directory` and, when missing, its parent: the two levels a new job adds
+    /// (`<jobId%1000>/<startTime>`), two system calls instead of FileManager's walk of every
+    /// level; FileManager only when more is missing (a new cluster or thousand of ids).
+    static func makeDirectory(_ directory: String) throws(WriteError) {
+        if mkdir(directory, 0o755) == 0 || errno == EEXIST { return }
+        if errno == ENOENT, let slash = directory.utf8.lastIndex(of: UInt8(ascii: "/")) {
+            let parent = String(directory[..<slash])
+            if (mkdir(parent, 0o755) == 0 || errno == EEXIST) && (mkdir(directory, 0o755) == 0 || errno == EEXIST) { return }
         }
-        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw WriteError(path: directory, reason: "\(error.localizedDescription)")
+        }
+    }
+
+    /// Writes `bytes` to a temporary file in `directory` (created when missing) for the file
+    /// `name` (optionally synced); returns the temporary's path.
+    static func writeTemporary(_ bytes: [UInt8], directory: String, name: String, sync: Bool, tag: String = "") throws(WriteError) -> String {
+        try makeDirectory(directory)
+        let temporary = "\(directory)/.\(name).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw WriteError(path: temporary, reason: String(cString: strerror(errno))) }
         var written = 0

@@ -259,7 +259,7 @@ public final class JobStage {
     /// Of `ids`, those still waiting for their archive entry (status 1), in one query.
     public func stillPending(_ ids: [Int64]) throws -> Set<Int64> {
         let list = "[" + ids.map(String.init).joined(separator: ",") + "]"
-        return Set(try database.prepare("SELECT id FROM job WHERE monitoring_status = 1 AND id IN (SELECT value FROM json_each(?))")
+        return Set(try database.prepare(static: "SELECT id FROM job WHERE monitoring_status = 1 AND id IN (SELECT value FROM json_each(?))")
             .rows([.text(list)]) { $0.int(0) })
     }
 
@@ -277,7 +277,7 @@ public final class JobStage {
     /// Job `id`'s archive entry is written: status 3, nothing left to retry.
     public func archived(id: Int64) throws {
         try setMonitoringStatus(id: id, 3)
-        try database.prepare("DELETE FROM clusterd_archive_retry WHERE job = ?").run([.integer(id)])
+        try database.prepare(static: "DELETE FROM clusterd_archive_retry WHERE job = ?").run([.integer(id)])
     }
 
     /// Archive entries failing now: how many, and the latest error.
@@ -383,7 +383,7 @@ public final class JobStage {
 
     /// Records the archive result: 3 written, 2 failed.
     public func setMonitoringStatus(id: Int64, _ status: Int64) throws {
-        try database.prepare("UPDATE job SET monitoring_status = ? WHERE id = ?").run([.integer(status), .integer(id)])
+        try database.prepare(static: "UPDATE job SET monitoring_status = ? WHERE id = ?").run([.integer(status), .integer(id)])
     }
 
     /// Removes held stops received before `cutoff` and returns them (stop event, origin,
