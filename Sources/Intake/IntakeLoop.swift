@@ -152,7 +152,7 @@ public final class IntakeLoop: @unchecked Sendable {
     /// Publishes the outbox and writes pending archive entries.
     private func settleLeftovers() {
         do {
-            try publisher.drain()
+            try publisher.drainUnlessBusy()
         } catch {
             counters.add("outbox.publish_errors")
             logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
@@ -160,7 +160,7 @@ public final class IntakeLoop: @unchecked Sendable {
         do {
             try settle()
             // What settling queued (archive outcomes) goes out now, not with the next batch.
-            try publisher.drain()
+            try publisher.drainUnlessBusy()
         } catch {
             logger.error("\(name): settling committed work failed", metadata: ["error": "\(error)"])
         }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Observability
 import Store
+import Synchronization
 
 /// Publishes committed outbox rows, each with its deterministic `Nats-Msg-Id`, then removes
 /// them. A crash before the removal re-publishes them on restart; a stream's duplicate
@@ -67,8 +68,42 @@ public final class OutboxPublisher: @unchecked Sendable {
     /// did not confirm (the rows stay and are sent again next time).
     @discardableResult
     public func drain() throws -> Int {
+        asked.store(true, ordering: .sequentiallyConsistent)
         lock.lock()
-        defer { lock.unlock() }
+        return try drainHoldingLock()
+    }
+
+    /// Publishes what is pending unless another drain is under way — that one publishes it
+    /// too, as it looks again before it ends: a loop that just committed goes on with its
+    /// next batch instead of waiting for the broker's flush of another part's rows.
+    @discardableResult
+    public func drainUnlessBusy() throws -> Int {
+        asked.store(true, ordering: .sequentiallyConsistent)
+        guard lock.try() else { return 0 }
+        return try drainHoldingLock()
+    }
+
+    /// Drains with ``lock`` held and lets it go; drains again while a drain was asked for
+    /// meanwhile (one that found the lock taken and left its rows to this one).
+    private func drainHoldingLock() throws -> Int {
+        var sent = 0
+        while true {
+            asked.store(false, ordering: .sequentiallyConsistent)
+            do {
+                sent += try drainLocked()
+            } catch {
+                lock.unlock()
+                throw error
+            }
+            lock.unlock()
+            guard asked.load(ordering: .sequentiallyConsistent), lock.try() else { return sent }
+        }
+    }
+
+    /// Set by every drain request, cleared when a drain begins reading the outbox.
+    private let asked = Atomic<Bool>(false)
+
+    private func drainLocked() throws -> Int {
         if let publishes, !publishes() {
             let now = Int64(Date().timeIntervalSince1970)
             if now != lastStandbyPrune {

@@ -46,7 +46,7 @@ public final class ArchiveWorker: Sendable {
     private func pass() {
         do {
             try jobs.archivePending()
-            try publisher.drain()
+            try publisher.drainUnlessBusy()
         } catch {
             logger.error("archive pass failed; retried at the next batch or within a minute", metadata: ["error": "\(error)"])
         }
