@@ -48,13 +48,15 @@ struct JobsBench: ParsableCommand {
     var writerOnly = false
 
     func run() throws {
-        if writerOnly { return try measureWriter() }
         // This VM's speed moves by a third between two runs: with --preload the two cases alternate, so a slow
         // spell costs both, and the medians are compared.
         var plain: [Double] = [], loaded: [Double] = []
+        func once(_ preloaded: Int) throws -> Double {
+            writerOnly ? try measureWriter(preloaded: preloaded) : try measure(preloaded: preloaded)
+        }
         for _ in 0..<max(1, runs) {
-            plain.append(try measure(preloaded: 0))
-            if preload > 0 { loaded.append(try measure(preloaded: preload)) }
+            plain.append(try once(0))
+            if preload > 0 { loaded.append(try once(preload)) }
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         if runs > 1 {
@@ -148,12 +150,13 @@ struct JobsBench: ParsableCommand {
     /// The job stage's part under the writer, in this thread: batches of `batch` messages in
     /// the order the end-to-end run publishes them; the outbox emptied after each, as the
     /// publisher would.
-    func measureWriter() throws {
+    func measureWriter(preloaded: Int) throws -> Double {
         let site = try BenchSite("bench-writer", nodes: "f[0101-0999]")
         defer { withExtendedLifetime(site) {} }
         let config = site.config
         let database = try Database(path: config.databasePath)
         try database.migrate(ClusterdService.migrations)
+        if preloaded > 0 { try preloadRows(preloaded, into: database) }
         let archive = try ArchiveWriter(root: config.archivePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
         let clusters = Reloadable(try ClusterRegistry.load(archiveRoot: config.archivePath))
@@ -183,10 +186,12 @@ struct JobsBench: ParsableCommand {
             index = end
         }
         let seconds = (ContinuousClock.now - begin).secondsValue, cpuSeconds = cpu() - cpuStart
-        let stopped = try database.prepare("SELECT count(*) FROM job WHERE job_state <> 'running'").first { $0.int(0) } ?? 0
+        let stopped = try database.prepare("SELECT count(*) FROM job WHERE job_state <> 'running' AND job_id <= ?").first([.integer(Int64(jobs))]) { $0.int(0) } ?? 0
         guard stopped == jobs else { throw ValidationError("\(stopped) of \(jobs) jobs are stopped in the job table") }
-        print(String(format: "writer only: %d events in %.2f s: %.1f µs CPU per event (%.0f events/s on one core)",
-                     messages.count, seconds, 1e6 * cpuSeconds / Double(messages.count), Double(messages.count) / cpuSeconds))
+        print(String(format: "writer only%@: %d events in %.2f s: %.1f µs CPU per event (%.0f events/s on one core)",
+                     preloaded > 0 ? ", \(preloaded) jobs already stored" : "", messages.count, seconds,
+                     1e6 * cpuSeconds / Double(messages.count), Double(messages.count) / cpuSeconds))
+        return Double(messages.count) / cpuSeconds
     }
 
     /// `count` ended, archived jobs in the job table (ids above the measured ones, spread over
@@ -196,7 +201,11 @@ struct JobsBench: ParsableCommand {
         let service = ClusterdService(config: config, logger: logger)
         try service.start()
         service.stop()
-        let db = try Database(path: config.databasePath)
+        try preloadRows(count, into: Database(path: config.databasePath))
+    }
+
+    /// The rows of ``preload(_:config:logger:)``, into a migrated database.
+    func preloadRows(_ count: Int, into db: Database) throws {
         let started = ContinuousClock.now
         try db.transaction {
             try db.prepare("""
