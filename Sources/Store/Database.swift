@@ -10,7 +10,7 @@ public final class Database: @unchecked Sendable {
     private var staticStatements: [UInt: Statement] = [:]
 
     /// Opens (creating if needed) the database at `path`, in WAL mode with
-    /// `synchronous=NORMAL`, foreign keys on and a busy timeout (read-write: a 64 MB page cache).
+    /// `synchronous=NORMAL`, foreign keys on and a busy timeout.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false) throws(StoreError) {
         _ = Self.configured
         var handle: OpaquePointer?
@@ -27,11 +27,6 @@ public final class Database: @unchecked Sendable {
         if !readOnly {
             try execute("PRAGMA journal_mode=WAL")
             try execute("PRAGMA synchronous=NORMAL")
-            // The writer's page cache: 64 MB (allocated as used) instead of SQLite's 2 MB, which a
-            // job table of a million rows outgrows — its indexes' inner pages were read again
-            // for every insert (bench jobs --writer-only --preload 1000000: 75 % → 97 % of the
-            // empty table's rate).
-            try execute("PRAGMA cache_size=-65536")
         }
         try execute("PRAGMA foreign_keys=ON")
     }
