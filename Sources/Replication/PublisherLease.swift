@@ -130,21 +130,17 @@ public final class PublisherLease: Sendable {
             renewedAt.store(started, ordering: .releasing)
             return renewed
         }
-        if let taken = try kv.create(settings.key, value) {
-            renewedAt.store(started, ordering: .releasing)
-            counters.add("lease.acquired")
-            logger.notice("publisher lease acquired: this replica publishes", metadata: ["instance": "\(settings.instance)", "bucket": "\(settings.bucket)"])
-            onChange(true)
-            return taken
-        }
+        if let taken = try kv.create(settings.key, value) { return acquired(taken, at: started) }
         guard let entry = try kv.get(settings.key) else { return nil }  // gone meanwhile: the next look takes it
         // A holder renews every TTL/4 and stops publishing on its own once it could not renew for
         // TTL/2: the same revision for three quarters of a TTL (and a look more) on this
         // replica's own clock means it has stopped — whenever the broker gets round to letting
-        // the entry run out (seconds late on a loaded machine). The key is deleted and taken;
-        // should the holder still live, its next renewal fails and it stays stopped (and were
-        // the clocks to disagree, both would publish the same messages under the same ids for
-        // a moment, which the streams drop).
+        // the entry run out (seconds late on a loaded machine). The entry is taken with one write
+        // conditional on that very revision (not a delete and a create: one replicated write
+        // less while the broker is slow, and of several standbys exactly one wins); should the
+        // holder still live, its next renewal fails and it stays stopped (and were the clocks
+        // to disagree, both would publish the same messages under the same ids for a moment,
+        // which the streams drop).
         let now = DispatchTime.now().uptimeNanoseconds
         let since = observed.withLock { seen -> UInt64 in
             if let seen, seen.revision == entry.revision { return seen.since }
@@ -154,9 +150,20 @@ public final class PublisherLease: Sendable {
         guard now &- since >= UInt64((settings.ttl * 3 / 4 + settings.poll).wholeNanoseconds) else { return nil }
         logger.warning("publisher lease not renewed for three quarters of its TTL: taking it over", metadata: [
             "instance": "\(settings.instance)", "holder": "\(String(decoding: entry.value, as: UTF8.self))"])
-        try kv.delete(settings.key)
         observed.withLock { $0 = nil }
-        return try step(kv, revision: nil)
+        let takenAt = DispatchTime.now().uptimeNanoseconds
+        // Renewed meanwhile after all, or another standby was first: the next look sees it.
+        guard let taken = try kv.update(settings.key, value, revision: entry.revision) else { return nil }
+        return acquired(taken, at: takenAt)
+    }
+
+    /// The lease is this replica's now (revision `taken`, written at `at`).
+    private func acquired(_ taken: UInt64, at: UInt64) -> UInt64 {
+        renewedAt.store(at, ordering: .releasing)
+        counters.add("lease.acquired")
+        logger.notice("publisher lease acquired: this replica publishes", metadata: ["instance": "\(settings.instance)", "bucket": "\(settings.bucket)"])
+        onChange(true)
+        return taken
     }
 
     private func lose(_ reason: String) {
