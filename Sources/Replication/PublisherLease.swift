@@ -130,8 +130,14 @@ public final class PublisherLease: Sendable {
             renewedAt.store(started, ordering: .releasing)
             return renewed
         }
-        if let taken = try kv.create(settings.key, value) { return acquired(taken, at: started) }
-        guard let entry = try kv.get(settings.key) else { return nil }  // gone meanwhile: the next look takes it
+        // Read first: while a holder lives (the common case for a standby) a look is one round
+        // trip to the broker, not a refused create and then a read — two, which under load
+        // delayed seeing the holder's last renewal and so the take-over.
+        guard let entry = try kv.get(settings.key) else {
+            // Free (never held, released, or run out): a create only one replica can win.
+            guard let taken = try kv.create(settings.key, value) else { return nil }  // another was first
+            return acquired(taken, at: started)
+        }
         // A holder renews every TTL/4 and stops publishing on its own once it could not renew for
         // TTL/2: the same revision for three quarters of a TTL (and a look more) on this
         // replica's own clock means it has stopped — whenever the broker gets round to letting
