@@ -54,7 +54,7 @@ enum JobEventReader {
                 case .metaData: guard let v = try stringMap(&p) else { return false }; start.metaData = v
                 case .footprint: guard let v = try numberMap(&p) else { return false }; start.footprint = v
                 case .energyFootprint: guard let v = try numberMap(&p) else { return false }; start.energyFootprint = v
-                case .resources: guard let v = try resources(&p) else { return false }; start.resources = v
+                case .resources: guard let v = try list(&p, resource) else { return false }; start.resources = v
                 case .tags:
                     // Tags are rare in starts: only an empty list is read here.
                     guard try p.value() == .array([]) else { return false }
@@ -222,47 +222,40 @@ enum JobEventReader {
         return ok ? out : nil
     }
 
-    private static func resources(_ p: inout JSONParser) throws(JSONParseError) -> [JobResource]? {
-        var out: [JobResource] = []
+    /// An array whose every element `element` reads; nil when one is not in the plain shape.
+    private static func list<T>(_ p: inout JSONParser, _ element: (inout JSONParser) throws(JSONParseError) -> T?) throws(JSONParseError) -> [T]? {
+        var out: [T] = []
         let ok = try array(&p) { p throws(JSONParseError) -> Bool in
-            var resource = JobResource(hostname: "")
-            var seen: UInt8 = 0
-            let ok = try object(&p) { key, p throws(JSONParseError) -> Bool in
-                let bit: UInt8 = switch key {
-                case "hostname": 1
-                case "hwthreads": 2
-                case "accelerators": 4
-                case "configuration": 8
-                default: 0
-                }
-                guard bit != 0, seen & bit == 0 else { return false }
-                seen |= bit
-                if try null(&p) { return true }
-                switch bit {
-                case 1: guard let v = try name(&p) else { return false }; resource.hostname = v
-                case 2:
-                    var threads: [Int64] = []
-                    guard try array(&p, { p throws(JSONParseError) -> Bool in
-                        guard let t = try int(&p) else { return false }
-                        threads.append(t)
-                        return true
-                    }) else { return false }
-                    resource.hwthreads = threads
-                case 4:
-                    var accelerators: [String] = []
-                    guard try array(&p, { p throws(JSONParseError) -> Bool in
-                        guard let a = try string(&p) else { return false }
-                        accelerators.append(a)
-                        return true
-                    }) else { return false }
-                    resource.accelerators = accelerators
-                default: guard let v = try string(&p) else { return false }; resource.configuration = v
-                }
-                return true
-            }
-            out.append(resource)
-            return ok
+            guard let value = try element(&p) else { return false }
+            out.append(value)
+            return true
         }
         return ok ? out : nil
+    }
+
+    /// One host of `resources`.
+    private static func resource(_ p: inout JSONParser) throws(JSONParseError) -> JobResource? {
+        var resource = JobResource(hostname: "")
+        var seen: UInt8 = 0
+        let ok = try object(&p) { key, p throws(JSONParseError) -> Bool in
+            let bit: UInt8 = switch key {
+            case "hostname": 1
+            case "hwthreads": 2
+            case "accelerators": 4
+            case "configuration": 8
+            default: 0
+            }
+            guard bit != 0, seen & bit == 0 else { return false }
+            seen |= bit
+            if try null(&p) { return true }
+            switch bit {
+            case 1: guard let v = try name(&p) else { return false }; resource.hostname = v
+            case 2: guard let v = try list(&p, { p throws(JSONParseError) in try int(&p) }) else { return false }; resource.hwthreads = v
+            case 4: guard let v = try list(&p, { p throws(JSONParseError) in try string(&p) }) else { return false }; resource.accelerators = v
+            default: guard let v = try string(&p) else { return false }; resource.configuration = v
+            }
+            return true
+        }
+        return ok ? resource : nil
     }
 }
