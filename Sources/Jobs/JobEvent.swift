@@ -46,27 +46,34 @@ public enum JobEvent: Sendable, Equatable {
             return .failure(Located(column: EventLine.column(of: function.start, in: view),
                                     .badFunction("function \"\(function.string)\" is not start_job or stop_job")))
         }
-        // The usual event is read straight into its type; anything else goes the full way below.
-        if let (token, column) = EventLine.eventToken(view) {
-            let event: JobEvent? = token.withUnescapedBytes { bytes in
-                isStart ? JobEventReader.start(bytes).map(JobEvent.start) : JobEventReader.stop(bytes).map(JobEvent.stop)
-            }
-            if let event { return .success((event, column)) }
+        let token: TokenView, column: Int
+        switch EventLine.eventToken(view) {
+        case .success(let found): (token, column) = found
+        case .failure(let located): return .failure(rejection(located))
         }
-        let json: JSONValue
-        let eventColumn: Int
-        switch EventLine.json(view) {
-        case .success(let found): (json, eventColumn) = found
-        case .failure(let located):
-            switch located.value {
-            case .notAnEvent(let m): return .failure(Located(column: located.column, .notAnEvent(m)))
-            case .invalidJSON(let m): return .failure(Located(column: located.column, .invalidJSON(m)))
+        return token.withUnescapedBytes { bytes in
+            // The usual event is read straight into its type; anything else goes through the
+            // strict decoder, which decides it and words its error.
+            if isStart, let start = JobEventReader.start(bytes) { return .success((.start(start), column)) }
+            if !isStart, let stop = JobEventReader.stop(bytes) { return .success((.stop(stop), column)) }
+            let json: JSONValue
+            switch EventLine.json(bytes, column: column) {
+            case .success(let value): json = value
+            case .failure(let located): return .failure(rejection(located))
+            }
+            do throws(JobRejection) {
+                return .success((isStart ? .start(try JobStart(json: json)) : .stop(try JobStop(json: json)), column))
+            } catch {
+                return .failure(Located(column: column, error))
             }
         }
-        do {
-            return .success((isStart ? .start(try JobStart(json: json)) : .stop(try JobStop(json: json)), eventColumn))
-        } catch {
-            return .failure(Located(column: eventColumn, error))
+    }
+
+    /// The envelope's failure as the job stage's rejection, at the same column.
+    private static func rejection(_ located: Located<EventLine.Failure>) -> Located<JobRejection> {
+        switch located.value {
+        case .notAnEvent(let m): Located(column: located.column, .notAnEvent(m))
+        case .invalidJSON(let m): Located(column: located.column, .invalidJSON(m))
         }
     }
 }

@@ -26,33 +26,32 @@ public enum EventLine {
 
     /// The parsed JSON of field `event`, and the 1-based column of that field.
     public static func json(_ view: PointView) -> Result<(json: JSONValue, column: Int), Located<Failure>> {
-        var token: TokenView?
-        var eventColumn = 1
-        for field in view.fields where field.key.equals("event") {
-            eventColumn = column(of: field.key.start, in: view)
-            guard case .string(let t) = field.value else {
-                return .failure(Located(column: eventColumn, .notAnEvent("field event is not a quoted string")))
-            }
-            token = t
-        }
-        guard let token else { return .failure(Located(column: 1, .notAnEvent("no string field \"event\""))) }
-        do {
-            let json = try token.withUnescapedBytes { bytes throws(JSONParseError) in try JSONValue.parse(bytes) }
-            return .success((json, eventColumn))
-        } catch {
-            return .failure(Located(column: eventColumn, .invalidJSON("event: \(error)")))
+        eventToken(view).flatMap { found in
+            found.token.withUnescapedBytes { json($0, column: found.column) }.map { ($0, found.column) }
         }
     }
 
-    /// The string field `event` (the last one, as ``json(_:)`` reads) and its column; nil when
-    /// there is none or it is not a string.
-    public static func eventToken(_ view: PointView) -> (token: TokenView, column: Int)? {
-        var found: (TokenView, Int)?
+    /// The string field `event` (the last one) and its 1-based column.
+    public static func eventToken(_ view: PointView) -> Result<(token: TokenView, column: Int), Located<Failure>> {
+        var found: (token: TokenView, column: Int)?
         for field in view.fields where field.key.equals("event") {
-            guard case .string(let t) = field.value else { return nil }
-            found = (t, column(of: field.key.start, in: view))
+            let eventColumn = column(of: field.key.start, in: view)
+            guard case .string(let t) = field.value else {
+                return .failure(Located(column: eventColumn, .notAnEvent("field event is not a quoted string")))
+            }
+            found = (t, eventColumn)
         }
-        return found
+        guard let found else { return .failure(Located(column: 1, .notAnEvent("no string field \"event\""))) }
+        return .success(found)
+    }
+
+    /// The JSON of an `event` field's unescaped `bytes`; a parse error is blamed on `column`.
+    public static func json(_ bytes: UnsafeBufferPointer<UInt8>, column: Int) -> Result<JSONValue, Located<Failure>> {
+        do {
+            return .success(try JSONValue.parse(bytes))
+        } catch {
+            return .failure(Located(column: column, .invalidJSON("event: \(error)")))
+        }
     }
 
     /// The 1-based column of `pointer` inside the line of `view`.
