@@ -56,12 +56,30 @@ public struct ArchiveWriter: Sendable {
         }
     }
 
+    /// Entries whose files are written under temporary names, not yet synced or renamed
+    /// (``stage(_:batch:)``); ``commit(_:)`` puts them in place.
+    public struct Staged: Sendable {
+        /// The entries, in the order given.
+        public let entries: [Entry]
+        /// Per entry: its meta.json path, or why its files could not be written.
+        var results: [Result<String, WriteError>]
+        /// The temporary files and where each goes.
+        var files: [(index: Int, temporary: String, path: String)]
+    }
+
     /// Writes the files of many jobs with two file-system syncs in all instead of one per
     /// file: every temporary file is written, synced once, renamed into place, and the
     /// renames synced once. Only after that are the entries reported written (with their
     /// meta.json path), so a crash at any point leaves either the old state (re-archived on
     /// restart) or complete files.
     public func write(_ entries: [Entry]) -> [Result<String, WriteError>] {
+        commit(stage(entries))
+    }
+
+    /// The first half of ``write(_:)``: every entry's files written under temporary names
+    /// (unsynced). `batch` tells the names of one call from another's, so that two staged
+    /// sets in flight at once never share a temporary file.
+    public func stage(_ entries: [Entry], batch: UInt64 = 0) -> Staged {
         var results: [Result<String, WriteError>] = []
         var staged: [(index: Int, temporary: String, path: String)] = []
         for (i, entry) in entries.enumerated() {
@@ -70,7 +88,8 @@ public struct ArchiveWriter: Sendable {
             do {
                 for file in entry.files {
                     // Named per entry: two entries of one batch may share a directory.
-                    mine.append((i, try Self.writeTemporary(file.bytes, directory: dir, name: file.name, sync: false, tag: "\(i)"), "\(dir)/\(file.name)"))
+                    mine.append((i, try Self.writeTemporary(file.bytes, directory: dir, name: file.name, sync: false, tag: "\(batch).\(i)"),
+                                 "\(dir)/\(file.name)"))
                 }
                 staged += mine
                 results.append(.success("\(dir)/meta.json"))
@@ -79,19 +98,26 @@ public struct ArchiveWriter: Sendable {
                 results.append(.failure(error))
             }
         }
-        guard !staged.isEmpty else { return results }
+        return Staged(entries: entries, results: results, files: staged)
+    }
+
+    /// The second half of ``write(_:)``: syncs the staged files, renames them into place and
+    /// syncs the renames; returns each entry's meta.json path or error.
+    public func commit(_ staged: Staged) -> [Result<String, WriteError>] {
+        var results = staged.results
+        guard !staged.files.isEmpty else { return results }
         if !Self.syncFileSystem(of: root) {
             let error = WriteError(path: root, reason: "syncfs: \(String(cString: strerror(errno)))")
-            for s in staged { unlink(s.temporary); results[s.index] = .failure(error) }
+            for s in staged.files { unlink(s.temporary); results[s.index] = .failure(error) }
             return results
         }
-        for s in staged where rename(s.temporary, s.path) != 0 && results[s.index].isSuccess {
+        for s in staged.files where rename(s.temporary, s.path) != 0 && results[s.index].isSuccess {
             results[s.index] = .failure(WriteError(path: s.path, reason: String(cString: strerror(errno))))
             unlink(s.temporary)
         }
         if !Self.syncFileSystem(of: root) {
             let error = WriteError(path: root, reason: "syncfs: \(String(cString: strerror(errno)))")
-            for s in staged { results[s.index] = .failure(error) }
+            for s in staged.files { results[s.index] = .failure(error) }
         }
         return results
     }

@@ -128,9 +128,31 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// when the metric buffers hold data for it — and records the outcome (monitoring
     /// status 3 and the footprint, or 2 with an error log and a retry after a growing delay,
     /// e.g. once a full disk has room again). Returns how many were written.
+    /// One batch after another in this thread; ``ArchiveWorker`` overlaps the two halves.
     @discardableResult
     public func archivePending(now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> Int {
         var written = 0
+        while let batch = try stageArchive(now: now) { written += try finishArchive(batch, now: now) }
+        return written
+    }
+
+    /// Archive entries whose files are written under temporary names (``stageArchive(now:fromTable:)``),
+    /// waiting for ``finishArchive(_:now:)`` to put them in place and record them.
+    public struct ArchiveBatch: Sendable {
+        let staged: ArchiveWriter.Staged
+        let footprints: [String?]
+        /// How many jobs it holds.
+        public var count: Int { staged.entries.count }
+    }
+
+    private let stagedBatches = Atomic<UInt64>(0)
+
+    /// The first half of archiving: takes up to 256 jobs waiting for their entry — those
+    /// committed batches just stopped, else (when `fromTable`) the table's pending ones —
+    /// and writes their files under temporary names. Nil when none waits. A caller with a
+    /// batch still unfinished passes `fromTable: false`: the table still lists that batch's
+    /// jobs as pending.
+    public func stageArchive(now: Int64, fromTable: Bool = true) throws -> ArchiveBatch? {
         while true {
             let known = justStopped.withLock { queue -> [JobRecord] in
                 let taken = Array(queue.prefix(256))
@@ -139,6 +161,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
             }
             let pending: [JobRecord]
             if known.isEmpty {
+                guard fromTable else { return nil }
                 pending = try exclusive { try stage.pendingArchive(limit: 256, now: now) }
             } else {
                 // Still pending (not removed by retention meanwhile), checked in one query.
@@ -149,7 +172,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 pending = known.enumerated().filter { ids.contains($0.element.id) && last[$0.element.id] == $0.offset }.map(\.element)
                 if pending.isEmpty { continue }
             }
-            if pending.isEmpty { return written }
+            if pending.isEmpty { return nil }
             var footprints: [String?] = []
             let entries = pending.map { job -> ArchiveWriter.Entry in
                 var archived = job
@@ -159,26 +182,35 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
                 return entry
             }
             // Files are written without the writer: other stages go on meanwhile.
-            let results = archive.write(entries)
-            try exclusive { try database.transaction {
-                for ((entry, result), footprint) in zip(zip(entries, results), footprints) {
-                    let job = entry.job
-                    switch result {
-                    case .success:
-                        try stage.archived(id: job.id)
-                        try publishArchived(job, files: entry.files.map(\.name), error: nil)
-                        if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
-                        written += 1
-                        counters.add("jobs.archived")
-                    case .failure(let error):
-                        try stage.archiveFailed(id: job.id, error: "\(error)", now: now)
-                        if job.monitoringStatus != 2 { try publishArchived(job, files: [], error: "\(error); retried") }
-                        counters.add("jobs.archive_failed")
-                        logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
-                    }
-                }
-            } }
+            return ArchiveBatch(staged: archive.stage(entries, batch: stagedBatches.add(1, ordering: .relaxed).newValue),
+                                footprints: footprints)
         }
+    }
+
+    /// The second half: syncs and renames `batch`'s files into place, then records each
+    /// job's outcome and queues its announcement. Returns how many were written.
+    public func finishArchive(_ batch: ArchiveBatch, now: Int64) throws -> Int {
+        let results = archive.commit(batch.staged)
+        var written = 0
+        try exclusive { try database.transaction {
+            for ((entry, result), footprint) in zip(zip(batch.staged.entries, results), batch.footprints) {
+                let job = entry.job
+                switch result {
+                case .success:
+                    try stage.archived(id: job.id)
+                    try publishArchived(job, files: entry.files.map(\.name), error: nil)
+                    if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
+                    written += 1
+                    counters.add("jobs.archived")
+                case .failure(let error):
+                    try stage.archiveFailed(id: job.id, error: "\(error)", now: now)
+                    if job.monitoringStatus != 2 { try publishArchived(job, files: [], error: "\(error); retried") }
+                    counters.add("jobs.archive_failed")
+                    logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
+                }
+            }
+        } }
+        return written
     }
 
     /// The archive files of `job` and its footprint JSON (nil without metric data).

@@ -14,14 +14,17 @@ public final class WorkerThread: Sendable {
     /// Whether a stop was asked for.
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
-    /// Runs `body` on a new thread called `name`.
+    /// Runs `body` on a new thread called `name` (as `top -H` and `perf` show it: `clusterd-`
+    /// shortened to `cd-` and cut to the 15 bytes Linux keeps — a longer name is refused and
+    /// the thread would keep its creator's).
     public func start(name: String, _ body: @escaping @Sendable () -> Void) {
         started.store(true, ordering: .relaxed)
+        let short = String(decoding: (name.hasPrefix("clusterd-") ? "cd-" + name.dropFirst("clusterd-".count) : name).utf8.prefix(15), as: UTF8.self)
         let t = Thread { [finished] in
+            Thread.current.name = short  // applied to the running thread only
             body()
             finished.signal()
         }
-        t.name = name
         t.start()
     }
 

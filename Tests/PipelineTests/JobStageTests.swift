@@ -162,7 +162,7 @@ import Testing
         try #require(try run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", mountPoint]) == 0)
         defer { _ = try? run(["umount", mountPoint]) }
         let filler = "\(mountPoint)/filler"
-        FileManager.default.createFile(atPath: filler, contents: Data(repeating: 1, count: 32 * 1024))
+        _ = FileManager.default.createFile(atPath: filler, contents: Data(repeating: 1, count: 32 * 1024))
         for id in 7001...7005 {
             try env.send(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#)
             try env.send(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1700000600}""#)

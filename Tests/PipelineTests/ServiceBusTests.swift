@@ -19,6 +19,11 @@ import Testing
         fixture = try BusFixture("clusterd-svc")
     }
 
+    /// This suite's helpers on another suite's server and directory.
+    init(fixture: BusFixture) {
+        self.fixture = fixture
+    }
+
     /// A service on this suite's server and directory with the fritz cluster; `configure`
     /// adjusts the rest.
     func makeService(configure: (inout ClusterdConfig) -> Void = { _ in }) -> ClusterdService {
