@@ -35,8 +35,13 @@ public struct ArchiveWriter: Sendable {
 
     /// The directory of one job.
     public func directory(cluster: String, jobId: Int64, startTime: Int64) -> String {
-        let level2 = String(jobId % 1000)
-        return "\(root)/\(cluster)/\(jobId / 1000)/\(String(repeating: "0", count: max(0, 3 - level2.count)) + level2)/\(startTime)"
+        "\(root)/\(cluster)/\(jobId / 1000)/\(Self.threeDigits(jobId % 1000))/\(startTime)"
+    }
+
+    /// `n` (0…999) with leading zeros to three digits, as the v3 layout names the second level.
+    static func threeDigits(_ n: Int64) -> String {
+        let digits = String(n)
+        return String(repeating: "0", count: max(0, 3 - digits.utf8.count)) + digits
     }
 
     /// The job's meta.json path.
@@ -82,13 +87,24 @@ public struct ArchiveWriter: Sendable {
     public func stage(_ entries: [Entry], batch: UInt64 = 0) -> Staged {
         var results: [Result<String, WriteError>] = []
         var staged: [(index: Int, temporary: String, path: String)] = []
+        // `<root>/<cluster>/<jobId/1000>`, opened once per batch: a job's two new levels and
+        // its files are made relative to it, a walk of two or three path components instead
+        // of the whole path (~3 % of this thread's CPU). Held for this call only, so a
+        // directory removed or moved meanwhile is never written through.
+        var bases: [String: Int32] = [:]
+        defer { for fd in bases.values where fd >= 0 { close(fd) } }
         for (i, entry) in entries.enumerated() {
-            let dir = directory(cluster: entry.job.start.cluster, jobId: entry.job.start.jobId, startTime: entry.job.start.startTime)
+            let job = entry.job.start
+            let base = "\(root)/\(job.cluster)/\(job.jobId / 1000)"
+            let relative = "\(Self.threeDigits(job.jobId % 1000))/\(job.startTime)"
+            let dir = "\(base)/\(relative)"
+            let fd = bases[base] ?? { let fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC); bases[base] = fd; return fd }()
             var mine: [(index: Int, temporary: String, path: String)] = []
             do {
                 for file in entry.files {
-                    // Named per entry: two entries of one batch may share a directory.
-                    mine.append((i, try Self.writeTemporary(file.bytes, directory: dir, name: file.name, sync: false, tag: "\(batch).\(i)"),
+                    // Named per entry and batch: two entries in flight may share a directory.
+                    mine.append((i, try Self.writeTemporary(file.bytes, directory: dir, name: file.name, sync: false, tag: "\(batch).\(i)",
+                                                            at: fd >= 0 ? (fd, relative) : nil),
                                  "\(dir)/\(file.name)"))
                 }
                 staged += mine
@@ -97,6 +113,7 @@ public struct ArchiveWriter: Sendable {
                 for m in mine { unlink(m.temporary) }
                 results.append(.failure(error))
             }
+            if fd < 0 { bases[base] = nil }  // created by the first entry under it (a new thousand of ids)
         }
         return Staged(entries: entries, results: results, files: staged)
     }
@@ -173,11 +190,23 @@ public struct ArchiveWriter: Sendable {
     }
 
     /// Writes `bytes` to a temporary file in `directory` (created when missing) for the file
-    /// `name` (optionally synced); returns the temporary's path.
-    static func writeTemporary(_ bytes: [UInt8], directory: String, name: String, sync: Bool, tag: String = "") throws(WriteError) -> String {
-        try makeDirectory(directory)
-        let temporary = "\(directory)/.\(name).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// `name` (optionally synced); returns the temporary's path. With `at`, the directory is
+    /// made and the file created relative to that open directory (`relative` is `directory`
+    /// below it, two levels deep).
+    static func writeTemporary(_ bytes: [UInt8], directory: String, name: String, sync: Bool, tag: String = "",
+                               at base: (fd: Int32, relative: String)? = nil) throws(WriteError) -> String {
+        let file = ".\(name).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
+        let temporary = "\(directory)/\(file)"
+        let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+        let fd: Int32
+        if let base, let slash = base.relative.utf8.lastIndex(of: UInt8(ascii: "/")),
+           mkdirat(base.fd, String(base.relative[..<slash]), 0o755) == 0 || errno == EEXIST,
+           mkdirat(base.fd, base.relative, 0o755) == 0 || errno == EEXIST {
+            fd = openat(base.fd, "\(base.relative)/\(file)", flags, 0o644)
+        } else {
+            try makeDirectory(directory)
+            fd = open(temporary, flags, 0o644)
+        }
         if fd < 0 { throw WriteError(path: temporary, reason: String(cString: strerror(errno))) }
         var written = 0
         while written < bytes.count {

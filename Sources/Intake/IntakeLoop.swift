@@ -9,7 +9,7 @@ import Threads
 
 /// A stage's delivery loop: fetches a batch, applies it in one transaction (on the shared
 /// ``DatabaseWriter``), settles every message with the broker only after the commit,
-/// publishes the outbox and writes archive entries. Runs on its own thread because every
+/// publishes what the batch queued and wakes the archive worker. Runs on its own thread because every
 /// step blocks; its periodic chores (``chores(now:)``) run on the service's scheduler.
 public final class IntakeLoop: @unchecked Sendable {
     let source: any MessageSource
@@ -28,8 +28,8 @@ public final class IntakeLoop: @unchecked Sendable {
     let counters: PipelineCounters
     private let worker = WorkerThread()
 
-    /// A loop over `source`. After each batch (and at start) it publishes the outbox and
-    /// runs `settle` (archive writes); `periodic` is its stage's part of ``chores(now:)``.
+    /// A loop over `source`. After each batch (and at start) it publishes the outbox (when
+    /// the batch queued into it) and runs `settle` (wakes the archive worker); `periodic` is its stage's part of ``chores(now:)``.
     public init(name: String, source: any MessageSource, processor: StageProcessor, writer: DatabaseWriter, publisher: OutboxPublisher,
                 batch: Int, counters: PipelineCounters, logger: Logger,
                 settle: @escaping @Sendable () throws -> Void = {}, periodic: @escaping @Sendable (Int64) throws -> Void = { _ in }) {
@@ -78,11 +78,17 @@ public final class IntakeLoop: @unchecked Sendable {
             }
             do {
                 let started = ContinuousClock.now
-                let dispositions = try writer.perform { _ in try processor.process(deliveries.map(\.message)) }
+                let (dispositions, queued) = try writer.perform { db in
+                    let before = db.outboxAppends
+                    return (try processor.process(deliveries.map(\.message)), db.outboxAppends != before)
+                }
                 counters.observeBatch(stage: name, messages: deliveries.count, duration: ContinuousClock.now - started)
                 failures = 0
                 for (delivery, disposition) in zip(deliveries, dispositions) { settle(delivery, disposition) }
-                settleLeftovers()
+                // A batch that queued nothing (a hook's plain publish gets no result) leaves
+                // the outbox to the parts that queued into it — the archive worker publishes
+                // its outcomes itself — instead of flushing their rows on this loop's time.
+                settleLeftovers(publish: queued)
             } catch {
                 // Nothing of the batch was committed: redeliver it after a growing delay (then
                 // message by message, see applyAlone).
@@ -149,18 +155,16 @@ public final class IntakeLoop: @unchecked Sendable {
         return failures
     }
 
-    /// Publishes the outbox and writes pending archive entries.
-    private func settleLeftovers() {
+    /// Publishes the outbox (unless `publish` is false) and runs `settle` (wakes the archive worker).
+    private func settleLeftovers(publish: Bool = true) {
         do {
-            try publisher.drainUnlessBusy()
+            if publish { try publisher.drainUnlessBusy() }
         } catch {
             counters.add("outbox.publish_errors")
             logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
         }
         do {
             try settle()
-            // What settling queued (archive outcomes) goes out now, not with the next batch.
-            try publisher.drainUnlessBusy()
         } catch {
             logger.error("\(name): settling committed work failed", metadata: ["error": "\(error)"])
         }

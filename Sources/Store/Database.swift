@@ -8,6 +8,9 @@ public final class Database: @unchecked Sendable {
     public let path: String
     private var statements: [String: Statement] = [:]
     private var staticStatements: [UInt: Statement] = [:]
+    /// Rows appended to the outbox on this connection so far (``Outbox/append(_:)``): a loop
+    /// compares it around its batch to know whether the batch left anything to publish.
+    package var outboxAppends = 0
 
     /// Opens (creating if needed) the database at `path`, in WAL mode with
     /// `synchronous=NORMAL`, foreign keys on and a busy timeout.

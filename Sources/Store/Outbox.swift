@@ -74,6 +74,7 @@ public struct Outbox {
     public func append(_ message: OutboxMessage) throws(StoreError) {
         try database.prepare(static: "INSERT INTO outbox (subject, message_id, payload, headers) VALUES (?, ?, ?, ?)")
             .run([.text(message.subject), .text(message.messageID), .blob(message.payload), .text(message.headerText)])
+        database.outboxAppends += 1
     }
 
     /// The oldest `limit` messages not yet published.
