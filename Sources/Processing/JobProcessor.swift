@@ -100,6 +100,10 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// them in memory: archived without being read back and parsed again. (After a restart,
     /// and for retries, the table says what is pending.)
     private let justStopped = Mutex<[JobRecord]>([])
+    /// At most this many wait in ``justStopped``: when the archive falls behind the intake
+    /// (a slow disk, a burst of stops), the rest wait in the table only — read back from it
+    /// once the archive has caught up — so memory stays bounded (a job's record is ~2–3 kB).
+    package var rememberedStops = 16_384
 
     /// A processor over an open, migrated database.
     /// `onStopped` receives the jobs each committed batch stopped (for black-hole detection).
@@ -115,8 +119,21 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         super.init(database: database, handler: handler, config: config, counters: counters, logger: logger)
         beforeBatch = { stage.clusters = clusters.current }
         handler.onStopped = { [weak self] records in
-            self?.justStopped.withLock { $0 += records.filter { $0.monitoringStatus == 1 } }
+            self?.remember(records.filter { $0.monitoringStatus == 1 })
             onStopped(records)
+        }
+    }
+
+    /// Queues stopped jobs for the archive, up to ``rememberedStops``; those beyond wait in
+    /// the table, and an older copy of one of them already queued is taken out (the table has
+    /// its latest state; archived from the queue, the older copy would win).
+    private func remember(_ stopped: [JobRecord]) {
+        justStopped.withLock { queue in
+            let room = max(0, rememberedStops - queue.count)
+            queue += stopped.prefix(room)
+            guard stopped.count > room else { return }
+            let left = Set(stopped.dropFirst(room).map(\.id))
+            queue.removeAll { left.contains($0.id) }
         }
     }
 

@@ -197,6 +197,25 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["meta.json"])
     }
 
+    /// When the archive falls behind, stops beyond the remembered ones wait in the table only
+    /// (memory stays bounded) and are archived from it — none is left out.
+    @Test func stopsBeyondTheRememberedOnesAreArchivedFromTheTable() throws {
+        let env = try TestEnvironment()
+        env.processor.rememberedStops = 3
+        var lines: [String] = []
+        for id in 8001...8010 {
+            lines.append(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#)
+            lines.append(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1700000600}""#)
+        }
+        // One batch stops all ten: three are remembered, seven wait in the table.
+        _ = try env.processor.process([IncomingMessage(subject: "cc.job.event", data: Array(lines.joined(separator: "\n").utf8), messageID: "m-all",
+                                                       origin: "TEST:all", receivedAt: 1_800_000_000)])
+        #expect(try env.processor.archivePending(now: 1_800_000_000) == 10)
+        #expect(try env.query("SELECT count(*) FROM job WHERE monitoring_status = 3") == [["10", "", "", "", "", "", "", ""]])
+        let archive = try ArchiveWriter(root: env.config.archivePath)
+        #expect((8001...8010).allSatisfy { FileManager.default.fileExists(atPath: archive.directory(cluster: "fritz", jobId: Int64($0), startTime: 1700000000) + "/meta.json") })
+    }
+
     /// Issue 22 #1: a job without metric samples got `statistics: {}`, which ClusterCockpit's
     /// job-meta schema refuses. It gets zero statistics for every metric of its subcluster
     /// (and no data.json), and validates.
