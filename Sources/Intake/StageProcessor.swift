@@ -78,6 +78,20 @@ open class StageProcessor: @unchecked Sendable {
     /// retried later (a transient database error); then nothing of it was committed.
     public func process(_ messages: [IncomingMessage]) throws -> [MessageDisposition] {
         beforeBatch()
+        do {
+            return try apply(messages)
+        } catch is Database.PartialEvent {
+            // An event failed halfway (``Database/event(_:)``): the batch again, each event
+            // in a savepoint of its own, so that it alone is undone and refused.
+            counters.add("intake.batches_redone")
+            database.carefulEvents = true
+            defer { database.carefulEvents = false }
+            return try apply(messages)
+        }
+    }
+
+    /// One try at `messages` in one transaction.
+    private func apply(_ messages: [IncomingMessage]) throws -> [MessageDisposition] {
         let result: [MessageDisposition]
         do {
             result = try database.transaction { try messages.map { try self.processOne($0) } }

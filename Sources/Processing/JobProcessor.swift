@@ -41,7 +41,7 @@ final class JobLineHandler: LineHandler {
             if !owned.isEmpty, let cluster = event.cluster, !owned.contains(cluster) { return [.notOwned] }
             let result: JobOutcome
             do {
-                result = try database.savepoint { try jobs.apply(event, now: message.receivedAt, origin: message.origin, raw: raw) }
+                result = try database.event { try jobs.apply(event, now: message.receivedAt, origin: message.origin, raw: raw) }
             } catch let rejection as JobRejection {
                 return [.rejected(column: column, code: rejection.code, reason: rejection.description, entry: nil)]
             } catch let error as StoreError where !error.isTransient {

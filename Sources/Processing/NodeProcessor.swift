@@ -51,7 +51,7 @@ final class NodeLineHandler: LineHandler {
                 results.append(.rejected(column: column, code: rejection.code, reason: rejection.description, entry: part, raw: quoted))
             case .success(let report):
                 do {
-                    let observation = try database.savepoint {
+                    let observation = try database.event {
                         // The metric health is an input of the decision, read here (the stage stays pure).
                         let subCluster = try nodes.place(report, cluster: event.cluster)
                         let health = report.schedulerState == .down ? NodeHealth(state: "full")

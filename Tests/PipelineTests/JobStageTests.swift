@@ -197,6 +197,30 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["meta.json"])
     }
 
+    /// Events run without a savepoint of their own on a batch's first try. One that fails
+    /// after it changed rows (here a trigger refuses its event row after its job row went in)
+    /// has the batch redone with a savepoint per event: it alone is undone and dead-lettered,
+    /// the others apply, and no half event stays.
+    @Test func anEventThatFailsHalfwayIsUndoneAloneByARedoOfItsBatch() throws {
+        let env = try TestEnvironment()
+        try env.processor.database.execute("""
+            CREATE TEMP TRIGGER refuse_4242 BEFORE INSERT ON clusterd_job_event
+            WHEN (SELECT job_id FROM job WHERE id = NEW.job) = 4242 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+            """)
+        let lines = (4241...4243).map { id in
+            #"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#
+        }
+        let dispositions = try env.processor.process([IncomingMessage(subject: "cc.job.event", data: Array(lines.joined(separator: "\n").utf8), messageID: "m-half",
+                                                                      origin: "TEST:half", receivedAt: 1_800_000_000)])
+        #expect(dispositions.count == 1)
+        #expect(try env.query("SELECT group_concat(job_id) FROM (SELECT job_id FROM job ORDER BY job_id)")[0][0] == "4241,4243")
+        #expect(try env.query("SELECT count(*) FROM job j LEFT JOIN clusterd_job_event e ON e.job = j.id WHERE e.job IS NULL")[0][0] == "0")
+        let letters = try env.deadLetters()
+        #expect(letters.count == 1 && letters.first?["line"] == .integer(2), "\(letters)")
+        #expect(letters.first?["reason"]?.stringValue?.contains("refused by the test") == true, "\(letters)")
+        #expect(env.counters["intake.batches_redone"] == 1)
+    }
+
     /// When the archive falls behind, stops beyond the remembered ones wait in the table only
     /// (memory stays bounded) and are archived from it — none is left out.
     @Test func stopsBeyondTheRememberedOnesAreArchivedFromTheTable() throws {
