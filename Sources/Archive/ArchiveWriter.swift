@@ -65,11 +65,23 @@ public struct ArchiveWriter: Sendable {
     /// (``stage(_:batch:)``); ``commit(_:)`` puts them in place.
     public struct Staged: Sendable {
         /// The entries, in the order given.
-        public let entries: [Entry]
+        public var entries: [Entry]
         /// Per entry: its meta.json path, or why its files could not be written.
         var results: [Result<String, WriteError>]
         /// The temporary files and where each goes.
         var files: [(index: Int, temporary: String, path: String)]
+
+        /// Several staged sets as one, to be committed with one pair of syncs.
+        public static func joined(_ sets: [Staged]) -> Staged {
+            var joined = Staged(entries: [], results: [], files: [])
+            for set in sets {
+                let offset = joined.entries.count
+                joined.entries += set.entries
+                joined.results += set.results
+                joined.files += set.files.map { (index: $0.index + offset, temporary: $0.temporary, path: $0.path) }
+            }
+            return joined
+        }
     }
 
     /// Writes the files of many jobs with two file-system syncs in all instead of one per

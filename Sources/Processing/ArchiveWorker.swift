@@ -10,8 +10,10 @@ import Threads
 /// system. The first thread writes a batch's files under temporary names; the second syncs
 /// them, renames them into place, syncs again, records the outcomes and publishes what that
 /// queued (`clusterd.result.archive.…`). While the second waits for the disk, the first
-/// writes the next batch — the syncs were a third of the archive's time when one thread did
-/// both (`clusterd bench jobs`). At most one batch waits for the second thread.
+/// writes the next batches — the syncs were a third of the archive's time when one thread did
+/// both (`clusterd bench jobs`) — and the second takes every batch waiting at once, one pair
+/// of syncs for them all (a group commit: the slower the disk, the bigger the group). At most
+/// ``waitingBatches`` wait for it.
 public final class ArchiveWorker: Sendable {
     let jobs: JobProcessor
     let publisher: OutboxPublisher
@@ -19,11 +21,13 @@ public final class ArchiveWorker: Sendable {
     private let stager = WorkerThread()
     private let finisher = WorkerThread()
     private let wake = DispatchSemaphore(value: 0)
-    /// The batch handed to the finisher (at most one waits).
-    private let handed = Mutex<JobProcessor.ArchiveBatch?>(nil)
+    /// Staged batches of up to 256 jobs that may wait for the finisher (their records are in memory).
+    static let waitingBatches = 4
+    /// The batches handed to the finisher.
+    private let handed = Mutex<[JobProcessor.ArchiveBatch]>([])
     private let handedSignal = DispatchSemaphore(value: 0)
-    /// Free when no staged batch waits for the finisher.
-    private let slot = DispatchSemaphore(value: 1)
+    /// One free slot per batch that may still be handed over.
+    private let slot = DispatchSemaphore(value: ArchiveWorker.waitingBatches)
     /// Batches staged and not yet finished: while any is, the table still lists its jobs as
     /// pending, so the stager takes only the jobs the intake hands over.
     private let unfinished = Atomic<Int>(0)
@@ -69,7 +73,7 @@ public final class ArchiveWorker: Sendable {
             while let batch = try jobs.stageArchive(now: Int64(Date().timeIntervalSince1970), fromTable: unfinished.load(ordering: .acquiring) == 0) {
                 unfinished.add(1, ordering: .releasing)
                 slot.wait()
-                handed.withLock { $0 = batch }
+                handed.withLock { $0.append(batch) }
                 handedSignal.signal()
             }
         } catch {
@@ -77,16 +81,20 @@ public final class ArchiveWorker: Sendable {
         }
     }
 
-    /// Finishes the handed batch, if one comes before `deadline`.
+    /// Finishes every batch handed over, if one comes before `deadline`.
     private func finishHanded(waiting deadline: DispatchTime) {
-        guard handedSignal.wait(timeout: deadline) == .success, let batch = handed.withLock({ $0.take() }) else { return }
-        slot.signal()
+        // Signals and batches need not pair up (one take empties the list of several): the
+        // list is what counts, looked at after every signal and every timeout.
+        _ = handedSignal.wait(timeout: deadline)
+        let batches = handed.withLock { taken in defer { taken.removeAll() }; return taken }
+        guard !batches.isEmpty else { return }
+        for _ in batches { slot.signal() }
         defer {
             // The table may list more than one batch (after a restart): the stager looks again.
-            if unfinished.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { wake.signal() }
+            if unfinished.subtract(batches.count, ordering: .acquiringAndReleasing).newValue == 0 { wake.signal() }
         }
         do {
-            _ = try jobs.finishArchive(batch, now: Int64(Date().timeIntervalSince1970))
+            _ = try jobs.finishArchive(.joined(batches), now: Int64(Date().timeIntervalSince1970))
             try publisher.drainUnlessBusy()
         } catch {
             logger.error("archive pass failed; retried at the next batch or within a minute", metadata: ["error": "\(error)"])

@@ -160,6 +160,11 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         let footprints: [String?]
         /// How many jobs it holds.
         public var count: Int { staged.entries.count }
+
+        /// Several batches as one, finished with one pair of syncs.
+        public static func joined(_ batches: [ArchiveBatch]) -> ArchiveBatch {
+            ArchiveBatch(staged: .joined(batches.map(\.staged)), footprints: batches.flatMap(\.footprints))
+        }
     }
 
     private let stagedBatches = Atomic<UInt64>(0)
