@@ -21,7 +21,11 @@ public final class WorkerThread: Sendable {
         started.store(true, ordering: .relaxed)
         let short = String(decoding: (name.hasPrefix("clusterd-") ? "cd-" + name.dropFirst("clusterd-".count) : name).utf8.prefix(15), as: UTF8.self)
         let t = Thread { [finished] in
-            Thread.current.name = short  // applied to the running thread only
+            // Directly: Foundation's `Thread.name` applies it only once the creating thread has
+            // recorded the new thread's handle, which a thread that starts at once can precede.
+            #if os(Linux)
+            _ = short.withCString { linuxSetThreadName(pthread_self(), $0) }
+            #endif
             body()
             finished.signal()
         }
@@ -35,3 +39,9 @@ public final class WorkerThread: Sendable {
         if started.exchange(false, ordering: .relaxed) { finished.wait() }
     }
 }
+
+#if os(Linux)
+/// glibc's pthread_setname_np(3), which the Glibc module does not import without _GNU_SOURCE.
+@_silgen_name("pthread_setname_np")
+private func linuxSetThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
+#endif
