@@ -158,8 +158,6 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     public struct ArchiveBatch: Sendable {
         let staged: ArchiveWriter.Staged
         let footprints: [String?]
-        /// How many jobs it holds.
-        public var count: Int { staged.entries.count }
 
         /// Several batches as one, finished with one pair of syncs.
         public static func joined(_ batches: [ArchiveBatch]) -> ArchiveBatch {

@@ -19,12 +19,14 @@ public final class WorkerThread: Sendable {
     /// the thread would keep its creator's).
     public func start(name: String, _ body: @escaping @Sendable () -> Void) {
         started.store(true, ordering: .relaxed)
-        let short = String(decoding: (name.hasPrefix("clusterd-") ? "cd-" + name.dropFirst("clusterd-".count) : name).utf8.prefix(15), as: UTF8.self)
+        // The bytes themselves are cut (a cut through a multi-byte character, decoded again,
+        // would come back longer than 15 bytes and be refused).
+        let short = Array((name.hasPrefix("clusterd-") ? "cd-" + name.dropFirst("clusterd-".count) : name).utf8.prefix(15)).map(CChar.init(bitPattern:)) + [0]
         let t = Thread { [finished] in
             // Directly: Foundation's `Thread.name` applies it only once the creating thread has
             // recorded the new thread's handle, which a thread that starts at once can precede.
             #if os(Linux)
-            _ = short.withCString { linuxSetThreadName(pthread_self(), $0) }
+            _ = linuxSetThreadName(pthread_self(), short)
             #endif
             body()
             finished.signal()
