@@ -27,6 +27,8 @@ public final class IntakeLoop: @unchecked Sendable {
     let logger: Logger
     let counters: PipelineCounters
     private let worker = WorkerThread()
+    /// The last drain failed (this loop's thread only).
+    private var undrained = false
 
     /// A loop over `source`. After each batch (and at start) it publishes the outbox (when
     /// the batch queued into it) and runs `settle` (wakes the archive worker); `periodic` is its stage's part of ``chores(now:)``.
@@ -155,11 +157,16 @@ public final class IntakeLoop: @unchecked Sendable {
         return failures
     }
 
-    /// Publishes the outbox (unless `publish` is false) and runs `settle` (wakes the archive worker).
+    /// Publishes the outbox (unless `publish` is false and the last try succeeded) and runs
+    /// `settle` (wakes the archive worker).
     private func settleLeftovers(publish: Bool = true) {
         do {
-            if publish { try publisher.drainUnlessBusy() }
+            // A drain that failed (the broker away) is tried again after the next batch, as
+            // before, whether or not that batch queued anything.
+            if publish || undrained { try publisher.drainUnlessBusy() }
+            undrained = false
         } catch {
+            undrained = true
             counters.add("outbox.publish_errors")
             logger.warning("outbox not published yet", metadata: ["error": "\(error)"])
         }
