@@ -5,8 +5,9 @@ import Model
 /// Writes the ClusterCockpit job-archive v3 tree:
 /// `<root>/version.txt`, `<root>/<cluster>/cluster.json` and
 /// `<root>/<cluster>/<jobId/1000>/<jobId%1000 as %03d>/<startTime>/meta.json`.
-/// Every file is written to a temporary name and renamed, so a crash never leaves a
-/// half-written file behind.
+/// A file that replaces another is written to a temporary name and renamed, so a crash never
+/// leaves a half-written file where a whole one was; a new entry's files are written in place
+/// and count only once synced (see ``stage(_:batch:)``).
 public struct ArchiveWriter: Sendable {
     /// The archive root.
     public let root: String
@@ -61,15 +62,17 @@ public struct ArchiveWriter: Sendable {
         }
     }
 
-    /// Entries whose files are written under temporary names, not yet synced or renamed
-    /// (``stage(_:batch:)``); ``commit(_:)`` puts them in place.
+    /// Entries whose files are written, not yet synced (``stage(_:batch:)``); ``commit(_:)``
+    /// makes them durable and puts the ones written under temporary names in place.
     public struct Staged: Sendable {
         /// The entries, in the order given.
         public var entries: [Entry]
         /// Per entry: its meta.json path, or why its files could not be written.
         var results: [Result<String, WriteError>]
-        /// The temporary files and where each goes.
+        /// The temporary files and where each goes (entries whose directory already existed).
         var files: [(index: Int, temporary: String, path: String)]
+        /// Whether any file was written (under its own name or a temporary one).
+        var wrote = false
 
         /// Several staged sets as one, to be committed with one pair of syncs.
         public static func joined(_ sets: [Staged]) -> Staged {
@@ -79,26 +82,31 @@ public struct ArchiveWriter: Sendable {
                 joined.entries += set.entries
                 joined.results += set.results
                 joined.files += set.files.map { (index: $0.index + offset, temporary: $0.temporary, path: $0.path) }
+                joined.wrote = joined.wrote || set.wrote
             }
             return joined
         }
     }
 
-    /// Writes the files of many jobs with two file-system syncs in all instead of one per
-    /// file: every temporary file is written, synced once, renamed into place, and the
-    /// renames synced once. Only after that are the entries reported written (with their
-    /// meta.json path), so a crash at any point leaves either the old state (re-archived on
-    /// restart) or complete files.
+    /// Writes the files of many jobs with one or two file-system syncs in all instead of one
+    /// per file (see ``stage(_:batch:)`` and ``commit(_:)``). Only after that are the entries
+    /// reported written (with their meta.json path), so a crash at any point leaves the job
+    /// pending (re-archived at the next start) or its entry complete.
     public func write(_ entries: [Entry]) -> [Result<String, WriteError>] {
         commit(stage(entries))
     }
 
-    /// The first half of ``write(_:)``: every entry's files written under temporary names
-    /// (unsynced). `batch` tells the names of one call from another's, so that two staged
-    /// sets in flight at once never share a temporary file.
+    /// The first half of ``write(_:)``: every entry's files written, unsynced. A new entry
+    /// (its `<startTime>` directory made here) gets its files under their own names: nothing
+    /// of it was there to keep, and a crash before the sync leaves it pending, so the next
+    /// start writes it again — through temporary names, as for every entry whose directory
+    /// already exists (a rewrite must never leave a half-written file where a good one was).
+    /// `batch` tells the temporary names of one call from another's, so that two staged sets
+    /// in flight at once never share a temporary file.
     public func stage(_ entries: [Entry], batch: UInt64 = 0) -> Staged {
         var results: [Result<String, WriteError>] = []
         var staged: [(index: Int, temporary: String, path: String)] = []
+        var wrote = false
         // `<root>/<cluster>/<jobId/1000>`, opened once per batch: a job's two new levels and
         // its files are made relative to it, a walk of two or three path components instead
         // of the whole path (~3 % of this thread's CPU). Held for this call only, so a
@@ -108,38 +116,64 @@ public struct ArchiveWriter: Sendable {
         for (i, entry) in entries.enumerated() {
             let job = entry.job.start
             let base = "\(root)/\(job.cluster)/\(job.jobId / 1000)"
-            let relative = "\(Self.threeDigits(job.jobId % 1000))/\(job.startTime)"
+            let level2 = Self.threeDigits(job.jobId % 1000)
+            let relative = "\(level2)/\(job.startTime)"
             let dir = "\(base)/\(relative)"
-            let fd = bases[base] ?? { let fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC); bases[base] = fd; return fd }()
+            var fd = bases[base] ?? { let fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC); bases[base] = fd; return fd }()
+            if fd < 0 {
+                // The first entry under a new thousand of ids (or a new cluster): made, then opened.
+                bases[base] = nil
+                do { try Self.makeDirectory(base) } catch { results.append(.failure(error)); continue }
+                fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                if fd < 0 {
+                    results.append(.failure(WriteError(path: base, reason: String(cString: strerror(errno)))))
+                    continue
+                }
+                bases[base] = fd
+            }
+            let made = (mkdirat(fd, level2, 0o755) == 0 || errno == EEXIST) && mkdirat(fd, relative, 0o755) == 0
+            if !made && errno != EEXIST {
+                results.append(.failure(WriteError(path: dir, reason: String(cString: strerror(errno)))))
+                continue
+            }
             var mine: [(index: Int, temporary: String, path: String)] = []
+            var direct: [String] = []
             do {
                 for file in entry.files {
-                    // Named per entry and batch: two entries in flight may share a directory.
-                    mine.append((i, try Self.writeTemporary(file.bytes, directory: dir, name: file.name, sync: false, tag: "\(batch).\(i)",
-                                                            at: fd >= 0 ? (fd, relative) : nil),
-                                 "\(dir)/\(file.name)"))
+                    if made {
+                        try Self.write(file.bytes, at: fd, "\(relative)/\(file.name)", path: "\(dir)/\(file.name)", exclusive: true)
+                        direct.append("\(dir)/\(file.name)")
+                    } else {
+                        // Named per entry and batch: two entries in flight may share a directory.
+                        let name = Self.temporaryName(file.name, tag: "\(batch).\(i)")
+                        try Self.write(file.bytes, at: fd, "\(relative)/\(name)", path: "\(dir)/\(name)", exclusive: false)
+                        mine.append((i, "\(dir)/\(name)", "\(dir)/\(file.name)"))
+                    }
+                    wrote = true
                 }
                 staged += mine
                 results.append(.success("\(dir)/meta.json"))
             } catch {
                 for m in mine { unlink(m.temporary) }
+                for path in direct { unlink(path) }
                 results.append(.failure(error))
             }
-            if fd < 0 { bases[base] = nil }  // created by the first entry under it (a new thousand of ids)
         }
-        return Staged(entries: entries, results: results, files: staged)
+        return Staged(entries: entries, results: results, files: staged, wrote: wrote)
     }
 
-    /// The second half of ``write(_:)``: syncs the staged files, renames them into place and
-    /// syncs the renames; returns each entry's meta.json path or error.
+    /// The second half of ``write(_:)``: syncs what was staged, renames the temporary files
+    /// into place and syncs the renames; returns each entry's meta.json path or error.
     public func commit(_ staged: Staged) -> [Result<String, WriteError>] {
         var results = staged.results
-        guard !staged.files.isEmpty else { return results }
+        guard staged.wrote else { return results }
         if !Self.syncFileSystem(of: root) {
             let error = WriteError(path: root, reason: "syncfs: \(String(cString: strerror(errno)))")
-            for s in staged.files { unlink(s.temporary); results[s.index] = .failure(error) }
+            for s in staged.files { unlink(s.temporary) }
+            for i in results.indices where results[i].isSuccess { results[i] = .failure(error) }
             return results
         }
+        guard !staged.files.isEmpty else { return results }
         for s in staged.files where rename(s.temporary, s.path) != 0 && results[s.index].isSuccess {
             results[s.index] = .failure(WriteError(path: s.path, reason: String(cString: strerror(errno))))
             unlink(s.temporary)
@@ -180,9 +214,17 @@ public struct ArchiveWriter: Sendable {
     }
 
     /// Writes `bytes` to a temporary file beside `path` (optionally synced); returns its name.
-    static func writeTemporary(_ bytes: [UInt8], for path: String, sync: Bool, tag: String = "") throws(WriteError) -> String {
-        try writeTemporary(bytes, directory: (path as NSString).deletingLastPathComponent, name: (path as NSString).lastPathComponent,
-                           sync: sync, tag: tag)
+    static func writeTemporary(_ bytes: [UInt8], for path: String, sync: Bool) throws(WriteError) -> String {
+        let directory = (path as NSString).deletingLastPathComponent
+        try makeDirectory(directory)
+        let temporary = "\(directory)/\(temporaryName((path as NSString).lastPathComponent, tag: ""))"
+        try write(bytes, at: AT_FDCWD, temporary, path: temporary, exclusive: false, sync: sync)
+        return temporary
+    }
+
+    /// The temporary name of file `name` (hidden, this process's, `tag` told apart).
+    static func temporaryName(_ name: String, tag: String) -> String {
+        ".\(name).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
     }
 
     /// Creates `directory` and, when missing, its parent: the two levels a new job adds
@@ -201,33 +243,21 @@ public struct ArchiveWriter: Sendable {
         }
     }
 
-    /// Writes `bytes` to a temporary file in `directory` (created when missing) for the file
-    /// `name` (optionally synced); returns the temporary's path. With `at`, the directory is
-    /// made and the file created relative to that open directory (`relative` is `directory`
-    /// below it, two levels deep).
-    static func writeTemporary(_ bytes: [UInt8], directory: String, name: String, sync: Bool, tag: String = "",
-                               at base: (fd: Int32, relative: String)? = nil) throws(WriteError) -> String {
-        let file = ".\(name).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
-        let temporary = "\(directory)/\(file)"
-        let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
-        let fd: Int32
-        if let base, let slash = base.relative.utf8.lastIndex(of: UInt8(ascii: "/")),
-           mkdirat(base.fd, String(base.relative[..<slash]), 0o755) == 0 || errno == EEXIST,
-           mkdirat(base.fd, base.relative, 0o755) == 0 || errno == EEXIST {
-            fd = openat(base.fd, "\(base.relative)/\(file)", flags, 0o644)
-        } else {
-            try makeDirectory(directory)
-            fd = open(temporary, flags, 0o644)
-        }
-        if fd < 0 { throw WriteError(path: temporary, reason: String(cString: strerror(errno))) }
+    /// Writes `bytes` to the file `name` below the open directory `directory` (`path` is its
+    /// full path, for errors and clean-up): created only if new when `exclusive`, else
+    /// created or truncated; optionally synced. A file not completely written is removed.
+    static func write(_ bytes: [UInt8], at directory: Int32, _ name: String, path: String, exclusive: Bool,
+                      sync: Bool = false) throws(WriteError) {
+        let fd = openat(directory, name, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o644)
+        if fd < 0 { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + written, bytes.count - written) }
             if n < 0 {
                 let reason = String(cString: strerror(errno))
                 close(fd)
-                unlink(temporary)
-                throw WriteError(path: temporary, reason: reason)
+                unlink(path)
+                throw WriteError(path: path, reason: reason)
             }
             written += n
         }
@@ -235,10 +265,9 @@ public struct ArchiveWriter: Sendable {
         let reason = String(cString: strerror(errno))
         close(fd)
         if !synced {
-            unlink(temporary)
-            throw WriteError(path: temporary, reason: reason)
+            unlink(path)
+            throw WriteError(path: path, reason: reason)
         }
-        return temporary
     }
 }
 

@@ -153,8 +153,8 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         return written
     }
 
-    /// Archive entries whose files are written under temporary names (``stageArchive(now:fromTable:)``),
-    /// waiting for ``finishArchive(_:now:)`` to put them in place and record them.
+    /// Archive entries whose files are written, unsynced (``stageArchive(now:fromTable:)``),
+    /// waiting for ``finishArchive(_:now:)`` to make them durable and record them.
     public struct ArchiveBatch: Sendable {
         let staged: ArchiveWriter.Staged
         let footprints: [String?]
@@ -169,29 +169,31 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
 
     /// The first half of archiving: takes up to 256 jobs waiting for their entry — those
     /// committed batches just stopped, else (when `fromTable`) the table's pending ones —
-    /// and writes their files under temporary names. Nil when none waits. A caller with a
+    /// and writes their files (``ArchiveWriter/stage(_:batch:)``). Nil when none waits. A caller with a
     /// batch still unfinished passes `fromTable: false`: the table still lists that batch's
     /// jobs as pending.
     public func stageArchive(now: Int64, fromTable: Bool = true) throws -> ArchiveBatch? {
         while true {
-            let known = justStopped.withLock { queue -> [JobRecord] in
-                let taken = Array(queue.prefix(256))
-                queue.removeFirst(taken.count)
-                return taken
-            }
-            let pending: [JobRecord]
-            if known.isEmpty {
-                guard fromTable else { return nil }
-                pending = try exclusive { try stage.pendingArchive(limit: 256, now: now) }
-            } else {
+            // Taken under the writer, which the intake holds while it commits and queues its
+            // stops: an empty queue then means the table lists no stop still queued, so a job
+            // is never staged twice — from the table and again from the queue (a double
+            // entry and announcement, seen in ArchiveWorkerBusTests).
+            let pending: [JobRecord]? = try exclusive {
+                let known = justStopped.withLock { queue -> [JobRecord] in
+                    let taken = Array(queue.prefix(256))
+                    queue.removeFirst(taken.count)
+                    return taken
+                }
+                if known.isEmpty { return fromTable ? try stage.pendingArchive(limit: 256, now: now) : [] }
                 // Still pending (not removed by retention meanwhile), checked in one query.
                 // A job queued twice in a short time is archived once, as queued last.
-                let ids = try exclusive { try stage.stillPending(known.map(\.id)) }
+                let ids = try stage.stillPending(known.map(\.id))
                 var last: [Int64: Int] = [:]
                 for (i, job) in known.enumerated() { last[job.id] = i }
-                pending = known.enumerated().filter { ids.contains($0.element.id) && last[$0.element.id] == $0.offset }.map(\.element)
-                if pending.isEmpty { continue }
+                let pending = known.enumerated().filter { ids.contains($0.element.id) && last[$0.element.id] == $0.offset }.map(\.element)
+                return pending.isEmpty ? nil : pending
             }
+            guard let pending else { continue }
             if pending.isEmpty { return nil }
             var footprints: [String?] = []
             let entries = pending.map { job -> ArchiveWriter.Entry in
@@ -207,7 +209,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         }
     }
 
-    /// The second half: syncs and renames `batch`'s files into place, then records each
+    /// The second half: syncs `batch`'s files (renaming rewritten ones into place), then records each
     /// job's outcome and queues its announcement. Returns how many were written.
     public func finishArchive(_ batch: ArchiveBatch, now: Int64) throws -> Int {
         let results = archive.commit(batch.staged)

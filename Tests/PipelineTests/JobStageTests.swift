@@ -197,6 +197,29 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["meta.json"])
     }
 
+    /// A new entry's files go straight into the directory staging has just made (nothing
+    /// there to keep; the job counts as archived only after the commit's sync). An entry
+    /// whose directory exists — a rewrite, or one a crash left half-done — is written beside
+    /// the old file and renamed over it at the commit: until then the old file is untouched.
+    @Test func aNewEntryIsWrittenInPlaceAndARewriteReplacesTheOldFileOnlyAtItsCommit() throws {
+        let env = try TestEnvironment()
+        let start = try JobStart(json: JSONValue.parse(Array(#"{"jobId":78,"user":"u","cluster":"fritz","numNodes":1,"resources":[{"hostname":"f0101"}],"startTime":1700000000}"#.utf8)))
+        let job = JobRecord(id: 1, start: start, subCluster: "main", state: .completed, duration: 60, monitoringStatus: 3)
+        let archive = try ArchiveWriter(root: env.config.archivePath)
+        let dir = archive.directory(cluster: "fritz", jobId: 78, startTime: 1700000000)
+        let first = archive.stage([ArchiveWriter.Entry(job: job, files: [("meta.json", Array("first\n".utf8))])], batch: 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["meta.json"])
+        #expect(archive.commit(first).allSatisfy { $0.isSuccess })
+        #expect(FileManager.default.contents(atPath: dir + "/meta.json") == Data("first\n".utf8))
+
+        let second = archive.stage([ArchiveWriter.Entry(job: job, files: [("meta.json", Array("second\n".utf8))])], batch: 2)
+        #expect(FileManager.default.contents(atPath: dir + "/meta.json") == Data("first\n".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 2)  // the old file and the new one beside it
+        #expect(archive.commit(second).allSatisfy { $0.isSuccess })
+        #expect(FileManager.default.contents(atPath: dir + "/meta.json") == Data("second\n".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["meta.json"])
+    }
+
     /// Events run without a savepoint of their own on a batch's first try. One that fails
     /// after it changed rows (here a trigger refuses its event row after its job row went in)
     /// has the batch redone with a savepoint per event: it alone is undone and dead-lettered,
@@ -265,4 +288,8 @@ import Testing
         #expect(try env.query("SELECT job_state, duration FROM job WHERE job_id = 8101").first.map { Array($0.prefix(2)) } == ["cancelled", "9"])
         #expect(TestEnvironment.statuses(try env.send(stop)) == ["duplicate"])
     }
+}
+
+extension Result {
+    var isSuccess: Bool { if case .success = self { true } else { false } }
 }
