@@ -123,9 +123,10 @@ public final class JetStream: @unchecked Sendable {
         return info!.pointee.State.Msgs
     }
 
-    /// Creates the durable consumer if it does not exist (an existing one is kept as is,
-    /// with its position). An existing one that reads another subject is an error: reading
-    /// it would silently take the wrong events.
+    /// Creates the durable consumer if it does not exist (an existing one is kept, with its
+    /// position; only its limit of unacknowledged messages is set to the configured one).
+    /// An existing one that reads another subject is an error: reading it would silently
+    /// take the wrong events.
     public func ensureConsumer(stream: String, _ config: ConsumerConfig) throws(BusError) {
         var existing: UnsafeMutablePointer<jsConsumerInfo>?
         var jerr = jsErrCode(0)
@@ -137,6 +138,16 @@ public final class JetStream: @unchecked Sendable {
                                       detail: "it reads \"\(filter)\", configured \"\(config.filterSubject)\": delete it "
                                         + "(nats consumer rm \(stream) \(config.durable)) to start it afresh, or name another consumer",
                                       jetStreamCode: 0)
+            }
+            // An older clusterd made it with another limit (one batch, before the intake
+            // fetched ahead): the limit is one of the settings the server lets change.
+            if let cfg = existing.pointee.Config, cfg.pointee.MaxAckPending != Int64(config.maxAckPending) {
+                cfg.pointee.MaxAckPending = Int64(config.maxAckPending)
+                var updated: UnsafeMutablePointer<jsConsumerInfo>?
+                jerr = jsErrCode(0)
+                let status = js_UpdateConsumer(&updated, js, stream, cfg, nil, &jerr)
+                if let updated { jsConsumerInfo_Destroy(updated) }
+                try check(status, "update consumer \(config.durable) on \(stream) to max_ack_pending \(config.maxAckPending)", jsErr: jerr)
             }
             return
         }

@@ -97,6 +97,8 @@ public final class IntakeLoop: @unchecked Sendable {
                 failures = retryLater(deliveries, failures: failures + 1, error: error, message: "batch not committed; redelivering")
             }
         }
+        // Fetched ahead and not applied: back to the broker now, for whoever reads next.
+        source.returnAhead(after: .zero)
         settleLeftovers()
     }
 
@@ -153,6 +155,7 @@ public final class IntakeLoop: @unchecked Sendable {
         logger.error(message, metadata: ["error": "\(error)", "messages": "\(deliveries.count)", "delay": "\(delay)",
                                          "origin": "\(deliveries.first?.message.origin ?? "")"])
         for delivery in deliveries { delivery.nak(delay) }
+        source.returnAhead(after: delay)
         Thread.sleep(forTimeInterval: delay.secondsValue)
         return failures
     }

@@ -21,6 +21,15 @@ public protocol MessageSource: Sendable {
     func next(batch: Int, timeout: Duration) throws -> [Delivery]
     /// Whether the source gives at-least-once delivery.
     var isDurable: Bool { get }
+    /// Gives back what the source fetched ahead of the batch the caller has just handed back
+    /// for redelivery after `delay` (or, with `.zero`, as it stops): redelivered behind that
+    /// batch, so nothing newer is applied before it.
+    func returnAhead(after delay: Duration)
+}
+
+extension MessageSource {
+    /// Nothing is fetched ahead.
+    public func returnAhead(after delay: Duration) {}
 }
 
 /// Durable intake: a bound pull consumer (created with add-consumer, never deleted).
@@ -46,21 +55,68 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
     public init(connection: BusConnection, config: ClusterdConfig, consumer: String, subject: String, description: String) throws {
         let js = try JetStream(connection)
         let intake = config.intake
-        // Acks wait for the commit of a whole batch; at most one batch is outstanding, so a
-        // nak'ed batch is redelivered before anything newer is fetched (per-job order).
+        // Acks wait for the commit of a whole batch. Two batches may be outstanding: the one
+        // being applied and the next, fetched meanwhile (the broker's delivery of a batch had
+        // been a fifth of the job intake's time). A batch handed back for redelivery takes
+        // the one fetched ahead with it (``returnAhead(after:)``), so per-job order holds.
         try js.ensureConsumer(stream: intake.stream, ConsumerConfig(
             durable: consumer,
             description: description,
             ackWait: intake.ackWait,
-            maxAckPending: intake.batch,
+            maxAckPending: 2 * intake.batch,
             filterSubject: subject))
         subscription = try js.pullSubscription(stream: intake.stream, consumer: consumer)
         stream = intake.stream
     }
 
+    /// The fetch of the next batch, run while the caller applies the last one.
+    private final class Ahead: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<[JetStreamMessage], BusError> = .success([])
+    }
+    /// The fetch in flight, if any (the intake loop's thread only).
+    private var ahead: Ahead?
+
+    /// The next batch: the one fetched ahead if there is one, else fetched now. When it holds
+    /// messages, the batch after it is asked for at once, on another thread; an empty answer
+    /// (nothing to fetch) asks for none, so an idle stream is fetched from as before.
     public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
+        let messages: [JetStreamMessage]
+        if let pending = takeAhead() {
+            messages = try pending.get()
+        } else {
+            messages = try subscription.fetch(batch: batch, timeout: timeout)
+        }
+        if !messages.isEmpty {
+            let next = Ahead()
+            ahead = next
+            let subscription = subscription
+            DispatchQueue.global().async {
+                do throws(BusError) { next.result = .success(try subscription.fetch(batch: batch, timeout: timeout)) } catch { next.result = .failure(error) }
+                next.done.signal()
+            }
+        }
+        return deliveries(messages)
+    }
+
+    /// Waits for the fetch in flight and returns its answer.
+    private func takeAhead() -> Result<[JetStreamMessage], BusError>? {
+        guard let pending = ahead else { return nil }
+        ahead = nil
+        pending.done.wait()
+        return pending.result
+    }
+
+    public func returnAhead(after delay: Duration) {
+        guard case .success(let messages)? = takeAhead() else { return }
+        // In stream order, with the same delay as the batch before them: the broker redelivers
+        // what comes due in stream order.
+        for m in messages { try? m.nak(delay: delay) }
+    }
+
+    private func deliveries(_ messages: [JetStreamMessage]) -> [Delivery] {
         let now = Int64(Date().timeIntervalSince1970)
-        return try subscription.fetch(batch: batch, timeout: timeout).map { m in
+        return messages.map { m in
             var message = IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
                                           origin: "\(stream):\(m.delivery.streamSequence)",
                                           // The broker's time of arrival, not this fetch's: a backlog applied

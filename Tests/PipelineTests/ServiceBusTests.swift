@@ -500,6 +500,36 @@ extension ServiceBusTests {
 }
 
 extension ServiceBusTests {
+    /// The intake fetches the next batch while it applies one. A batch that cannot be
+    /// committed takes the one fetched ahead back to the broker with it: here (one message a
+    /// batch) the database is unlocked while the loop waits to retry the first message, and
+    /// still every message is applied — and its result published — in the order published.
+    @Test func aBatchThatFailsTakesTheOneFetchedAheadBackWithIt() async throws {
+        let service = makeService {
+            $0.storage.busyTimeout = .milliseconds(50)
+            $0.intake.batch = 1
+        }
+        let locker = try Database(path: directory.appendingPathComponent("clusterd.db").path)
+        try service.start()
+        defer { service.stop() }
+        try locker.execute("BEGIN IMMEDIATE")
+        let client = try BusConnection(ConnectionOptions(servers: [server.url], name: "hook"))
+        let results = Collector()
+        let sub = try client.subscribe("clusterd.result.jobs.>") { results.add($0) }
+        try client.flush()
+        let js = try JetStream(client)
+        let sent = [("start-21", Self.start(21)), ("start-22", Self.start(22)), ("stop-21", Self.stop(21)), ("stop-22", Self.stop(22))]
+        for (id, body) in sent { _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array(body.utf8)), messageID: id) }
+        try await eventually("a failed batch", timeout: 10, state: { "\(service.counters["intake.batch_retries"]) retries" }) {
+            service.counters["intake.batch_retries"] >= 1
+        }
+        try locker.execute("COMMIT")
+        let got = try await results.wait(count: sent.count, timeout: 45)
+        #expect(got.map(\.subject) == sent.map { "clusterd.result.jobs.\($0.0)" })
+        #expect(try countJobs() == 2)
+        _ = sub
+    }
+
     /// A database locked by someone else: the batch is not committed, not acked, comes back,
     /// and is applied once the lock is gone.
     @Test func aLockedDatabaseDelaysButLosesNothing() async throws {
