@@ -35,7 +35,7 @@ let package = Package(
         // gzip for archive files.
         .target(name: "Gzip", dependencies: ["CZlib"]),
         // SQLite wrapper: connections, prepared statements, migrations, the outbox.
-        .target(name: "Store", dependencies: ["CSQLite"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Threads"]),
         // Shared value types: JSON with Go-compatible decoding rules.
         .target(name: "Model", dependencies: ["LineProtocol"]),
         // The job stage: start/stop events, validation, job tables, the archive.

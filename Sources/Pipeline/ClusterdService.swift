@@ -115,6 +115,18 @@ public final class ClusterdService: @unchecked Sendable {
         let database = writer.database
         let migrated = try writer.perform { try $0.migrate(Self.migrations) }
         logger.info("database ready", metadata: ["path": "\(config.databasePath)", "migrations_applied": "\(migrated)"])
+        // The log is copied into the database file on a thread of its own; the writer does it
+        // only when that thread falls behind. The first of the parts, so stopped last.
+        let checkpointer = try WALCheckpointer(path: config.databasePath) { [logger] error in
+            if let error {
+                logger.error("checkpointing the database's log failed; retried every 100 ms, and the writer checkpoints by itself past \(WALCheckpointer.writerPages) pages",
+                             metadata: ["error": "\(error)"])
+            } else {
+                logger.notice("checkpointing the database's log works again")
+            }
+        }
+        try writer.perform { try $0.execute("PRAGMA wal_autocheckpoint=\(WALCheckpointer.writerPages)") }
+        parts.append(ServicePart("log checkpointer", start: checkpointer.start, stop: checkpointer.stop))
         let archive = try ArchiveWriter(root: config.archivePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
         let loaded = try ClusterRegistry.load(archiveRoot: config.archivePath)
@@ -179,7 +191,7 @@ public final class ClusterdService: @unchecked Sendable {
             publisher.publishes = { lease.isHeld }
             publisher.standbyKeep = config.ha.standbyOutbox
             self.lease = lease
-            // First of the parts, so stopped last: the last batches' messages go out before it is released.
+            // Stopped after every part but the checkpointer: the last batches' messages go out before it is released.
             parts.append(ServicePart("publisher lease", start: lease.start, stop: lease.stop))
         }
         let health = try startHealth(connection: connection, publisher: publisher, writer: writer, clusters: clusters)

@@ -27,8 +27,13 @@ import Testing
             file.text.components(separatedBy: "\n").filter { $0.contains("Database(path:") && !$0.contains("readOnly: true") && !$0.contains("///") }
                 .map { "\(file.path): \($0.trimmingCharacters(in: .whitespaces))" }
         }
-        // The writer's own connection is the only read-write one.
-        #expect(opened == ["Store/DatabaseWriter.swift: database = try Database(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)"], "\(opened)")
+        // The writer's own connection is the only read-write one that writes rows. The log
+        // checkpointer's copies committed pages into the database file and runs nothing else.
+        #expect(opened.sorted() == ["Store/DatabaseWriter.swift: database = try Database(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)",
+                           "Store/WALCheckpointer.swift: database = try Database(path: path)"].sorted(), "\(opened)")
+        let checkpointer = sources.first { $0.path == "Store/WALCheckpointer.swift" }?.text ?? ""
+        let statements = checkpointer.components(separatedBy: "\n").filter { $0.contains("database.") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(statements == [#"try database.execute("PRAGMA wal_checkpoint(PASSIVE)")"#], "\(statements)")
     }
 
     /// Publications go through `OutboxPublisher`; the one other bus call is the fleet's

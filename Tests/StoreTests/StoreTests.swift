@@ -55,6 +55,29 @@ import Testing
         #expect(try writer.perform { try $0.prepare("SELECT count(*) FROM t").first { $0.int(0) } } == 1000)
     }
 
+    /// The writer's own checkpoint waits until the log is ``WALCheckpointer/writerPages``
+    /// long; below that, only the checkpointer's thread copies the log into the database file
+    /// — here ~500 pages, committed by the writer, reach the file while the writer goes on.
+    @Test func theCheckpointerCopiesTheLogIntoTheDatabaseFileOnItsOwnThread() throws {
+        let path = Self.temporaryPath()
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let writer = try DatabaseWriter(path: path)
+        try writer.perform { try $0.execute("PRAGMA wal_autocheckpoint=\(WALCheckpointer.writerPages); CREATE TABLE t (v BLOB NOT NULL)") }
+        func fileSize() -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0 }
+        let checkpointer = try WALCheckpointer(path: path, interval: .milliseconds(10))
+        for _ in 0..<10 {
+            try writer.transaction { db in for i in 0..<50 { try db.prepare("INSERT INTO t (v) VALUES (?)").run([.blob(Array(repeating: UInt8(i), count: 3900))]) } }
+        }
+        let before = fileSize()
+        #expect(before < 100_000, "the writer checkpointed by itself: \(before) bytes")
+        checkpointer.start()
+        defer { checkpointer.stop() }
+        let deadline = Date().addingTimeInterval(20)
+        while fileSize() < 2_000_000 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(fileSize() >= 2_000_000, "\(fileSize()) bytes after \(checkpointer.checkpoints) checkpoints")
+        #expect(try writer.perform { try $0.prepare("SELECT count(*) FROM t").first { $0.int(0) } } == 500)
+    }
+
     /// A write refused while another connection holds the lock must not leave its statement
     /// active: later writes and COMMITs on the connection go on once the lock is gone.
     @Test func aWriteRefusedByALockDoesNotBlockLaterWrites() throws {
