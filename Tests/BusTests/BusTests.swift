@@ -113,6 +113,23 @@ struct BusTests {
         #expect(try sub.fetch(batch: 10, timeout: .milliseconds(300)).isEmpty)
     }
 
+    @Test("an existing consumer takes the configured limit of unacknowledged messages and keeps its position")
+    func consumerLimitUpdate() throws {
+        let conn = try connect(sendAsap: true)
+        let js = try JetStream(conn)
+        try js.ensureStream(StreamConfig(name: "LIMITED", description: "l", subjects: ["l.>"]))
+        try js.ensureConsumer(stream: "LIMITED", ConsumerConfig(durable: "limited", description: "l", maxAckPending: 2))
+        for i in 0..<4 { _ = try js.publish(BusMessage(subject: "l.x", data: Array("m\(i)".utf8)), messageID: "l\(i)") }
+        let sub = try js.pullSubscription(stream: "LIMITED", consumer: "limited")
+        let first = try sub.fetch(batch: 4, timeout: .milliseconds(500))
+        #expect(first.map(\.message.text) == ["m0", "m1"], "two unacknowledged at most")
+        // As an older clusterd's consumer (one batch) meets a newer clusterd (two).
+        try js.ensureConsumer(stream: "LIMITED", ConsumerConfig(durable: "limited", description: "l", maxAckPending: 4))
+        let second = try sub.fetch(batch: 4, timeout: .seconds(2))
+        #expect(second.map(\.message.text) == ["m2", "m3"])
+        for m in first + second { try m.ackSync() }
+    }
+
     @Test("a bound durable consumer survives its subscription and a server restart, unacked messages come back")
     func durability() async throws {
         do {
