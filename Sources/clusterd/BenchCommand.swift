@@ -123,6 +123,7 @@ struct JobsBench: ParsableCommand {
         print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B, "
               + (running > 0 ? "each stop \(min(running, jobs)) jobs after its start" : "every start first, then every stop")
               + (preloaded > 0 ? ", \(preloaded) jobs already stored" : ""))
+        print("database and archive on \(site.fileSystem)")
         print(String(format: "publish into JetStream: %.2f s (%.0f events/s)", pubSeconds, Double(events) / pubSeconds))
         print(String(format: "durable path (fetch, decode, validate, SQLite commit, ack, results, archive): %.2f s", seconds))
         print(String(format: "  %.0f events/s, %.0f jobs/s archived; the one writer held %.0f %% of the time (%.0f µs per event)",

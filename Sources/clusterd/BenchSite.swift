@@ -27,6 +27,37 @@ final class BenchSite {
         self.logger = logger
     }
 
+    /// The file system the site's directory (database and archive) lives on, as a benchmark's
+    /// figures depend on it: type, device and mount point from /proc/self/mountinfo, and for
+    /// ext4 whether small directories live in their inode (`inline_data`, when the device is
+    /// readable).
+    var fileSystem: String {
+        let path = directory.resolvingSymlinksInPath().path
+        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return "unknown" }
+        var best: (point: String, type: String, source: String)?
+        for line in table.split(separator: "\n") {
+            let halves = line.components(separatedBy: " - ")
+            let left = halves[0].split(separator: " "), right = halves.count > 1 ? halves[1].split(separator: " ") : []
+            guard left.count > 4, right.count > 1 else { continue }
+            let point = String(left[4])
+            if path == point || path.hasPrefix(point == "/" ? "/" : point + "/"), point.count >= (best?.point.count ?? 0) {
+                best = (point, String(right[0]), String(right[1]))
+            }
+        }
+        guard let best else { return "unknown" }
+        var text = "\(best.type) on \(best.source) at \(best.point)"
+        // The ext4 superblock (at byte 1024): s_feature_incompat at +0x60, INLINE_DATA 0x8000.
+        if best.type == "ext4", let device = FileHandle(forReadingAtPath: best.source) {
+            defer { try? device.close() }
+            try? device.seek(toOffset: 1024 + 0x60)
+            if let bytes = try? device.read(upToCount: 4), bytes.count == 4 {
+                let incompat = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+                text += incompat & 0x8000 != 0 ? ", inline_data" : ", no inline_data"
+            }
+        }
+        return text
+    }
+
     /// Hosts `f0000` … for `count` hosts.
     static func hosts(_ count: Int) -> String { "f[0000-\(String(format: "%04d", count - 1))]" }
 
