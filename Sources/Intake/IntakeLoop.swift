@@ -98,7 +98,7 @@ public final class IntakeLoop: @unchecked Sendable {
             }
         }
         // Fetched ahead and not applied: back to the broker now, for whoever reads next.
-        source.returnAhead(after: .zero)
+        source.returnAhead()
         settleLeftovers()
     }
 
@@ -148,14 +148,19 @@ public final class IntakeLoop: @unchecked Sendable {
         if disposition.isDeadLetterOnly { delivery.term() } else { delivery.ack() }
     }
 
-    /// Naks `deliveries` (in order, after a delay that grows with `failures`) and waits that long.
+    /// Hands `deliveries` back for redelivery, in order and with what was fetched ahead behind
+    /// them, and waits a delay that grows with `failures` before fetching again. They are
+    /// nak'ed at once, not with a delay of the broker's: waiting out such a delay, they would
+    /// no longer hold back newer messages — a fetch could get those first (one limit of
+    /// unacknowledged messages for two batches, or a short batch) — while queued for
+    /// redelivery they come before anything new, in the order nak'ed.
     private func retryLater(_ deliveries: [Delivery], failures: Int, error: any Error, message: Logger.Message) -> Int {
         let delay = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
         counters.add("intake.batch_retries")
         logger.error(message, metadata: ["error": "\(error)", "messages": "\(deliveries.count)", "delay": "\(delay)",
                                          "origin": "\(deliveries.first?.message.origin ?? "")"])
-        for delivery in deliveries { delivery.nak(delay) }
-        source.returnAhead(after: delay)
+        for delivery in deliveries { delivery.nak() }
+        source.returnAhead()
         Thread.sleep(forTimeInterval: delay.secondsValue)
         return failures
     }

@@ -9,8 +9,8 @@ public struct Delivery: Sendable {
     public var message: IncomingMessage
     /// Acknowledge: its effects are committed.
     public var ack: @Sendable () -> Void
-    /// Redeliver later: a transient failure.
-    public var nak: @Sendable (Duration) -> Void
+    /// Redeliver: a transient failure (queued for redelivery ahead of anything new).
+    public var nak: @Sendable () -> Void
     /// Never redeliver: it was dead-lettered.
     public var term: @Sendable () -> Void
 }
@@ -21,15 +21,15 @@ public protocol MessageSource: Sendable {
     func next(batch: Int, timeout: Duration) throws -> [Delivery]
     /// Whether the source gives at-least-once delivery.
     var isDurable: Bool { get }
-    /// Gives back what the source fetched ahead of the batch the caller has just handed back
-    /// for redelivery after `delay` (or, with `.zero`, as it stops): redelivered behind that
-    /// batch, so nothing newer is applied before it.
-    func returnAhead(after delay: Duration)
+    /// Hands back for redelivery what the source fetched ahead of the batch the caller has
+    /// just handed back (or, as it stops, of the last one): redelivered behind that batch, so
+    /// nothing newer is applied before it.
+    func returnAhead()
 }
 
 extension MessageSource {
     /// Nothing is fetched ahead.
-    public func returnAhead(after delay: Duration) {}
+    public func returnAhead() {}
 }
 
 /// Durable intake: a bound pull consumer (created with add-consumer, never deleted).
@@ -58,7 +58,7 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         // Acks wait for the commit of a whole batch. Two batches may be outstanding: the one
         // being applied and the next, fetched meanwhile (the broker's delivery of a batch had
         // been a fifth of the job intake's time). A batch handed back for redelivery takes
-        // the one fetched ahead with it (``returnAhead(after:)``), so per-job order holds.
+        // the one fetched ahead with it (``returnAhead()``), so per-job order holds.
         try js.ensureConsumer(stream: intake.stream, ConsumerConfig(
             durable: consumer,
             description: description,
@@ -107,11 +107,11 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         return pending.result
     }
 
-    public func returnAhead(after delay: Duration) {
+    public func returnAhead() {
         guard case .success(let messages)? = takeAhead() else { return }
-        // In stream order, with the same delay as the batch before them: the broker redelivers
-        // what comes due in stream order.
-        for m in messages { try? m.nak(delay: delay) }
+        // In stream order, after the batch before them: the broker queues nak'ed messages for
+        // redelivery in the order they come.
+        for m in messages { try? m.nak() }
     }
 
     private func deliveries(_ messages: [JetStreamMessage]) -> [Delivery] {
@@ -127,7 +127,7 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
             return Delivery(
                 message: message,
                 ack: { try? m.ack() },
-                nak: { try? m.nak(delay: $0) },
+                nak: { try? m.nak() },
                 term: { try? m.term() })
         }
     }
@@ -187,7 +187,7 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
                 message: message,
                 ack: {},
                 // No broker redelivery in core mode: put it back for the next batch.
-                nak: { [inbox] _ in inbox.push((m, origin, deliveries + 1), front: true) },
+                nak: { [inbox] in inbox.push((m, origin, deliveries + 1), front: true) },
                 term: {})
         }
     }
