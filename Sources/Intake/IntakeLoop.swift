@@ -57,6 +57,11 @@ public final class IntakeLoop: @unchecked Sendable {
         worker.stop()
     }
 
+    /// Asks the loop to stop after the batch in flight, without waiting (see ``stop()``).
+    public func requestStop() {
+        worker.requestStop()
+    }
+
     private func run() {
         var failures = 0
         // Whatever a previous run committed but did not finish: outbox and archive.

@@ -237,7 +237,6 @@ public final class ClusterdService: @unchecked Sendable {
         for loop in loops {
             loop.deadLetterRetention = config.publish.deadLetterRetention.wholeSeconds
             loop.maxAttempts = max(1, config.intake.maxAttempts)
-            parts.append(ServicePart("\(loop.name) intake", start: loop.start, stop: loop.stop))
             scheduler.every(10, "\(loop.name).chores") { now in loop.chores(now: now) }
         }
         let api = QueryAPI(database: try openReader(), clusters: clusters, health: health,
@@ -320,6 +319,15 @@ public final class ClusterdService: @unchecked Sendable {
         parts.append(ServicePart("fleet subscriptions", stop: fleet.stop))
         parts.append(ServicePart("micro service endpoints", stop: micro.stop))
         parts.append(ServicePart("scheduler", start: scheduler.start, stop: scheduler.stop))
+        // The intakes are the last part, so a graceful shutdown stops them first — all at once,
+        // each after its batch in flight: no new work is taken while the rest stops. (Stopped
+        // one after another behind the other parts, the job intake had applied a whole
+        // stream's tail on a loaded machine while the node intake's idle fetch ran out.)
+        let intakes = loops
+        parts.append(ServicePart("intakes", start: { for loop in intakes { loop.start() } }, stop: {
+            for loop in intakes { loop.requestStop() }
+            for loop in intakes { loop.stop() }
+        }))
         startup.phase(nil)
         logger.notice("clusterd running", metadata: ["mode": "\(config.intake.mode)", "nats": "\(servers.map(ClusterdConfig.redacted).joined(separator: ","))",
                                                     "subject": "\(config.intake.jobSubject)"])

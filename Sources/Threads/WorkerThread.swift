@@ -34,6 +34,12 @@ public final class WorkerThread: Sendable {
         t.start()
     }
 
+    /// Sets the stop flag without waiting: several loops asked at once all stop after their
+    /// step in flight, instead of each waiting for the ones stopped before it.
+    public func requestStop() {
+        stopping.store(true, ordering: .relaxed)
+    }
+
     /// Sets the stop flag, runs `wake` (to interrupt a wait) and waits for the loop to end.
     public func stop(wake: () -> Void = {}) {
         stopping.store(true, ordering: .relaxed)
