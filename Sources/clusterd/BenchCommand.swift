@@ -30,6 +30,8 @@ struct JobsBench: ParsableCommand {
     )
 
     @Option(help: "Number of jobs (2 events each).") var jobs = 20_000
+    @Option(help: "Write the archive under this directory (a file system of its own, as README's Deploying advises) instead of beside the database in $TMPDIR.")
+    var archiveDir: String?
     @Option(help: "Messages per fetch and transaction.") var batch = 256
     @Option(help: "Lines (events) per NATS message.") var linesPerMessage = 1
     @Flag(help: "Keep metaData and hwthreads small (default: realistic cc-slurm-adapter sized events).") var small = false
@@ -74,6 +76,12 @@ struct JobsBench: ParsableCommand {
         defer { withExtendedLifetime(site) {} }  // its directory goes with it
         var config = site.config
         config.intake.batch = batch
+        let archive = archiveDir.map { "\($0)/clusterd-bench-archive-\(UUID().uuidString)" }
+        defer { if let archive { try? FileManager.default.removeItem(atPath: archive) } }
+        if let archive {
+            try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+            config.storage.archive = archive
+        }
         let server = site.server, logger = site.logger
         if preloaded > 0 { try preload(preloaded, config: config, logger: logger) }
 
@@ -123,7 +131,11 @@ struct JobsBench: ParsableCommand {
         print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B, "
               + (running > 0 ? "each stop \(min(running, jobs)) jobs after its start" : "every start first, then every stop")
               + (preloaded > 0 ? ", \(preloaded) jobs already stored" : ""))
-        print("database and archive on \(site.fileSystem)")
+        if let archive {
+            print("database on \(site.fileSystem); archive on \(BenchSite.fileSystem(of: archive))")
+        } else {
+            print("database and archive on \(site.fileSystem)")
+        }
         print(String(format: "publish into JetStream: %.2f s (%.0f events/s)", pubSeconds, Double(events) / pubSeconds))
         print(String(format: "durable path (fetch, decode, validate, SQLite commit, ack, results, archive): %.2f s", seconds))
         print(String(format: "  %.0f events/s, %.0f jobs/s archived; the one writer held %.0f %% of the time (%.0f µs per event)",

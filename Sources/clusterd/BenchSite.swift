@@ -31,8 +31,11 @@ final class BenchSite {
     /// figures depend on it: type, device and mount point from /proc/self/mountinfo, and for
     /// ext4 whether it has a journal and whether small directories live in their inode
     /// (`inline_data`, when the device is readable).
-    var fileSystem: String {
-        let path = directory.resolvingSymlinksInPath().path
+    var fileSystem: String { Self.fileSystem(of: directory.path) }
+
+    /// The file system `path` lives on (see ``fileSystem``).
+    static func fileSystem(of path: String) -> String {
+        let path = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return "unknown" }
         var best: (point: String, type: String, source: String)?
         for line in table.split(separator: "\n") {
