@@ -74,7 +74,7 @@ public struct ArchiveWriter: Sendable {
         /// Whether any file was written (under its own name or a temporary one).
         var wrote = false
 
-        /// Several staged sets as one, to be committed with one pair of syncs.
+        /// Several staged sets as one, to be committed with one sync (two when a rewrite is among them).
         public static func joined(_ sets: [Staged]) -> Staged {
             var joined = Staged(entries: [], results: [], files: [])
             for set in sets {

@@ -159,7 +159,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         let staged: ArchiveWriter.Staged
         let footprints: [String?]
 
-        /// Several batches as one, finished with one pair of syncs.
+        /// Several batches as one, finished with one sync (two when a rewrite is among them).
         public static func joined(_ batches: [ArchiveBatch]) -> ArchiveBatch {
             ArchiveBatch(staged: .joined(batches.map(\.staged)), footprints: batches.flatMap(\.footprints))
         }
