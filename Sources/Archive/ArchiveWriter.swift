@@ -112,23 +112,18 @@ public struct ArchiveWriter: Sendable {
         // of the whole path (~3 % of this thread's CPU). Held for this call only, so a
         // directory removed or moved meanwhile is never written through.
         var bases: [String: Int32] = [:]
-        defer { for fd in bases.values where fd >= 0 { close(fd) } }
+        defer { for fd in bases.values { close(fd) } }
         for (i, entry) in entries.enumerated() {
             let job = entry.job.start
             let base = "\(root)/\(job.cluster)/\(job.jobId / 1000)"
             let level2 = Self.threeDigits(job.jobId % 1000)
             let relative = "\(level2)/\(job.startTime)"
             let dir = "\(base)/\(relative)"
-            var fd = bases[base] ?? { let fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC); bases[base] = fd; return fd }()
-            if fd < 0 {
-                // The first entry under a new thousand of ids (or a new cluster): made, then opened.
-                bases[base] = nil
-                do { try Self.makeDirectory(base) } catch { results.append(.failure(error)); continue }
-                fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                if fd < 0 {
-                    results.append(.failure(WriteError(path: base, reason: String(cString: strerror(errno)))))
-                    continue
-                }
+            let fd: Int32
+            if let open = bases[base] {
+                fd = open
+            } else {
+                do { fd = try Self.openDirectory(base) } catch { results.append(.failure(error)); continue }
                 bases[base] = fd
             }
             let made = (mkdirat(fd, level2, 0o755) == 0 || errno == EEXIST) && mkdirat(fd, relative, 0o755) == 0
@@ -225,6 +220,19 @@ public struct ArchiveWriter: Sendable {
     /// The temporary name of file `name` (hidden, this process's, `tag` told apart).
     static func temporaryName(_ name: String, tag: String) -> String {
         ".\(name).\(getpid())\(tag.isEmpty ? "" : ".\(tag)").tmp"
+    }
+
+    /// Opens `directory`, made first when missing (the first entry under a new thousand of
+    /// ids, or a new cluster).
+    static func openDirectory(_ directory: String) throws(WriteError) -> Int32 {
+        let flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC
+        var fd = open(directory, flags)
+        if fd < 0 && errno == ENOENT {
+            try makeDirectory(directory)
+            fd = open(directory, flags)
+        }
+        if fd < 0 { throw WriteError(path: directory, reason: String(cString: strerror(errno))) }
+        return fd
     }
 
     /// Creates `directory` and, when missing, its parent: the two levels a new job adds

@@ -9,11 +9,11 @@ import Threads
 /// committed batch (``kick()``) and goes on with the next one, so it never waits on the file
 /// system. The first thread writes a batch's files (a new entry's in place, a rewrite's under
 /// temporary names); the second syncs them, renames any temporary ones into place and syncs
-/// again, records the outcomes and publishes what that queued (`clusterd.result.archive.…`). While the second waits for the disk, the first
-/// writes the next batches — the syncs were a third of the archive's time when one thread did
-/// both (`clusterd bench jobs`) — and the second takes every batch waiting at once, one sync
-/// for them all (a group commit: the slower the disk, the bigger the group). At most
-/// ``waitingBatches`` wait for it.
+/// again, records the outcomes and publishes what that queued (`clusterd.result.archive.…`).
+/// While the second waits for the disk, the first writes the next batches — the syncs were a
+/// third of the archive's time when one thread did both (`clusterd bench jobs`) — and the
+/// second takes every batch waiting at once, one sync for them all (a group commit: the
+/// slower the disk, the bigger the group). At most ``waitingBatches`` wait for it.
 public final class ArchiveWorker: Sendable {
     let jobs: JobProcessor
     let publisher: OutboxPublisher
