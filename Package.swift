@@ -41,7 +41,7 @@ let package = Package(
         // The job stage: start/stop events, validation, job tables, the archive.
         .target(name: "Jobs", dependencies: ["LineProtocol", "Model", "Store"]),
         // The job-archive tree (v3): entries written and synced, export and import.
-        .target(name: "Archive", dependencies: ["Jobs", "Model"]),
+        .target(name: "Archive", dependencies: ["Jobs", "Model", "Store"]),
         // The node-state stage: nodestate events, Slurm state reduction, current state and history.
         .target(name: "Nodes", dependencies: ["LineProtocol", "Model", "Store"]),
         // Health evaluation: topology, checks library, the evaluation engine (pure).

@@ -8,9 +8,13 @@ import Model
 /// A file that replaces another is written to a temporary name and renamed, so a crash never
 /// leaves a half-written file where a whole one was; a new entry's files are written in place
 /// and count only once synced (see ``stage(_:batch:)``).
+/// With a ``database`` (`storage.archive_kind: sqlite`) the job entries are rows of that
+/// file instead; the root keeps `version.txt` and the clusters' cluster.json either way.
 public struct ArchiveWriter: Sendable {
     /// The archive root.
     public let root: String
+    /// Where job entries go instead of the tree (cc-backend's `sqlite` archive kind).
+    public let database: ArchiveDatabase?
 
     /// Why the archive could not be written.
     public struct WriteError: Error, Sendable, CustomStringConvertible {
@@ -23,8 +27,10 @@ public struct ArchiveWriter: Sendable {
 
     /// An archive at `root`; creates it with `version.txt` = 3 when new, and refuses a root
     /// of another version.
-    public init(root: String) throws(WriteError) {
+    /// With `database`, job entries are rows of that SQLite file (``ArchiveDatabase``).
+    public init(root: String, database: String? = nil) throws(WriteError) {
         self.root = root
+        self.database = try database.map(ArchiveDatabase.init(path:))
         let version = "\(root)/version.txt"
         if let data = FileManager.default.contents(atPath: version) {
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -104,6 +110,8 @@ public struct ArchiveWriter: Sendable {
     /// `batch` tells the temporary names of one call from another's, so that two staged sets
     /// in flight at once never share a temporary file.
     public func stage(_ entries: [Entry], batch: UInt64 = 0) -> Staged {
+        // Rows are written at the commit, in one transaction: nothing to stage.
+        if database != nil { return Staged(entries: entries, results: entries.map { .success(location(of: $0.job)) }, files: [], wrote: !entries.isEmpty) }
         var results: [Result<String, WriteError>] = []
         var staged: [(index: Int, temporary: String, path: String)] = []
         var wrote = false
@@ -159,9 +167,17 @@ public struct ArchiveWriter: Sendable {
 
     /// The second half of ``write(_:)``: syncs what was staged, renames the temporary files
     /// into place and syncs the renames; returns each entry's meta.json path or error.
-    public func commit(_ staged: Staged) -> [Result<String, WriteError>] {
+    public func commit(_ staged: Staged, now: Int64 = Int64(Date().timeIntervalSince1970)) -> [Result<String, WriteError>] {
         var results = staged.results
         guard staged.wrote else { return results }
+        if let database {
+            do {
+                try database.write(staged.entries.map(Self.row), now: now)
+            } catch {
+                for i in results.indices where results[i].isSuccess { results[i] = .failure(error) }
+            }
+            return results
+        }
         if !Self.syncFileSystem(of: root) {
             let error = WriteError(path: root, reason: "syncfs: \(String(cString: strerror(errno)))")
             for s in staged.files { unlink(s.temporary) }
@@ -191,8 +207,62 @@ public struct ArchiveWriter: Sendable {
         #endif
     }
 
-    /// Writes `<root>/<cluster>/cluster.json` unless the file already holds these bytes.
+    /// One entry as a row of the SQLite archive: its meta.json, and data.json or data.json.gz.
+    static func row(_ entry: Entry) -> ArchiveDatabase.Row {
+        let data = entry.files.first { $0.name.hasPrefix("data.json") }
+        return ArchiveDatabase.Row(cluster: entry.job.start.cluster, jobId: entry.job.start.jobId, startTime: entry.job.start.startTime,
+                                   meta: entry.files.first { $0.name == "meta.json" }?.bytes ?? [], data: data?.bytes,
+                                   compressed: data?.name.hasSuffix(".gz") ?? false)
+    }
+
+    /// Where `job`'s entry is: its meta.json in the tree, or its row in the SQLite archive
+    /// (`<file>#<cluster>/<jobId>/<startTime>`).
+    public func location(of job: JobRecord) -> String {
+        let start = job.start
+        if let database { return "\(database.path)#\(start.cluster)/\(start.jobId)/\(start.startTime)" }
+        return metaPath(job)
+    }
+
+    /// Removes a job's entry: its row, or its directory and the parents it leaves empty.
+    public func remove(cluster: String, jobId: Int64, startTime: Int64) throws(WriteError) {
+        if let database { return try database.remove(cluster: cluster, jobId: jobId, startTime: startTime) }
+        let dir = directory(cluster: cluster, jobId: jobId, startTime: startTime)
+        try? FileManager.default.removeItem(atPath: dir)
+        // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
+        var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
+        for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
+    }
+
+    /// The bytes of a job's entry: its files, or its row's meta.json and data.
+    public func bytes(cluster: String, jobId: Int64, startTime: Int64) -> Int64 {
+        if let database { return (try? database.bytes(cluster: cluster, jobId: jobId, startTime: startTime)) ?? 0 }
+        return Self.size(of: directory(cluster: cluster, jobId: jobId, startTime: startTime))
+    }
+
+    /// The bytes of every entry and cluster.json (the tree: of its regular files).
+    public func totalBytes() -> Int64 {
+        guard let database else { return Self.size(of: root) }
+        return ((try? database.totalBytes()) ?? 0) + Self.size(of: root)
+    }
+
+    /// The bytes of the regular files under `path` — not directories' own sizes (4 KB each on
+    /// ext4), which a job's directory walk would not count: the archive's total and the sum of
+    /// its jobs must be measured alike, or a pass evicts more than the low mark asks.
+    public static func size(of path: String) -> Int64 {
+        let keys: Set<URLResourceKey> = [.fileSizeKey, .isRegularFileKey]
+        guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: path), includingPropertiesForKeys: Array(keys)) else { return 0 }
+        var total: Int64 = 0
+        for case let url as URL in walk {
+            guard let values = try? url.resourceValues(forKeys: keys), values.isRegularFile == true else { continue }
+            total += Int64(values.fileSize ?? 0)
+        }
+        return total
+    }
+
+    /// Writes `<root>/<cluster>/cluster.json` unless the file already holds these bytes (and
+    /// the SQLite archive's `clusters` row, where cc-backend reads it from).
     public func install(_ cluster: ClusterConfig) throws(WriteError) {
+        try database?.install(cluster: cluster.name, document: cluster.document, now: Int64(Date().timeIntervalSince1970))
         let path = "\(root)/\(cluster.name)/cluster.json"
         if let existing = FileManager.default.contents(atPath: path), Array(existing) == cluster.document { return }
         try Self.atomicWrite(cluster.document, to: path)

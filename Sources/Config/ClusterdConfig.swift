@@ -210,4 +210,8 @@ public struct ClusterdConfig: Sendable, Equatable, ConfigSection {
     public var metricCheckpointPath: String { "\(storage.dataDir)/metrics.checkpoint" }
     /// The archive root.
     public var archivePath: String { storage.archive ?? "\(storage.dataDir)/archive" }
+    /// The SQLite archive of `storage.archive_kind: sqlite`; nil for the directory tree.
+    public var archiveDatabasePath: String? {
+        storage.archiveKind == .sqlite ? storage.archiveDatabase ?? "\(storage.dataDir)/job-archive.db" : nil
+    }
 }

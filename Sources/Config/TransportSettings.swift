@@ -35,6 +35,15 @@ extension ClusterdConfig {
         case core
     }
 
+    /// The job archive's two forms, both ClusterCockpit's (cc-backend `archive.kind`).
+    public enum ArchiveKind: String, Sendable, CaseIterable {
+        /// The v3 directory tree: `<cluster>/<jobId/1000>/<jobId%1000>/<startTime>/meta.json`.
+        case file
+        /// One SQLite file, cc-backend's `sqlite` archive backend (table `jobs`, a row per job
+        /// holding meta.json and data.json): no directory per job.
+        case sqlite
+    }
+
     /// Where events come from and how delivery is guaranteed.
     public struct Intake: Sendable, Equatable, ConfigSection {
         /// Durable JetStream (ack after commit) or core NATS (at-most-once).
@@ -104,8 +113,13 @@ extension ClusterdConfig {
         public var dataDir = "./clusterd-data"
         /// SQLite file (default `<data_dir>/clusterd.db`).
         public var database: String?
-        /// Job-archive root (default `<data_dir>/archive`).
+        /// Job-archive root (default `<data_dir>/archive`): `version.txt` and the clusters'
+        /// `cluster.json` files always, the job entries too with the `file` kind.
         public var archive: String?
+        /// Where job entries go: a directory tree, or one SQLite file.
+        public var archiveKind = ArchiveKind.file
+        /// The SQLite archive of the `sqlite` kind (default `<data_dir>/job-archive.db`).
+        public var archiveDatabase: String?
         /// How long a write waits for a lock held by another connection before the batch is
         /// given back to the broker for redelivery.
         public var busyTimeout = Duration.milliseconds(5000)
@@ -115,6 +129,7 @@ extension ClusterdConfig {
 
         public static var settings: [Setting<Self>] {
             [.value("data_dir", \.dataDir), .value("database", \.database), .value("archive", \.archive),
+             .choice("archive_kind", \.archiveKind), .value("archive_database", \.archiveDatabase),
              .duration("busy_timeout_ms", \.busyTimeout, unit: .milliseconds(1))]
         }
     }

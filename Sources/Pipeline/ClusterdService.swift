@@ -127,7 +127,7 @@ public final class ClusterdService: @unchecked Sendable {
         }
         try writer.perform { try $0.execute("PRAGMA wal_autocheckpoint=\(WALCheckpointer.writerPages)") }
         parts.append(ServicePart("log checkpointer", start: checkpointer.start, stop: checkpointer.stop))
-        let archive = try ArchiveWriter(root: config.archivePath)
+        let archive = try ArchiveWriter(root: config.archivePath, database: config.archiveDatabasePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
         let loaded = try ClusterRegistry.load(archiveRoot: config.archivePath)
         let clusters = Reloadable(loaded)

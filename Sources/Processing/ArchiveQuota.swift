@@ -1,3 +1,4 @@
+import Archive
 import Config
 import Foundation
 import Jobs
@@ -32,28 +33,18 @@ public struct ArchiveQuota: Sendable {
     /// Whether a budget is set.
     public var isSet: Bool { bytes > 0 || percent > 0 }
 
-    /// Bytes in use and the budget, for the archive at `root`.
-    func usage(root: String) -> (used: Int64, budget: Int64) {
-        if bytes > 0 { return (Self.size(of: root), bytes) }
+    /// Bytes in use and the budget, for `archive` (a budget in percent: of the file system
+    /// its entries are on).
+    func usage(of archive: ArchiveWriter) -> (used: Int64, budget: Int64) {
+        if bytes > 0 { return (archive.totalBytes(), bytes) }
         var fs = statvfs()
-        guard statvfs(root, &fs) == 0 else { return (0, 0) }
+        guard statvfs(archive.database?.path ?? archive.root, &fs) == 0 else { return (0, 0) }
         let total = Int64(fs.f_blocks) * Int64(fs.f_frsize)
         return (total - Int64(fs.f_bfree) * Int64(fs.f_frsize), Int64(Double(total) * percent / 100))
     }
 
-    /// The bytes of the regular files under `path` — not directories' own sizes (4 KB each on
-    /// ext4), which a job's directory walk would not count: the archive's total and the sum of
-    /// its jobs must be measured alike, or a pass evicts more than the low mark asks.
-    public static func size(of path: String) -> Int64 {
-        let keys: Set<URLResourceKey> = [.fileSizeKey, .isRegularFileKey]
-        guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: path), includingPropertiesForKeys: Array(keys)) else { return 0 }
-        var total: Int64 = 0
-        for case let url as URL in walk {
-            guard let values = try? url.resourceValues(forKeys: keys), values.isRegularFile == true else { continue }
-            total += Int64(values.fileSize ?? 0)
-        }
-        return total
-    }
+    /// The bytes of the regular files under `path` (``ArchiveWriter/size(of:)``).
+    public static func size(of path: String) -> Int64 { ArchiveWriter.size(of: path) }
 }
 
 /// What an eviction pass did (or, dry, would do).
@@ -91,7 +82,7 @@ public struct EvictionReport: Sendable {
 
 extension JobProcessor {
     /// The archive's bytes in use and its budget under `quota`.
-    public func archiveUsage(_ quota: ArchiveQuota) -> (used: Int64, budget: Int64) { quota.usage(root: archive.root) }
+    public func archiveUsage(_ quota: ArchiveQuota) -> (used: Int64, budget: Int64) { quota.usage(of: archive) }
 
     /// Evicts (or with `dryRun` lists) finished, unprotected jobs oldest first while the archive
     /// is above the high watermark, down to the low one. Each eviction is recorded with `by`
@@ -115,7 +106,7 @@ extension JobProcessor {
             if batch.isEmpty { break }
             var taken: [(job: JobRecord, bytes: Int64)] = []
             for job in batch where used - freed > low {
-                let bytes = ArchiveQuota.size(of: directory(of: job))
+                let bytes = archive.bytes(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
                 freed += bytes
                 taken.append((job, bytes))
             }
@@ -128,7 +119,7 @@ extension JobProcessor {
             let records = try exclusive { try database.transaction {
                 try taken.map { try stage.recordEviction($0.job, bytes: $0.bytes, reason: reason, by: by, at: now) }
             } }
-            for (job, _) in taken { removeArchiveDirectory(directory(of: job)) }
+            for (job, _) in taken { try archive.remove(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime) }
             CrashPoint.reached("archive.evict.files-removed")
             try exclusive { try database.transaction {
                 for (record, (job, _)) in zip(records, taken) { try stage.finishEviction(record, job: job.id) }
@@ -148,22 +139,10 @@ extension JobProcessor {
     public func finishEvictions() throws -> Int {
         let pending = try exclusive { try stage.pendingEvictions() }
         guard !pending.isEmpty else { return 0 }
-        for p in pending { removeArchiveDirectory(archive.directory(cluster: p.cluster, jobId: p.jobId, startTime: p.startTime)) }
+        for p in pending { try archive.remove(cluster: p.cluster, jobId: p.jobId, startTime: p.startTime) }
         try exclusive { try database.transaction { for p in pending { try stage.finishEviction(p.id, job: p.job) } } }
         counters.add("jobs.evicted", pending.count)
         logger.warning("finished archive evictions a stop had interrupted", metadata: ["count": "\(pending.count)"])
         return pending.count
-    }
-
-    func directory(of job: JobRecord) -> String {
-        archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
-    }
-
-    /// Removes a job's archive directory and its parents left empty.
-    func removeArchiveDirectory(_ dir: String) {
-        try? FileManager.default.removeItem(atPath: dir)
-        // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
-        var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
-        for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
     }
 }

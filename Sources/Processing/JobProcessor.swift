@@ -212,7 +212,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// The second half: syncs `batch`'s files (renaming rewritten ones into place), then records each
     /// job's outcome and queues its announcement. Returns how many were written.
     public func finishArchive(_ batch: ArchiveBatch, now: Int64) throws -> Int {
-        let results = archive.commit(batch.staged)
+        let results = archive.commit(batch.staged, now: now)
         var written = 0
         try exclusive { try database.transaction {
             for ((entry, result), footprint) in zip(zip(batch.staged.entries, results), batch.footprints) {
@@ -276,7 +276,11 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         b.add("startTime", job.start.startTime)
         b.add("monitoringStatus", error == nil ? 3 : 2)
         if error == nil {
-            b.add("directory", archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime))
+            if let database = archive.database {
+                b.add("database", database.path)
+            } else {
+                b.add("directory", archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime))
+            }
             b.add("files", .array(files.map(JSONValue.string)))
         }
         b.addIfPresent("error", error.map(JSONValue.string))
@@ -307,7 +311,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
             let expired = try exclusive { try stage.expired(before: now - keep.wholeSeconds, limit: 256) }
             if expired.isEmpty { return removed }
             for job in expired {
-                removeArchiveDirectory(archive.directory(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime))
+                try archive.remove(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
             }
             try exclusive { try database.transaction { for job in expired { try stage.delete(id: job.id) } } }
             removed += expired.count

@@ -32,6 +32,8 @@ struct JobsBench: ParsableCommand {
     @Option(help: "Number of jobs (2 events each).") var jobs = 20_000
     @Option(help: "Write the archive under this directory (a file system of its own, as README's Deploying advises) instead of beside the database in $TMPDIR.")
     var archiveDir: String?
+    @Option(help: "Job entries as the v3 directory tree (file) or as rows of one SQLite file, cc-backend's sqlite archive (sqlite).")
+    var archiveKind = ClusterdConfig.ArchiveKind.file
     @Option(help: "Messages per fetch and transaction.") var batch = 256
     @Option(help: "Lines (events) per NATS message.") var linesPerMessage = 1
     @Flag(help: "Keep metaData and hwthreads small (default: realistic cc-slurm-adapter sized events).") var small = false
@@ -82,6 +84,8 @@ struct JobsBench: ParsableCommand {
             try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
             config.storage.archive = archive
         }
+        config.storage.archiveKind = archiveKind
+        if archiveKind == .sqlite { config.storage.archiveDatabase = "\(config.archivePath)/job-archive.db" }
         let server = site.server, logger = site.logger
         if preloaded > 0 { try preload(preloaded, config: config, logger: logger) }
 
@@ -131,10 +135,11 @@ struct JobsBench: ParsableCommand {
         print("jobs: \(jobs), events: \(events), messages in stream: \(stored), \(linesPerMessage) line(s)/message, batch \(batch), avg event \(bytes / events) B, "
               + (running > 0 ? "each stop \(min(running, jobs)) jobs after its start" : "every start first, then every stop")
               + (preloaded > 0 ? ", \(preloaded) jobs already stored" : ""))
+        let kind = archiveKind == .sqlite ? "archive (sqlite: one row per job)" : "archive (v3 tree: two directories and a file per job)"
         if let archive {
-            print("database on \(site.fileSystem); archive on \(BenchSite.fileSystem(of: archive))")
+            print("database on \(site.fileSystem); \(kind) on \(BenchSite.fileSystem(of: archive))")
         } else {
-            print("database and archive on \(site.fileSystem)")
+            print("database and \(kind) on \(site.fileSystem)")
         }
         print(String(format: "publish into JetStream: %.2f s (%.0f events/s)", pubSeconds, Double(events) / pubSeconds))
         print(String(format: "durable path (fetch, decode, validate, SQLite commit, ack, results, archive): %.2f s", seconds))
@@ -210,6 +215,20 @@ struct JobsBench: ParsableCommand {
         try service.start()
         service.stop()
         try preloadRows(count, into: Database(path: config.databasePath))
+        // The SQLite archive holds their entries too (the tree's directories are not written).
+        if let path = config.archiveDatabasePath { try preloadEntries(count, into: Database(path: path)) }
+    }
+
+    /// Rows of the SQLite archive for the preloaded jobs, meta.json sized like the run's.
+    func preloadEntries(_ count: Int, into db: Database) throws {
+        let meta = "{\"jobId\":0,\"metaData\":{\"jobScript\":\"\(String(repeating: "x", count: 400))\"}}\n"
+        try db.transaction {
+            try db.prepare("""
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+                INSERT INTO jobs (job_id, cluster, start_time, meta_json, created_at, updated_at)
+                SELECT 10000000 + i, 'fritz', 1550000000 + i * 150, CAST(? AS BLOB), 1700000000, 1700000000 FROM n
+                """).run([.integer(Int64(count)), .text(meta)])
+        }
     }
 
     /// The rows of ``preload(_:config:logger:)``, into a migrated database.
@@ -243,3 +262,5 @@ struct JobsBench: ParsableCommand {
         #"job,function=stop_job,hostname=fritzadm1,partition=main,type=node,type-id=0 event="{\"jobId\":\#(i),\"cluster\":\"fritz\",\"jobState\":\"completed\",\"stopTime\":\#(1_700_003_600 + i)}" \#(1_700_003_600 + i)000000000"#
     }
 }
+
+extension ClusterdConfig.ArchiveKind: ExpressibleByArgument {}

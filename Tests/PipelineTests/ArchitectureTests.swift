@@ -29,8 +29,10 @@ import Testing
         }
         // The writer's own connection is the only read-write one that writes rows. The log
         // checkpointer's copies committed pages into the database file and runs nothing else.
+        // The SQLite archive's is to another file, the job archive (`storage.archive_kind: sqlite`).
         #expect(opened.sorted() == ["Store/DatabaseWriter.swift: database = try Database(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)",
-                           "Store/WALCheckpointer.swift: database = try Database(path: path)"].sorted(), "\(opened)")
+                           "Store/WALCheckpointer.swift: database = try Database(path: path)",
+                           "Archive/ArchiveDatabase.swift: let database = try Database(path: path)"].sorted(), "\(opened)")
         let checkpointer = sources.first { $0.path == "Store/WALCheckpointer.swift" }?.text ?? ""
         let statements = checkpointer.components(separatedBy: "\n").filter { $0.contains("database.") }.map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(statements == [#"try database.execute("PRAGMA wal_checkpoint(PASSIVE)")"#], "\(statements)")
