@@ -99,6 +99,8 @@ public final class ArchiveDatabase: Sendable {
     private func run<T: Sendable>(_ body: (Database) throws -> T) throws(ArchiveWriter.WriteError) -> T {
         do {
             return try connection.withLock { database in try body(database) }
+        } catch let error as ArchiveWriter.WriteError {
+            throw error
         } catch {
             throw ArchiveWriter.WriteError(path: path, reason: "\(error)")
         }
@@ -109,16 +111,64 @@ public final class ArchiveDatabase: Sendable {
     public func write(_ rows: [Row], now: Int64) throws(ArchiveWriter.WriteError) {
         try run { database in
             try database.transaction {
-                for row in rows {
-                    try database.prepare(static: """
-                        INSERT INTO jobs (job_id, cluster, start_time, meta_json, data_json, data_compressed, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (job_id, cluster, start_time) DO UPDATE SET meta_json = excluded.meta_json,
-                            data_json = excluded.data_json, data_compressed = excluded.data_compressed, updated_at = excluded.updated_at
-                        """).run([.integer(row.jobId), .text(row.cluster), .integer(row.startTime), .blob(row.meta),
-                                  row.data.map(SQLValue.blob) ?? .null, .integer(row.compressed ? 1 : 0), .integer(now), .integer(now)])
+                for row in rows { try Self.upsert(row, now: now, in: database) }
+            }
+        }
+    }
+
+    /// Inserts `row`, or replaces the stored entry of its job (keeping when it was first made).
+    private static func upsert(_ row: Row, now: Int64, in database: Database) throws(StoreError) {
+        try database.prepare(static: """
+            INSERT INTO jobs (job_id, cluster, start_time, meta_json, data_json, data_compressed, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (job_id, cluster, start_time) DO UPDATE SET meta_json = excluded.meta_json,
+                data_json = excluded.data_json, data_compressed = excluded.data_compressed, updated_at = excluded.updated_at
+            """).run([.integer(row.jobId), .text(row.cluster), .integer(row.startTime), .blob(row.meta),
+                      row.data.map(SQLValue.blob) ?? .null, .integer(row.compressed ? 1 : 0), .integer(now), .integer(now)])
+    }
+
+    /// Stores parts of entries (an import): a part a row lacks (meta.json empty, data nil)
+    /// keeps what is stored. A stored part with other bytes is refused unless `overwrite`,
+    /// naming the file it stands for. All rows or, on an error, none.
+    public func merge(_ rows: [Row], overwrite: Bool, now: Int64) throws(ArchiveWriter.WriteError) {
+        try run { database in
+            try database.transaction {
+                for new in rows {
+                    let key: [SQLValue] = [.integer(new.jobId), .text(new.cluster), .integer(new.startTime)]
+                    var row = new
+                    if let old = try database.prepare("SELECT meta_json, data_json, data_compressed FROM jobs WHERE job_id = ? AND cluster = ? AND start_time = ?")
+                        .first(key, { Row(cluster: new.cluster, jobId: new.jobId, startTime: new.startTime, meta: $0.blob(0),
+                                          data: $0.isNull(1) ? nil : $0.blob(1), compressed: $0.int(2) != 0) }) {
+                        let directory = ArchiveWriter.relativeDirectory(cluster: new.cluster, jobId: new.jobId, startTime: new.startTime)
+                        if !overwrite && !new.meta.isEmpty && !old.meta.isEmpty && new.meta != old.meta {
+                            throw ArchiveWriter.WriteError(path: path, reason: "\(directory)/meta.json exists with other content (use --overwrite to replace it)")
+                        }
+                        if !overwrite, let data = new.data, let stored = old.data, (data, new.compressed) != (stored, old.compressed) {
+                            throw ArchiveWriter.WriteError(path: path, reason: "\(directory)/data.json\(old.compressed ? ".gz" : "") exists with other content (use --overwrite to replace it)")
+                        }
+                        if row.meta.isEmpty { row.meta = old.meta }
+                        if row.data == nil { (row.data, row.compressed) = (old.data, old.compressed) }
+                    }
+                    try Self.upsert(row, now: now, in: database)
                 }
             }
+        }
+    }
+
+    /// The jobs (of one cluster, all when nil) with data but no meta.json yet (an import
+    /// that brought only part of an entry), as their directories.
+    public func incomplete(cluster: String?) throws(ArchiveWriter.WriteError) -> [String] {
+        try run { database in
+            try database.prepare("SELECT cluster, job_id, start_time FROM jobs WHERE length(meta_json) = 0 AND (?1 IS NULL OR cluster = ?1) ORDER BY id")
+                .rows([cluster.map(SQLValue.text) ?? .null]) { ArchiveWriter.relativeDirectory(cluster: $0.text(0), jobId: $0.int(1), startTime: $0.int(2)) }
+        }
+    }
+
+    /// How many jobs (of one cluster, all when nil) and how many files they are in the tree.
+    public func count(cluster: String?) throws(ArchiveWriter.WriteError) -> (jobs: Int, files: Int) {
+        try run { database in
+            try database.prepare("SELECT count(*), count(*) + count(data_json) FROM jobs WHERE ?1 IS NULL OR cluster = ?1")
+                .first([cluster.map(SQLValue.text) ?? .null]) { (jobs: Int($0.int(0)), files: Int($0.int(1))) } ?? (0, 0)
         }
     }
 

@@ -53,8 +53,7 @@ public enum ArchiveTransfer {
         defer { try? out.close() }
         for (i, path) in paths.enumerated() {
             guard let data = FileManager.default.contents(atPath: "\(source)/\(path)") else { throw Failure(description: "cannot read \(source)/\(path)") }
-            let line = "{\"path\":\"\(path)\",\"base64\":\"\(data.base64EncodedString())\"}\n"
-            try out.write(contentsOf: Data(line.utf8))
+            try out.write(contentsOf: Data(line(path, data).utf8))
             progress(i + 1, paths.count)
         }
     }
@@ -63,18 +62,29 @@ public enum ArchiveTransfer {
     public static func importLines(from file: String, to target: String, overwrite: Bool, progress: (Int, Int) -> Void = { _, _ in }) throws -> Int {
         guard let data = FileManager.default.contents(atPath: file) else { throw Failure(description: "cannot read \(file)") }
         let lines = data.split(separator: 10)
-        for (i, line) in lines.enumerated() {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: String], let path = object["path"],
-                  let encoded = object["base64"], let bytes = Data(base64Encoded: encoded) else {
-                throw Failure(description: "\(file):\(i + 1): not an archive line {\"path\", \"base64\"}")
-            }
-            guard !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
-                throw Failure(description: "\(file):\(i + 1): path \(path) leaves the archive")
-            }
-            try put(Array(bytes), at: "\(target)/\(path)", overwrite: overwrite)
+        for (i, text) in lines.enumerated() {
+            let (path, bytes) = try parse(line: text, of: file, number: i + 1)
+            try put(bytes, at: "\(target)/\(path)", overwrite: overwrite)
             progress(i + 1, lines.count)
         }
         return lines.count
+    }
+
+    /// One file as a line of a JSON-lines export.
+    static func line(_ path: String, _ data: Data) -> String {
+        "{\"path\":\"\(path)\",\"base64\":\"\(data.base64EncodedString())\"}\n"
+    }
+
+    /// The file a line of a JSON-lines export holds; refuses a path that leaves the archive.
+    static func parse(line: some DataProtocol, of file: String, number: Int) throws -> (path: String, bytes: [UInt8]) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: String], let path = object["path"],
+              let encoded = object["base64"], let bytes = Data(base64Encoded: encoded) else {
+            throw Failure(description: "\(file):\(number): not an archive line {\"path\", \"base64\"}")
+        }
+        guard !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+            throw Failure(description: "\(file):\(number): path \(path) leaves the archive")
+        }
+        return (path, Array(bytes))
     }
 
     /// Writes one file atomically, refusing to change an existing different one unless `overwrite`.

@@ -42,7 +42,12 @@ public struct ArchiveWriter: Sendable {
 
     /// The directory of one job.
     public func directory(cluster: String, jobId: Int64, startTime: Int64) -> String {
-        "\(root)/\(cluster)/\(jobId / 1000)/\(Self.threeDigits(jobId % 1000))/\(startTime)"
+        "\(root)/\(Self.relativeDirectory(cluster: cluster, jobId: jobId, startTime: startTime))"
+    }
+
+    /// The directory of one job below the root: `<cluster>/<jobId/1000>/<jobId%1000 as %03d>/<startTime>`.
+    public static func relativeDirectory(cluster: String, jobId: Int64, startTime: Int64) -> String {
+        "\(cluster)/\(jobId / 1000)/\(threeDigits(jobId % 1000))/\(startTime)"
     }
 
     /// `n` (0…999) with leading zeros to three digits, as the v3 layout names the second level.

@@ -14,6 +14,12 @@ struct ArchiveCommand: ParsableCommand {
         subcommands: [Export.self, Import.self, Protect.self]
     )
 
+    /// `path` when it exists: reading an archive must not make an empty one.
+    static func existing(_ path: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(path): no such archive") }
+        return path
+    }
+
     /// A progress bar on a terminal, nothing for scripts.
     struct Progress {
         let quiet: Bool
@@ -31,12 +37,20 @@ struct ArchiveCommand: ParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Copy an archive to a directory (ClusterCockpit layout) or a .jsonl file.")
         @Option(help: "The archive to read (clusterd's is <data_dir>/archive).") var archive = "./clusterd-data/archive"
+        @Option(help: "Read this SQLite archive (storage.archive_kind: sqlite; clusterd's is <data_dir>/job-archive.db) instead of a directory.")
+        var archiveDatabase: String?
         @Option(help: "Target directory, or a file ending in .jsonl.") var to: String
         @Option(help: "Only this cluster.") var cluster: String?
         @Flag(help: "Replace files that differ in an existing target directory.") var overwrite = false
         @Flag(help: "No progress bar.") var quiet = false
 
         func run() throws {
+            if let archiveDatabase {
+                let database = try ArchiveDatabase(path: try ArchiveCommand.existing(archiveDatabase))
+                let (jobs, files) = try ArchiveTransfer.export(database, cluster: cluster, to: to, overwrite: overwrite, progress: Progress(quiet: quiet).show)
+                if !quiet { print("exported \(jobs) jobs, \(files) files to \(to)") }
+                return
+            }
             let paths = try ArchiveTransfer.files(in: archive, cluster: cluster)
             let progress = Progress(quiet: quiet)
             if to.hasSuffix(".jsonl") {
@@ -52,11 +66,19 @@ struct ArchiveCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Copy a directory archive or a .jsonl export into an archive.")
         @Option(help: "Source directory, or a .jsonl file written by export.") var from: String
         @Option(help: "The archive to write into.") var archive = "./clusterd-data/archive"
+        @Option(help: "Write into this SQLite archive (storage.archive_kind: sqlite; made when missing) instead of a directory.")
+        var archiveDatabase: String?
         @Flag(help: "Replace files that differ.") var overwrite = false
         @Flag(help: "No progress bar.") var quiet = false
 
         func run() throws {
             let progress = Progress(quiet: quiet)
+            if let archiveDatabase {
+                let (jobs, files) = try ArchiveTransfer.importFiles(from: from, into: try ArchiveDatabase(path: archiveDatabase), overwrite: overwrite,
+                                                                    progress: progress.show)
+                if !quiet { print("imported \(jobs) jobs, \(files) files into \(archiveDatabase)") }
+                return
+            }
             if from.hasSuffix(".jsonl") {
                 let n = try ArchiveTransfer.importLines(from: from, to: archive, overwrite: overwrite, progress: progress.show)
                 if !quiet { print("imported \(n) files into \(archive)") }

@@ -24,8 +24,9 @@ import Testing
         return out
     }
 
-    @Test func exportImportRoundTripsAreByteIdentical() throws {
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// A small archive tree: two clusters, 120 jobs with meta.json and data.json.gz, one with
+    /// meta.json alone, and a temporary file an interrupted write left (never exported).
+    func makeSource() throws -> (URL, [String: Data]) {
         let source = directory.appendingPathComponent("source")
         try write(Array("3\n".utf8), "version.txt", in: source)
         try write(Array(#"{"name":"fritz"}"#.utf8), "fritz/cluster.json", in: source)
@@ -37,7 +38,12 @@ import Testing
         }
         try write(Array("{\"jobId\":1}\n".utf8), "alex/0/001/1718000000/meta.json", in: source)
         try write(Array("half".utf8), "fritz/1000/000/171800/.meta.json.123.tmp", in: source)   // an interrupted write: not exported
-        let original = try tree(source).filter { !$0.key.hasSuffix(".tmp") }
+        return (source, try tree(source).filter { !$0.key.hasSuffix(".tmp") })
+    }
+
+    @Test func exportImportRoundTripsAreByteIdentical() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (source, original) = try makeSource()
         #expect(original.count == 3 + 240 + 1)
 
         let lines = directory.appendingPathComponent("export.jsonl").path
@@ -66,5 +72,39 @@ import Testing
         let refused = try CLIRunner.run(["archive", "import", "--from", evil.path, "--archive", imported.path])
         #expect(refused.status != 0 && refused.stderr.contains("leaves the archive"))
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("escape.txt").path))
+    }
+
+    /// The SQLite archive (`storage.archive_kind: sqlite`) to and from the tree: a tree
+    /// imported into it and exported again, as a tree or JSON lines, is the same bytes.
+    @Test func theSQLiteArchiveRoundTripsToTheTree() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (source, original) = try makeSource()
+        let db = directory.appendingPathComponent("job-archive.db").path
+        let into = try CLIRunner.run(["archive", "import", "--from", source.path, "--archive-database", db])
+        #expect(into.status == 0 && into.stdout.contains("imported 121 jobs, 244 files"), "\(into.stdout)\(into.stderr)")
+        let back = directory.appendingPathComponent("back")
+        let out = try CLIRunner.run(["archive", "export", "--archive-database", db, "--to", back.path, "--quiet"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(try tree(back) == original)
+
+        // Through JSON lines into a second SQLite archive, one cluster only, and out again.
+        let lines = directory.appendingPathComponent("alex.jsonl").path
+        #expect(try CLIRunner.run(["archive", "export", "--archive-database", db, "--to", lines, "--cluster", "alex", "--quiet"]).status == 0)
+        let second = directory.appendingPathComponent("second.db").path
+        #expect(try CLIRunner.run(["archive", "import", "--from", lines, "--archive-database", second, "--quiet"]).status == 0)
+        let alex = directory.appendingPathComponent("alex")
+        #expect(try CLIRunner.run(["archive", "export", "--archive-database", second, "--to", alex.path, "--quiet"]).status == 0)
+        #expect(try tree(alex) == original.filter { $0.key == "version.txt" || $0.key.hasPrefix("alex/") })
+
+        // Other content is refused unless --overwrite; a file that is no archive's, always.
+        try write(Array("{\"jobId\":999}\n".utf8), "alex/0/001/1718000000/meta.json", in: alex)
+        let conflict = try CLIRunner.run(["archive", "import", "--from", alex.path, "--archive-database", db, "--quiet"])
+        #expect(conflict.status != 0 && conflict.stderr.contains("alex/0/001/1718000000/meta.json exists with other content"), "\(conflict.stderr)")
+        #expect(try CLIRunner.run(["archive", "import", "--from", alex.path, "--archive-database", db, "--overwrite", "--quiet"]).status == 0)
+        try write(Array("x".utf8), "alex/notes.txt", in: alex)
+        let stray = try CLIRunner.run(["archive", "import", "--from", alex.path, "--archive-database", db, "--quiet"])
+        #expect(stray.status != 0 && stray.stderr.contains("alex/notes.txt is not a job-archive file"), "\(stray.stderr)")
+        let missing = try CLIRunner.run(["archive", "export", "--archive-database", directory.appendingPathComponent("none.db").path, "--to", lines])
+        #expect(missing.status != 0 && missing.stderr.contains("no such archive"))
     }
 }
