@@ -264,6 +264,19 @@ public struct ArchiveWriter: Sendable {
         return total
     }
 
+    /// The clusters the archive defines: its `<root>/<cluster>/cluster.json` files, and those
+    /// the SQLite archive's `clusters` table adds (a cluster.json imported into it, or written
+    /// there by cc-backend).
+    public func clusters() throws -> ClusterRegistry {
+        let files = try ClusterRegistry.load(archiveRoot: root)
+        guard let database else { return files }
+        var byName = files.clusters
+        for stored in try database.clusters() where byName[stored.name] == nil {
+            byName[stored.name] = try ClusterConfig(document: stored.document, file: "\(database.path) (clusters: \(stored.name))")
+        }
+        return ClusterRegistry(Array(byName.values))
+    }
+
     /// Writes `<root>/<cluster>/cluster.json` unless the file already holds these bytes (and
     /// the SQLite archive's `clusters` row, where cc-backend reads it from).
     public func install(_ cluster: ClusterConfig) throws(WriteError) {

@@ -129,7 +129,7 @@ public final class ClusterdService: @unchecked Sendable {
         parts.append(ServicePart("log checkpointer", start: checkpointer.start, stop: checkpointer.stop))
         let archive = try ArchiveWriter(root: config.archivePath, database: config.archiveDatabasePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
-        let loaded = try ClusterRegistry.load(archiveRoot: config.archivePath)
+        let loaded = try archive.clusters()
         let clusters = Reloadable(loaded)
         self.archive = archive
         self.clusters = clusters

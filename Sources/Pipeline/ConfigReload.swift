@@ -38,7 +38,7 @@ extension ClusterdService {
             topology = try settings.topology.map { try Topology(contentsOf: $0) } ?? Topology()
             library = try settings.checks.map { try CheckLibrary(contentsOf: $0) } ?? CheckLibrary([])
             files = try config.jobs.clusterFiles.map { try ClusterConfig(contentsOf: $0) }
-            archived = try ClusterRegistry.load(archiveRoot: config.archivePath)
+            archived = try archive.clusters()
             for file in files { try archive.install(file) }
         } catch {
             counters.add("config.reload_errors")

@@ -120,4 +120,23 @@ import Testing
         #expect(count(table, "SELECT count(*) FROM job") == 3)
         #expect(writer.totalBytes() <= Int64(Double(used) * low / 100))
     }
+
+    /// A cluster whose cluster.json is only in the file's `clusters` table (imported there,
+    /// or written by cc-backend) is known: its jobs are archived, not dead-lettered.
+    @Test func aClusterKnownOnlyToTheArchiveFileTakesJobs() async throws {
+        let fritz = try String(contentsOfFile: Repository.path("config/clusters/fritz/cluster.json"), encoding: .utf8)
+        let emmy = Array(fritz.replacingOccurrences(of: #""name": "fritz""#, with: #""name": "emmy""#).utf8)
+        #expect(emmy != Array(fritz.utf8), "the name was replaced")
+        try ArchiveDatabase(path: archivePath).install(cluster: "emmy", document: emmy, now: 1)
+        let service = try startService()
+        defer { service.stop() }
+        let events = #"""
+            job,function=start_job event="{\"jobId\":77,\"user\":\"u\",\"project\":\"p\",\"cluster\":\"emmy\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}" 1
+            job,function=stop_job event="{\"jobId\":77,\"cluster\":\"emmy\",\"stopTime\":1700000600}" 1
+            """#
+        _ = try JetStream(client).publish(BusMessage(subject: "cc.job.event", data: Array(events.utf8)), messageID: "emmy-77")
+        let db = try archive()
+        try await eventually("job 77 of emmy archived") { count(db, "SELECT count(*) FROM jobs WHERE cluster = 'emmy' AND job_id = 77") == 1 }
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data/archive/emmy").path))
+    }
 }
