@@ -211,6 +211,15 @@ public final class ArchiveDatabase: Sendable {
         }
     }
 
+    /// The bytes of the file's free pages: what removed entries left, which new ones reuse
+    /// (SQLite does not give a file's pages back to the file system without a VACUUM).
+    public func reusableBytes() throws(ArchiveWriter.WriteError) -> Int64 {
+        try run { database in
+            let pages = try database.prepare("PRAGMA freelist_count").first { $0.int(0) } ?? 0
+            return pages * (try database.prepare("PRAGMA page_size").first { $0.int(0) } ?? 0)
+        }
+    }
+
     /// Every cluster's cluster.json, by name.
     public func clusters() throws(ArchiveWriter.WriteError) -> [(name: String, document: [UInt8])] {
         try run { database in

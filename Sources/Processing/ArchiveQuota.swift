@@ -34,13 +34,15 @@ public struct ArchiveQuota: Sendable {
     public var isSet: Bool { bytes > 0 || percent > 0 }
 
     /// Bytes in use and the budget, for `archive` (a budget in percent: of the file system
-    /// its entries are on).
+    /// its entries are on; the SQLite archive's free pages count as free, since evicting rows
+    /// frees pages in the file, not on the file system, and new entries fill them first).
     func usage(of archive: ArchiveWriter) -> (used: Int64, budget: Int64) {
         if bytes > 0 { return (archive.totalBytes(), bytes) }
         var fs = statvfs()
         guard statvfs(archive.database?.path ?? archive.root, &fs) == 0 else { return (0, 0) }
         let total = Int64(fs.f_blocks) * Int64(fs.f_frsize)
-        return (total - Int64(fs.f_bfree) * Int64(fs.f_frsize), Int64(Double(total) * percent / 100))
+        let reusable = (try? archive.database?.reusableBytes()) ?? 0
+        return (total - Int64(fs.f_bfree) * Int64(fs.f_frsize) - reusable, Int64(Double(total) * percent / 100))
     }
 
     /// The bytes of the regular files under `path` (``ArchiveWriter/size(of:)``).

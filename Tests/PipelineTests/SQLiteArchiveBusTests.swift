@@ -139,4 +139,20 @@ import Testing
         try await eventually("job 77 of emmy archived") { count(db, "SELECT count(*) FROM jobs WHERE cluster = 'emmy' AND job_id = 77") == 1 }
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data/archive/emmy").path))
     }
+
+    /// Evicting rows frees pages inside the file, not on its file system: they count as free
+    /// space for a budget in percent, or every pass would find the archive as full and evict again.
+    @Test func removedEntriesCountAsReusableSpace() throws {
+        let database = try ArchiveDatabase(path: archivePath)
+        let rows = (1...200).map { ArchiveDatabase.Row(cluster: "fritz", jobId: Int64($0), startTime: 1_700_000_000,
+                                                       meta: Array(repeating: UInt8(ascii: "x"), count: 10_000), data: nil, compressed: false) }
+        try database.write(rows, now: 1)
+        #expect(try database.reusableBytes() < 100_000)
+        for id in 1...100 { try database.remove(cluster: "fritz", jobId: Int64(id), startTime: 1_700_000_000) }
+        let reusable = try database.reusableBytes()
+        #expect(reusable >= 100 * 10_000, "\(reusable)")
+        #expect(try database.totalBytes() == 100 * 10_000)
+        try database.write(Array(rows.prefix(100)), now: 2)
+        #expect(try database.reusableBytes() < 100_000, "new entries fill the free pages first")
+    }
 }
