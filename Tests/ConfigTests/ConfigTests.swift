@@ -22,6 +22,8 @@ import Testing
               mode: core
               max_age_days: 2
             log_level: debug
+            storage:
+              archive_kind: sqlite
             """, file: "c.yaml")
         #expect(config.jobs.heldStopTimeout == .seconds(90))
         #expect(config.jobs.archiveRetention == .zero)                 // not in the file: its default
@@ -29,11 +31,13 @@ import Testing
         #expect(config.intake.mode == .core && config.intake.maxAge == .seconds(2 * 86_400))
         #expect(config.intake.stream == "CC_EVENTS")
         #expect(config.logLevel == .debug)
+        #expect(config.archiveDatabasePath == "./clusterd-data/job-archive.db" && ClusterdConfig().archiveDatabasePath == nil)
     }
 
     @Test func wrongWordsNegativeDurationsAndUnknownKeysAreNamed() {
         #expect(problem("intake:\n  mode: durable\n") == #"c.yaml: intake.mode: "durable" is not jetstream or core"#)
         #expect(problem("log_level: loud\n").contains(#"log_level: "loud" is not trace, debug, info, notice, warning, error or critical"#))
+        #expect(problem("storage:\n  archive_kind: s3\n") == #"c.yaml: storage.archive_kind: "s3" is not file or sqlite"#)
         #expect(problem("jobs:\n  archive_retention_days: -1\n") == "c.yaml: jobs.archive_retention_days: -1 must not be negative")
         // Every unknown key at once, nested ones and those inside list entries included.
         let typos = problem("""

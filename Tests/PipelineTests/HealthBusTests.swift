@@ -37,10 +37,12 @@ import Testing
         try Self.checks.write(to: directory.appendingPathComponent("checks.yaml"), atomically: true, encoding: .utf8)
     }
 
-    func makeService(checks: String? = nil, topology: Bool = true, topologyFile: String? = nil) throws -> ClusterdService {
+    func makeService(checks: String? = nil, topology: Bool = true, topologyFile: String? = nil,
+                     archiveKind: ClusterdConfig.ArchiveKind = .file) throws -> ClusterdService {
         var config = ClusterdConfig()
         config.nats.servers = [server.url]
         config.storage.dataDir = directory.appendingPathComponent("data").path
+        config.storage.archiveKind = archiveKind
         config.observability.listen = ""  // 127.0.0.1:9464 belongs to FirstHourTests
         // A small cluster "lab" (hosts h1, h2) for tests without the topology: metrics need a
         // cluster.json like jobs and node states do.
@@ -69,8 +71,9 @@ import Testing
     }
 
     /// A started service and a collector of the alerts on `subject`.
-    func running(subject: String = "clusterd.alert.>", checks: String? = nil, topology: Bool = true) throws -> (ClusterdService, Collector, BusSubscription) {
-        let service = try makeService(checks: checks, topology: topology)
+    func running(subject: String = "clusterd.alert.>", checks: String? = nil, topology: Bool = true,
+                 archiveKind: ClusterdConfig.ArchiveKind = .file) throws -> (ClusterdService, Collector, BusSubscription) {
+        let service = try makeService(checks: checks, topology: topology, archiveKind: archiveKind)
         try service.start()
         let alerts = Collector()
         let sub = try client.subscribe(subject) { alerts.add($0) }
@@ -431,8 +434,10 @@ import Testing
         _ = sub
     }
 
-    @Test func aJobThatRanWhileItsMetricsStreamedGetsSchemaValidArchiveFiles() async throws {
-        let (service, _, sub) = try running()
+    /// The same entry as files of the tree and as a row of the SQLite archive.
+    @Test(arguments: [ClusterdConfig.ArchiveKind.file, .sqlite])
+    func aJobThatRanWhileItsMetricsStreamedGetsSchemaValidArchiveFiles(kind: ClusterdConfig.ArchiveKind) async throws {
+        let (service, _, sub) = try running(archiveKind: kind)
         defer { service.stop() }
         let now = Int(Date().timeIntervalSince1970)
         let start = now - 300
@@ -466,7 +471,18 @@ import Testing
         let stopEvent = #"job,function=stop_job event="{\"jobId\":889001,\"cluster\":\"alex\",\"jobState\":\"completed\",\"stopTime\":\#(stop)}" 1"#
         let js = try JetStream(client)
         _ = try js.publish(BusMessage(subject: "cc.job.event", data: Array((startEvent + "\n" + stopEvent).utf8)), messageID: "job-889001")
-        let dir = directory.appendingPathComponent("data/archive/alex/889/001/\(start)")
+        var dir = directory.appendingPathComponent("data/archive/alex/889/001/\(start)")
+        if kind == .sqlite {
+            // The row's bytes as the tree's files, validated alike.
+            let archive = try Database(path: directory.appendingPathComponent("data/job-archive.db").path, readOnly: true)
+            let query = "SELECT meta_json, data_json, data_compressed FROM jobs WHERE cluster = 'alex' AND job_id = 889001"
+            try await eventually("the entry's row") { try archive.prepare(query).first { _ in true } == true }
+            let row = try #require(try archive.prepare(query).first { ($0.blob(0), $0.blob(1), $0.int(2)) })
+            dir = directory.appendingPathComponent("from-sqlite")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try Data(row.0).write(to: dir.appendingPathComponent("meta.json"))
+            try Data(row.1).write(to: dir.appendingPathComponent(row.2 == 1 ? "data.json.gz" : "data.json"))
+        }
         let meta = dir.appendingPathComponent("meta.json").path
         let until = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: meta) && Date() < until { try await Task.sleep(for: .milliseconds(50)) }
