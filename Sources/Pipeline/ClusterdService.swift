@@ -137,7 +137,8 @@ public final class ClusterdService: @unchecked Sendable {
             logger.warning("no clusters known: every start_job will be dead-lettered until <archive>/<cluster>/cluster.json exists",
                            metadata: ["archive": "\(config.archivePath)"])
         } else {
-            logger.info("clusters loaded", metadata: ["clusters": "\(loaded.clusters.keys.sorted().joined(separator: ","))"])
+            logger.info("clusters loaded", metadata: ["clusters": "\(loaded.clusters.keys.sorted().joined(separator: ","))",
+                                                      "archive": "\(archive.database.map { "sqlite \($0.path)" } ?? "tree \(archive.root)")"])
         }
 
         var options = config.nats.connection
