@@ -18,9 +18,12 @@ import Testing
                                          to: clusterDir.appendingPathComponent("cluster.json"))
     }
 
-    func launch() throws -> Process {
-        try CLIRunner.launch(["run", "--listen", "", "--nats-url", server.url, "--data-dir", directory.path, "--log-level", "warning"],
-                             log: directory.appendingPathComponent("clusterd.log"))
+    /// `clusterd run` on this suite's server and directory; `archiveKind` through a config file.
+    func launch(archiveKind: String = "file") throws -> Process {
+        let config = directory.appendingPathComponent("clusterd.yaml")
+        try "storage:\n  archive_kind: \(archiveKind)\n".write(to: config, atomically: true, encoding: .utf8)
+        return try CLIRunner.launch(["run", "--config", config.path, "--listen", "", "--nats-url", server.url, "--data-dir", directory.path,
+                                     "--log-level", "warning"], log: directory.appendingPathComponent("clusterd.log"))
     }
 
     func scalar(_ sql: String) -> Int {
@@ -37,10 +40,11 @@ import Testing
     }
 
     /// SIGKILL (a crash) or SIGTERM (a graceful stop, swift-service-lifecycle) in the middle of a
-    /// stream of 2000 jobs: after a restart every job is there exactly once.
-    @Test(arguments: [SIGKILL, SIGTERM])
-    func aStopDuringAStreamLosesAndDoublesNothing(signal: Int32) async throws {
-        var clusterd = try launch()
+    /// stream of 2000 jobs: after a restart every job is there exactly once, and so is its archive
+    /// entry (files of the tree, or a row of the SQLite archive).
+    @Test(arguments: [(SIGKILL, "file"), (SIGTERM, "file"), (SIGKILL, "sqlite")])
+    func aStopDuringAStreamLosesAndDoublesNothing(signal: Int32, archiveKind: String) async throws {
+        var clusterd = try launch(archiveKind: archiveKind)
         let jobs = 2000
         let url = server.url
         // The hook side, on a thread of its own (it blocks while paused): starts, and stops
@@ -72,7 +76,7 @@ import Testing
         let atKill = scalar("SELECT count(*) FROM job")
         while published.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(50)) }
         try #require(published.withLock { $0 } == "ok")
-        clusterd = try launch()
+        clusterd = try launch(archiveKind: archiveKind)
         defer { clusterd.terminate(); clusterd.waitUntilExit() }
         let finish = Date().addingTimeInterval(120)
         while scalar("SELECT count(*) FROM job WHERE job_state <> 'running' AND monitoring_status = 3") < jobs && Date() < finish {
@@ -87,9 +91,15 @@ import Testing
         #expect(scalar("SELECT count(*) FROM job WHERE monitoring_status = 3") == jobs)
         #expect(scalar("SELECT count(*) FROM dead_letter") == 0)
         #expect(scalar("SELECT count(*) FROM outbox") == 0)
-        let archived = FileManager.default.enumerator(atPath: directory.appendingPathComponent("archive/fritz").path)?
+        let files = FileManager.default.enumerator(atPath: directory.appendingPathComponent("archive/fritz").path)?
             .compactMap { $0 as? String }.filter { $0.hasSuffix("/meta.json") }.count
-        #expect(archived == jobs)
+        if archiveKind == "sqlite" {
+            let archive = try Database(path: directory.appendingPathComponent("job-archive.db").path, readOnly: true)
+            #expect(try archive.prepare("SELECT count(*), count(DISTINCT job_id) FROM jobs").first { [$0.int(0), $0.int(1)] } == [Int64(jobs), Int64(jobs)])
+            #expect(files == 0)
+        } else {
+            #expect(files == jobs)
+        }
     }
 
     /// Issue 16's poison-pill breaker, with real crashes: a message whose application never
