@@ -244,10 +244,12 @@ public struct ArchiveWriter: Sendable {
         return Self.size(of: directory(cluster: cluster, jobId: jobId, startTime: startTime))
     }
 
-    /// The bytes of every entry and cluster.json (the tree: of its regular files).
+    /// The bytes of every entry and cluster.json: the tree's regular files, or the SQLite
+    /// archive's entries and `clusters` rows (not the root's copies of those, nor the file
+    /// itself, which may lie under the root).
     public func totalBytes() -> Int64 {
         guard let database else { return Self.size(of: root) }
-        return ((try? database.totalBytes()) ?? 0) + Self.size(of: root)
+        return (try? database.totalBytes()) ?? 0
     }
 
     /// The bytes of the regular files under `path` — not directories' own sizes (4 KB each on
