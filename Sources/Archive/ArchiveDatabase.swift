@@ -183,11 +183,16 @@ public final class ArchiveDatabase: Sendable {
         }
     }
 
-    /// Removes one job's entry (nothing when it has none).
-    public func remove(cluster: String, jobId: Int64, startTime: Int64) throws(ArchiveWriter.WriteError) {
+    /// Removes jobs' entries (nothing for one that has none), in one transaction: one sync for
+    /// a retention or eviction batch, not one per job.
+    public func remove(_ jobs: [ArchiveWriter.JobKey]) throws(ArchiveWriter.WriteError) {
         try run { database in
-            try database.prepare("DELETE FROM jobs WHERE job_id = ? AND cluster = ? AND start_time = ?")
-                .run([.integer(jobId), .text(cluster), .integer(startTime)])
+            try database.transaction {
+                for job in jobs {
+                    try database.prepare("DELETE FROM jobs WHERE job_id = ? AND cluster = ? AND start_time = ?")
+                        .run([.integer(job.jobId), .text(job.cluster), .integer(job.startTime)])
+                }
+            }
         }
     }
 

@@ -228,14 +228,34 @@ public struct ArchiveWriter: Sendable {
         return metaPath(job)
     }
 
-    /// Removes a job's entry: its row, or its directory and the parents it leaves empty.
-    public func remove(cluster: String, jobId: Int64, startTime: Int64) throws(WriteError) {
-        if let database { return try database.remove(cluster: cluster, jobId: jobId, startTime: startTime) }
-        let dir = directory(cluster: cluster, jobId: jobId, startTime: startTime)
-        try? FileManager.default.removeItem(atPath: dir)
-        // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
-        var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
-        for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
+    /// A job's identity in the archive: its directory in the tree, its row's key in the file.
+    public struct JobKey: Sendable, Hashable {
+        /// The cluster's name.
+        public var cluster: String
+        /// The scheduler's job id.
+        public var jobId: Int64
+        /// The job's start (epoch seconds).
+        public var startTime: Int64
+
+        /// A key.
+        public init(cluster: String, jobId: Int64, startTime: Int64) {
+            self.cluster = cluster
+            self.jobId = jobId
+            self.startTime = startTime
+        }
+    }
+
+    /// Removes jobs' entries: their rows (one transaction), or their directories and the
+    /// parents they leave empty.
+    public func remove(_ jobs: [JobKey]) throws(WriteError) {
+        if let database { return try database.remove(jobs) }
+        for job in jobs {
+            let dir = directory(cluster: job.cluster, jobId: job.jobId, startTime: job.startTime)
+            try? FileManager.default.removeItem(atPath: dir)
+            // <id/1000>/<id%1000>/ left empty go too (rmdir takes only an empty directory).
+            var parent = URL(fileURLWithPath: dir).deletingLastPathComponent()
+            for _ in 0..<2 where rmdir(parent.path) == 0 { parent = parent.deletingLastPathComponent() }
+        }
     }
 
     /// The bytes of a job's entry: its files, or its row's meta.json and data.

@@ -121,7 +121,7 @@ extension JobProcessor {
             let records = try exclusive { try database.transaction {
                 try taken.map { try stage.recordEviction($0.job, bytes: $0.bytes, reason: reason, by: by, at: now) }
             } }
-            for (job, _) in taken { try archive.remove(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime) }
+            try archive.remove(taken.map(\.job.archiveKey))
             CrashPoint.reached("archive.evict.files-removed")
             try exclusive { try database.transaction {
                 for (record, (job, _)) in zip(records, taken) { try stage.finishEviction(record, job: job.id) }
@@ -141,10 +141,15 @@ extension JobProcessor {
     public func finishEvictions() throws -> Int {
         let pending = try exclusive { try stage.pendingEvictions() }
         guard !pending.isEmpty else { return 0 }
-        for p in pending { try archive.remove(cluster: p.cluster, jobId: p.jobId, startTime: p.startTime) }
+        try archive.remove(pending.map { ArchiveWriter.JobKey(cluster: $0.cluster, jobId: $0.jobId, startTime: $0.startTime) })
         try exclusive { try database.transaction { for p in pending { try stage.finishEviction(p.id, job: p.job) } } }
         counters.add("jobs.evicted", pending.count)
         logger.warning("finished archive evictions a stop had interrupted", metadata: ["count": "\(pending.count)"])
         return pending.count
     }
+}
+
+extension JobRecord {
+    /// The job's key in the archive.
+    var archiveKey: ArchiveWriter.JobKey { ArchiveWriter.JobKey(cluster: start.cluster, jobId: start.jobId, startTime: start.startTime) }
 }

@@ -310,9 +310,7 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         while true {
             let expired = try exclusive { try stage.expired(before: now - keep.wholeSeconds, limit: 256) }
             if expired.isEmpty { return removed }
-            for job in expired {
-                try archive.remove(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
-            }
+            try archive.remove(expired.map(\.archiveKey))
             try exclusive { try database.transaction { for job in expired { try stage.delete(id: job.id) } } }
             removed += expired.count
             counters.add("jobs.retention_removed", expired.count)

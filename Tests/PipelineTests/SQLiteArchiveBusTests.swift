@@ -148,7 +148,7 @@ import Testing
                                                        meta: Array(repeating: UInt8(ascii: "x"), count: 10_000), data: nil, compressed: false) }
         try database.write(rows, now: 1)
         #expect(try database.reusableBytes() < 100_000)
-        for id in 1...100 { try database.remove(cluster: "fritz", jobId: Int64(id), startTime: 1_700_000_000) }
+        try database.remove((1...100).map { ArchiveWriter.JobKey(cluster: "fritz", jobId: Int64($0), startTime: 1_700_000_000) })
         let reusable = try database.reusableBytes()
         #expect(reusable >= 100 * 10_000, "\(reusable)")
         #expect(try database.totalBytes() == 100 * 10_000)
