@@ -148,8 +148,23 @@ struct JobsBench: ParsableCommand {
         if !noArchive, let intakeDone {
             print(String(format: "  every event applied after %.2f s (%.0f events/s); the archive entries %.2f s later",
                          (intakeDone - begin).secondsValue, Double(events) / (intakeDone - begin).secondsValue, (begin + elapsed - intakeDone).secondsValue))
+            // What the entries take on disk: the file's pages, or the tree's blocks (directories included).
+            let onDisk = config.archiveDatabasePath.map { Self.allocated($0) + Self.allocated($0 + "-wal") } ?? Self.allocated(config.archivePath)
+            print(String(format: "  the archive takes %.1f MB on disk (%.0f bytes per job%@)", Double(onDisk) / 1e6, Double(onDisk) / Double(jobs + preloaded),
+                         preloaded > 0 ? " stored" : ""))
         }
         return Double(events) / seconds
+    }
+
+    /// The bytes the file system allocated to `path` and, for a directory, everything below it.
+    static func allocated(_ path: String) -> Int64 {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        var total = Int64(st.st_blocks) * 512
+        if (st.st_mode & S_IFMT) == S_IFDIR, let names = try? FileManager.default.contentsOfDirectory(atPath: path) {
+            for name in names { total += allocated("\(path)/\(name)") }
+        }
+        return total
     }
 
     /// The job stage's part under the writer, in this thread: batches of `batch` messages in
