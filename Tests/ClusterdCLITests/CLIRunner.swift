@@ -12,6 +12,14 @@ struct CLIRunner {
     /// The package root, found from this file's location.
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// `<data>/archive/fritz/cluster.json` from the shipped example, as `clusterd run --data-dir <data>` expects it.
+    static func installFritz(into data: URL) throws {
+        let clusterDir = data.appendingPathComponent("archive/fritz")
+        try FileManager.default.createDirectory(at: clusterDir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: packageRoot.appendingPathComponent("config/clusters/fritz/cluster.json"),
+                                         to: clusterDir.appendingPathComponent("cluster.json"))
+    }
+
     /// The `clusterd` binary `swift test` built next to the test bundle.
     static var executable: URL {
         let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent()

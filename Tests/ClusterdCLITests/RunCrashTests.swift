@@ -12,10 +12,7 @@ import Testing
 
     init() throws {
         fixture = try BusFixture("clusterd-run")
-        let clusterDir = directory.appendingPathComponent("archive/fritz")
-        try FileManager.default.createDirectory(at: clusterDir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: CLIRunner.packageRoot.appendingPathComponent("config/clusters/fritz/cluster.json"),
-                                         to: clusterDir.appendingPathComponent("cluster.json"))
+        try CLIRunner.installFritz(into: directory)
     }
 
     /// `clusterd run` on this suite's server and directory; `archiveKind` through a config file.
