@@ -136,7 +136,7 @@ public final class NATSServer: @unchecked Sendable {
         nonisolated(unsafe) var failure: (any Error)?
         p.terminationHandler = { _ in exited.signal() }
         let thread = Thread { [self] in
-            do { try p.run() } catch {
+            do { try ChildProcess.run(p) } catch {
                 failure = error
                 spawned.signal()
                 return
@@ -179,7 +179,7 @@ public final class NATSServer: @unchecked Sendable {
         guard let p else { return }
         if p.isRunning {
             _ = Glibc.kill(p.processIdentifier, signal)
-            p.waitUntilExit()
+            ChildProcess.waitForExit(of: p.processIdentifier)
         }
         try? FileManager.default.removeItem(at: directory.appendingPathComponent("nats-server_\(p.processIdentifier).ports"))
     }

@@ -1,4 +1,5 @@
 import Bus
+import BusTestSupport
 import Foundation
 
 /// Runs the built `clusterd` executable, as an operator or a script would.
@@ -98,7 +99,7 @@ struct CLIRunner {
         handle.seekToEndOfFile()
         process.standardError = handle
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        try ChildProcess.run(process)
         return process
     }
 

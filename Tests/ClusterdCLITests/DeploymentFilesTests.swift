@@ -27,7 +27,7 @@ import Testing
             dpkg.arguments = ["-W", package]
             dpkg.standardOutput = FileHandle.nullDevice
             dpkg.standardError = FileHandle.nullDevice
-            try dpkg.run()
+            try ChildProcess.run(dpkg)
             dpkg.waitUntilExit()
             #expect(dpkg.terminationStatus == 0, "\(package) is not a package of this Debian")
         }
@@ -55,7 +55,7 @@ import Testing
         am.arguments = ["check-config", Self.root.appendingPathComponent("docker/alertmanager.yml").path]
         am.standardOutput = FileHandle.nullDevice
         am.standardError = FileHandle.nullDevice
-        try am.run()
+        try ChildProcess.run(am)
         am.waitUntilExit()
         #expect(am.terminationStatus == 0)
     }
@@ -137,7 +137,7 @@ import Testing
         let sh = Process()
         sh.executableURL = URL(fileURLWithPath: "/bin/sh")
         sh.arguments = ["-n", Self.root.appendingPathComponent("config/slurm/clusterd-hook.sh").path]
-        try sh.run()
+        try ChildProcess.run(sh)
         sh.waitUntilExit()
         #expect(sh.terminationStatus == 0)
     }

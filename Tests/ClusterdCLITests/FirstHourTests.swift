@@ -1,3 +1,4 @@
+import BusTestSupport
 import Foundation
 import Testing
 
@@ -189,7 +190,7 @@ import Testing
         _ = FileManager.default.createFile(atPath: publisherLog.path, contents: nil)
         publisher.standardError = try FileHandle(forWritingTo: publisherLog)
         publisher.standardOutput = FileHandle.nullDevice
-        try publisher.run()
+        try ChildProcess.run(publisher)
         defer { publisher.terminate(); publisher.waitUntilExit() }
 
         // A job whose hooks are lost (hook disabled while it runs and ends).

@@ -49,7 +49,7 @@ import Testing
         run.currentDirectoryURL = CLIRunner.packageRoot
         run.standardError = FileHandle.nullDevice
         run.standardOutput = FileHandle.nullDevice
-        try run.run()
+        try ChildProcess.run(run)
         defer { run.terminate(); run.waitUntilExit() }
         // Wait until the query API answers.
         var listed = try CLIRunner.run(["query", "jobs", "--server", server.url])
@@ -65,7 +65,7 @@ import Testing
         tail.arguments = ["tail", "dlq", "--count", "1", "--server", server.url]
         let pipe = Pipe()
         tail.standardOutput = pipe
-        try tail.run()
+        try ChildProcess.run(tail)
         // Stopped on every path: a leftover `tail` would keep the test runner's output open.
         defer { if tail.isRunning { tail.terminate(); tail.waitUntilExit() } }
         // A tail that never sees its message is stopped after a minute: the test fails, not hangs.
@@ -132,7 +132,7 @@ import Testing
         let pipe = Pipe()
         run.standardError = pipe
         run.standardOutput = FileHandle.nullDevice
-        try run.run()
+        try ChildProcess.run(run)
         try await Task.sleep(for: .seconds(2))
         run.terminate()
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

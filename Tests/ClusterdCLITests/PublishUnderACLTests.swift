@@ -27,7 +27,7 @@ import Testing
         run.currentDirectoryURL = CLIRunner.packageRoot
         run.standardError = FileHandle.nullDevice
         run.standardOutput = FileHandle.nullDevice
-        try run.run()
+        try ChildProcess.run(run)
         // The broker has no anonymous user: ask clusterd's query API as clusterd until it answers.
         let deadline = Date().addingTimeInterval(30)
         while try !readyAsClusterd() && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }

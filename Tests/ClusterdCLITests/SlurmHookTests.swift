@@ -36,7 +36,7 @@ import Testing
         env.merge(extra) { $1 }
         p.environment = env
         let started = Date()
-        try p.run()
+        try ChildProcess.run(p)
         p.waitUntilExit()
         return (p.terminationStatus, Date().timeIntervalSince(started))
     }
@@ -49,7 +49,7 @@ import Testing
         run.currentDirectoryURL = CLIRunner.packageRoot
         run.standardError = FileHandle.nullDevice
         run.standardOutput = FileHandle.nullDevice
-        try run.run()
+        try ChildProcess.run(run)
         defer { run.terminate(); run.waitUntilExit() }
         var ready = try CLIRunner.run(["query", "jobs", "--server", server.url])
         let deadline = Date().addingTimeInterval(20)

@@ -40,7 +40,7 @@ import Testing
         log.seekToEndOfFile()
         am.standardError = log
         am.standardOutput = FileHandle.nullDevice
-        try am.run()
+        try ChildProcess.run(am)
         return am
     }
 

@@ -1,5 +1,6 @@
 import Archive
 import Config
+import BusTestSupport
 import Foundation
 import Health
 import Intake
@@ -155,7 +156,7 @@ import Testing
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = arguments
-            try p.run()
+            try ChildProcess.run(p)
             p.waitUntilExit()
             return p.terminationStatus
         }

@@ -40,7 +40,7 @@ final class PrometheusFallbackTests: BusSuite {
         let out = try FileHandle(forWritingTo: directory.appendingPathComponent(log))
         p.standardOutput = out
         p.standardError = out
-        try p.run()
+        try ChildProcess.run(p)
         return p
     }
 

@@ -361,14 +361,14 @@ import Testing
         let mount = Process()
         mount.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         mount.arguments = ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", mountPoint]
-        try mount.run()
+        try ChildProcess.run(mount)
         mount.waitUntilExit()
         try #require(mount.terminationStatus == 0)
         defer {
             let umount = Process()
             umount.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             umount.arguments = ["umount", mountPoint]
-            try? umount.run()
+            try? ChildProcess.run(umount)
             umount.waitUntilExit()
         }
         _ = FileManager.default.createFile(atPath: mountPoint + "/filler", contents: Data(repeating: 1, count: 16 * 1024))
@@ -453,7 +453,7 @@ import Testing
         process.arguments = ["python3", script, "--server", server.url, "--job-id", "4711"]
         let out = Pipe()
         process.standardOutput = out
-        try process.run()
+        try ChildProcess.run(process)
         process.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 0, "\(text)")

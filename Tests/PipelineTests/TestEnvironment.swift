@@ -1,5 +1,6 @@
 import Archive
 import Config
+import BusTestSupport
 import Foundation
 @testable import Intake
 import Jobs
@@ -23,7 +24,7 @@ enum Repository {
         process.arguments = ["python3", path(script)] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
-        try process.run()
+        try ChildProcess.run(process)
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, output)
