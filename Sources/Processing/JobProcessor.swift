@@ -213,25 +213,31 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
     /// job's outcome and queues its announcement. Returns how many were written.
     public func finishArchive(_ batch: ArchiveBatch, now: Int64) throws -> Int {
         let results = archive.commit(batch.staged, now: now)
+        // The announcements are made before the writer is taken: its time is the intake's.
+        let announcements = zip(batch.staged.entries, results).map { entry, result -> OutboxMessage? in
+            switch result {
+            case .success: announcement(entry.job, files: entry.files.map(\.name), error: nil)
+            case .failure(let error): entry.job.monitoringStatus == 2 ? nil : announcement(entry.job, files: [], error: "\(error); retried")
+            }
+        }
         var written = 0
         try exclusive { try database.transaction {
-            for ((entry, result), footprint) in zip(zip(batch.staged.entries, results), batch.footprints) {
+            for (((entry, result), footprint), message) in zip(zip(zip(batch.staged.entries, results), batch.footprints), announcements) {
                 let job = entry.job
                 switch result {
                 case .success:
                     try stage.archived(id: job.id)
-                    try publishArchived(job, files: entry.files.map(\.name), error: nil)
                     if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
                     written += 1
-                    counters.add("jobs.archived")
                 case .failure(let error):
                     try stage.archiveFailed(id: job.id, error: "\(error)", now: now)
-                    if job.monitoringStatus != 2 { try publishArchived(job, files: [], error: "\(error); retried") }
-                    counters.add("jobs.archive_failed")
                     logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
                 }
+                if let message { try outbox.append(message) }
             }
         } }
+        if written > 0 { counters.add("jobs.archived", written) }
+        if written < results.count { counters.add("jobs.archive_failed", results.count - written) }
         return written
     }
 
@@ -266,9 +272,9 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         "\(prefix).\(subjectToken(job.start.cluster)).\(job.start.jobId).\(job.start.startTime)"
     }
 
-    /// Queues (in the archive transaction) the outcome of writing `job`'s archive entry: the
-    /// files written, or the error (once: the retries are not announced again).
-    func publishArchived(_ job: JobRecord, files: [String], error: String?) throws {
+    /// The outcome of writing `job`'s archive entry, to be queued in the archive transaction:
+    /// the files written, or the error (once: the retries are not announced again).
+    func announcement(_ job: JobRecord, files: [String], error: String?) -> OutboxMessage {
         var b = JSONObjectBuilder()
         b.add("ok", error == nil)
         b.add("jobId", job.start.jobId)
@@ -285,8 +291,8 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         }
         b.addIfPresent("error", error.map(JSONValue.string))
         let subject = Self.archiveSubject("\(config.publish.resultPrefix).archive", job)
-        try outbox.append(OutboxMessage(subject: subject, messageID: "archive-\(job.start.cluster)-\(job.start.jobId)-\(job.start.startTime)-\(error == nil ? "written" : "failed")",
-                                        payload: b.value.jsonBytes))
+        return OutboxMessage(subject: subject, messageID: "archive-\(job.start.cluster)-\(job.start.jobId)-\(job.start.startTime)-\(error == nil ? "written" : "failed")",
+                             payload: b.value.jsonBytes)
     }
 
     /// `statistics` with a zero entry (`avg`, `min`, `max` 0, the metric's unit) for every
