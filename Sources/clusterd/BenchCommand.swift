@@ -32,8 +32,9 @@ struct JobsBench: ParsableCommand {
     @Option(help: "Number of jobs (2 events each).") var jobs = 20_000
     @Option(help: "Write the archive under this directory (a file system of its own, as README's Deploying advises) instead of beside the database in $TMPDIR.")
     var archiveDir: String?
-    @Option(help: "Job entries as the v3 directory tree (file) or as rows of one SQLite file, cc-backend's sqlite archive (sqlite).")
-    var archiveKind = ClusterdConfig.ArchiveKind.file
+    @Option(parsing: .upToNextOption,
+            help: "Job entries as the v3 directory tree (file) or as rows of one SQLite file, cc-backend's sqlite archive (sqlite); both (`file sqlite`): measured in turn, medians side by side.")
+    var archiveKind: [ClusterdConfig.ArchiveKind] = [.file]
     @Option(help: "Messages per fetch and transaction.") var batch = 256
     @Option(help: "Lines (events) per NATS message.") var linesPerMessage = 1
     @Flag(help: "Keep metaData and hwthreads small (default: realistic cc-slurm-adapter sized events).") var small = false
@@ -52,28 +53,36 @@ struct JobsBench: ParsableCommand {
     var writerOnly = false
 
     func run() throws {
-        // This VM's speed moves by a third between two runs: with --preload the two cases alternate, so a slow
-        // spell costs both, and the medians are compared.
-        var plain: [Double] = [], loaded: [Double] = []
-        func once(_ preloaded: Int) throws -> Double {
-            writerOnly ? try measureWriter(preloaded: preloaded) : try measure(preloaded: preloaded)
+        // This VM's speed moves by a third between two runs: the cases (with and without --preload, each archive
+        // kind) alternate, so a slow spell costs all of them, and the medians are compared.
+        var seen = Set<ClusterdConfig.ArchiveKind>()
+        let kinds = writerOnly || noArchive ? [archiveKind[0]] : archiveKind.filter { seen.insert($0).inserted }
+        var plain: [ClusterdConfig.ArchiveKind: [Double]] = [:], loaded: [ClusterdConfig.ArchiveKind: [Double]] = [:]
+        func once(_ preloaded: Int, _ kind: ClusterdConfig.ArchiveKind) throws -> Double {
+            writerOnly ? try measureWriter(preloaded: preloaded) : try measure(preloaded: preloaded, kind: kind)
         }
         for _ in 0..<max(1, runs) {
-            plain.append(try once(0))
-            if preload > 0 { loaded.append(try once(preload)) }
+            for kind in kinds {
+                plain[kind, default: []].append(try once(0, kind))
+                if preload > 0 { loaded[kind, default: []].append(try once(preload, kind)) }
+            }
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-        if runs > 1 {
-            print(String(format: "median of %d runs: %.0f events/s (runs %@)", plain.count, median(plain),
-                         plain.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+        for kind in kinds {
+            let label = kinds.count > 1 ? "archive \(kind.rawValue): " : ""
+            let plain = plain[kind] ?? []
+            if runs > 1 {
+                print(String(format: "%@median of %d runs: %.0f events/s (runs %@)", label, plain.count, median(plain),
+                             plain.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+            }
+            guard preload > 0, let loaded = loaded[kind] else { continue }
+            print(String(format: "%@with %d jobs already stored: %.0f events/s, %.0f %% of the %.0f events/s without (goal: within 10 %%)%@",
+                         label, preload, median(loaded), 100 * median(loaded) / median(plain), median(plain), runs > 1 ? " — medians of \(runs) runs each" : ""))
         }
-        guard preload > 0 else { return }
-        print(String(format: "with %d jobs already stored: %.0f events/s, %.0f %% of the %.0f events/s without (goal: within 10 %%)%@",
-                     preload, median(loaded), 100 * median(loaded) / median(plain), median(plain), runs > 1 ? " — medians of \(runs) runs each" : ""))
     }
 
     /// One measurement in a fresh server and data directory; returns events/s.
-    func measure(preloaded: Int) throws -> Double {
+    func measure(preloaded: Int, kind archiveKind: ClusterdConfig.ArchiveKind) throws -> Double {
         let site = try BenchSite("bench", nodes: "f[0101-0999]")
         defer { withExtendedLifetime(site) {} }  // its directory goes with it
         var config = site.config
