@@ -71,18 +71,23 @@ public final class ArchiveDatabase: Sendable {
     /// Opens (creating when new) the archive at `path`, archive version 3, and refuses one of
     /// another version. Commits are synced (`synchronous=FULL`): an entry counts as written
     /// only once it would survive a power cut, as the tree's do after their `syncfs`.
-    public init(path: String) throws(ArchiveWriter.WriteError) {
+    /// `readOnly` opens an existing archive to read it (an export): nothing is created or written.
+    public init(path: String, readOnly: Bool = false) throws(ArchiveWriter.WriteError) {
         self.path = path
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            if !readOnly {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            }
         } catch {
             throw ArchiveWriter.WriteError(path: path, reason: "\(error.localizedDescription)")
         }
         do {
-            let database = try Database(path: path)
-            try database.execute("PRAGMA synchronous=FULL")
-            try database.execute(Self.schema)
-            try database.execute("INSERT INTO metadata (key, value) VALUES ('version', '3') ON CONFLICT (key) DO NOTHING")
+            let database = try Database(path: path, readOnly: readOnly)
+            if !readOnly {
+                try database.execute("PRAGMA synchronous=FULL")
+                try database.execute(Self.schema)
+                try database.execute("INSERT INTO metadata (key, value) VALUES ('version', '3') ON CONFLICT (key) DO NOTHING")
+            }
             let version = try database.prepare("SELECT value FROM metadata WHERE key = 'version'").first { $0.text(0) } ?? ""
             if version != "3" {
                 throw ArchiveWriter.WriteError(path: path, reason: "archive version is \(version), clusterd writes version 3")

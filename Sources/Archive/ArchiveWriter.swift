@@ -30,7 +30,7 @@ public struct ArchiveWriter: Sendable {
     /// With `database`, job entries are rows of that SQLite file (``ArchiveDatabase``).
     public init(root: String, database: String? = nil) throws(WriteError) {
         self.root = root
-        self.database = try database.map(ArchiveDatabase.init(path:))
+        self.database = try database.map { path throws(WriteError) in try ArchiveDatabase.init(path: path, readOnly: false) }
         let version = "\(root)/version.txt"
         if let data = FileManager.default.contents(atPath: version) {
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

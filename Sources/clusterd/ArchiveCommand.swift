@@ -46,7 +46,7 @@ struct ArchiveCommand: ParsableCommand {
 
         func run() throws {
             if let archiveDatabase {
-                let database = try ArchiveDatabase(path: try ArchiveCommand.existing(archiveDatabase))
+                let database = try ArchiveDatabase(path: try ArchiveCommand.existing(archiveDatabase), readOnly: true)
                 let (jobs, files) = try ArchiveTransfer.export(database, cluster: cluster, to: to, overwrite: overwrite, progress: Progress(quiet: quiet).show)
                 if !quiet { print("exported \(jobs) jobs, \(files) files to \(to)") }
                 return

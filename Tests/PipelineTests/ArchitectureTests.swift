@@ -32,7 +32,7 @@ import Testing
         // The SQLite archive's is to another file, the job archive (`storage.archive_kind: sqlite`).
         #expect(opened.sorted() == ["Store/DatabaseWriter.swift: database = try Database(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)",
                            "Store/WALCheckpointer.swift: database = try Database(path: path)",
-                           "Archive/ArchiveDatabase.swift: let database = try Database(path: path)"].sorted(), "\(opened)")
+                           "Archive/ArchiveDatabase.swift: let database = try Database(path: path, readOnly: readOnly)"].sorted(), "\(opened)")
         let checkpointer = sources.first { $0.path == "Store/WALCheckpointer.swift" }?.text ?? ""
         let statements = checkpointer.components(separatedBy: "\n").filter { $0.contains("database.") }.map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(statements == [#"try database.execute("PRAGMA wal_checkpoint(PASSIVE)")"#], "\(statements)")
