@@ -152,34 +152,69 @@ import Testing
         let env = try TestEnvironment()
         let mountPoint = "\(env.config.archivePath)/fritz/7"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        func run(_ arguments: [String]) throws -> Int32 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = arguments
-            try ChildProcess.run(p)
-            p.waitUntilExit()
-            return p.terminationStatus
-        }
-        try #require(try run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", mountPoint]) == 0)
-        defer { _ = try? run(["umount", mountPoint]) }
+        try #require(try Self.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", mountPoint]) == 0)
+        defer { _ = try? Self.run(["umount", mountPoint]) }
         let filler = "\(mountPoint)/filler"
         _ = FileManager.default.createFile(atPath: filler, contents: Data(repeating: 1, count: 32 * 1024))
+        try fiveEntriesFailAndAreRetried(env, filler: filler, error: "No space left on device")
+        #expect(FileManager.default.fileExists(atPath: "\(mountPoint)/001/1700000000/meta.json"))
+    }
+
+    /// The same with the SQLite archive (`storage.archive_kind: sqlite`) on a full disk: its
+    /// transaction fails, so every entry of the group does (status 2, a retry, SQLite's error);
+    /// once there is room the retry writes them as rows.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func sqliteArchiveEntriesAreRetriedOnceTheFullDiskHasRoomAgain() throws {
+        let mountPoint = FileManager.default.temporaryDirectory.appendingPathComponent("clusterd-full-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        try #require(try Self.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mountPoint]) == 0)
+        defer { _ = try? Self.run(["umount", mountPoint]) }
+        do {  // the archive's connections closed before the unmount
+            let env = try TestEnvironment {
+                $0.storage.archiveKind = .sqlite
+                $0.storage.archiveDatabase = "\(mountPoint)/job-archive.db"
+            }
+            // The schema is there; the rest of the file system is taken.
+            let filler = "\(mountPoint)/filler"
+            _ = FileManager.default.createFile(atPath: filler, contents: nil)
+            let handle = try #require(FileHandle(forWritingAtPath: filler))
+            while (try? handle.write(contentsOf: Data(repeating: 1, count: 4096))) != nil {}
+            try handle.close()
+            try fiveEntriesFailAndAreRetried(env, filler: filler, error: "full")
+            let rows = try ArchiveDatabase(path: "\(mountPoint)/job-archive.db", readOnly: true).count(cluster: "fritz")
+            #expect(rows.jobs == 5)
+        }
+    }
+
+    /// Runs a command to its end (mount, umount); its exit status.
+    static func run(_ arguments: [String]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        try ChildProcess.run(p)
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// Five jobs stopped while `filler` fills the archive's disk: each entry fails (status 2,
+    /// a retry, `error` in its message). With `filler` gone, a retry before its time writes
+    /// nothing and one at its time all five.
+    func fiveEntriesFailAndAreRetried(_ env: TestEnvironment, filler: String, error: String) throws {
         for id in 7001...7005 {
             try env.send(#"job,function=start_job event="{\"jobId\":\#(id),\"user\":\"u\",\"cluster\":\"fritz\",\"numNodes\":1,\"resources\":[{\"hostname\":\"f0101\"}],\"startTime\":1700000000}""#)
             try env.send(#"job,function=stop_job event="{\"jobId\":\#(id),\"cluster\":\"fritz\",\"stopTime\":1700000600}""#)
         }
         let failures = try env.processor.stage.archiveFailures()
         #expect(failures.count == 5)
-        #expect(failures.lastError?.contains("No space left on device") == true, "\(failures.lastError ?? "")")
+        #expect(failures.lastError?.contains(error) == true, "\(failures.lastError ?? "")")
         #expect(try env.query("SELECT count(*) FROM job WHERE monitoring_status = 2").first?.first == "5")
-        // Room again; a retry before its time does nothing, at its time it writes them all.
         try FileManager.default.removeItem(atPath: filler)
         let now = Int64(Date().timeIntervalSince1970)
         #expect(try env.processor.archivePending(now: now) == 0)
         #expect(try env.processor.archivePending(now: now + 3600) == 5)
         #expect(try env.processor.stage.archiveFailures().count == 0)
         #expect(try env.query("SELECT count(*) FROM job WHERE monitoring_status = 3").first?.first == "5")
-        #expect(FileManager.default.fileExists(atPath: "\(mountPoint)/001/1700000000/meta.json"))
     }
 
     /// One batch holding two entries of the same job directory (a job queued twice): both

@@ -50,7 +50,7 @@ final class TestEnvironment {
         configure(&config)
         let database = try Database(path: config.databasePath)
         try database.migrate(ClusterdService.migrations)
-        let archive = try ArchiveWriter(root: config.archivePath)
+        let archive = try ArchiveWriter(root: config.archivePath, database: config.archiveDatabasePath)
         for file in config.jobs.clusterFiles { try archive.install(try ClusterConfig(contentsOf: file)) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
