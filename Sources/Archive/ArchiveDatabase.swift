@@ -202,11 +202,11 @@ public final class ArchiveDatabase: Sendable {
     }
 
     /// The bytes of one job's entry (its meta.json and data), 0 when it has none.
-    public func bytes(cluster: String, jobId: Int64, startTime: Int64) throws(ArchiveWriter.WriteError) -> Int64 {
+    public func bytes(of job: ArchiveWriter.JobKey) throws(ArchiveWriter.WriteError) -> Int64 {
         try run { database in
             try database.prepare("""
                 SELECT length(meta_json) + coalesce(length(data_json), 0) FROM jobs WHERE job_id = ? AND cluster = ? AND start_time = ?
-                """).first([.integer(jobId), .text(cluster), .integer(startTime)]) { $0.int(0) } ?? 0
+                """).first([.integer(job.jobId), .text(job.cluster), .integer(job.startTime)]) { $0.int(0) } ?? 0
         }
     }
 

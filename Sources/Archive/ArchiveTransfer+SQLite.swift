@@ -54,8 +54,7 @@ extension ArchiveTransfer {
     public static func importFiles(from source: String, into database: ArchiveDatabase, overwrite: Bool,
                                    progress: (Int, Int) -> Void = { _, _ in }) throws -> (jobs: Int, files: Int) {
         let now = Int64(Date().timeIntervalSince1970)
-        struct Job: Hashable { let cluster: String, jobId: Int64, startTime: Int64 }
-        var pending: [Job: ArchiveDatabase.Row] = [:], jobs = Set<Job>()
+        var pending: [ArchiveWriter.JobKey: ArchiveDatabase.Row] = [:], jobs = Set<ArchiveWriter.JobKey>()
         let stored = Dictionary(try database.clusters().map { ($0.name, $0.document) }, uniquingKeysWith: { a, _ in a })
         func take(_ path: String, _ bytes: [UInt8]) throws {
             let parts = path.split(separator: "/").map(String.init)
@@ -74,7 +73,7 @@ extension ArchiveTransfer {
                   ["meta.json", "data.json", "data.json.gz"].contains(parts[4]) else {
                 throw Failure(description: "\(source): \(path) is not a job-archive file (version.txt, <cluster>/cluster.json, <cluster>/<id/1000>/<id%1000>/<start>/meta.json or data.json[.gz])")
             }
-            let job = Job(cluster: parts[0], jobId: l1 * 1000 + l2, startTime: start)
+            let job = ArchiveWriter.JobKey(cluster: parts[0], jobId: l1 * 1000 + l2, startTime: start)
             var row = pending[job] ?? ArchiveDatabase.Row(cluster: job.cluster, jobId: job.jobId, startTime: start, meta: [], data: nil, compressed: false)
             if parts[4] == "meta.json" { row.meta = bytes } else { (row.data, row.compressed) = (bytes, parts[4] == "data.json.gz") }
             pending[job] = row
@@ -86,25 +85,7 @@ extension ArchiveTransfer {
             do { try database.merge(Array(pending.values), overwrite: overwrite, now: now) } catch { throw Failure(description: error.description) }
             pending.removeAll()
         }
-        var files = 0
-        if source.hasSuffix(".jsonl") {
-            guard let data = FileManager.default.contents(atPath: source) else { throw Failure(description: "cannot read \(source)") }
-            let lines = data.split(separator: 10)
-            for (i, text) in lines.enumerated() {
-                let (path, bytes) = try parse(line: text, of: source, number: i + 1)
-                try take(path, bytes)
-                progress(i + 1, lines.count)
-            }
-            files = lines.count
-        } else {
-            let paths = try self.files(in: source)
-            for (i, path) in paths.enumerated() {
-                guard let data = FileManager.default.contents(atPath: "\(source)/\(path)") else { throw Failure(description: "cannot read \(source)/\(path)") }
-                try take(path, Array(data))
-                progress(i + 1, paths.count)
-            }
-            files = paths.count
-        }
+        let files = try forEachFile(in: source, progress: progress, take)
         try flush()
         let incomplete = try database.incomplete(cluster: nil)
         if let first = incomplete.first {

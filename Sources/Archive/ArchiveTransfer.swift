@@ -60,11 +60,29 @@ public enum ArchiveTransfer {
 
     /// Reads a JSON-lines export into the archive at `target`.
     public static func importLines(from file: String, to target: String, overwrite: Bool, progress: (Int, Int) -> Void = { _, _ in }) throws -> Int {
+        try forEachLine(of: file, progress: progress) { path, bytes in try put(bytes, at: "\(target)/\(path)", overwrite: overwrite) }
+    }
+
+    /// Hands `body` each file of a source — a JSON-lines export (its name ends in `.jsonl`) or
+    /// an archive directory — with its relative path and bytes; returns how many.
+    static func forEachFile(in source: String, progress: (Int, Int) -> Void, _ body: (String, [UInt8]) throws -> Void) throws -> Int {
+        if source.hasSuffix(".jsonl") { return try forEachLine(of: source, progress: progress, body) }
+        let paths = try files(in: source)
+        for (i, path) in paths.enumerated() {
+            guard let data = FileManager.default.contents(atPath: "\(source)/\(path)") else { throw Failure(description: "cannot read \(source)/\(path)") }
+            try body(path, Array(data))
+            progress(i + 1, paths.count)
+        }
+        return paths.count
+    }
+
+    /// The same for the lines of a JSON-lines export.
+    static func forEachLine(of file: String, progress: (Int, Int) -> Void, _ body: (String, [UInt8]) throws -> Void) throws -> Int {
         guard let data = FileManager.default.contents(atPath: file) else { throw Failure(description: "cannot read \(file)") }
         let lines = data.split(separator: 10)
         for (i, text) in lines.enumerated() {
             let (path, bytes) = try parse(line: text, of: file, number: i + 1)
-            try put(bytes, at: "\(target)/\(path)", overwrite: overwrite)
+            try body(path, bytes)
             progress(i + 1, lines.count)
         }
         return lines.count

@@ -259,9 +259,9 @@ public struct ArchiveWriter: Sendable {
     }
 
     /// The bytes of a job's entry: its files, or its row's meta.json and data.
-    public func bytes(cluster: String, jobId: Int64, startTime: Int64) -> Int64 {
-        if let database { return (try? database.bytes(cluster: cluster, jobId: jobId, startTime: startTime)) ?? 0 }
-        return Self.size(of: directory(cluster: cluster, jobId: jobId, startTime: startTime))
+    public func bytes(of job: JobKey) -> Int64 {
+        if let database { return (try? database.bytes(of: job)) ?? 0 }
+        return Self.size(of: directory(cluster: job.cluster, jobId: job.jobId, startTime: job.startTime))
     }
 
     /// The bytes of every entry and cluster.json: the tree's regular files, or the SQLite

@@ -44,9 +44,6 @@ public struct ArchiveQuota: Sendable {
         let reusable = (try? archive.database?.reusableBytes()) ?? 0
         return (total - Int64(fs.f_bfree) * Int64(fs.f_frsize) - reusable, Int64(Double(total) * percent / 100))
     }
-
-    /// The bytes of the regular files under `path` (``ArchiveWriter/size(of:)``).
-    public static func size(of path: String) -> Int64 { ArchiveWriter.size(of: path) }
 }
 
 /// What an eviction pass did (or, dry, would do).
@@ -108,7 +105,7 @@ extension JobProcessor {
             if batch.isEmpty { break }
             var taken: [(job: JobRecord, bytes: Int64)] = []
             for job in batch where used - freed > low {
-                let bytes = archive.bytes(cluster: job.start.cluster, jobId: job.start.jobId, startTime: job.start.startTime)
+                let bytes = archive.bytes(of: job.archiveKey)
                 freed += bytes
                 taken.append((job, bytes))
             }

@@ -222,18 +222,20 @@ public final class JobProcessor: StageProcessor, @unchecked Sendable {
         }
         var written = 0
         try exclusive { try database.transaction {
-            for (((entry, result), footprint), message) in zip(zip(zip(batch.staged.entries, results), batch.footprints), announcements) {
-                let job = entry.job
+            for (i, result) in results.enumerated() {
+                let job = batch.staged.entries[i].job
                 switch result {
                 case .success:
                     try stage.archived(id: job.id)
-                    if let footprint { try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)]) }
+                    if let footprint = batch.footprints[i] {
+                        try database.prepare("UPDATE job SET footprint = ? WHERE id = ?").run([.text(footprint), .integer(job.id)])
+                    }
                     written += 1
                 case .failure(let error):
                     try stage.archiveFailed(id: job.id, error: "\(error)", now: now)
                     logger.error("archiving failed", metadata: ["job": "\(job.start.jobId)", "cluster": "\(job.start.cluster)", "error": "\(error)"])
                 }
-                if let message { try outbox.append(message) }
+                if let message = announcements[i] { try outbox.append(message) }
             }
         } }
         if written > 0 { counters.add("jobs.archived", written) }

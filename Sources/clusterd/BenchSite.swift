@@ -56,14 +56,14 @@ final class BenchSite {
             let device = (best.source as NSString).lastPathComponent
             let journaled = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/fs/jbd2")) ?? []).contains { $0.hasPrefix(device + "-") }
             text += journaled ? ", journaled" : ", no journal"
-        }
-        // The ext4 superblock (at byte 1024): s_feature_incompat at +0x60, INLINE_DATA 0x8000.
-        if best.type == "ext4", let device = FileHandle(forReadingAtPath: best.source) {
-            defer { try? device.close() }
-            try? device.seek(toOffset: 1024 + 0x60)
-            if let bytes = try? device.read(upToCount: 4), bytes.count == 4 {
-                let incompat = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
-                text += incompat & 0x8000 != 0 ? ", inline_data" : ", no inline_data"
+            // The ext4 superblock (at byte 1024): s_feature_incompat at +0x60, INLINE_DATA 0x8000.
+            if let device = FileHandle(forReadingAtPath: best.source) {
+                defer { try? device.close() }
+                try? device.seek(toOffset: 1024 + 0x60)
+                if let bytes = try? device.read(upToCount: 4), bytes.count == 4 {
+                    let incompat = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+                    text += incompat & 0x8000 != 0 ? ", inline_data" : ", no inline_data"
+                }
             }
         }
         return text

@@ -67,7 +67,7 @@ import Testing
         let root = directory.appendingPathComponent("data/archive").path
         let archive = try ArchiveWriter(root: root)
         func dir(_ id: Int) -> String { archive.directory(cluster: "fritz", jobId: Int64(9700 + id), startTime: Int64(t0 + id * 600)) }
-        let used = ArchiveQuota.size(of: root), jobBytes = (1...10).map { ArchiveQuota.size(of: dir($0)) }.reduce(0, +)
+        let used = ArchiveWriter.size(of: root), jobBytes = (1...10).map { ArchiveWriter.size(of: dir($0)) }.reduce(0, +)
         let low = 100 * Double(used - jobBytes / 2) / Double(used)
         let config = try configure(quotaBytes: used, lowWatermark: low)
         run = try CLIRunner.launch(["run", "--config", config.path], log: log, environment: ["CLUSTERD_CRASH_AT": "archive.evict.files-removed"])
@@ -94,7 +94,7 @@ import Testing
         // are the oldest, each recorded once.
         for id in 1...10 { #expect(rows.contains(id) == archived(id), "job \(9700 + id)") }
         #expect(evicted == (1...10).filter { $0 <= pending } && rows == Set((1...10).filter { $0 > pending }))
-        #expect(Double(ArchiveQuota.size(of: root)) <= Double(used) * low / 100)
+        #expect(Double(ArchiveWriter.size(of: root)) <= Double(used) * low / 100)
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(text.contains("finished archive evictions a stop had interrupted"), "\(text)")
     }

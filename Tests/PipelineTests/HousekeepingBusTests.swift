@@ -141,11 +141,11 @@ import Threads
         service.stop()
         // A budget of exactly what the archive holds now: 100 %, over the 95 % mark.
         let root = directory.appendingPathComponent("data/archive").path
-        let used = ArchiveQuota.size(of: root)
+        let used = ArchiveWriter.size(of: root)
         let archive = try ArchiveWriter(root: root)
         func dir(_ id: Int) -> String { archive.directory(cluster: "fritz", jobId: Int64(9500 + id), startTime: Int64(t0 + id * 600)) }
         // The low mark where half the jobs' bytes are gone (cluster.json counts too, and is most of it).
-        let low = 100 * Double(used - (1...10).map { ArchiveQuota.size(of: dir($0)) }.reduce(0, +) / 2) / Double(used)
+        let low = 100 * Double(used - (1...10).map { ArchiveWriter.size(of: dir($0)) }.reduce(0, +) / 2) / Double(used)
         let lowBytes = Int64(Double(used) * low / 100)
         service = try startService {
             $0.jobs.archiveQuotaBytes = used
@@ -158,7 +158,7 @@ import Threads
         var expected: [Int64] = [], freed: Int64 = 0
         for id in 3...10 where used - freed > lowBytes {
             expected.append(Int64(9500 + id))
-            freed += ArchiveQuota.size(of: dir(id))
+            freed += ArchiveWriter.size(of: dir(id))
         }
         func evict(dryRun: Bool) throws -> JSONValue {
             try JSONValue.parse(try client.request(BusMessage(subject: "clusterd.admin.archive.evict", headers: ["Clusterd-Actor": ["ops"]],
@@ -183,7 +183,7 @@ import Threads
         #expect(count("SELECT count(*) FROM job WHERE job_id IN (9501, 9502)") == 2, "protected and kept stay")
         for id in expected { #expect(!FileManager.default.fileExists(atPath: dir(Int(id - 9500)))) }
         #expect(FileManager.default.fileExists(atPath: dir(1)) && FileManager.default.fileExists(atPath: dir(2)))
-        #expect((3...6).contains(expected.count) && ArchiveQuota.size(of: root) <= lowBytes, "\(expected)")
+        #expect((3...6).contains(expected.count) && ArchiveWriter.size(of: root) <= lowBytes, "\(expected)")
         #expect(try evict(dryRun: true)["wouldEvict"] == .array([]), "under the high watermark now")
     }
 

@@ -103,7 +103,7 @@ import Testing
         // A budget of what the archive holds now; the low mark where half the entries' bytes go.
         let writer = try ArchiveWriter(root: directory.appendingPathComponent("data/archive").path, database: archivePath)
         let used = writer.totalBytes()
-        let entry = writer.bytes(cluster: "fritz", jobId: 9501, startTime: Int64(now - 86_400 + 600))
+        let entry = writer.bytes(of: ArchiveWriter.JobKey(cluster: "fritz", jobId: 9501, startTime: Int64(now - 86_400 + 600)))
         #expect(entry > 0 && used > 6 * entry, "\(entry) of \(used)")
         let low = 100 * Double(used - 3 * entry) / Double(used) + 0.01
         service = try startService {
