@@ -19,6 +19,9 @@ public struct IncomingMessage: Sendable {
     /// How often the broker has handed this message out, this time included: above 1, an
     /// earlier attempt failed or ended with the process, and the intake applies it alone.
     public var deliveries: UInt64 = 1
+    /// Its lines, decoded ahead off the writer (``StageProcessor/predecode(_:)``); nil: they are
+    /// decoded when the batch is applied.
+    public var decoded: DecodedLines?
 
     /// Whether anyone receives this message's result (it has a message id or a reply
     /// subject): without one, no result is built (see ``StageProcessor``).

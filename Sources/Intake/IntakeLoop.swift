@@ -69,7 +69,8 @@ public final class IntakeLoop: @unchecked Sendable {
         while !worker.isStopping {
             let deliveries: [Delivery]
             do {
-                deliveries = try source.next(batch: batch, timeout: .milliseconds(500))
+                // Decoded ahead where the stage allows, off the writer (StageProcessor.predecode).
+                deliveries = try source.next(batch: batch, timeout: .milliseconds(500), predecode: processor.predecode)
             } catch {
                 counters.add("intake.fetch_errors")
                 logger.warning("fetch failed; retrying", metadata: ["error": "\(error)"])

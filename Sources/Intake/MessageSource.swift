@@ -17,8 +17,9 @@ public struct Delivery: Sendable {
 
 /// Where the intake loop gets its messages: a JetStream pull consumer or a core subscription.
 public protocol MessageSource: Sendable {
-    /// Up to `batch` messages, waiting at most `timeout` for the first. Blocks.
-    func next(batch: Int, timeout: Duration) throws -> [Delivery]
+    /// Up to `batch` messages, waiting at most `timeout` for the first, each passed through
+    /// `predecode` (``StageProcessor/predecode(_:)``) on the thread that fetched it. Blocks.
+    func next(batch: Int, timeout: Duration, predecode: @escaping @Sendable (inout IncomingMessage) -> Void) throws -> [Delivery]
     /// Whether the source gives at-least-once delivery.
     var isDurable: Bool { get }
     /// Hands back for redelivery what the source fetched ahead of the batch the caller has
@@ -69,38 +70,43 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
         stream = intake.stream
     }
 
-    /// The fetch of the next batch, run while the caller applies the last one.
+    /// The fetch of the next batch (and its messages' decoding ahead), run while the caller
+    /// applies the last one.
     private final class Ahead: @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
-        var result: Result<[JetStreamMessage], BusError> = .success([])
+        var result: Result<[Delivery], BusError> = .success([])
     }
     /// The fetch in flight, if any (the intake loop's thread only).
     private var ahead: Ahead?
 
     /// The next batch: the one fetched ahead if there is one, else fetched now. When it holds
-    /// messages, the batch after it is asked for at once, on another thread; an empty answer
-    /// (nothing to fetch) asks for none, so an idle stream is fetched from as before.
-    public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
-        let messages: [JetStreamMessage]
+    /// messages, the batch after it is asked for at once, on another thread, and decoded ahead
+    /// there; an empty answer (nothing to fetch) asks for none, so an idle stream is fetched
+    /// from as before.
+    public func next(batch: Int, timeout: Duration, predecode: @escaping @Sendable (inout IncomingMessage) -> Void) throws -> [Delivery] {
+        let fetched: [Delivery]
         if let pending = takeAhead() {
-            messages = try pending.get()
+            fetched = try pending.get()
         } else {
-            messages = try subscription.fetch(batch: batch, timeout: timeout)
+            fetched = deliveries(try subscription.fetch(batch: batch, timeout: timeout), predecode: predecode)
         }
-        if !messages.isEmpty {
+        if !fetched.isEmpty {
             let next = Ahead()
             ahead = next
-            let subscription = subscription
-            DispatchQueue.global().async {
-                do throws(BusError) { next.result = .success(try subscription.fetch(batch: batch, timeout: timeout)) } catch { next.result = .failure(error) }
+            DispatchQueue.global().async { [self] in
+                do throws(BusError) {
+                    next.result = .success(deliveries(try subscription.fetch(batch: batch, timeout: timeout), predecode: predecode))
+                } catch {
+                    next.result = .failure(error)
+                }
                 next.done.signal()
             }
         }
-        return deliveries(messages)
+        return fetched
     }
 
     /// Waits for the fetch in flight and returns its answer.
-    private func takeAhead() -> Result<[JetStreamMessage], BusError>? {
+    private func takeAhead() -> Result<[Delivery], BusError>? {
         guard let pending = ahead else { return nil }
         ahead = nil
         pending.done.wait()
@@ -108,13 +114,13 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
     }
 
     public func returnAhead() {
-        guard case .success(let messages)? = takeAhead() else { return }
+        guard case .success(let fetched)? = takeAhead() else { return }
         // In stream order, after the batch before them: the broker queues nak'ed messages for
         // redelivery in the order they come.
-        for m in messages { try? m.nak() }
+        for delivery in fetched { delivery.nak() }
     }
 
-    private func deliveries(_ messages: [JetStreamMessage]) -> [Delivery] {
+    private func deliveries(_ messages: [JetStreamMessage], predecode: (inout IncomingMessage) -> Void) -> [Delivery] {
         let now = Int64(Date().timeIntervalSince1970)
         return messages.map { m in
             var message = IncomingMessage(subject: m.message.subject, data: m.message.data, messageID: m.message.header("Nats-Msg-Id"),
@@ -124,6 +130,7 @@ public final class JetStreamSource: MessageSource, @unchecked Sendable {
                                           receivedAt: m.delivery.timestamp > 0 ? m.delivery.timestamp / 1_000_000_000 : now,
                                           replayOf: m.message.header(IncomingMessage.replayHeader).flatMap { Int64($0) })
             message.deliveries = m.delivery.deliveries
+            predecode(&message)
             return Delivery(
                 message: message,
                 ack: { try? m.ack() },
@@ -167,7 +174,7 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
         try connection.flush()
     }
 
-    public func next(batch: Int, timeout: Duration) throws -> [Delivery] {
+    public func next(batch: Int, timeout: Duration, predecode: @escaping @Sendable (inout IncomingMessage) -> Void) throws -> [Delivery] {
         if inbox.queue.withLock({ $0.isEmpty }) {
             _ = inbox.signal.wait(timeout: .now() + .milliseconds(Int(timeout.wholeMilliseconds)))
         }
@@ -183,6 +190,7 @@ public final class CoreSource: MessageSource, @unchecked Sendable {
                                           origin: origin, reply: m.reply, receivedAt: now,
                                           replayOf: m.header(IncomingMessage.replayHeader).flatMap { Int64($0) })
             message.deliveries = deliveries + 1
+            predecode(&message)
             return Delivery(
                 message: message,
                 ack: {},

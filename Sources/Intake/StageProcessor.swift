@@ -46,6 +46,40 @@ public protocol LineHandler: AnyObject {
     func committed()
     /// The batch rolled back: forget its effects.
     func rolledBack()
+    /// Decodes a line's content without the database — pure, so it runs on the thread that
+    /// fetched the message, off the writer (``StageProcessor/predecode(_:)``); nil: the handler
+    /// decodes in ``handle(_:message:raw:)``.
+    var predecoder: (@Sendable (PointView) -> any Sendable)? { get }
+    /// Applies one line that ``predecoder`` decoded into `value`, as ``handle(_:message:raw:)``
+    /// applies the line itself.
+    func handle(predecoded value: any Sendable, line: Int, message: IncomingMessage, raw: String) throws -> [LineResult]
+}
+
+extension LineHandler {
+    /// Lines are decoded when they are applied.
+    public var predecoder: (@Sendable (PointView) -> any Sendable)? { nil }
+
+    /// Never called without a ``predecoder``.
+    public func handle(predecoded value: any Sendable, line: Int, message: IncomingMessage, raw: String) throws -> [LineResult] {
+        throw PredecodedValueError(stage: stage, value: value)
+    }
+}
+
+/// A predecoded line reached a handler that did not make it (a wiring mistake, never input):
+/// the batch is retried, and the message dead-lettered as a poison pill after its attempts.
+public struct PredecodedValueError: Error, CustomStringConvertible {
+    /// The stage.
+    public let stage: String
+    /// The type of what it was handed.
+    public let type: String
+
+    /// The error of `stage` handed `value`.
+    public init(stage: String, value: any Sendable) {
+        self.stage = stage
+        type = "\(Swift.type(of: value))"
+    }
+
+    public var description: String { "\(stage): a line decoded ahead as \(type), which this stage does not decode" }
 }
 
 /// Applies batches of messages in one SQLite transaction: decodes every line, lets the
@@ -61,6 +95,10 @@ open class StageProcessor: @unchecked Sendable {
     package let counters: PipelineCounters
     package let logger: Logger
     private let decoder: LineDecoder
+    /// The handler's ``LineHandler/predecoder``, taken once: ``predecode(_:)`` runs on other
+    /// threads and must not touch the handler.
+    private let predecoder: (@Sendable (PointView) -> any Sendable)?
+    private let precision: Precision
 
     /// A processor over an open, migrated database.
     public init(database: Database, handler: any LineHandler, precision: Precision = .nanoseconds, config: ClusterdConfig,
@@ -72,6 +110,27 @@ open class StageProcessor: @unchecked Sendable {
         self.counters = counters
         self.logger = logger
         decoder = LineDecoder(precision: precision)
+        predecoder = handler.predecoder
+        self.precision = precision
+    }
+
+    /// Decodes `message`'s lines ahead (``IncomingMessage/decoded``) when the stage's handler
+    /// can do so without the database: called on the thread that fetched the message, while
+    /// the writer applies the batch before, so the decoding is off the one writer's time.
+    /// Thread-safe; a message it leaves alone is decoded when applied, as before.
+    public func predecode(_ message: inout IncomingMessage) {
+        guard let predecoder, message.decoded == nil else { return }
+        // A decoder of its own: the writer's is in use meanwhile (it costs a few allocations).
+        var lines: [DecodedLines.Line] = []
+        LineDecoder(precision: precision).forEachLine(in: message.data) { entry in
+            switch entry {
+            case .error(let error, let raw):
+                lines.append(.error(error, raw: String(decoding: raw, as: UTF8.self)))
+            case .point(let view):
+                lines.append(.point(line: view.line, raw: String(decoding: view.raw, as: UTF8.self), value: predecoder(view)))
+            }
+        }
+        message.decoded = DecodedLines(lines)
     }
 
     /// Applies `messages` in one transaction. Throws only when the whole batch must be
@@ -147,20 +206,8 @@ open class StageProcessor: @unchecked Sendable {
         let wantsResults = message.hasResultReceiver
         var firstError: String?
         var beyond: [String: Int] = [:]
-        try decoder.forEachLine(in: message.data) { entry in
-            let line: Int
-            let raw: String
-            let lineResults: [LineResult]
-            switch entry {
-            case .error(let error, let rawBytes):
-                line = error.line
-                raw = String(decoding: rawBytes, as: UTF8.self)
-                lineResults = [.rejected(column: error.column, code: "syntax", reason: error.reason.description, entry: nil)]
-            case .point(let view):
-                line = view.line
-                raw = String(decoding: view.raw, as: UTF8.self)
-                lineResults = try handler.handle(view, message: message, raw: raw)
-            }
+        // Records one line's outcome: counts, dead letters and its entries of the result.
+        func take(line: Int, raw: String, _ lineResults: [LineResult]) throws {
             for r in lineResults {
                 if case .notOwned = r {
                     notOwned += 1
@@ -197,6 +244,26 @@ open class StageProcessor: @unchecked Sendable {
                 results.append(entryJSON.value)
             }
         }
+        if let decoded = message.decoded {
+            for entry in decoded.lines {
+                switch entry {
+                case .error(let error, let raw):
+                    try take(line: error.line, raw: raw, Self.syntaxRejection(error))
+                case .point(let line, let raw, let value):
+                    try take(line: line, raw: raw, try handler.handle(predecoded: value, line: line, message: message, raw: raw))
+                }
+            }
+        } else {
+            try decoder.forEachLine(in: message.data) { entry in
+                switch entry {
+                case .error(let error, let raw):
+                    try take(line: error.line, raw: String(decoding: raw, as: UTF8.self), Self.syntaxRejection(error))
+                case .point(let view):
+                    let raw = String(decoding: view.raw, as: UTF8.self)
+                    try take(line: view.line, raw: raw, try handler.handle(view, message: message, raw: raw))
+                }
+            }
+        }
         if !beyond.isEmpty {
             let codes = beyond.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             try deadLetter(DeadLetter(stage: stage, subject: message.subject, messageID: message.messageID, origin: message.origin,
@@ -224,6 +291,11 @@ open class StageProcessor: @unchecked Sendable {
         try database.prepare(static: "INSERT INTO applied_message (origin, applied_at) VALUES (?, ?)").run([.text(message.origin), .integer(message.receivedAt)])
         count("\(stage).messages")
         return .applied(accepted: accepted, rejected: rejected)
+    }
+
+    /// A line the line-protocol decoder refused, as its one entry.
+    private static func syntaxRejection(_ error: DecodeError) -> [LineResult] {
+        [.rejected(column: error.column, code: "syntax", reason: error.reason.description, entry: nil)]
     }
 
     /// Whether this delivery's effects are committed already.

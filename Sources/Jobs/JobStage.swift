@@ -53,11 +53,12 @@ public final class JobStage {
     /// Applies one event received at `now` (epoch seconds); `origin` identifies the message
     /// (stream sequence or message id) and `raw` is the line, both kept with held stops.
     /// Reads what the tables hold, lets ``JobDecision`` decide, writes what it decided.
-    public func apply(_ event: JobEvent, now: Int64, origin: String, raw: String) throws -> JobOutcome {
+    /// `startText` is a start's ``JobStart/text`` when it was made ahead (off the writer).
+    public func apply(_ event: JobEvent, now: Int64, origin: String, raw: String, startText: JobStart.Text? = nil) throws -> JobOutcome {
         switch event {
         case .start(let start):
             try JobDecision.notInTheFuture("startTime", start.startTime, now: now)
-            let text = start.text
+            let text = startText ?? start.text
             return try write(JobDecision.start(start, canonical: text.canonical, known: try context(of: start), clusters: clusters,
                                                duplicateWindow: duplicateWindow), start, text)
         case .stop(let stop):

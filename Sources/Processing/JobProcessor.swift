@@ -33,15 +33,44 @@ final class JobLineHandler: LineHandler {
         self.logger = logger
     }
 
+    /// A job event line as far as it is made without the tables: decoded, and a start's text.
+    struct Decoded: Sendable {
+        /// The event and the column to blame, or why the line is no event.
+        var event: Result<(event: JobEvent, column: Int), Located<JobRejection>>
+        /// A start's canonical text (``JobStart/text``), the one part of applying it that is
+        /// pure and costly.
+        var startText: JobStart.Text?
+
+        init(_ view: PointView) {
+            event = JobEvent.decode(view)
+            if case .success((.start(let start), _)) = event { startText = start.text }
+        }
+    }
+
+    /// Job events are decoded without the database: ahead, off the writer.
+    var predecoder: (@Sendable (PointView) -> any Sendable)? { { view in Decoded(view) } }
+
     func handle(_ view: PointView, message: IncomingMessage, raw: String) throws -> [LineResult] {
-        switch JobEvent.decode(view) {
+        try apply(Decoded(view), line: view.line, message: message, raw: raw)
+    }
+
+    func handle(predecoded value: any Sendable, line: Int, message: IncomingMessage, raw: String) throws -> [LineResult] {
+        guard let decoded = value as? Decoded else { throw PredecodedValueError(stage: stage, value: value) }
+        return try apply(decoded, line: line, message: message, raw: raw)
+    }
+
+    /// Applies one decoded line (or refuses it with the decoder's reason).
+    private func apply(_ decoded: Decoded, line: Int, message: IncomingMessage, raw: String) throws -> [LineResult] {
+        switch decoded.event {
         case .failure(let located):
             return [.rejected(column: located.column, code: located.value.code, reason: located.value.description, entry: nil)]
         case .success(let (event, column)):
             if !owned.isEmpty, let cluster = event.cluster, !owned.contains(cluster) { return [.notOwned] }
             let result: JobOutcome
             do {
-                result = try database.event { try jobs.apply(event, now: message.receivedAt, origin: message.origin, raw: raw) }
+                result = try database.event {
+                    try jobs.apply(event, now: message.receivedAt, origin: message.origin, raw: raw, startText: decoded.startText)
+                }
             } catch let rejection as JobRejection {
                 return [.rejected(column: column, code: rejection.code, reason: rejection.description, entry: nil)]
             } catch let error as StoreError where !error.isTransient {
@@ -57,7 +86,7 @@ final class JobLineHandler: LineHandler {
             default: break
             }
             counts.add("jobs.events.\(result.status)")
-            logger.debug("job event applied", metadata: ["origin": "\(message.origin)", "line": "\(view.line)", "job": "\(event.jobId)",
+            logger.debug("job event applied", metadata: ["origin": "\(message.origin)", "line": "\(line)", "job": "\(event.jobId)",
                                                          "status": "\(result.status)"])
             guard message.hasResultReceiver else { return [.accepted(.null)] }
             var b = JSONObjectBuilder()

@@ -57,6 +57,46 @@ import Testing
         #expect((outcomes["accepted"] ?? 0) > count / 20 && (outcomes["rejected"] ?? 0) > count / 20, "seed \(seed): \(outcomes)")
     }
 
+    /// Job events decoded ahead (``StageProcessor/predecode(_:)``, on the thread that fetched
+    /// them) end exactly as when decoded in the batch: the same disposition, and the same
+    /// results and dead letters, byte for byte, for random valid and invalid events.
+    @Test func randomJobEventsDecodedAheadEndAsWhenDecodedInTheBatch() throws {
+        let inline = try TestEnvironment()
+        let ahead = try TestEnvironment()
+        let seed = UInt64(ProcessInfo.processInfo.environment["CLUSTERD_FUZZ_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64.max)
+        let now: Int64 = 1_800_000_000
+        var events = RandomEvents(seed: seed, now: now)
+        var decodedAhead = 0
+        var count = 0
+        while count < 1500 {
+            let (subject, body) = events.message()
+            guard subject == "cc.job.event" else { continue }
+            count += 1
+            let message = IncomingMessage(subject: subject, data: body, messageID: "r-\(count)", origin: "FUZZ:\(count)", receivedAt: now)
+            var predecoded = message
+            ahead.processor.predecode(&predecoded)
+            if predecoded.decoded != nil { decodedAhead += 1 }
+            let expected = try inline.processor.process([message])
+            let got = try ahead.processor.process([predecoded])
+            let published = { (env: TestEnvironment) throws -> [String] in
+                let rows = try Outbox(env.processor.database).pending(limit: 10_000)
+                try Outbox(env.processor.database).remove(upTo: Int64.max)
+                return rows.map { "\($0.subject) \($0.messageID) \(String(decoding: $0.payload, as: UTF8.self))" }
+            }
+            let want = try published(inline), have = try published(ahead)
+            guard got == expected, have == want else {
+                Issue.record("seed \(seed), message \(count): \(got) \(have) against \(expected) \(want) for \(String(decoding: body.prefix(300), as: UTF8.self))")
+                return
+            }
+        }
+        #expect(decodedAhead == count)
+        // The same tables after it all: the job rows and the canonical start events as stored.
+        let jobs = "SELECT job_id, cluster, start_time, job_state, duration, resources, meta_data, monitoring_status FROM job ORDER BY id"
+        let starts = "SELECT job, start_event FROM clusterd_job_event ORDER BY job"
+        #expect(try ahead.query(jobs) == inline.query(jobs))
+        #expect(try ahead.query(starts) == inline.query(starts))
+    }
+
     /// Issue 16's "done when": 10,000 random job and node events through a real nats-server
     /// into the running service. Every one gets its result (applied or dead-lettered), the
     /// service stays up and the outbox drains.
