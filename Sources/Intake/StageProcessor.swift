@@ -114,12 +114,18 @@ open class StageProcessor: @unchecked Sendable {
         self.precision = precision
     }
 
+    /// The largest message decoded ahead. Two batches wait decoded at most, and a decoded event
+    /// takes a few times its bytes: a batch of large many-line messages (up to the broker's
+    /// `max_payload` each) is decoded line by line in its batch instead, as before, so memory
+    /// stays bounded by what the broker delivers. A hook's event (~0.5 KB) is far below.
+    public static let maxPredecodedBytes = 16 * 1024
+
     /// Decodes `message`'s lines ahead (``IncomingMessage/decoded``) when the stage's handler
     /// can do so without the database: called on the thread that fetched the message, while
     /// the writer applies the batch before, so the decoding is off the one writer's time.
     /// Thread-safe; a message it leaves alone is decoded when applied, as before.
     public func predecode(_ message: inout IncomingMessage) {
-        guard let predecoder, message.decoded == nil else { return }
+        guard let predecoder, message.decoded == nil, message.data.count <= Self.maxPredecodedBytes else { return }
         // A decoder of its own: the writer's is in use meanwhile (it costs a few allocations).
         var lines: [DecodedLines.Line] = []
         LineDecoder(precision: precision).forEachLine(in: message.data) { entry in
