@@ -98,7 +98,6 @@ open class StageProcessor: @unchecked Sendable {
     /// The handler's ``LineHandler/predecoder``, taken once: ``predecode(_:)`` runs on other
     /// threads and must not touch the handler.
     private let predecoder: (@Sendable (PointView) -> any Sendable)?
-    private let precision: Precision
 
     /// A processor over an open, migrated database.
     public init(database: Database, handler: any LineHandler, precision: Precision = .nanoseconds, config: ClusterdConfig,
@@ -111,7 +110,6 @@ open class StageProcessor: @unchecked Sendable {
         self.logger = logger
         decoder = LineDecoder(precision: precision)
         predecoder = handler.predecoder
-        self.precision = precision
     }
 
     /// The largest message decoded ahead. Two batches wait decoded at most, and a decoded event
@@ -128,7 +126,7 @@ open class StageProcessor: @unchecked Sendable {
         guard let predecoder, message.decoded == nil, message.data.count <= Self.maxPredecodedBytes else { return }
         // A decoder of its own: the writer's is in use meanwhile (it costs a few allocations).
         var lines: [DecodedLines.Line] = []
-        LineDecoder(precision: precision).forEachLine(in: message.data) { entry in
+        LineDecoder(precision: decoder.precision).forEachLine(in: message.data) { entry in
             switch entry {
             case .error(let error, let raw):
                 lines.append(.error(error, raw: String(decoding: raw, as: UTF8.self)))
